@@ -1,0 +1,100 @@
+"""Blueprint: sign up, log in and log out, and the signed-in user for every request."""
+
+import functools
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from sqlalchemy.exc import IntegrityError
+
+from .forms import ConfirmForm, LoginForm, SignupForm
+from .models import User, authenticate_user, db, now
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.before_app_request
+def load_logged_in_user() -> None:
+    """Put the signed-in user (or None) on ``g.user``."""
+    user_id = session.get("user_id")
+    g.user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+
+
+def login_required(view):
+    """Send people who are not signed in to the log-in page, then back."""
+
+    @functools.wraps(view)
+    def wrapped_view(**kwargs):
+        if g.user is None:
+            return redirect(url_for("auth.login", next=request.full_path))
+        return view(**kwargs)
+
+    return wrapped_view
+
+
+def safe_next(target: str | None) -> str:
+    """Follow ``next`` only to a local path on this site, never to another host."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("auth.index")
+
+
+def log_in(user: User) -> None:
+    """Start a fresh session for the user (a new session on log-in prevents fixation)."""
+    session.clear()
+    session["user_id"] = user.id
+    session["auth_time"] = now()
+    session.permanent = True
+
+
+@bp.route("/")
+def index():
+    """The home page."""
+    return render_template("index.html")
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    """Create an account and sign in."""
+    form = SignupForm()
+    if form.validate_on_submit():
+        user = User(username=form.username.data, email=form.email.data.strip())
+        user.set_password(form.password.data, method=current_app.config["PASSWORD_HASH_METHOD"])
+        db.session.add(user)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            # The username was already taken, which caused the commit to fail.
+            db.session.rollback()
+            form.username.errors.append("That username is taken; choose another.")
+        else:
+            log_in(user)
+            return redirect(safe_next(request.args.get("next")))
+    return render_template("auth/signup.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign in with username and password."""
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = authenticate_user(form.username.data, form.password.data)
+        if user is not None:
+            log_in(user)
+            return redirect(safe_next(request.args.get("next")))
+        # One message for both cases, so the form does not reveal which usernames exist.
+        form.password.errors.append("Wrong username or password.")
+    return render_template("auth/login.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    """Sign out and clear the session."""
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        session.clear()
+        flash("You are signed out.")
+    return redirect(url_for("auth.index"))
+
+

@@ -1,0 +1,125 @@
+"""Flask commands: initdb, create-user, create-client, purge-expired."""
+
+import json
+
+import click
+import flask_migrate
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from .client_metadata import AUTH_METHODS, GRANT_TYPES, ClientMetadataError, validate_client_metadata
+from .models import AuthorizationCode, OAuth2Client, Token, User, db, now
+
+#: Rows deleted per transaction by purge-expired, so a big purge never holds long locks.
+PURGE_BATCH_SIZE = 5000
+
+
+@click.command("initdb")
+@with_appcontext
+def initdb_command():
+    """Create the database or upgrade it to the newest schema (safe to run again)."""
+    flask_migrate.upgrade(directory=current_app.extensions["migrate"].directory)
+    click.echo("Database is at the newest schema.")
+
+
+@click.command("create-user")
+@with_appcontext
+@click.argument("username")
+@click.option("--password", required=True, help="The user's password (at least 8 characters).")
+@click.option("--email", default=None, help="The user's email address.")
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+def create_user_command(username, password, email, admin):
+    """Create a user account."""
+    if len(password) < 8:
+        raise click.ClickException("The password must be at least 8 characters.")
+    if not 3 <= len(username) <= 40:
+        raise click.ClickException("The username must be 3 to 40 characters.")
+    user = User(username=username, email=email, is_admin=admin)
+    user.set_password(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        raise click.ClickException(f"A user named {username} already exists.")
+    click.echo(f"Created user {username} (id {user.id}).")
+
+
+@click.command("create-client")
+@with_appcontext
+@click.option("--name", required=True, help="The client's name, shown on the consent page.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="A redirect URI (repeatable).")
+@click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES),
+              help="A grant type (repeatable); default authorization_code.")
+@click.option("--response-type", "response_types", multiple=True, help="A response type (repeatable).")
+@click.option("--scope", default="", help='Space-separated scopes, e.g. "openid profile".')
+@click.option("--auth-method", default="client_secret_basic", type=click.Choice(AUTH_METHODS),
+              help="How the client authenticates at the token endpoint.")
+@click.option("--owner", default=None, help="Username of the client's owner.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create_client_command(name, redirect_uris, grant_types, response_types, scope, auth_method, owner, as_json):
+    """Register a client and print its client_id and client_secret."""
+    owner_user = None
+    if owner is not None:
+        owner_user = db.session.scalar(select(User).where(User.username == owner))
+        if owner_user is None:
+            raise click.ClickException(f"No user named {owner}.")
+    data = {
+        "client_name": name,
+        "redirect_uris": list(redirect_uris),
+        "scope": scope,
+        "token_endpoint_auth_method": auth_method,
+    }
+    if grant_types:
+        data["grant_types"] = list(grant_types)
+    if response_types:
+        data["response_types"] = list(response_types)
+    try:
+        metadata = validate_client_metadata(data)
+    except ClientMetadataError as error:
+        raise click.ClickException(f"{error.field}: {error.message}")
+    client, secret = OAuth2Client.register(metadata, owner=owner_user)
+    db.session.add(client)
+    db.session.commit()
+    if as_json:
+        click.echo(json.dumps({**client.client_metadata, "client_id": client.client_id,
+                               "client_secret": secret}))
+    else:
+        click.echo(f"client_id: {client.client_id}")
+        click.echo(f"client_secret: {secret if secret else '(none: public client)'}")
+
+
+@click.command("purge-expired")
+@with_appcontext
+def purge_expired_command():
+    """Delete expired authorization codes and tokens; print how many."""
+    stamp = now()
+    codes = _purge(AuthorizationCode, AuthorizationCode.expires_at <= stamp)
+    # A token row is dead once its access token has expired and its refresh token
+    # (if any) has expired or been revoked.
+    tokens = _purge(
+        Token,
+        Token.expires_at <= stamp,
+        or_(Token.refresh_token_hash.is_(None), Token.refresh_token_revoked_at != 0,
+            Token.refresh_token_expires_at <= stamp),
+    )
+    click.echo(f"Deleted {codes} expired authorization codes and {tokens} expired tokens.")
+
+
+def _purge(model, *conditions) -> int:
+    """Delete matching rows in batches of PURGE_BATCH_SIZE; return how many."""
+    total = 0
+    while True:
+        ids = db.session.scalars(select(model.id).where(*conditions).limit(PURGE_BATCH_SIZE)).all()
+        if not ids:
+            return total
+        db.session.execute(delete(model).where(model.id.in_(ids)))
+        db.session.commit()
+        total += len(ids)
+
+
+def init_app(app) -> None:
+    """Register the commands with the app."""
+    for command in (initdb_command, create_user_command, create_client_command, purge_expired_command):
+        app.cli.add_command(command)

@@ -1,0 +1,90 @@
+"""Configuration defaults, read from the environment.
+
+Every key can be set as an environment variable of the same name; tests pass a dict to
+``create_app``. Secrets never live in the repository: with no ``SECRET_KEY`` in the
+environment, ``flask initdb`` writes a generated one to the instance folder.
+"""
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+#: Defaults, overridden by environment variables of the same name.
+DEFAULTS = {
+    "DATABASE_URL": None,  # default: a SQLite file in the instance folder
+    "OAUTH2_ISSUER": None,  # default: the URL the request came in on
+    "OAUTH2_SCOPES_SUPPORTED": "openid profile email offline_access",
+    "OAUTH2_ACCESS_TOKEN_LIFETIME": 3600,
+    "OAUTH2_REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
+    "OAUTH2_CODE_LIFETIME": 300,
+    "OAUTH2_ALLOW_HTTP_REDIRECT_URIS": False,  # plain http only for loopback hosts
+    "OAUTH2_PKCE_ALLOW_PLAIN": False,
+    "OAUTH2_ROTATE_CONFIDENTIAL_REFRESH_TOKENS": True,
+    "PASSWORD_HASH_METHOD": "scrypt",
+    "SQLITE_BUSY_TIMEOUT": 30,
+}
+
+_BOOLEAN_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)}
+_INTEGER_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and k not in _BOOLEAN_KEYS}
+
+
+def parse_bool(value) -> bool:
+    """Read a boolean from an environment string such as ``1``, ``true`` or ``off``."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_environment(environ=os.environ) -> dict:
+    """Return the configuration keys that are set in the environment, typed."""
+    config = {}
+    for key in list(DEFAULTS) + ["SECRET_KEY"]:
+        if key not in environ:
+            continue
+        value = environ[key]
+        if key in _BOOLEAN_KEYS:
+            value = parse_bool(value)
+        elif key in _INTEGER_KEYS:
+            try:
+                value = int(value)
+            except ValueError:
+                raise SystemExit(f"Configuration error: {key} must be a whole number, not {value!r}")
+        config[key] = value
+    return config
+
+
+def secret_key_path(instance_path: str) -> Path:
+    """Where ``flask initdb`` keeps the generated secret key."""
+    return Path(instance_path) / "secret_key"
+
+
+def read_or_create_secret_key(instance_path: str) -> str:
+    """Read the instance folder's secret key, generating it on first use."""
+    path = secret_key_path(instance_path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write a private temporary file, then link it into place: the link either wins
+        # or finds another worker's key, so every process agrees on one complete key.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
+
+
+def database_uri(url: str | None, instance_path: str) -> str:
+    """Turn ``DATABASE_URL`` into an SQLAlchemy URI, defaulting to SQLite in the instance folder."""
+    if not url:
+        return "sqlite:///" + str(Path(instance_path) / "website.sqlite")
+    # Heroku-style and plain postgres URLs name no driver: use psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

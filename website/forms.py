@@ -1,0 +1,99 @@
+"""Form definitions (Flask-WTF: every form carries a CSRF token)."""
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+    widgets,
+)
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+
+from .client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES
+
+USERNAME_RULE = Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores only.")
+EMAIL_RULE = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Enter an email address such as ada@example.com.")
+
+GRANT_LABELS = {
+    "authorization_code": "Authorization code (with PKCE) — for web, mobile and desktop apps",
+    "refresh_token": "Refresh token — keep users signed in",
+    "client_credentials": "Client credentials — for services acting on their own behalf",
+    "implicit": "Implicit (legacy, discouraged) — tokens in the URL; use the code flow instead",
+    "password": "Password (legacy, discouraged) — the app sees the user's password",
+}
+AUTH_METHOD_LABELS = {
+    "client_secret_basic": "Client secret in HTTP Basic (confidential client)",
+    "client_secret_post": "Client secret in the POST body (confidential client)",
+    "none": "None — public client (browser or native app), PKCE required",
+}
+
+
+class SignupForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(min=3, max=40), USERNAME_RULE])
+    email = StringField("Email", validators=[DataRequired(), Length(max=254), EMAIL_RULE])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1000)])
+    confirm = PasswordField(
+        "Repeat password", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
+    )
+    submit = SubmitField("Sign up")
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=40)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+    submit = SubmitField("Log in")
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class ClientForm(FlaskForm):
+    client_name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    client_uri = StringField("Home page", validators=[Optional(), Length(max=2000)])
+    logo_uri = StringField("Logo URL", validators=[Optional(), Length(max=2000)])
+    redirect_uris = TextAreaField("Redirect URIs (one per line)", validators=[Length(max=20000)])
+    grant_types = MultiCheckboxField(
+        "Grant types",
+        choices=[(g, GRANT_LABELS[g]) for g in GRANT_TYPES],
+        default=["authorization_code", "refresh_token"],
+    )
+    scope = StringField("Scopes (space-separated)", validators=[Length(max=1000)])
+    token_endpoint_auth_method = SelectField(
+        "Client authentication",
+        choices=[(m, AUTH_METHOD_LABELS[m]) for m in AUTH_METHODS],
+        default="client_secret_basic",
+    )
+    contacts = TextAreaField("Contact emails (one per line)", validators=[Length(max=5000)])
+    submit = SubmitField("Save")
+
+    legacy_grant_types = LEGACY_GRANT_TYPES
+
+    def to_metadata(self) -> dict:
+        """The form's fields as RFC 7591 metadata."""
+        return {
+            "client_name": self.client_name.data,
+            "client_uri": self.client_uri.data,
+            "logo_uri": self.logo_uri.data,
+            "redirect_uris": (self.redirect_uris.data or "").split(),
+            "grant_types": self.grant_types.data or [],
+            "scope": self.scope.data,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method.data,
+            "contacts": (self.contacts.data or "").split(),
+        }
+
+
+class ConsentForm(FlaskForm):
+    allow = SubmitField("Allow")
+    deny = SubmitField("Deny")
+
+
+class ConfirmForm(FlaskForm):
+    """A form with only its CSRF token, for buttons that change something (log out, delete)."""
+
+    confirm = BooleanField("Confirm")

@@ -1,0 +1,321 @@
+"""Database models: people, OAuth clients, authorization codes and tokens.
+
+Secrets at rest are hashes: passwords with werkzeug's slow password hash, client secrets
+and tokens (high-entropy random values) with SHA-256, looked up by that hash.
+"""
+
+import hashlib
+import hmac
+import secrets
+import time
+from datetime import datetime, timezone
+
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, list_to_scope, scope_to_list
+from authlib.oidc.core import AuthorizationCodeMixin
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .redirect_uris import redirect_uri_matches
+
+
+class Base(DeclarativeBase):
+    # Named constraints let Alembic's batch mode drop and recreate them on SQLite.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def now() -> int:
+    """The current time as whole seconds since the epoch."""
+    return int(time.time())
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def hash_secret(value: str) -> str:
+    """SHA-256 of a high-entropy secret (token, code, client secret), as hex."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    is_admin: Mapped[bool] = mapped_column(default=False)
+
+    def set_password(self, password: str, method: str = "scrypt") -> None:
+        """Store a slow, salted hash of the password."""
+        self.password_hash = generate_password_hash(password, method=method)
+
+    def check_password(self, password: str) -> bool:
+        """Tell whether the password matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+    def get_user_id(self) -> int:
+        """The user id Authlib stores with codes and tokens."""
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+#: Checked when no such user exists, so a wrong username costs as long as a wrong password.
+_DUMMY_PASSWORD_HASH = generate_password_hash(secrets.token_hex(16), method="scrypt")
+
+
+def authenticate_user(username: str, password: str) -> User | None:
+    """Return the user whose username and password these are, or None."""
+    user = db.session.scalar(select(User).where(User.username == username)) if username else None
+    if user is None:
+        check_password_hash(_DUMMY_PASSWORD_HASH, password or "")
+        return None
+    return user if user.check_password(password) else None
+
+
+class OAuth2Client(db.Model, ClientMixin):
+    """A registered client with its RFC 7591 metadata; the secret is kept only as a hash."""
+
+    __tablename__ = "oauth2_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(48), unique=True)
+    client_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    client_id_issued_at: Mapped[int] = mapped_column(default=now)
+    client_secret_expires_at: Mapped[int] = mapped_column(default=0)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    client_name: Mapped[str] = mapped_column(String(100))
+    client_uri: Mapped[str | None] = mapped_column(String(2000))
+    logo_uri: Mapped[str | None] = mapped_column(String(2000))
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list] = mapped_column(JSON, default=list)
+    response_types: Mapped[list] = mapped_column(JSON, default=list)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
+    contacts: Mapped[list] = mapped_column(JSON, default=list)
+    #: Any other RFC 7591 / OpenID metadata (post_logout_redirect_uris, tos_uri, ...).
+    extra_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    owner: Mapped[User | None] = relationship()
+
+    METADATA_FIELDS = (
+        "client_name",
+        "client_uri",
+        "logo_uri",
+        "redirect_uris",
+        "grant_types",
+        "response_types",
+        "scope",
+        "token_endpoint_auth_method",
+        "contacts",
+    )
+
+    @property
+    def client_metadata(self) -> dict:
+        """All registered metadata as one RFC 7591 dictionary."""
+        data = dict(self.extra_metadata or {})
+        for field in self.METADATA_FIELDS:
+            value = getattr(self, field)
+            if value not in (None, "", []):
+                data[field] = value
+        return data
+
+    def set_client_metadata(self, metadata: dict) -> None:
+        """Store RFC 7591 metadata: known fields in columns, the rest in extra_metadata."""
+        extra = {}
+        for key, value in metadata.items():
+            if key in self.METADATA_FIELDS:
+                setattr(self, key, value)
+            else:
+                extra[key] = value
+        self.extra_metadata = extra
+
+    @property
+    def is_public(self) -> bool:
+        """A public client has no secret and authenticates with ``none``."""
+        return self.token_endpoint_auth_method == "none"
+
+    @classmethod
+    def register(cls, metadata: dict, owner: User | None = None) -> tuple["OAuth2Client", str | None]:
+        """Make a client from validated metadata; return it with its plain secret (None if public)."""
+        client = cls(client_id=secrets.token_urlsafe(24), owner=owner, client_id_issued_at=now())
+        client.set_client_metadata(metadata)
+        return client, client.rotate_secret()
+
+    def rotate_secret(self) -> str | None:
+        """Give a confidential client a new secret; return it (the only time it is seen)."""
+        if self.is_public:
+            self.client_secret_hash = None
+            return None
+        secret = secrets.token_urlsafe(48)
+        self.client_secret_hash = hash_secret(secret)
+        return secret
+
+    # Authlib's ClientMixin interface.
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Only unambiguous: with several registered URIs the request must name one.
+        if len(self.redirect_uris) == 1:
+            return self.redirect_uris[0]
+        return None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        if not scope:
+            return self.scope
+        allowed = set(scope_to_list(self.scope))
+        return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return any(redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.client_secret_hash or not client_secret:
+            return False
+        return hmac.compare_digest(self.client_secret_hash, hash_secret(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        # The same registered method authenticates the client at every endpoint
+        # (token, revocation, introspection).
+        return self.token_endpoint_auth_method == method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type in self.response_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+
+class AuthorizationCode(db.Model, AuthorizationCodeMixin):
+    """A short-lived, single-use authorization code, stored as a hash."""
+
+    __tablename__ = "oauth2_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(48), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    redirect_uri: Mapped[str] = mapped_column(Text, default="")
+    response_type: Mapped[str] = mapped_column(Text, default="")
+    scope: Mapped[str] = mapped_column(Text, default="")
+    nonce: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(Text)
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    auth_time: Mapped[int] = mapped_column(default=now)
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)
+    used_at: Mapped[int | None] = mapped_column()
+
+    user: Mapped[User] = relationship()
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= time.time()
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+
+class Token(db.Model, TokenMixin):
+    """An access token and its optional refresh token, both stored as hashes."""
+
+    __tablename__ = "oauth2_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(48), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_type: Mapped[str] = mapped_column(String(40), default="Bearer")
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    issued_at: Mapped[int] = mapped_column(default=now)
+    expires_in: Mapped[int] = mapped_column(default=0)
+    #: When the access token stops working; indexed for purging.
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)
+    refresh_token_expires_at: Mapped[int | None] = mapped_column()
+    access_token_revoked_at: Mapped[int] = mapped_column(default=0)
+    refresh_token_revoked_at: Mapped[int] = mapped_column(default=0)
+    #: When this row's refresh token was exchanged for a new one (rotation).
+    rotated_at: Mapped[int | None] = mapped_column()
+    #: The authorization code this token was issued from, to revoke it on code reuse.
+    authorization_code_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: Tokens refreshed from one another share a family, revoked together.
+    family_id: Mapped[str] = mapped_column(String(32), index=True)
+
+    #: Set by the revocation endpoint's lookup: the value presented was the refresh token.
+    matched_refresh_token = False
+
+    user: Mapped[User | None] = relationship()
+    client: Mapped[OAuth2Client] = relationship(
+        primaryjoin="foreign(Token.client_id) == OAuth2Client.client_id", viewonly=True
+    )
+
+    # Authlib's TokenMixin interface.
+
+    def check_client(self, client) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_in
+
+    def get_expires_at(self) -> int:
+        return self.expires_at
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= time.time()
+
+    def is_revoked(self) -> bool:
+        return bool(self.access_token_revoked_at)
+
+    def is_refresh_token_active(self) -> bool:
+        """Tell whether the refresh token can still be exchanged."""
+        if not self.refresh_token_hash or self.refresh_token_revoked_at:
+            return False
+        return self.refresh_token_expires_at is None or self.refresh_token_expires_at > time.time()
+
+    def get_user(self) -> User | None:
+        return self.user
+
+    def get_client(self) -> OAuth2Client:
+        return self.client
+
+    def revoke(self, refresh_token_too: bool = True) -> None:
+        """Revoke the access token and, unless told otherwise, the refresh token with it."""
+        stamp = now()
+        self.access_token_revoked_at = self.access_token_revoked_at or stamp
+        if refresh_token_too and self.refresh_token_hash:
+            self.refresh_token_revoked_at = self.refresh_token_revoked_at or stamp
