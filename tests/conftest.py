@@ -212,3 +212,65 @@ def live_server(app):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+def authorize_url(client, **params) -> str:
+    """An /oauth/authorize URL for the client; ``None`` values leave a parameter out."""
+    from urllib.parse import urlencode
+
+    values = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uris[0],
+        "scope": "profile",
+        "state": "xyz",
+    }
+    values.update(params)
+    return "/oauth/authorize?" + urlencode({k: v for k, v in values.items() if v is not None})
+
+
+def approve(test_client, auth, url, button="allow"):
+    """Open the consent page and press Allow (or Deny); return the response."""
+    token = auth.csrf_token(url)
+    return test_client.post(url, data={"csrf_token": token, button: button.title()})
+
+
+def bearer(access_token: str) -> dict:
+    """The Authorization header for a bearer token."""
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+def get_code(test_client, auth, client, **params) -> tuple[str, str]:
+    """Log in (as alice), approve a PKCE code request; return (code, verifier)."""
+    verifier, challenge = pkce_pair()
+    params.setdefault("code_challenge", challenge)
+    params.setdefault("code_challenge_method", "S256")
+    auth.login()
+    response = approve(test_client, auth, authorize_url(client, **params))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return query_params(response.headers["Location"])["code"], verifier
+
+
+def exchange_code(test_client, client, secret, code, verifier, **extra):
+    """POST the code to the token endpoint with HTTP Basic client authentication."""
+    data = {"grant_type": "authorization_code", "code": code,
+            "redirect_uri": client.redirect_uris[0], "code_verifier": verifier, **extra}
+    return test_client.post("/oauth/token", data=data, auth=(client.client_id, secret))
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token in a rendered form."""
+    return html.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
+
+
+def count_rows(app, model, *conditions) -> int:
+    """How many rows of a model (matching the conditions) the database holds."""
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*conditions))
+
+
+def update_rows(app, model, values: dict, *conditions) -> None:
+    """Change rows directly in the database, e.g. to make a token expire."""
+    with app.app_context():
+        db.session.execute(sa.update(model).where(*conditions).values(**values))
+        db.session.commit()

@@ -6,7 +6,7 @@ import secrets
 from authlib.common.security import generate_token
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
@@ -181,8 +181,13 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
-    def authenticate_user(self, username: str, password: str) -> User | None:
-        return authenticate_user(username, password)
+    def authenticate_user(self, username: str, password: str) -> User:
+        user = authenticate_user(username, password)
+        if user is None:
+            # RFC 6749 §5.2: wrong resource owner credentials are an invalid grant;
+            # Authlib would answer invalid_request.
+            raise InvalidGrantError("Wrong username or password.")
+        return user
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
