@@ -4,13 +4,23 @@ ResourceProtector. Everything here implements hooks Authlib leaves to the applic
 import secrets
 
 from authlib.common.security import generate_token
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.consts import default_json_headers
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
+from authlib.integrations.flask_oauth2.errors import raise_http_exception
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    MissingAuthorizationError,
+    UnsupportedTokenTypeError,
+)
+from authlib.oauth2.rfc6750 import InsufficientScopeError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
-from flask import current_app
+from flask import current_app, json
 from sqlalchemy import select, update
 from werkzeug.local import LocalProxy
 
@@ -248,6 +258,11 @@ class RevocationEndpoint(_RevocationEndpoint):
 
     CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
+    def check_params(self, request, client) -> None:
+        # RFC 7009 §2.1: "An invalid token type hint value is ignored"; Authlib refuses it.
+        if "token" not in request.form:
+            raise InvalidRequestError("Missing 'token' in request.")
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         if not token_string or len(token_string) > 512:
             return None
@@ -276,6 +291,23 @@ class BearerValidator(BearerTokenValidator):
         if not token_string or len(token_string) > 512:
             return None
         return query_token_by_access_token(token_string)
+
+
+class ResourceProtector(_ResourceProtector):
+    """Answers resource requests per RFC 6750 §3, which Authlib leaves loose: no bearer token
+    is a 401 with a bare ``Bearer`` challenge (Authlib sends a lower-case scheme and a made-up
+    error code), and a 403 for a missing scope names the error in the challenge too."""
+
+    def raise_error_response(self, error):
+        if isinstance(error, (MissingAuthorizationError, UnsupportedTokenTypeError)):
+            body = {"error": "invalid_token",
+                    "error_description": "Send an access token in an 'Authorization: Bearer' header."}
+            raise_http_exception(401, json.dumps(body), [*default_json_headers, ("WWW-Authenticate", "Bearer")])
+        if isinstance(error, InsufficientScopeError):
+            body = dict(error.get_body())
+            challenge = f'Bearer error="insufficient_scope", error_description="{error.description}"'
+            raise_http_exception(403, json.dumps(body), [*default_json_headers, ("WWW-Authenticate", challenge)])
+        super().raise_error_response(error)
 
 
 #: Protects resource endpoints such as /api/me; its validator holds no per-app state.
