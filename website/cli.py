@@ -10,6 +10,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .client_metadata import AUTH_METHODS, GRANT_TYPES, ClientMetadataError, validate_client_metadata
+from .forms import EMAIL_RULE, USERNAME_RULE
 from .models import AuthorizationCode, OAuth2Client, Token, User, db, now
 
 #: Rows deleted per transaction by purge-expired, so a big purge never holds long locks.
@@ -34,8 +35,13 @@ def create_user_command(username, password, email, admin):
     """Create a user account."""
     if len(password) < 8:
         raise click.ClickException("The password must be at least 8 characters.")
+    # The same rules as the sign-up form, so every account can also log in on the site.
     if not 3 <= len(username) <= 40:
         raise click.ClickException("The username must be 3 to 40 characters.")
+    if not USERNAME_RULE.regex.match(username):
+        raise click.ClickException(f"The username may use {USERNAME_RULE.message[4:].rstrip('.')}.")
+    if email is not None and (len(email) > 254 or not EMAIL_RULE.regex.match(email)):
+        raise click.ClickException(f"{email!r} is not an email address.")
     user = User(username=username, email=email, is_admin=admin)
     user.set_password(password, method=current_app.config["PASSWORD_HASH_METHOD"])
     db.session.add(user)
