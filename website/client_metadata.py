@@ -26,7 +26,8 @@ SCOPE_DESCRIPTIONS = {
     "offline_access": "Keep access while you are away (refresh tokens).",
 }
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: No spaces or control characters (PostgreSQL text cannot even hold NUL).
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 
 
 class ClientMetadataError(ValueError):
@@ -61,6 +62,8 @@ def _optional_string(data: dict, field: str, max_length: int) -> str | None:
     if not isinstance(value, str):
         raise ClientMetadataError(field, f"{field} must be a string.")
     value = value.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ClientMetadataError(field, f"{field} must not contain control characters.")
     if len(value) > max_length:
         raise ClientMetadataError(field, f"{field} must be at most {max_length} characters.")
     return value or None

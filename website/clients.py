@@ -13,6 +13,8 @@ bp = Blueprint("clients", __name__, url_prefix="/clients")
 
 def get_own_client(client_id: str) -> OAuth2Client:
     """The signed-in user's client with this id, or 404 (also for other people's clients)."""
+    if "\x00" in client_id:  # PostgreSQL refuses a NUL byte even in a comparison
+        abort(404)
     client = db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == client_id))
     if client is None or client.owner_id != g.user.id:
         abort(404)

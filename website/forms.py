@@ -17,7 +17,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 from .client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES
 
 USERNAME_RULE = Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores only.")
-EMAIL_RULE = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Enter an email address such as ada@example.com.")
+EMAIL_RULE = Regexp(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$", message="Enter an email address such as ada@example.com.")
 
 GRANT_LABELS = {
     "authorization_code": "Authorization code (with PKCE) — for web, mobile and desktop apps",

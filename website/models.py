@@ -84,7 +84,9 @@ _DUMMY_PASSWORD_HASH = generate_password_hash(secrets.token_hex(16), method="scr
 
 def authenticate_user(username: str, password: str) -> User | None:
     """Return the user whose username and password these are, or None."""
-    user = db.session.scalar(select(User).where(User.username == username)) if username else None
+    # PostgreSQL refuses a NUL byte even in a comparison; no username holds one.
+    known = username and "\x00" not in username
+    user = db.session.scalar(select(User).where(User.username == username)) if known else None
     if user is None:
         check_password_hash(_DUMMY_PASSWORD_HASH, password or "")
         return None

@@ -5,10 +5,14 @@ import secrets
 
 from authlib.common.security import generate_token
 from authlib.consts import default_json_headers
-from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
 from authlib.integrations.flask_oauth2.errors import raise_http_exception
+from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.authenticate_client import (
+    authenticate_client_secret_basic as _authenticate_client_secret_basic,
+)
 from authlib.oauth2.rfc6749.errors import (
     InvalidClientError,
     InvalidGrantError,
@@ -16,8 +20,7 @@ from authlib.oauth2.rfc6749.errors import (
     MissingAuthorizationError,
     UnsupportedTokenTypeError,
 )
-from authlib.oauth2.rfc6750 import InsufficientScopeError
-from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
+from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from flask import current_app, json
@@ -30,9 +33,35 @@ from .models import AuthorizationCode, OAuth2Client, Token, User, authenticate_u
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
+class AuthorizationServer(_AuthorizationServer):
+    """Authlib's server, kept from building error descriptions it cannot send."""
+
+    def get_authorization_grant(self, request):
+        # Values are stored with the code (nonce, scope, ...): PostgreSQL text cannot hold NUL.
+        if any("\x00" in value for values in request.payload.datalist.values() for value in values):
+            raise InvalidRequestError("Request parameters must not contain NUL characters.")
+        # Authlib quotes these values in error descriptions, which may hold only printable
+        # ASCII (RFC 6749 §4.1.2.1); anything else made Authlib raise ValueError, a 500.
+        for name in ("response_type", "redirect_uri"):
+            value = request.payload.data.get(name)
+            if value and invalid_error_characters(value):
+                raise InvalidRequestError(f"Invalid '{name}' in request.")
+        return super().get_authorization_grant(request)
+
+
+def authenticate_client_secret_basic(query_client, request):
+    """HTTP Basic client authentication; a malformed header fails like a wrong secret."""
+    try:
+        return _authenticate_client_secret_basic(query_client, request)
+    except ValueError:
+        # Authlib's parser raises on "Basic " with nothing after it or non-UTF-8 credentials.
+        return None
+
+
 def query_client(client_id: str) -> OAuth2Client | None:
     """Find a client by its client_id."""
-    if not client_id or len(client_id) > 48:
+    # A NUL byte is never in a client_id, and PostgreSQL refuses to even compare one.
+    if not client_id or len(client_id) > 48 or "\x00" in client_id:
         return None
     return db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == client_id))
 
@@ -332,6 +361,7 @@ def init_app(app) -> AuthorizationServer:
     """Build the app's authorization server with its grants and endpoints."""
     authorization = AuthorizationServer()
     authorization.init_app(app, query_client=query_client, save_token=save_token)
+    authorization.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     authorization.register_token_generator("default", create_token_generator(app.config))
     authorization.scopes_supported = app.config["OAUTH2_SCOPES_SUPPORTED"].split()
     authorization.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True)])
