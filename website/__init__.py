@@ -66,6 +66,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
     cli.init_app(app)
+    from . import introspection
+
+    introspection.init_app(app, csrf)
     register_error_pages(app)
     return app
 
