@@ -4,6 +4,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from .client_metadata import SCOPE_DESCRIPTIONS
+from .consent import consent_required, remember_consent
 from .forms import ConsentForm
 from .oauth2 import authorization
 
@@ -27,6 +28,9 @@ def authorize():
         return render_authorization_error(error)
     if g.user is None:
         return redirect(url_for("auth.login", next=request.full_path))
+    if request.method == "GET" and not consent_required(grant, g.user):
+        # The user already allowed these scopes: no need to ask again.
+        return authorization.create_authorization_response(grant=grant, grant_user=g.user)
     form = ConsentForm()
     if request.method == "GET" or not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
@@ -34,6 +38,8 @@ def authorize():
                                scopes=grant.request.scope.split(),
                                scope_descriptions=SCOPE_DESCRIPTIONS), status
     grant_user = g.user if form.allow.data else None
+    if grant_user is not None:
+        remember_consent(grant_user, grant.client, grant.request.payload.scope)
     return authorization.create_authorization_response(grant=grant, grant_user=grant_user)
 
 
