@@ -66,9 +66,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
     cli.init_app(app)
-    from . import account, introspection
+    from . import account, introspection, registration
 
     introspection.init_app(app, csrf)
+    registration.init_app(app, csrf)
     app.register_blueprint(account.bp)
     register_error_pages(app)
     return app

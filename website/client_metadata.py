@@ -126,6 +126,14 @@ def validate_client_metadata(data: dict) -> dict:
         raise ClientMetadataError("redirect_uris", "Register at least one redirect URI.")
     metadata["redirect_uris"] = redirect_uris
 
+    # OpenID Connect RP-Initiated Logout §3.1 (Auth0's "Allowed Logout URLs"): where the
+    # logout endpoints may send the browser back to; the same rules as redirect URIs.
+    logout_uris = _string_list(data, "post_logout_redirect_uris")
+    for uri in logout_uris:
+        if problem := validate_redirect_uri(uri, allow_http=allow_http):
+            raise ClientMetadataError("post_logout_redirect_uris", f"Logout URL: {problem}")
+    metadata["post_logout_redirect_uris"] = logout_uris
+
     scope = data.get("scope")
     if scope is None or scope == "":
         scopes = supported_scopes()

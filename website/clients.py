@@ -116,6 +116,7 @@ def _form_data(client: OAuth2Client) -> dict:
         "client_uri": client.client_uri,
         "logo_uri": client.logo_uri,
         "redirect_uris": "\n".join(client.redirect_uris),
+        "post_logout_redirect_uris": "\n".join(client.client_metadata.get("post_logout_redirect_uris", [])),
         "grant_types": client.grant_types,
         "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,

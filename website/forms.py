@@ -58,6 +58,7 @@ class ClientForm(FlaskForm):
     client_uri = StringField("Home page", validators=[Optional(), Length(max=2000)])
     logo_uri = StringField("Logo URL", validators=[Optional(), Length(max=2000)])
     redirect_uris = TextAreaField("Redirect URIs (one per line)", validators=[Length(max=20000)])
+    post_logout_redirect_uris = TextAreaField("Logout URLs (one per line)", validators=[Length(max=20000)])
     grant_types = MultiCheckboxField(
         "Grant types",
         choices=[(g, GRANT_LABELS[g]) for g in GRANT_TYPES],
@@ -81,6 +82,7 @@ class ClientForm(FlaskForm):
             "client_uri": self.client_uri.data,
             "logo_uri": self.logo_uri.data,
             "redirect_uris": (self.redirect_uris.data or "").split(),
+            "post_logout_redirect_uris": (self.post_logout_redirect_uris.data or "").split(),
             "grant_types": self.grant_types.data or [],
             "scope": self.scope.data,
             "token_endpoint_auth_method": self.token_endpoint_auth_method.data,
