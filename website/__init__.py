@@ -61,6 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
     # Clients call these with their own credentials, not a browser session.
     csrf.exempt(oauth.issue_token)
     csrf.exempt(oauth.revoke_token)
+    csrf.exempt(oauth.userinfo)
     app.register_blueprint(auth.bp)
     app.register_blueprint(clients.bp)
     app.register_blueprint(oauth.bp)

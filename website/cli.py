@@ -1,4 +1,4 @@
-"""Flask commands: initdb, create-user, create-client, purge-expired."""
+"""Flask commands: initdb, create-user, create-client, rotate-keys, purge-expired."""
 
 import json
 
@@ -9,7 +9,14 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from .client_metadata import AUTH_METHODS, GRANT_TYPES, ClientMetadataError, validate_client_metadata
+from . import oidc
+from .client_metadata import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    RESPONSE_TYPE_GRANTS,
+    ClientMetadataError,
+    validate_client_metadata,
+)
 from .models import AuthorizationCode, OAuth2Client, Token, User, db, now
 
 #: Rows deleted per transaction by purge-expired, so a big purge never holds long locks.
@@ -19,9 +26,12 @@ PURGE_BATCH_SIZE = 5000
 @click.command("initdb")
 @with_appcontext
 def initdb_command():
-    """Create the database or upgrade it to the newest schema (safe to run again)."""
+    """Create the database or upgrade it to the newest schema, with a first signing key
+    (safe to run again)."""
     flask_migrate.upgrade(directory=current_app.extensions["migrate"].directory)
     click.echo("Database is at the newest schema.")
+    if (key := oidc.ensure_signing_key()) is not None:
+        click.echo(f"Created the first signing key (kid {key.kid}).")
 
 
 @click.command("create-user")
@@ -29,14 +39,17 @@ def initdb_command():
 @click.argument("username")
 @click.option("--password", required=True, help="The user's password (at least 8 characters).")
 @click.option("--email", default=None, help="The user's email address.")
+@click.option("--name", default=None, help="The user's full name (the OpenID Connect name claim).")
 @click.option("--admin", is_flag=True, help="Make the user an administrator.")
-def create_user_command(username, password, email, admin):
+def create_user_command(username, password, email, name, admin):
     """Create a user account."""
     if len(password) < 8:
         raise click.ClickException("The password must be at least 8 characters.")
     if not 3 <= len(username) <= 40:
         raise click.ClickException("The username must be 3 to 40 characters.")
-    user = User(username=username, email=email, is_admin=admin)
+    if name is not None and not 1 <= len(name.strip()) <= 100:
+        raise click.ClickException("The name must be 1 to 100 characters.")
+    user = User(username=username, email=email, name=name.strip() if name else None, is_admin=admin)
     user.set_password(password, method=current_app.config["PASSWORD_HASH_METHOD"])
     db.session.add(user)
     try:
@@ -54,7 +67,8 @@ def create_user_command(username, password, email, admin):
               help="A URL the logout endpoints may return to (repeatable).")
 @click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES),
               help="A grant type (repeatable); default authorization_code.")
-@click.option("--response-type", "response_types", multiple=True, help="A response type (repeatable).")
+@click.option("--response-type", "response_types", multiple=True,
+              help=f"A response type (repeatable): {', '.join(repr(r) for r in RESPONSE_TYPE_GRANTS)}.")
 @click.option("--scope", default="", help='Space-separated scopes, e.g. "openid profile".')
 @click.option("--auth-method", default="client_secret_basic", type=click.Choice(AUTH_METHODS),
               help="How the client authenticates at the token endpoint.")
@@ -93,6 +107,18 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_
         click.echo(f"client_secret: {secret if secret else '(none: public client)'}")
 
 
+@click.command("rotate-keys")
+@with_appcontext
+def rotate_keys_command():
+    """Start signing with a new key; older public keys stay published until their tokens expire."""
+    new, published, deleted = oidc.rotate_signing_keys()
+    click.echo(f"New signing key: kid {new.kid}.")
+    for key in published:
+        click.echo(f"Retired key {key.kid} stays published until {key.publish_until} (epoch seconds).")
+    if deleted:
+        click.echo(f"Deleted {deleted} retired keys whose tokens have all expired.")
+
+
 @click.command("purge-expired")
 @with_appcontext
 def purge_expired_command():
@@ -124,5 +150,6 @@ def _purge(model, *conditions) -> int:
 
 def init_app(app) -> None:
     """Register the commands with the app."""
-    for command in (initdb_command, create_user_command, create_client_command, purge_expired_command):
+    for command in (initdb_command, create_user_command, create_client_command, rotate_keys_command,
+                    purge_expired_command):
         app.cli.add_command(command)

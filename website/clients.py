@@ -118,6 +118,7 @@ def _form_data(client: OAuth2Client) -> dict:
         "redirect_uris": "\n".join(client.redirect_uris),
         "post_logout_redirect_uris": "\n".join(client.client_metadata.get("post_logout_redirect_uris", [])),
         "grant_types": client.grant_types,
+        "response_types": client.response_types,
         "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "contacts": "\n".join(client.contacts),

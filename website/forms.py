@@ -13,7 +13,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
-from .client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES
+from .client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES, RESPONSE_TYPE_GRANTS
 
 USERNAME_RULE = Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores only.")
 EMAIL_RULE = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Enter an email address such as ada@example.com.")
@@ -24,6 +24,15 @@ GRANT_LABELS = {
     "client_credentials": "Client credentials — for services acting on their own behalf",
     "implicit": "Implicit (legacy, discouraged) — tokens in the URL; use the code flow instead",
     "password": "Password (legacy, discouraged) — the app sees the user's password",
+}
+RESPONSE_TYPE_LABELS = {
+    "code": "code — authorization code flow (recommended)",
+    "token": "token — OAuth implicit (legacy)",
+    "id_token": "id_token — OpenID Connect implicit, ID token only (legacy)",
+    "id_token token": "id_token token — OpenID Connect implicit (legacy)",
+    "code id_token": "code id_token — OpenID Connect hybrid",
+    "code token": "code token — OpenID Connect hybrid",
+    "code id_token token": "code id_token token — OpenID Connect hybrid",
 }
 AUTH_METHOD_LABELS = {
     "client_secret_basic": "Client secret in HTTP Basic (confidential client)",
@@ -64,6 +73,10 @@ class ClientForm(FlaskForm):
         choices=[(g, GRANT_LABELS[g]) for g in GRANT_TYPES],
         default=["authorization_code", "refresh_token"],
     )
+    response_types = MultiCheckboxField(
+        "Response types (leave all unticked for the grants' defaults)",
+        choices=[(r, RESPONSE_TYPE_LABELS[r]) for r in RESPONSE_TYPE_GRANTS],
+    )
     scope = StringField("Scopes (space-separated)", validators=[Length(max=1000)])
     token_endpoint_auth_method = SelectField(
         "Client authentication",
@@ -77,7 +90,7 @@ class ClientForm(FlaskForm):
 
     def to_metadata(self) -> dict:
         """The form's fields as RFC 7591 metadata."""
-        return {
+        metadata = {
             "client_name": self.client_name.data,
             "client_uri": self.client_uri.data,
             "logo_uri": self.logo_uri.data,
@@ -88,6 +101,9 @@ class ClientForm(FlaskForm):
             "token_endpoint_auth_method": self.token_endpoint_auth_method.data,
             "contacts": (self.contacts.data or "").split(),
         }
+        if self.response_types.data:
+            metadata["response_types"] = self.response_types.data
+        return metadata
 
 
 class ConsentForm(FlaskForm):

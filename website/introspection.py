@@ -11,7 +11,7 @@ from flask import Blueprint
 
 from .models import Token
 from .oauth2 import MAX_TOKEN_LENGTH, authorization, query_token_by_access_token, query_token_by_refresh_token
-from .signing import get_issuer
+from .oidc import advertise, get_issuer
 
 #: Introspection needs a secret: public clients cannot prove who is asking.
 INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -73,6 +73,7 @@ bp = Blueprint("introspection", __name__)
 
 
 @bp.route("/oauth/introspect", methods=["POST"])
+@advertise("introspection_endpoint")
 def introspect_token():
     """Tell an authenticated client whether its token is active (RFC 7662)."""
     return authorization.create_endpoint_response(IntrospectionEndpoint.ENDPOINT_NAME)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, list_to_scope, scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint, false, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -57,6 +57,10 @@ class User(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(40), unique=True)
     email: Mapped[str | None] = mapped_column(String(254))
+    #: The full name for the OpenID Connect ``name`` claim (the username when unset).
+    name: Mapped[str | None] = mapped_column(String(100))
+    #: No verification flow exists yet, so addresses are reported as unverified.
+    email_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
@@ -323,6 +327,31 @@ class Token(db.Model, TokenMixin):
         self.access_token_revoked_at = self.access_token_revoked_at or stamp
         if refresh_token_too and self.refresh_token_hash:
             self.refresh_token_revoked_at = self.refresh_token_revoked_at or stamp
+
+
+class SigningKey(db.Model):
+    """A key that signs id_tokens; every instance reads the same keys from here.
+
+    The newest key signs. Older keys keep their public half published in the JWKS until
+    ``publish_until``, when every token they signed has expired; their private half is
+    erased when they are retired, since nothing may sign with them any more.
+    """
+
+    __tablename__ = "oauth2_signing_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The RFC 7638 thumbprint of the public key.
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    alg: Mapped[str] = mapped_column(String(16), default="RS256")
+    public_jwk: Mapped[dict] = mapped_column(JSON)
+    private_jwk: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(default=now)
+    retired_at: Mapped[int | None] = mapped_column()
+    publish_until: Mapped[int | None] = mapped_column()
+
+    def is_published(self, at: int) -> bool:
+        """Tell whether the JWKS lists this key at the given time."""
+        return self.publish_until is None or self.publish_until > at
 
 
 # Consents, dynamic registration and APIs (resource servers).

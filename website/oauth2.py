@@ -2,16 +2,22 @@
 ResourceProtector. Everything here implements hooks Authlib leaves to the application."""
 
 import secrets
+from collections import defaultdict
 
 from authlib.common.security import generate_token
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Payload
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from flask import current_app
+from flask import request as flask_request
 from sqlalchemy import select, update
+from werkzeug.datastructures import MultiDict
 from werkzeug.local import LocalProxy
 
 from .models import AuthorizationCode, OAuth2Client, Token, User, authenticate_user, db, hash_secret, now
@@ -83,6 +89,11 @@ def save_token(token: dict, request) -> None:
     db.session.commit()
 
 
+def pkce_methods() -> list[str]:
+    """The PKCE code_challenge_methods this server accepts: S256, and plain if configured."""
+    return ["S256", "plain"] if current_app.config["OAUTH2_PKCE_ALLOW_PLAIN"] else ["S256"]
+
+
 class CodeChallenge(_CodeChallenge):
     """PKCE (RFC 7636): S256 only unless ``plain`` is configured; required for public clients."""
 
@@ -97,7 +108,7 @@ class CodeChallenge(_CodeChallenge):
             raise InvalidRequestError(
                 "Public clients must use PKCE: send 'code_challenge' with 'code_challenge_method=S256'."
             )
-        if method == "plain" and not current_app.config["OAUTH2_PKCE_ALLOW_PLAIN"]:
+        if method and method not in pkce_methods():
             raise InvalidRequestError("Unsupported 'code_challenge_method': use S256.")
         super().validate_code_challenge(grant, redirect_uri)
 
@@ -280,6 +291,70 @@ class BearerValidator(BearerTokenValidator):
 require_oauth = ResourceProtector()
 require_oauth.register_token_validator(BearerValidator())
 
+def json_body_parameters(request) -> MultiDict | None:
+    """A JSON request body as parameters: an object of string values, else None."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
+        return None
+    return MultiDict(body)
+
+
+class JsonBodyPayload(OAuth2Payload):
+    def __init__(self, data: MultiDict):
+        self._data = data
+
+    @property
+    def data(self):
+        return self._data
+
+    @property
+    def datalist(self):
+        return defaultdict(list, {key: self._data.getlist(key) for key in self._data})
+
+
+class JsonBodyRequest(FlaskOAuth2Request):
+    """A request whose parameters come in a JSON body instead of a form."""
+
+    def __init__(self, request, data: MultiDict):
+        super().__init__(request)
+        self.payload = JsonBodyPayload(data)
+
+    @property
+    def form(self):
+        return self.payload.data
+
+
+class AuthorizationServer(_AuthorizationServer):
+    """Authlib's server, also taking token requests with a JSON body as Auth0 does, and
+    telling which grants and endpoints are registered (for the discovery documents)."""
+
+    def create_oauth2_request(self, request):
+        if flask_request.is_json:
+            return JsonBodyRequest(flask_request, json_body_parameters(flask_request) or MultiDict())
+        return super().create_oauth2_request(request)
+
+    def create_token_response(self, request=None):
+        if flask_request.is_json and json_body_parameters(flask_request) is None:
+            error = InvalidRequestError("A JSON request body must be an object whose values are strings.")
+            return self.handle_error_response(None, error)
+        return super().create_token_response(request)
+
+    @property
+    def authorization_grant_classes(self) -> list[type]:
+        """The grants registered for the authorization endpoint."""
+        return [grant_cls for grant_cls, _ in self._authorization_grants]
+
+    @property
+    def token_grant_classes(self) -> list[type]:
+        """The grants registered for the token endpoint."""
+        return [grant_cls for grant_cls, _ in self._token_grants]
+
+    @property
+    def endpoint_registry(self) -> dict[str, list]:
+        """Endpoint name (revocation, userinfo, ...) -> its registered endpoint objects."""
+        return self._endpoints
+
+
 #: The current app's AuthorizationServer (one per app, built by ``init_app``).
 authorization: AuthorizationServer = LocalProxy(lambda: current_app.extensions["authorization_server"])
 
@@ -296,15 +371,18 @@ def create_token_generator(config) -> BearerTokenGenerator:
 
 def init_app(app) -> AuthorizationServer:
     """Build the app's authorization server with its grants and endpoints."""
+    from . import oidc  # OpenID Connect builds on the grants defined here
+
     authorization = AuthorizationServer()
     authorization.init_app(app, query_client=query_client, save_token=save_token)
     authorization.register_token_generator("default", create_token_generator(app.config))
     authorization.scopes_supported = app.config["OAUTH2_SCOPES_SUPPORTED"].split()
-    authorization.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True)])
+    authorization.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), oidc.OpenIDCode()])
     authorization.register_grant(ImplicitGrant)
     authorization.register_grant(PasswordGrant)
     authorization.register_grant(ClientCredentialsGrant)
     authorization.register_grant(RefreshTokenGrant)
     authorization.register_endpoint(RevocationEndpoint)
+    oidc.register(app, authorization)
     app.extensions["authorization_server"] = authorization
     return authorization

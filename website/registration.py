@@ -32,6 +32,7 @@ from .models import (
     now,
 )
 from .oauth2 import authorization, query_client
+from .oidc import advertise
 
 #: The metadata a client may register; anything else in a request is ignored (RFC 7591 §2).
 REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris")
@@ -194,6 +195,7 @@ def _json_body_error():
 
 
 @bp.route("/oauth/register", methods=["POST"])
+@advertise("registration_endpoint")
 def register_client():
     """Register a client (RFC 7591); the answer holds its secret, shown this once."""
     return _json_body_error() or authorization.create_endpoint_response(ClientRegistrationEndpoint.ENDPOINT_NAME)

@@ -1,7 +1,7 @@
 """Consents, registration tokens (RFC 7591/7592), APIs (resource servers), token audience
 
 Revision ID: 0201_consents_dcr_apis
-Revises: 0001_core
+Revises: 0102_user_profile_claims (chained after the merged oidc branch)
 Create Date: 2026-11-23 09:15:11.885041
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0201_consents_dcr_apis'
-down_revision = '0001_core'
+down_revision = '0102_user_profile_claims'
 branch_labels = None
 depends_on = None
 
