@@ -67,10 +67,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
     cli.init_app(app)
-    from . import account, introspection, registration
+    from . import account, introspection, logout, registration
 
     introspection.init_app(app, csrf)
     registration.init_app(app, csrf)
+    logout.init_app(app, csrf)
     app.register_blueprint(account.bp)
     register_error_pages(app)
     return app
