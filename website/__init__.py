@@ -67,11 +67,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
     cli.init_app(app)
-    from . import account, introspection, logout, registration
+    from . import account, introspection, logout, registration, resources
 
     introspection.init_app(app, csrf)
     registration.init_app(app, csrf)
     logout.init_app(app, csrf)
+    resources.init_app(app)
     app.register_blueprint(account.bp)
     register_error_pages(app)
     return app

@@ -51,8 +51,11 @@ class ClientMetadataError(ValueError):
 
 
 def supported_scopes() -> list[str]:
-    """The scopes a client may register and request."""
-    return current_app.config["OAUTH2_SCOPES_SUPPORTED"].split()
+    """The scopes a client may register and request: the server's and its APIs'."""
+    from .resources import api_scopes  # APIs are rows in the database
+
+    server_scopes = current_app.config["OAUTH2_SCOPES_SUPPORTED"].split()
+    return server_scopes + sorted(api_scopes() - set(server_scopes))
 
 
 def _string_list(data: dict, field: str) -> list[str]:

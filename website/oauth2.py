@@ -9,7 +9,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer as _Authorizat
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Payload
-from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import InvalidScopeError, grants, scope_to_list
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
@@ -21,6 +21,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.local import LocalProxy
 
 from .models import AuthorizationCode, OAuth2Client, Token, User, authenticate_user, db, hash_secret, now
+from .resources import api_scopes, requested_resource
 
 #: The longest token value looked up: JWT access tokens (RFC 9068) run to about a kilobyte.
 MAX_TOKEN_LENGTH = 4096
@@ -84,6 +85,7 @@ def save_token(token: dict, request) -> None:
         ),
         authorization_code_id=code.id if isinstance(code, AuthorizationCode) else None,
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
+        audience=getattr(request, "audience", None),
     )
     db.session.add(item)
     db.session.commit()
@@ -119,6 +121,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def save_authorization_code(self, code: str, request) -> AuthorizationCode:
         data = request.payload.data
         item = AuthorizationCode(
+            resource=requested_resource(request.payload.datalist),
             code_hash=hash_secret(code),
             client_id=request.client.client_id,
             user_id=request.user.id,
@@ -338,6 +341,34 @@ class AuthorizationServer(_AuthorizationServer):
             error = InvalidRequestError("A JSON request body must be an object whose values are strings.")
             return self.handle_error_response(None, error)
         return super().create_token_response(request)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: Extensions applied to every grant, whichever registered it (see register_grant_extension).
+        self._grant_extensions = []
+
+    def register_grant_extension(self, extension) -> None:
+        """Apply ``extension`` to every grant the server creates, like a per-grant extension."""
+        self._grant_extensions.append(extension)
+
+    def get_authorization_grant(self, request):
+        grant = super().get_authorization_grant(request)
+        for extension in self._grant_extensions:
+            extension(grant)
+        return grant
+
+    def get_token_grant(self, request):
+        grant = super().get_token_grant(request)
+        for extension in self._grant_extensions:
+            extension(grant)
+        return grant
+
+    def validate_requested_scope(self, scope):
+        # Registered APIs define scopes of their own besides the server's (resources.py).
+        if scope and self.scopes_supported:
+            supported = set(self.scopes_supported) | api_scopes()
+            if not supported.issuperset(scope_to_list(scope)):
+                raise InvalidScopeError()
 
     @property
     def authorization_grant_classes(self) -> list[type]:

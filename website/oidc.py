@@ -25,10 +25,10 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from authlib.oidc.core.grants.util import validate_request_prompt
 from flask import current_app, g, request, url_for
 from joserfc.jwk import RSAKey
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 
 from .consent import consent_required
-from .models import AuthorizationCode, SigningKey, User, db, now
+from .models import AuthorizationCode, ResourceServer, SigningKey, User, db, now
 
 #: The one algorithm id_tokens are signed with (OpenID Connect's mandatory default).
 ID_TOKEN_ALG = "RS256"
@@ -91,7 +91,9 @@ def rotate_signing_keys() -> tuple[SigningKey, list[SigningKey], int]:
     """
     config = current_app.config
     stamp = now()
-    keep = max(config["OAUTH2_ID_TOKEN_LIFETIME"], config["OAUTH2_ACCESS_TOKEN_LIFETIME"])
+    # JWT access tokens for APIs (resources.py) may live longer than the default lifetime.
+    longest_api = db.session.scalar(select(func.max(ResourceServer.access_token_lifetime))) or 0
+    keep = max(config["OAUTH2_ID_TOKEN_LIFETIME"], config["OAUTH2_ACCESS_TOKEN_LIFETIME"], longest_api)
     deleted = db.session.execute(
         delete(SigningKey).where(SigningKey.publish_until <= stamp)
     ).rowcount
