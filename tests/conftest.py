@@ -207,8 +207,16 @@ def query_params(location: str) -> dict:
 def live_server(app):
     """The app served over HTTP on a free loopback port, in a thread; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval makes shutdown quick at the end of each test.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def idp(app, live_server):
+    """The live server with OAUTH2_ISSUER set to its own URL, Auth0-style with a trailing slash."""
+    app.config["OAUTH2_ISSUER"] = live_server + "/"
+    return live_server

@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
 from authlib.oidc.core import OpenIDCode as _OpenIDCode
@@ -276,6 +276,15 @@ class OpenIDImplicitGrant(IdTokenSigning, ImplicitAuthTime, _OpenIDImplicitGrant
 class OpenIDHybridGrant(IdTokenSigning, ImplicitAuthTime, _OpenIDHybridGrant):
     """The hybrid flow ("code id_token", "code token", "code id_token token"); its code is
     stored and redeemed like the code flow's."""
+
+    def validate_authorization_request(self):
+        # Authlib validates like the code flow and would send errors in the query; the
+        # hybrid flow answers in the fragment (OAuth 2.0 Multiple Response Types §5).
+        try:
+            return super().validate_authorization_request()
+        except OAuth2Error as error:
+            error.redirect_fragment = True
+            raise
 
     def save_authorization_code(self, code, request):
         from .oauth2 import AuthorizationCodeGrant
