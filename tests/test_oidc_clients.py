@@ -94,9 +94,11 @@ def test_seed_000_datasette_auth0_calls(idp, user, make_client):
     assert decoded["sub"] == profile.json()["sub"] == str(user.id)
 
 
-def test_seed_001_flask_auth0_guide_calls(idp, user, make_client):
+def test_seed_001_flask_auth0_guide_calls(idp, user, make_client, runner):
     """Seed 001: /authorize with prompt=login and audience, a JSON token request carrying
     client_id and client_secret, and id_token verification."""
+    # The guide's AUDIENCE is an API registered on this server.
+    assert runner.invoke(args=["create-api", "--identifier", "https://api.example.com", "--name", "API"]).exit_code == 0
     client, secret = make_client(redirect_uris=[CALLBACK], token_endpoint_auth_method="client_secret_post")
     browser = Browser(idp)
     browser.login()
@@ -113,6 +115,8 @@ def test_seed_001_flask_auth0_guide_calls(idp, user, make_client):
         "code": code, "redirect_uri": CALLBACK,
     }).json()
     assert token_info.get("access_token")
+    # "id_token and access_token are JWT token": the access token is for the audience.
+    assert verify_id_token(idp, token_info["access_token"], "https://api.example.com")["client_id"] == client.client_id
     user_info = verify_id_token(idp, token_info["id_token"], client.client_id)
     assert user_info["name"] == "alice"
     assert user_info["email_verified"] is False
