@@ -142,7 +142,9 @@ def test_unknown_metadata_is_ignored(test_client, initial_token):
 
 
 def test_read_update_and_delete_with_the_registration_access_token(app, test_client, initial_token):
-    body = register(test_client, token=initial_token).json
+    body = register(test_client, {**METADATA, "client_uri": "https://app.example.com/"}, initial_token).json
+    assert body["client_uri"] == "https://app.example.com/"
+    assert "logo_uri" not in body  # not registered, not echoed
     uri = body["registration_client_uri"].split("localhost", 1)[1]
     headers = {"Authorization": f"Bearer {body['registration_access_token']}"}
 
@@ -160,6 +162,7 @@ def test_read_update_and_delete_with_the_registration_access_token(app, test_cli
     assert updated.json["client_name"] == "Renamed"
     assert updated.json["redirect_uris"] == ["https://app.example.com/new"]
     assert updated.json["post_logout_redirect_uris"] == []  # omitted fields are removed
+    assert "client_uri" not in updated.json
 
     bad = test_client.put(uri, json={**update, "redirect_uris": ["https://x.example.com/#f"]}, headers=headers)
     assert bad.status_code == 400

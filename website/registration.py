@@ -43,11 +43,13 @@ def validate_registration_metadata(data) -> dict:
     if not isinstance(data, dict):
         raise InvalidClientMetadataError("The request body must be a JSON object of client metadata.")
     try:
-        return validate_client_metadata({k: v for k, v in data.items() if k in REGISTRABLE_FIELDS})
+        metadata = validate_client_metadata({k: v for k, v in data.items() if k in REGISTRABLE_FIELDS})
     except ClientMetadataError as error:
         if error.error == "invalid_redirect_uri":
             raise InvalidRedirectURIError(error.message) from error
         raise InvalidClientMetadataError(error.message) from error
+    # Fields left unset are simply absent from the registration (RFC 7591 §3.2.1).
+    return {k: v for k, v in metadata.items() if v is not None}
 
 
 def _bearer_token(request) -> str | None:
@@ -169,7 +171,8 @@ class ClientConfigurationEndpoint(_ClientConfigurationEndpoint):
     def update_client(self, client, client_metadata, request):
         # RFC 7592 §2.2: the request replaces the registration; omitted fields are removed.
         was_public = client.is_public
-        client.set_client_metadata(client_metadata)
+        # Optional fields left out are cleared, not kept from the old registration.
+        client.set_client_metadata({"client_uri": None, "logo_uri": None, **client_metadata})
         if was_public != client.is_public:
             request.new_client_secret = client.rotate_secret()
         db.session.commit()
