@@ -61,11 +61,19 @@ def create_app(config: dict | None = None) -> Flask:
     # Clients call these with their own credentials, not a browser session.
     csrf.exempt(oauth.issue_token)
     csrf.exempt(oauth.revoke_token)
+    csrf.exempt(oauth.userinfo)
     app.register_blueprint(auth.bp)
     app.register_blueprint(clients.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
     cli.init_app(app)
+    from . import account, introspection, logout, registration, resources
+
+    introspection.init_app(app, csrf)
+    registration.init_app(app, csrf)
+    logout.init_app(app, csrf)
+    resources.init_app(app)
+    app.register_blueprint(account.bp)
     register_error_pages(app)
     return app
 

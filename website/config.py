@@ -18,9 +18,12 @@ DEFAULTS = {
     "OAUTH2_ACCESS_TOKEN_LIFETIME": 3600,
     "OAUTH2_REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
     "OAUTH2_CODE_LIFETIME": 300,
+    "OAUTH2_ID_TOKEN_LIFETIME": 3600,
     "OAUTH2_ALLOW_HTTP_REDIRECT_URIS": False,  # plain http only for loopback hosts
     "OAUTH2_PKCE_ALLOW_PLAIN": False,
     "OAUTH2_ROTATE_CONFIDENTIAL_REFRESH_TOKENS": True,
+    # Anyone may register clients at /oauth/register; off: an initial access token is needed.
+    "OAUTH2_OPEN_REGISTRATION": False,
     "PASSWORD_HASH_METHOD": "scrypt",
     "SQLITE_BUSY_TIMEOUT": 30,
 }

@@ -2,14 +2,16 @@
 ResourceProtector. Everything here implements hooks Authlib leaves to the application."""
 
 import secrets
+from collections import defaultdict
 
 from authlib.common.security import generate_token
 from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
 from authlib.integrations.flask_oauth2.errors import raise_http_exception
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.base import invalid_error_characters
-from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import InvalidScopeError, OAuth2Payload, grants, scope_to_list
 from authlib.oauth2.rfc6749.authenticate_client import (
     authenticate_client_secret_basic as _authenticate_client_secret_basic,
 )
@@ -24,29 +26,19 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, I
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from flask import current_app, json
+from flask import request as flask_request
 from sqlalchemy import select, update
+from werkzeug.datastructures import MultiDict
 from werkzeug.local import LocalProxy
 
 from .models import AuthorizationCode, OAuth2Client, Token, User, authenticate_user, db, hash_secret, now
+from .resources import api_scopes, requested_resource
+
+#: The longest token value looked up: JWT access tokens (RFC 9068) run to about a kilobyte.
+MAX_TOKEN_LENGTH = 4096
 
 #: The client authentication methods every token-endpoint grant accepts.
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-
-
-class AuthorizationServer(_AuthorizationServer):
-    """Authlib's server, kept from building error descriptions it cannot send."""
-
-    def get_authorization_grant(self, request):
-        # Values are stored with the code (nonce, scope, ...): PostgreSQL text cannot hold NUL.
-        if any("\x00" in value for values in request.payload.datalist.values() for value in values):
-            raise InvalidRequestError("Request parameters must not contain NUL characters.")
-        # Authlib quotes these values in error descriptions, which may hold only printable
-        # ASCII (RFC 6749 §4.1.2.1); anything else made Authlib raise ValueError, a 500.
-        for name in ("response_type", "redirect_uri"):
-            value = request.payload.data.get(name)
-            if value and invalid_error_characters(value):
-                raise InvalidRequestError(f"Invalid '{name}' in request.")
-        return super().get_authorization_grant(request)
 
 
 def authenticate_client_secret_basic(query_client, request):
@@ -114,9 +106,15 @@ def save_token(token: dict, request) -> None:
         ),
         authorization_code_id=code.id if isinstance(code, AuthorizationCode) else None,
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
+        audience=getattr(request, "audience", None),
     )
     db.session.add(item)
     db.session.commit()
+
+
+def pkce_methods() -> list[str]:
+    """The PKCE code_challenge_methods this server accepts: S256, and plain if configured."""
+    return ["S256", "plain"] if current_app.config["OAUTH2_PKCE_ALLOW_PLAIN"] else ["S256"]
 
 
 class CodeChallenge(_CodeChallenge):
@@ -133,7 +131,7 @@ class CodeChallenge(_CodeChallenge):
             raise InvalidRequestError(
                 "Public clients must use PKCE: send 'code_challenge' with 'code_challenge_method=S256'."
             )
-        if method == "plain" and not current_app.config["OAUTH2_PKCE_ALLOW_PLAIN"]:
+        if method and method not in pkce_methods():
             raise InvalidRequestError("Unsupported 'code_challenge_method': use S256.")
         super().validate_code_challenge(grant, redirect_uri)
 
@@ -144,6 +142,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def save_authorization_code(self, code: str, request) -> AuthorizationCode:
         data = request.payload.data
         item = AuthorizationCode(
+            resource=requested_resource(request.payload.datalist),
             code_hash=hash_secret(code),
             client_id=request.client.client_id,
             user_id=request.user.id,
@@ -293,7 +292,7 @@ class RevocationEndpoint(_RevocationEndpoint):
             raise InvalidRequestError("Missing 'token' in request.")
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        if not token_string or len(token_string) > 512:
+        if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
             return None
         if token_type_hint == "refresh_token":
             order = (query_token_by_refresh_token, query_token_by_access_token)
@@ -317,7 +316,7 @@ class BearerValidator(BearerTokenValidator):
     """Checks a bearer token by the hash of its value: unknown, expired and revoked tokens fail."""
 
     def authenticate_token(self, token_string: str) -> Token | None:
-        if not token_string or len(token_string) > 512:
+        if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
             return None
         return query_token_by_access_token(token_string)
 
@@ -343,6 +342,108 @@ class ResourceProtector(_ResourceProtector):
 require_oauth = ResourceProtector()
 require_oauth.register_token_validator(BearerValidator())
 
+def json_body_parameters(request) -> MultiDict | None:
+    """A JSON request body as parameters: an object of string values, else None."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
+        return None
+    return MultiDict(body)
+
+
+class JsonBodyPayload(OAuth2Payload):
+    def __init__(self, data: MultiDict):
+        self._data = data
+
+    @property
+    def data(self):
+        return self._data
+
+    @property
+    def datalist(self):
+        return defaultdict(list, {key: self._data.getlist(key) for key in self._data})
+
+
+class JsonBodyRequest(FlaskOAuth2Request):
+    """A request whose parameters come in a JSON body instead of a form."""
+
+    def __init__(self, request, data: MultiDict):
+        super().__init__(request)
+        self.payload = JsonBodyPayload(data)
+
+    @property
+    def form(self):
+        return self.payload.data
+
+
+class AuthorizationServer(_AuthorizationServer):
+    """Authlib's server, also taking token requests with a JSON body as Auth0 does, telling
+    which grants and endpoints are registered (for the discovery documents), and kept from
+    building error descriptions it cannot send."""
+
+    def create_oauth2_request(self, request):
+        if flask_request.is_json:
+            return JsonBodyRequest(flask_request, json_body_parameters(flask_request) or MultiDict())
+        return super().create_oauth2_request(request)
+
+    def create_token_response(self, request=None):
+        if flask_request.is_json and json_body_parameters(flask_request) is None:
+            error = InvalidRequestError("A JSON request body must be an object whose values are strings.")
+            return self.handle_error_response(None, error)
+        return super().create_token_response(request)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: Extensions applied to every grant, whichever registered it (see register_grant_extension).
+        self._grant_extensions = []
+
+    def register_grant_extension(self, extension) -> None:
+        """Apply ``extension`` to every grant the server creates, like a per-grant extension."""
+        self._grant_extensions.append(extension)
+
+    def get_authorization_grant(self, request):
+        # Values are stored with the code (nonce, scope, ...): PostgreSQL text cannot hold NUL.
+        if any("\x00" in value for values in request.payload.datalist.values() for value in values):
+            raise InvalidRequestError("Request parameters must not contain NUL characters.")
+        # Authlib quotes these values in error descriptions, which may hold only printable
+        # ASCII (RFC 6749 §4.1.2.1); anything else made Authlib raise ValueError, a 500.
+        for name in ("response_type", "redirect_uri"):
+            value = request.payload.data.get(name)
+            if value and invalid_error_characters(value):
+                raise InvalidRequestError(f"Invalid '{name}' in request.")
+        grant = super().get_authorization_grant(request)
+        for extension in self._grant_extensions:
+            extension(grant)
+        return grant
+
+    def get_token_grant(self, request):
+        grant = super().get_token_grant(request)
+        for extension in self._grant_extensions:
+            extension(grant)
+        return grant
+
+    def validate_requested_scope(self, scope):
+        # Registered APIs define scopes of their own besides the server's (resources.py).
+        if scope and self.scopes_supported:
+            supported = set(self.scopes_supported) | api_scopes()
+            if not supported.issuperset(scope_to_list(scope)):
+                raise InvalidScopeError()
+
+    @property
+    def authorization_grant_classes(self) -> list[type]:
+        """The grants registered for the authorization endpoint."""
+        return [grant_cls for grant_cls, _ in self._authorization_grants]
+
+    @property
+    def token_grant_classes(self) -> list[type]:
+        """The grants registered for the token endpoint."""
+        return [grant_cls for grant_cls, _ in self._token_grants]
+
+    @property
+    def endpoint_registry(self) -> dict[str, list]:
+        """Endpoint name (revocation, userinfo, ...) -> its registered endpoint objects."""
+        return self._endpoints
+
+
 #: The current app's AuthorizationServer (one per app, built by ``init_app``).
 authorization: AuthorizationServer = LocalProxy(lambda: current_app.extensions["authorization_server"])
 
@@ -359,16 +460,19 @@ def create_token_generator(config) -> BearerTokenGenerator:
 
 def init_app(app) -> AuthorizationServer:
     """Build the app's authorization server with its grants and endpoints."""
+    from . import oidc  # OpenID Connect builds on the grants defined here
+
     authorization = AuthorizationServer()
     authorization.init_app(app, query_client=query_client, save_token=save_token)
     authorization.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     authorization.register_token_generator("default", create_token_generator(app.config))
     authorization.scopes_supported = app.config["OAUTH2_SCOPES_SUPPORTED"].split()
-    authorization.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True)])
+    authorization.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), oidc.OpenIDCode()])
     authorization.register_grant(ImplicitGrant)
     authorization.register_grant(PasswordGrant)
     authorization.register_grant(ClientCredentialsGrant)
     authorization.register_grant(RefreshTokenGrant)
     authorization.register_endpoint(RevocationEndpoint)
+    oidc.register(app, authorization)
     app.extensions["authorization_server"] = authorization
     return authorization
