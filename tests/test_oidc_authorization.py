@@ -258,3 +258,19 @@ def test_wrong_code_verifier_is_invalid_grant(idp, user, make_client):
         "client_id": client.client_id, "code_verifier": other_verifier})
     assert token.status_code == 400
     assert token.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("response_type, response_mode, in_fragment", [
+    ("code", "form_post", False),
+    ("code", "fragment", False),
+    ("id_token token", "query", True),
+])
+def test_other_response_modes_are_refused(idp, oidc_client, response_type, response_mode, in_fragment):
+    client, _ = oidc_client
+    response = requests.get(authorization_url(idp, client, response_type=response_type, nonce="n",
+                                              response_mode=response_mode), allow_redirects=False)
+    location = urlsplit(response.headers["Location"])
+    assert bool(location.fragment) == in_fragment
+    params = query_params(response.headers["Location"])
+    assert params["error"] == "invalid_request"
+    assert "response_mode" in params["error_description"]

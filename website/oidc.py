@@ -157,7 +157,12 @@ class KeyRing:
             .where(or_(SigningKey.publish_until.is_(None), SigningKey.publish_until > now()))
             .order_by(SigningKey.id.desc())
         ).all()
-        signer = next(row for row in rows if row.private_jwk)
+        signer = next((row for row in rows if row.private_jwk), None)
+        if signer is None:
+            # Two rotations at once retired each other's keys: start a fresh one.
+            create_signing_key()
+            db.session.commit()
+            return self._load()
         return KeySet(
             newest_kid=rows[0].kid,
             signing_key=RSAKey.import_key(signer.private_jwk),
@@ -342,12 +347,19 @@ def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
     """What the person must do before the consent page: "login", "signup" or nothing.
 
     Acts on prompt (none, login, consent), max_age and screen_hint=signup; raises the
-    OAuth2Error to send back when prompt=none forbids the page that would be needed.
+    OAuth2Error to send back for a response_mode other than the response type's, or when
+    prompt=none forbids the page that would be needed.
     """
     grant.request.auth_time = auth_time
     data = grant.request.payload.data
     prompts = (data.get("prompt") or "").split()
     redirect_uri, fragment = _redirect_target(grant)
+    # Each response type answers in one mode: tokens never go in the query (OAuth 2.0
+    # Multiple Response Types §3), and form_post would carry no RFC 9207 iss.
+    expected_mode = "fragment" if fragment else "query"
+    if data.get("response_mode", expected_mode) != expected_mode:
+        raise InvalidRequestError(f"This response_type answers with response_mode={expected_mode} only.",
+                                  redirect_uri=redirect_uri, redirect_fragment=fragment)
     max_age = data.get("max_age")
     if max_age is not None:
         if not max_age.isdigit() or len(max_age) > 10:
