@@ -44,7 +44,7 @@ SCOPE_CLAIMS = {
     "profile": ["name", "preferred_username", "updated_at"],
     "email": ["email", "email_verified"],
 }
-#: Claims every id_token carries, besides the scope claims.
+#: Claims of the id_token itself (nonce, at_hash and c_hash when they apply), besides scope claims.
 ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash"]
 #: The ``prompt`` values this server acts on (others are ignored, as OIDC Core allows).
 PROMPT_VALUES = ["none", "login", "consent"]
