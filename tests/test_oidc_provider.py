@@ -9,6 +9,7 @@ from conftest import PASSWORD
 from oidc_support import CALLBACK, code_flow_tokens
 
 from website.client_metadata import AUTH_METHODS, RESPONSE_TYPE_GRANTS, validate_client_metadata
+from website.models import OAuth2Client, db
 
 
 @pytest.fixture
@@ -170,3 +171,15 @@ def test_create_user_with_a_name_sets_the_name_claim(runner, make_client, idp):
     userinfo = requests.get(idp + "/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
     assert userinfo.json()["name"] == "Carol Q. Public"
     assert userinfo.json()["preferred_username"] == "carol"
+
+
+def test_userinfo_stays_json_whatever_the_client_metadata_says(app, idp, user, make_client):
+    client, secret = make_client(redirect_uris=[CALLBACK])
+    with app.app_context():  # as dynamic registration could store it
+        row = db.session.get(OAuth2Client, client.id)
+        row.extra_metadata = {"userinfo_signed_response_alg": "HS256"}
+        db.session.commit()
+    token = code_flow_tokens(idp, client, secret)
+    response = requests.get(idp + "/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert response.status_code == 200
+    assert response.json()["sub"] == str(user.id)

@@ -12,6 +12,7 @@ from datetime import timezone
 from urllib.parse import urlencode, urlsplit
 
 from authlib.common.urls import add_params_to_uri
+from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
@@ -300,19 +301,17 @@ class OpenIDHybridGrant(IdTokenSigning, ImplicitAuthTime, _OpenIDHybridGrant):
 class UserInfoEndpoint(_UserInfoEndpoint):
     """OIDC UserInfo: the claims of the token's scopes, for a bearer token with ``openid``."""
 
+    def __call__(self, request):
+        # Always plain JSON: Authlib would sign for a client whose metadata names a
+        # userinfo_signed_response_alg, without a kid and failing for algorithms other than
+        # RS256; signed UserInfo is not offered (nor listed in discovery).
+        token = self.resource_protector.acquire_token("openid")
+        return 200, self.generate_user_info(token.get_user(), token.scope), default_json_headers
+
     def generate_user_info(self, user, scope):
         if user is None:
             raise InvalidTokenError(description="This token was issued to a client, not for a user.")
         return generate_user_info(user, scope)
-
-    def get_issuer(self) -> str:
-        return get_issuer()
-
-    def get_supported_algorithms(self) -> list[str]:
-        return [ID_TOKEN_ALG]
-
-    def resolve_private_key(self):
-        return signing_key()
 
 
 class IssuerParameter(_IssuerParameter):
