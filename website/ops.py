@@ -86,7 +86,10 @@ def database_unavailable(error):
     logging.getLogger("website").warning(
         "request_id=%s database unavailable (%s); answered 503", g.get("request_id"), type(error).__name__
     )
-    if _wants_json():
+    if request.endpoint == "ops.healthz":
+        response = jsonify(status="unavailable")  # failed before the check itself ran
+        response.status_code = 503
+    elif _wants_json():
         response = jsonify(error="temporarily_unavailable",
                            error_description="The service is temporarily unavailable; try again shortly.")
         response.status_code = 503
