@@ -107,8 +107,9 @@ def init_app(app: Flask) -> None:
     """Trust the configured proxies, set cookie security, log requests, and register /healthz."""
     proxies = int(app.config["PROXY_COUNT"] or 0)
     if proxies > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies,
-                                x_port=proxies, x_prefix=proxies)
+        # Only the headers the README's proxy sets (overwriting whatever the client sent):
+        # a trusted header the proxy passes through untouched would be the client's to forge.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     if app.config.get("SESSION_COOKIE_SECURE") is None:
         issuer = app.config.get("OAUTH2_ISSUER") or ""
         app.config["SESSION_COOKIE_SECURE"] = issuer.startswith("https://")
