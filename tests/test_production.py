@@ -3,8 +3,10 @@ headers, secure cookies, database URLs, and 503 answers while the database is un
 
 import logging
 import re
+import runpy
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -209,3 +211,29 @@ def test_requests_get_503_during_a_database_outage_and_succeed_after_it(app, app
             db.engine.dispose()
         proxy.close()
     assert not [r for r in caplog.records if r.exc_info], "an outage should log one line, no traceback"
+
+
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+
+
+def test_gunicorn_config_reads_bind_and_workers_from_the_environment(monkeypatch):
+    for name in ("GUNICORN_BIND", "HOST", "PORT", "WEB_CONCURRENCY", "GUNICORN_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = runpy.run_path(str(GUNICORN_CONF))
+    assert defaults["bind"] == "127.0.0.1:8000"
+    assert 1 <= defaults["workers"] <= 8
+    assert (defaults["worker_class"], defaults["accesslog"], defaults["preload_app"]) == ("sync", None, False)
+    assert defaults["wsgi_app"] == "app:app"
+
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("GUNICORN_TIMEOUT", "60")
+    configured = runpy.run_path(str(GUNICORN_CONF))
+    assert (configured["bind"], configured["workers"], configured["timeout"]) == ("0.0.0.0:9000", 3, 60)
+    monkeypatch.setenv("GUNICORN_BIND", "unix:/run/idp.sock")
+    assert runpy.run_path(str(GUNICORN_CONF))["bind"] == "unix:/run/idp.sock"
+
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    with pytest.raises(SystemExit, match="WEB_CONCURRENCY must be a whole number"):
+        runpy.run_path(str(GUNICORN_CONF))
