@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from conftest import PASSWORD, TEST_PASSWORD_METHOD, _test_config
-from databases import throwaway_database
+from databases import empty_database
 from werkzeug.security import generate_password_hash
 
 from website import create_app
@@ -26,10 +26,10 @@ FIRST_REVISION = "0001_core"
 
 
 @pytest.fixture
-def fresh_app(tmp_path):
-    """An app on an empty database of its own (no revision applied), dropped afterwards."""
-    with throwaway_database(tmp_path) as url:
-        app = create_app(_test_config(url))
+def fresh_app(database_url, tmp_path):
+    """An app on an empty database of its own (no revision applied), removed afterwards."""
+    with empty_database(database_url, tmp_path) as config:
+        app = create_app(_test_config(config["DATABASE_URL"], **config))
         yield app
         with app.app_context():
             db.session.remove()
@@ -58,10 +58,10 @@ def schema_differences(app) -> list:
         return compare_metadata(MigrationContext.configure(conn), db.metadata)
 
 
-def test_revisions_form_one_chain(fresh_app):
-    heads = script_directory(fresh_app).get_heads()
+def test_revisions_form_one_chain(app):
+    heads = script_directory(app).get_heads()
     assert len(heads) == 1, f"several heads {heads}: chain the new revisions onto one another"
-    assert ordered_revisions(fresh_app)[0] == FIRST_REVISION
+    assert ordered_revisions(app)[0] == FIRST_REVISION
 
 
 def test_every_revision_upgrades_and_downgrades(fresh_app):
