@@ -286,3 +286,25 @@ def idp(app, live_server):
     """The live server with OAUTH2_ISSUER set to its own URL, Auth0-style with a trailing slash."""
     app.config["OAUTH2_ISSUER"] = live_server + "/"
     return live_server
+
+
+@pytest.fixture(scope="module")
+def instance_env():
+    """Extra environment for the ``two_instances`` processes; override it in a test module
+    (e.g. ``REDIS_URL``) to run both instances with a feature switched on."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def two_instances(database_url, instance_env, tmp_path_factory):
+    """Two gunicorn server processes (gunicorn.conf.py) on the test database with one SECRET_KEY,
+    as behind a load balancer; yields two ``instances.Instance`` (``.url``, ``.log()``).
+
+    Started once per module (a start costs seconds); use it with the ``app`` fixture, which
+    empties the tables after each test, and the factories to make users and clients.
+    """
+    from instances import instance_environment, server_instances
+
+    env = {**instance_environment(_test_config(database_url)), **instance_env}
+    with server_instances(2, env, tmp_path_factory.mktemp("instances")) as both:
+        yield tuple(both)

@@ -47,6 +47,9 @@ def create_app(config: dict | None = None) -> Flask:
     if uri.startswith("sqlite"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         engine_options["connect_args"] = {"timeout": app.config["SQLITE_BUSY_TIMEOUT"]}
+    elif uri.startswith("postgresql"):
+        # Fail fast while the database is unreachable: requests answer 503 (website/ops.py).
+        engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
@@ -55,7 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
 
-    from . import api, auth, cli, clients, oauth, oauth2
+    from . import api, auth, cli, clients, oauth, oauth2, ops
 
     oauth2.init_app(app)
     # Clients call these with their own credentials, not a browser session.
@@ -75,6 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     resources.init_app(app)
     app.register_blueprint(account.bp)
     register_error_pages(app)
+    ops.init_app(app)  # /healthz, request log, proxies, 503 while the database is down
     return app
 
 
