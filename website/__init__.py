@@ -55,7 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
 
-    from . import api, auth, cli, clients, oauth, oauth2
+    from . import admin, api, auth, cli, clients, oauth, oauth2, security
 
     oauth2.init_app(app)
     # Clients call these with their own credentials, not a browser session.
@@ -65,8 +65,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(clients.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     cli.init_app(app)
     register_error_pages(app)
+    # After the error pages: it keeps them for people and answers JSON on protocol endpoints.
+    security.init_app(app)
     return app
 
 

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy.exc import IntegrityError
 
+from . import audit, throttle
 from .forms import ConfirmForm, LoginForm, SignupForm
 from .models import User, authenticate_user, db, now
 
@@ -17,6 +18,10 @@ def load_logged_in_user() -> None:
     """Put the signed-in user (or None) on ``g.user``."""
     user_id = session.get("user_id")
     g.user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if g.user is not None and session.get("generation") != g.user.session_generation:
+        # The user logged out (or changed password) since this cookie was made.
+        g.user = None
+        session.clear()
 
 
 def login_required(view):
@@ -44,8 +49,14 @@ def log_in(user: User) -> None:
     """Start a fresh session for the user (a new session on log-in prevents fixation)."""
     session.clear()
     session["user_id"] = user.id
+    session["generation"] = user.session_generation
     session["auth_time"] = now()
     session.permanent = True
+
+
+def end_all_sessions(user: User) -> None:
+    """Make every session cookie of the user invalid (log-out, password change)."""
+    user.session_generation = (user.session_generation or 0) + 1
 
 
 @bp.route("/")
@@ -78,14 +89,31 @@ def signup():
 def login():
     """Sign in with username and password."""
     form = LoginForm()
+    status = 200
     if form.validate_on_submit():
+        subjects = (("account", form.username.data), ("address", throttle.client_address()))
+        if wait := throttle.locked_for(*subjects):
+            # Even the right password is refused while locked: the lockout must hold.
+            form.password.errors.append(throttle.wait_message(wait))
+            audit.record("login_locked", attempted_username=form.username.data[:40])
+            db.session.commit()
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
         user = authenticate_user(form.username.data, form.password.data)
         if user is not None:
+            throttle.clear(subjects[0])
+            audit.record("login_succeeded", user=user)
+            db.session.commit()
             log_in(user)
             return redirect(safe_next(request.args.get("next")))
+        wait = throttle.record_failure(*subjects)
+        audit.record("login_failed", attempted_username=form.username.data[:40])
+        db.session.commit()
         # One message for both cases, so the form does not reveal which usernames exist.
-        form.password.errors.append("Wrong username or password.")
-    return render_template("auth/login.html", form=form), 400 if form.errors else 200
+        form.password.errors.append(throttle.wait_message(wait) if wait else "Wrong username or password.")
+        status = 429 if wait else 400
+    elif form.errors:
+        status = 400
+    return render_template("auth/login.html", form=form), status
 
 
 @bp.route("/logout", methods=["POST"])
@@ -93,6 +121,10 @@ def logout():
     """Sign out and clear the session."""
     form = ConfirmForm()
     if form.validate_on_submit():
+        if g.user is not None:
+            end_all_sessions(g.user)
+            audit.record("logout", user=g.user)
+            db.session.commit()
         session.clear()
         flash("You are signed out.")
     return redirect(url_for("auth.index"))

@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from . import audit
 from .client_metadata import AUTH_METHODS, GRANT_TYPES, ClientMetadataError, validate_client_metadata
 from .models import AuthorizationCode, OAuth2Client, Token, User, db, now
 
@@ -81,6 +82,7 @@ def create_client_command(name, redirect_uris, grant_types, response_types, scop
         raise click.ClickException(f"{error.field}: {error.message}")
     client, secret = OAuth2Client.register(metadata, owner=owner_user)
     db.session.add(client)
+    audit.record("client_created", user=owner_user, client_id=client.client_id, client_name=name, via="cli")
     db.session.commit()
     if as_json:
         click.echo(json.dumps({**client.client_metadata, "client_id": client.client_id,

@@ -3,6 +3,7 @@
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from sqlalchemy import delete, select
 
+from . import audit
 from .auth import login_required
 from .client_metadata import ClientMetadataError, validate_client_metadata
 from .forms import ClientForm, ConfirmForm
@@ -49,6 +50,7 @@ def create():
     if (metadata := validated_metadata(form)) is not None:
         client, secret = OAuth2Client.register(metadata, owner=g.user)
         db.session.add(client)
+        audit.record("client_created", user=g.user, client_id=client.client_id, client_name=client.client_name)
         db.session.commit()
         flash("Client created. Copy the secret now: it is shown only once.")
         return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm()), 201
@@ -73,6 +75,7 @@ def edit(client_id: str):
         was_public = client.is_public
         client.set_client_metadata({**client.extra_metadata, **metadata})
         secret = client.rotate_secret() if was_public != client.is_public else None
+        audit.record("client_updated", user=g.user, client_id=client.client_id, client_name=client.client_name)
         db.session.commit()
         flash("Client saved.")
         if secret:
@@ -89,6 +92,7 @@ def rotate_secret(client_id: str):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     secret = client.rotate_secret()
+    audit.record("client_secret_rotated", user=g.user, client_id=client.client_id)
     db.session.commit()
     flash("New secret made. Copy it now: it is shown only once.")
     return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm())
@@ -104,6 +108,7 @@ def delete_client(client_id: str):
         db.session.execute(delete(Token).where(Token.client_id == client.client_id))
         db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.client_id == client.client_id))
         db.session.delete(client)
+        audit.record("client_deleted", user=g.user, client_id=client.client_id, client_name=client.client_name)
         db.session.commit()
         flash(f"Client {client.client_name} deleted.")
         return redirect(url_for("clients.index"))

@@ -3,8 +3,10 @@
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
+from . import audit
 from .client_metadata import SCOPE_DESCRIPTIONS
 from .forms import ConsentForm
+from .models import db
 from .oauth2 import authorization
 
 bp = Blueprint("oauth", __name__)
@@ -34,6 +36,9 @@ def authorize():
                                scopes=grant.request.scope.split(),
                                scope_descriptions=SCOPE_DESCRIPTIONS), status
     grant_user = g.user if form.allow.data else None
+    audit.record("consent_granted" if grant_user else "consent_denied", user=g.user,
+                 client_id=grant.client.client_id, scope=grant.request.scope)
+    db.session.commit()
     return authorization.create_authorization_response(grant=grant, grant_user=grant_user)
 
 

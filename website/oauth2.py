@@ -4,9 +4,11 @@ ResourceProtector. Everything here implements hooks Authlib leaves to the applic
 import secrets
 
 from authlib.common.security import generate_token
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
@@ -14,6 +16,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from werkzeug.local import LocalProxy
 
+from . import audit, throttle
 from .models import AuthorizationCode, OAuth2Client, Token, User, authenticate_user, db, hash_secret, now
 
 #: The client authentication methods every token-endpoint grant accepts.
@@ -37,9 +40,10 @@ def query_token_by_refresh_token(refresh_token: str) -> Token | None:
     return db.session.scalar(select(Token).where(Token.refresh_token_hash == hash_secret(refresh_token)))
 
 
-def revoke_family(family_id: str) -> None:
+def revoke_family(family_id: str, reason: str = "revoked") -> None:
     """Revoke every access and refresh token descended from one grant (one code or log-in)."""
     stamp = now()
+    audit.record("token_family_revoked", family_id=family_id, reason=reason)
     db.session.execute(
         update(Token)
         .where(Token.family_id == family_id, Token.access_token_revoked_at == 0)
@@ -77,7 +81,48 @@ def save_token(token: dict, request) -> None:
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
     )
     db.session.add(item)
+    audit.record("token_issued", user=request.user, client_id=request.client.client_id,
+                 grant_type=request.payload.grant_type or "implicit", scope=item.scope, family_id=item.family_id)
     db.session.commit()
+
+
+class LockedOutGrantError(InvalidGrantError):
+    """The resource owner's account (or the client's address) is locked after failed attempts."""
+
+    def __init__(self, wait: int):
+        super().__init__(throttle.wait_message(wait))
+        self.wait = wait
+
+    def get_headers(self):
+        return super().get_headers() + [("Retry-After", str(self.wait))]
+
+
+class LockedOutClientError(InvalidClientError):
+    """The client (or its address) is locked after failed client authentications."""
+
+    def __init__(self, wait: int):
+        super().__init__(status_code=401, description=throttle.wait_message(wait))
+        self.wait = wait
+
+    def get_headers(self):
+        return super().get_headers() + [("Retry-After", str(self.wait))]
+
+
+class AuthorizationServer(_AuthorizationServer):
+    """Authlib's server, with failed client authentications throttled per client and address."""
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        client_id, _ = extract_basic_authorization(request.headers)
+        client_id = client_id or request.payload.client_id or ""
+        subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
+        if wait := throttle.locked_for(*subjects):
+            raise LockedOutClientError(wait)
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            if wait := throttle.record_failure(*subjects):
+                raise LockedOutClientError(wait)
+            raise
 
 
 class CodeChallenge(_CodeChallenge):
@@ -148,7 +193,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 select(Token.family_id).where(Token.authorization_code_id == item.id).distinct()
             ).all()
             for family_id in families:
-                revoke_family(family_id)
+                revoke_family(family_id, reason="authorization code reused")
             db.session.commit()
             return None
         if item.is_expired():
@@ -182,7 +227,21 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
     def authenticate_user(self, username: str, password: str) -> User | None:
-        return authenticate_user(username, password)
+        # The same throttle as the log-in form: it guards the same passwords.
+        subjects = (("account", username), ("address", throttle.client_address()))
+        if wait := throttle.locked_for(*subjects):
+            raise LockedOutGrantError(wait)
+        user = authenticate_user(username, password)
+        if user is None:
+            wait = throttle.record_failure(*subjects)
+            audit.record("login_failed", client_id=self.request.client.client_id,
+                         attempted_username=username[:40], grant_type="password")
+            db.session.commit()
+            if wait:
+                raise LockedOutGrantError(wait)
+            raise InvalidGrantError("Invalid username or password.")
+        throttle.clear(subjects[0])
+        return user
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -207,7 +266,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if token.refresh_token_revoked_at:
             if token.rotated_at:
                 # A rotated refresh token came back: it was stolen or replayed.
-                revoke_family(token.family_id)
+                revoke_family(token.family_id, reason="rotated refresh token reused")
                 db.session.commit()
             return None
         if not token.is_refresh_token_active():
@@ -258,9 +317,11 @@ class RevocationEndpoint(_RevocationEndpoint):
 
     def revoke_token(self, token: Token, request) -> None:
         if token.matched_refresh_token:
-            revoke_family(token.family_id)
+            revoke_family(token.family_id, reason="refresh token revoked by client")
         else:
             token.access_token_revoked_at = token.access_token_revoked_at or now()
+        audit.record("token_revoked", user=token.user, client_id=token.client_id,
+                     token_type="refresh_token" if token.matched_refresh_token else "access_token")
         db.session.commit()
 
 
@@ -293,7 +354,7 @@ def create_token_generator(config) -> BearerTokenGenerator:
 
 def init_app(app) -> AuthorizationServer:
     """Build the app's authorization server with its grants and endpoints."""
-    authorization = AuthorizationServer()
+    authorization = AuthorizationServer()  # the throttled subclass above
     authorization.init_app(app, query_client=query_client, save_token=save_token)
     authorization.register_token_generator("default", create_token_generator(app.config))
     authorization.scopes_supported = app.config["OAUTH2_SCOPES_SUPPORTED"].split()
