@@ -1,7 +1,7 @@
 """Blueprint: sign up, log in and log out, and the signed-in user for every request."""
 
 import functools
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +40,11 @@ def safe_next(target: str | None) -> str:
     """Follow ``next`` only to a local path on this site, never to another host."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc:
+        # Browsers drop tabs and newlines inside URLs ("/\t/evil.com" is "//evil.com"), and
+        # some proxies decode %2F: refuse both rather than guess how they are read.
+        path = unquote(parts.path)
+        if (not parts.scheme and not parts.netloc and not path.startswith("//") and "\\" not in path
+                and not any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in target)):
             return target
     return url_for("auth.index")
 

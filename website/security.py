@@ -193,8 +193,12 @@ def _set_security_headers(response):
     headers = response.headers
     headers.setdefault("Content-Security-Policy", current_app.config["CONTENT_SECURITY_POLICY"])
     headers.setdefault("X-Frame-Options", "DENY")
-    # Codes and tokens travel in URLs (authorize redirects, implicit fragments): never leak them.
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    # No URL of ours ever reaches another site as a referrer (authorization requests carry
+    # state and PKCE challenges; redirects carry codes). Pages say "same-origin" rather than
+    # "no-referrer" because their forms need a same-origin Referer: Flask-WTF's CSRF check
+    # over https requires one, and browsers send "Origin: null" under no-referrer.
+    is_page = response.mimetype == "text/html" and response.status_code < 300
+    headers.setdefault("Referrer-Policy", "same-origin" if is_page else "no-referrer")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.is_secure:
@@ -213,7 +217,8 @@ def init_app(app) -> None:
     """Install the headers, the protocol input checks, the error responses and the cookie rules."""
     app.config.setdefault("CONTENT_SECURITY_POLICY", CONTENT_SECURITY_POLICY)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask's own default is None, so setdefault would never apply: set it unless configured.
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.session_interface = SessionInterface()
     app.before_request(_guard_protocol_request)
     app.after_request(_set_security_headers)
