@@ -108,12 +108,17 @@ class LockedOutClientError(InvalidClientError):
         return super().get_headers() + [("Retry-After", str(self.wait))]
 
 
+def request_client_id(request) -> str:
+    """The client_id a token-endpoint request claims (HTTP Basic or body), before authentication."""
+    client_id, _ = extract_basic_authorization(request.headers)
+    return client_id or request.payload.client_id or ""
+
+
 class AuthorizationServer(_AuthorizationServer):
     """Authlib's server, with failed client authentications throttled per client and address."""
 
     def authenticate_client(self, request, methods, endpoint="token"):
-        client_id, _ = extract_basic_authorization(request.headers)
-        client_id = client_id or request.payload.client_id or ""
+        client_id = request_client_id(request)
         subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
         if wait := throttle.locked_for(*subjects):
             raise LockedOutClientError(wait)
@@ -234,7 +239,7 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
         user = authenticate_user(username, password)
         if user is None:
             wait = throttle.record_failure(*subjects)
-            audit.record("login_failed", client_id=self.request.client.client_id,
+            audit.record("login_failed", client_id=request_client_id(self.request)[:48],
                          attempted_username=username[:40], grant_type="password")
             db.session.commit()
             if wait:

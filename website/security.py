@@ -63,6 +63,10 @@ class ProtocolInputError(Exception):
         self.error = error
         self.status_code = status_code
 
+    def get_error_description(self) -> str:
+        """The description, as OAuth2Error names it (the error page shows it)."""
+        return self.description
+
 
 class SessionInterface(SecureCookieSessionInterface):
     """The signed-cookie session, with the Secure flag whenever the site is served over https."""
@@ -107,6 +111,8 @@ def json_error(error: str, description: str, status_code: int, headers=None):
 def http_error_response(error: HTTPException):
     """Answer an HTTP error as JSON on protocol endpoints and as a page elsewhere."""
     code = error.code or 500
+    if error.response is not None or _is_json(error):
+        return error  # already a complete response, such as Authlib's RFC 6750 errors
     if wants_json():
         if code >= 500:
             return json_error("server_error", "The server could not complete the request.", code)
@@ -119,6 +125,14 @@ def http_error_response(error: HTTPException):
     else:
         message = error.description or error.name
     return render_template("error.html", title=error.name, message=message), code
+
+
+def _is_json(error: HTTPException) -> bool:
+    try:
+        headers = dict(error.get_headers())
+    except Exception:  # noqa: BLE001 - a broken exception must still get an answer
+        return False
+    return headers.get("Content-Type", "").startswith("application/json")
 
 
 def _check_utf8(raw: bytes, where: str) -> None:
