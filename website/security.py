@@ -48,6 +48,15 @@ PAGE_ENDPOINTS = {
     "oauth.authorize": ProtocolEndpoint((FORM,)),
 }
 
+#: Parameters whose syntax is ASCII VSCHAR (%x20-7E) per RFC 6749 Appendix A, RFC 7636 §4 and
+#: RFC 7009 §2.1. Refusing anything else up front also keeps Authlib from building an error
+#: description it must reject (it raises ValueError on characters RFC 6749 §5.2 forbids).
+VSCHAR_PARAMETERS = {
+    "client_id", "client_secret", "response_type", "scope", "state", "redirect_uri", "grant_type",
+    "code", "refresh_token", "code_verifier", "code_challenge", "code_challenge_method", "token",
+    "token_type_hint", "response_mode",
+}
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -127,6 +136,15 @@ def http_error_response(error: HTTPException):
     return render_template("error.html", title=error.name, message=message), code
 
 
+def _is_vschar(value: str) -> bool:
+    return all(0x20 <= ord(c) <= 0x7E for c in value)
+
+
+def _printable(text: str) -> str:
+    """Text safe in an error_description (RFC 6749 §5.2 allows %x20-21 / %x23-5B / %x5D-7E)."""
+    return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in text)
+
+
 def _is_json(error: HTTPException) -> bool:
     try:
         headers = dict(error.get_headers())
@@ -182,10 +200,13 @@ def check_protocol_request(spec: ProtocolEndpoint) -> None:
         for key in source:
             values = source.getlist(key)
             if key in seen or len(values) > 1:
-                raise ProtocolInputError(f"The parameter '{key}' was sent more than once.")
+                raise ProtocolInputError(f"The parameter '{_printable(key[:40])}' was sent more than once.")
             seen.add(key)
             if len(key) > limit or any(len(value) > limit for value in values):
-                raise ProtocolInputError(f"The parameter '{key[:40]}' is too long (limit {limit} characters).")
+                raise ProtocolInputError(f"The parameter '{_printable(key[:40])}' is too long (limit {limit} characters).")
+            if key in VSCHAR_PARAMETERS and any(not _is_vschar(value) for value in values):
+                raise ProtocolInputError(
+                    f"The parameter '{key}' may contain only printable ASCII characters (RFC 6749 Appendix A).")
 
 
 def _guard_protocol_request():
@@ -237,8 +258,20 @@ def init_app(app) -> None:
     app.before_request(_guard_protocol_request)
     app.after_request(_set_security_headers)
     app.register_error_handler(HTTPException, http_error_response)
+    app.register_error_handler(ValueError, _forbidden_description_response)
     for code in (404, 405):
         _prefer_json(app, code)
+
+
+def _forbidden_description_response(error: ValueError):
+    """Authlib refuses to build an error whose description would echo characters RFC 6749 §5.2
+    forbids (a quote in a response_type, say): that is the client's malformed request, a 400."""
+    if not str(error).startswith("Error description contains forbidden characters"):
+        raise error
+    problem = ProtocolInputError("The request contains a parameter value with characters that are not allowed.")
+    if wants_json():
+        return json_error(problem.error, problem.description, 400)
+    return render_template("oauth/error.html", error=problem), 400
 
 
 def _prefer_json(app, code: int) -> None:
