@@ -37,6 +37,12 @@ def app_config(request, app_config):
         yield config
 
 
+@pytest.fixture
+def app(app):
+    yield app
+    throttle.close(app)
+
+
 def log_in(test_client, username="alice", password=PASSWORD, address="192.0.2.1"):
     environ = {"REMOTE_ADDR": address}
     token = csrf_token(test_client, "/login")
@@ -161,6 +167,7 @@ def test_counters_are_shared_by_instances(app_config, app, user):
     assert log_in(other_instance.test_client()).status_code == 429
     with other_instance.app_context():
         db.engine.dispose()
+    throttle.close(other_instance)
 
 
 def test_concurrent_failures_are_all_counted(app):

@@ -14,6 +14,7 @@ or in Redis when REDIS_URL is set. The interface is three functions::
 """
 
 import hashlib
+import threading
 import time
 
 from flask import current_app, request
@@ -124,15 +125,32 @@ class RedisBackend:
     def clear(self, key: str) -> None:
         self.redis.delete(f"{self.prefix}{key}")
 
+    def close(self) -> None:
+        """Close the connections to Redis."""
+        self.redis.close()
+
+
+_backend_lock = threading.Lock()
+
 
 def _backend():
     app = current_app
     backend = app.extensions.get("throttle")
     if backend is None:
-        url = app.config.get("REDIS_URL")
-        backend = RedisBackend(url, app.config["THROTTLE_REDIS_PREFIX"]) if url else DatabaseBackend()
-        app.extensions["throttle"] = backend
+        with _backend_lock:  # one backend (one Redis pool) per app, even when threads race
+            backend = app.extensions.get("throttle")
+            if backend is None:
+                url = app.config.get("REDIS_URL")
+                backend = RedisBackend(url, app.config["THROTTLE_REDIS_PREFIX"]) if url else DatabaseBackend()
+                app.extensions["throttle"] = backend
     return backend
+
+
+def close(app) -> None:
+    """Release the app's throttle backend connections (Redis); the database needs nothing."""
+    backend = app.extensions.pop("throttle", None)
+    if isinstance(backend, RedisBackend):
+        backend.close()
 
 
 def locked_for(*subjects: tuple[str, str]) -> int:
