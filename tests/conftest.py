@@ -4,6 +4,7 @@ TEST_DATABASE_URL), Flask's test client, the CLI runner, and factories."""
 import base64
 import hashlib
 import os
+import re
 import secrets
 import threading
 import uuid
@@ -172,7 +173,8 @@ class AuthActions:
 
     def csrf_token(self, path="/login"):
         html = self._client.get(path).get_data(as_text=True)
-        return html.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
+        # Any attribute order: WTForms' hidden_tag and the layout's log-out form differ.
+        return re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
 
     def login(self, username="alice", password=PASSWORD):
         token = self.csrf_token("/login")

@@ -58,7 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
 
-    from . import api, auth, cli, clients, oauth, oauth2, ops
+    from . import admin, api, auth, cli, clients, oauth, oauth2, ops, security
 
     oauth2.init_app(app)
     # Clients call these with their own credentials, not a browser session.
@@ -69,6 +69,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(clients.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     cli.init_app(app)
     from . import account, introspection, logout, registration, resources
 
@@ -79,6 +80,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(account.bp)
     register_error_pages(app)
     ops.init_app(app)  # /healthz, request log, proxies, 503 while the database is down
+    # After the error pages: it keeps them for people and answers JSON on protocol endpoints.
+    security.init_app(app)
     return app
 
 

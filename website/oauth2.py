@@ -22,6 +22,7 @@ from authlib.oauth2.rfc6749.errors import (
     MissingAuthorizationError,
     UnsupportedTokenTypeError,
 )
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
@@ -31,6 +32,7 @@ from sqlalchemy import select, update
 from werkzeug.datastructures import MultiDict
 from werkzeug.local import LocalProxy
 
+from . import audit, throttle
 from .models import AuthorizationCode, OAuth2Client, Token, User, authenticate_user, db, hash_secret, now
 from .resources import api_scopes, requested_resource
 
@@ -68,9 +70,10 @@ def query_token_by_refresh_token(refresh_token: str) -> Token | None:
     return db.session.scalar(select(Token).where(Token.refresh_token_hash == hash_secret(refresh_token)))
 
 
-def revoke_family(family_id: str) -> None:
+def revoke_family(family_id: str, reason: str = "revoked") -> None:
     """Revoke every access and refresh token descended from one grant (one code or log-in)."""
     stamp = now()
+    audit.record("token_family_revoked", family_id=family_id, reason=reason)
     db.session.execute(
         update(Token)
         .where(Token.family_id == family_id, Token.access_token_revoked_at == 0)
@@ -109,12 +112,42 @@ def save_token(token: dict, request) -> None:
         audience=getattr(request, "audience", None),
     )
     db.session.add(item)
+    audit.record("token_issued", user=request.user, client_id=request.client.client_id,
+                 grant_type=request.payload.grant_type or "implicit", scope=item.scope, family_id=item.family_id)
     db.session.commit()
 
 
 def pkce_methods() -> list[str]:
     """The PKCE code_challenge_methods this server accepts: S256, and plain if configured."""
     return ["S256", "plain"] if current_app.config["OAUTH2_PKCE_ALLOW_PLAIN"] else ["S256"]
+
+
+class LockedOutGrantError(InvalidGrantError):
+    """The resource owner's account (or the client's address) is locked after failed attempts."""
+
+    def __init__(self, wait: int):
+        super().__init__(throttle.wait_message(wait))
+        self.wait = wait
+
+    def get_headers(self):
+        return super().get_headers() + [("Retry-After", str(self.wait))]
+
+
+class LockedOutClientError(InvalidClientError):
+    """The client (or its address) is locked after failed client authentications."""
+
+    def __init__(self, wait: int):
+        super().__init__(status_code=401, description=throttle.wait_message(wait))
+        self.wait = wait
+
+    def get_headers(self):
+        return super().get_headers() + [("Retry-After", str(self.wait))]
+
+
+def request_client_id(request) -> str:
+    """The client_id a token-endpoint request claims (HTTP Basic or body), before authentication."""
+    client_id, _ = extract_basic_authorization(request.headers)
+    return client_id or request.payload.client_id or ""
 
 
 class CodeChallenge(_CodeChallenge):
@@ -186,7 +219,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 select(Token.family_id).where(Token.authorization_code_id == item.id).distinct()
             ).all()
             for family_id in families:
-                revoke_family(family_id)
+                revoke_family(family_id, reason="authorization code reused")
             db.session.commit()
             return None
         if item.is_expired():
@@ -219,12 +252,21 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
-    def authenticate_user(self, username: str, password: str) -> User:
+    def authenticate_user(self, username: str, password: str) -> User | None:
+        # The same throttle as the log-in form: it guards the same passwords.
+        subjects = (("account", username), ("address", throttle.client_address()))
+        if wait := throttle.locked_for(*subjects):
+            raise LockedOutGrantError(wait)
         user = authenticate_user(username, password)
         if user is None:
-            # RFC 6749 §5.2: wrong resource owner credentials are an invalid grant;
-            # Authlib would answer invalid_request.
-            raise InvalidGrantError("Wrong username or password.")
+            wait = throttle.record_failure(*subjects)
+            audit.record("login_failed", client_id=request_client_id(self.request)[:48],
+                         attempted_username=username[:40], grant_type="password")
+            db.session.commit()
+            if wait:
+                raise LockedOutGrantError(wait)
+            raise InvalidGrantError("Invalid username or password.")
+        throttle.clear(subjects[0])
         return user
 
 
@@ -250,7 +292,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if token.refresh_token_revoked_at:
             if token.rotated_at:
                 # A rotated refresh token came back: it was stolen or replayed.
-                revoke_family(token.family_id)
+                revoke_family(token.family_id, reason="rotated refresh token reused")
                 db.session.commit()
             return None
         if not token.is_refresh_token_active():
@@ -306,9 +348,11 @@ class RevocationEndpoint(_RevocationEndpoint):
 
     def revoke_token(self, token: Token, request) -> None:
         if token.matched_refresh_token:
-            revoke_family(token.family_id)
+            revoke_family(token.family_id, reason="refresh token revoked by client")
         else:
             token.access_token_revoked_at = token.access_token_revoked_at or now()
+        audit.record("token_revoked", user=token.user, client_id=token.client_id,
+                     token_type="refresh_token" if token.matched_refresh_token else "access_token")
         db.session.commit()
 
 
@@ -383,7 +427,8 @@ class JsonBodyRequest(FlaskOAuth2Request):
 class AuthorizationServer(_AuthorizationServer):
     """Authlib's server, also taking token requests with a JSON body as Auth0 does, telling
     which grants and endpoints are registered (for the discovery documents), and kept from
-    building error descriptions it cannot send."""
+    building error descriptions it cannot send; failed client authentications are throttled
+    per client and address."""
 
     def create_oauth2_request(self, request):
         if _has_json_body():
@@ -395,6 +440,18 @@ class AuthorizationServer(_AuthorizationServer):
             error = InvalidRequestError("A JSON request body must be an object whose values are strings.")
             return self.handle_error_response(None, error)
         return super().create_token_response(request)
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        client_id = request_client_id(request)
+        subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
+        if wait := throttle.locked_for(*subjects):
+            raise LockedOutClientError(wait)
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            if wait := throttle.record_failure(*subjects):
+                raise LockedOutClientError(wait)
+            raise
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
