@@ -48,6 +48,16 @@ class AuthorizationServer(_AuthorizationServer):
                 raise InvalidRequestError(f"Invalid '{name}' in request.")
         return super().get_authorization_grant(request)
 
+    def create_token_response(self, request=None):
+        # RFC 6749 §3.2: parameters MUST NOT be sent more than once; Authlib reads the first
+        # of several, so two clients' views of one request could differ.
+        oauth_request = self.create_oauth2_request(request)
+        for name, values in oauth_request.payload.datalist.items():
+            if len(values) > 1:
+                error = InvalidRequestError(f"Multiple '{name}' in request.")
+                return self.handle_error_response(oauth_request, error)
+        return super().create_token_response(request)
+
 
 def authenticate_client_secret_basic(query_client, request):
     """HTTP Basic client authentication; a malformed header fails like a wrong secret."""
