@@ -3,9 +3,9 @@
 import base64
 
 import pytest
+from conftest import bearer
 from sqlalchemy import select
 
-from conftest import bearer
 from website.models import Token, db
 
 

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from conftest import _test_config
 from flask_migrate import downgrade, upgrade
 
-from conftest import _test_config
 from website import MIGRATIONS_DIR, create_app
 from website.models import db
 

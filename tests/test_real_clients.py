@@ -4,10 +4,9 @@ import re
 
 import pytest
 import requests
+from conftest import PASSWORD
 from oauthlib.oauth2 import BackendApplicationClient, LegacyApplicationClient
 from requests_oauthlib import OAuth2Session
-
-from conftest import PASSWORD
 
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
 
@@ -36,7 +35,7 @@ def browser_allow(live_server: str, authorization_url: str) -> str:
 def test_code_flow_with_pkce_refresh_and_me(live_server, user, make_client):
     client, secret = make_client(redirect_uris=[REDIRECT_URI])
     oauth_client = OAuth2Session(client.client_id, redirect_uri=REDIRECT_URI, scope=["profile"], pkce="S256")
-    authorization_url, state = oauth_client.authorization_url(f"{live_server}/oauth/authorize")
+    authorization_url, _ = oauth_client.authorization_url(f"{live_server}/oauth/authorize")
     callback = browser_allow(live_server, authorization_url)
     token = oauth_client.fetch_token(f"{live_server}/oauth/token", authorization_response=callback,
                                      client_secret=secret)
