@@ -1,7 +1,6 @@
 """Revoking tokens (RFC 7009)."""
 
 import pytest
-
 from conftest import bearer, exchange_code, get_code
 
 

@@ -374,11 +374,13 @@ class ResourceProtector(_ResourceProtector):
         if isinstance(error, (MissingAuthorizationError, UnsupportedTokenTypeError)):
             body = {"error": "invalid_token",
                     "error_description": "Send an access token in an 'Authorization: Bearer' header."}
-            raise_http_exception(401, json.dumps(body), [*default_json_headers, ("WWW-Authenticate", "Bearer")])
+            headers = [*default_json_headers, ("WWW-Authenticate", "Bearer")]
+            raise_http_exception(401, json.dumps(body), headers)
         if isinstance(error, InsufficientScopeError):
             body = dict(error.get_body())
             challenge = f'Bearer error="insufficient_scope", error_description="{error.description}"'
-            raise_http_exception(403, json.dumps(body), [*default_json_headers, ("WWW-Authenticate", challenge)])
+            headers = [*default_json_headers, ("WWW-Authenticate", challenge)]
+            raise_http_exception(403, json.dumps(body), headers)
         super().raise_error_response(error)
 
 
