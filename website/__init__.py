@@ -1,13 +1,16 @@
 """The identity provider's Flask app factory."""
 
+import secrets
 import sqlite3
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template, request
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.exceptions import InternalServerError
 
 from . import config as default_config
 from .models import db
@@ -55,7 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
 
-    from . import api, auth, cli, clients, oauth, oauth2
+    from . import account, admin, api, auth, cli, clients, oauth, oauth2
 
     oauth2.init_app(app)
     # Clients call these with their own credentials, not a browser session.
@@ -63,11 +66,22 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.exempt(oauth.revoke_token)
     app.register_blueprint(auth.bp)
     app.register_blueprint(clients.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
     cli.init_app(app)
     register_error_pages(app)
+    app.add_template_filter(url_host, "urlhost")
     return app
+
+
+def url_host(uri: str) -> str:
+    """The host (and port) of a URI, to tell people where they are being sent."""
+    try:
+        return urlsplit(uri).netloc or uri
+    except ValueError:
+        return uri
 
 
 def register_error_pages(app: Flask) -> None:
@@ -75,14 +89,44 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return render_template("error.html", title="Form expired", message=error.description), 400
+        return render_template(
+            "error.html", code=400, title="This form has expired",
+            message="The page was open too long or your session changed. Go back, reload the page "
+                    "and send the form again.",
+        ), 400
+
+    @app.errorhandler(403)
+    def forbidden(error):
+        return render_template(
+            "error.html", code=403, title="You cannot open this page",
+            message="Your account does not have access to it. If you think it should, ask an "
+                    "administrator.",
+        ), 403
 
     @app.errorhandler(404)
     def not_found(error):
-        return render_template("error.html", title="Page not found",
-                               message="There is nothing at this address."), 404
+        return render_template(
+            "error.html", code=404, title="Page not found",
+            message="There is nothing at this address. Check the link for typing mistakes, or "
+                    "start again from the home page.",
+        ), 404
 
     @app.errorhandler(405)
     def method_not_allowed(error):
-        return render_template("error.html", title="Method not allowed",
+        return render_template("error.html", code=405, title="Method not allowed",
                                message="This address does not accept that kind of request."), 405
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(error):
+        # Flask has already logged the traceback; this line ties it to the reference the
+        # person sees, so a report of the page finds the log entry.
+        reference = secrets.token_hex(4)
+        original = getattr(error, "original_exception", None)
+        current_app.logger.error("Internal error %s on %s %s: %r", reference, request.method,
+                                 request.path, original or error)
+        return render_template(
+            "error.html", code=500, title="Something went wrong on our side",
+            message="The server could not finish your request. It was not your fault. Try again in "
+                    "a moment; if it keeps happening, tell the site's administrator this reference.",
+            reference=reference,
+        ), 500

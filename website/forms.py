@@ -11,6 +11,7 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from .client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES
@@ -60,13 +61,13 @@ class ClientForm(FlaskForm):
     redirect_uris = TextAreaField("Redirect URIs (one per line)", validators=[Length(max=20000)])
     grant_types = MultiCheckboxField(
         "Grant types",
-        choices=[(g, GRANT_LABELS[g]) for g in GRANT_TYPES],
+        choices=[SelectChoice(g, GRANT_LABELS[g]) for g in GRANT_TYPES],
         default=["authorization_code", "refresh_token"],
     )
     scope = StringField("Scopes (space-separated)", validators=[Length(max=1000)])
     token_endpoint_auth_method = SelectField(
         "Client authentication",
-        choices=[(m, AUTH_METHOD_LABELS[m]) for m in AUTH_METHODS],
+        choices=[SelectChoice(m, AUTH_METHOD_LABELS[m]) for m in AUTH_METHODS],
         default="client_secret_basic",
     )
     contacts = TextAreaField("Contact emails (one per line)", validators=[Length(max=5000)])
@@ -97,3 +98,20 @@ class ConfirmForm(FlaskForm):
     """A form with only its CSRF token, for buttons that change something (log out, delete)."""
 
     confirm = BooleanField("Confirm")
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=1000)])
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("new_password", message="The passwords differ.")],
+    )
+    submit = SubmitField("Change password")
+
+
+class ChangeEmailForm(FlaskForm):
+    email = StringField("New email", validators=[DataRequired(), Length(max=254), EMAIL_RULE])
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
+    submit = SubmitField("Change email")
+
