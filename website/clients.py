@@ -50,7 +50,7 @@ def create():
         client, secret = OAuth2Client.register(metadata, owner=g.user)
         db.session.add(client)
         db.session.commit()
-        flash("Client created. Copy the secret now: it is shown only once.")
+        flash("Client created.")
         return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm()), 201
     return render_template("clients/form.html", form=form, client=None), 400 if form.errors else 200
 
@@ -90,7 +90,7 @@ def rotate_secret(client_id: str):
         abort(400)
     secret = client.rotate_secret()
     db.session.commit()
-    flash("New secret made. Copy it now: it is shown only once.")
+    flash("New secret made; the old one no longer works.")
     return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm())
 
 

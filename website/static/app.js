@@ -81,7 +81,8 @@
       error.className = "error";
       error.id = id;
       error.setAttribute("data-client", "");
-      (wrapper || field.parentNode).appendChild(error);
+      // Right below the input, before its help text, where the server puts its messages.
+      field.insertAdjacentElement("afterend", error);
     }
     error.textContent = message;
     field.setAttribute("aria-invalid", "true");
