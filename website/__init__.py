@@ -93,6 +93,7 @@ def register_error_pages(app: Flask) -> None:
             "error.html", code=400, title="This form has expired",
             message="The page was open too long or your session changed. Go back, reload the page "
                     "and send the form again.",
+            detail=error.description,
         ), 400
 
     @app.errorhandler(403)
