@@ -73,6 +73,8 @@ def create_app(config: dict | None = None) -> Flask:
     cli.init_app(app)
     register_error_pages(app)
     app.add_template_filter(url_host, "urlhost")
+    # Pages link to sections only when the blueprint serving them is registered.
+    app.add_template_global(lambda endpoint: endpoint in app.view_functions, "has_endpoint")
     return app
 
 
