@@ -73,7 +73,8 @@ def set_admin(user_id: int):
         user.is_admin = make_admin
         db.session.commit()
         flash(f"{user.username} is {'now' if make_admin else 'no longer'} an administrator.")
-    return redirect(request.form.get("back") if _is_admin_path(request.form.get("back")) else url_for("admin.users"))
+    back = request.form.get("back")
+    return redirect(back if _is_admin_path(back) else url_for("admin.users"))
 
 
 @bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])
