@@ -201,6 +201,7 @@ def test_bad_input_shows_the_message_next_to_the_field(page, user):
     error = page.locator(".field:has(#redirect_uris) .error")
     expect(error).to_contain_text("Plain http redirect URIs are allowed only for loopback hosts")
     expect(page.get_by_label("Redirect URIs")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Redirect URIs")).to_be_focused()
     expect(page.get_by_label("Name")).to_have_value("Example")
 
 
@@ -210,6 +211,7 @@ def test_wrong_password_message_on_the_login_page(page, user):
     page.get_by_label("Password", exact=True).fill("not the password")
     page.get_by_role("button", name="Log in").click()
     expect(page.locator(".field:has(#password) .error")).to_have_text("Wrong username or password.")
+    expect(page.get_by_label("Password", exact=True)).to_be_focused()
     expect(page.get_by_label("Username")).to_have_value("alice")
 
 
@@ -273,6 +275,24 @@ def test_revoking_a_connected_app_stops_its_token(page, app, live_server, fake_a
     app_card.get_by_role("button", name="Remove access").click()
     expect(page.get_by_role("heading", name="Fake App")).to_have_count(0)
     assert requests.get(f"{live_server}/api/me", headers=headers, timeout=10).status_code == 401
+
+
+def test_pages_work_without_javascript(browser, live_server, user):
+    context = browser.new_context(viewport=DESKTOP, base_url=live_server, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        log_in(page)
+        page.goto("/clients/new")
+        page.get_by_role("button", name="Register client").click()  # nothing checks it in the page
+        expect(page.locator(".field:has(#client_name) .error")).to_have_text("This field is required.")
+        page.get_by_label("Name").fill("No Script App")
+        page.get_by_label("Redirect URIs").fill("https://app.example.com/callback")
+        page.get_by_role("button", name="Register client").click()
+        expect(page.locator("#client-secret")).to_be_visible()
+        # The copy buttons need the script, so they stay out of the way.
+        expect(page.locator(".copy-button").first).to_be_hidden()
+    finally:
+        context.close()
 
 
 def tour(page, make_user, make_client, fake_app):

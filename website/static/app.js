@@ -118,8 +118,15 @@
     });
   }
 
+  // After the server sent a form back with problems, start where the first one is.
+  function focusFirstProblem() {
+    var first = document.querySelector('form [aria-invalid="true"]');
+    if (first) first.focus();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setUpCopyButtons();
     setUpFormChecks();
+    focusFirstProblem();
   });
 })();
