@@ -166,6 +166,11 @@ def test_sign_up_register_client_and_run_the_code_flow(page, live_server, fake_a
     assert me.status_code == 200
     assert me.json()["username"] == "ada"
 
+    page.goto("/")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("status")).to_have_text("You are signed out.")
+    expect(page.get_by_role("link", name="Log in").first).to_be_visible()
+
 
 def test_denying_consent_sends_access_denied_back_to_the_app(page, user, make_client, fake_app):
     client, _ = make_client(owner=user, client_name="Fake App", redirect_uris=[fake_app.redirect_uri])
