@@ -257,9 +257,7 @@ def test_copy_button_puts_the_client_id_on_the_clipboard(page, live_server, user
     assert page.evaluate("navigator.clipboard.readText()") == client.client_id
 
 
-def test_revoking_a_connected_app_stops_its_token(page, app, live_server, fake_app):
-    if "account.apps" not in app.view_functions:
-        pytest.skip("the connected-apps page (account.apps) is built on the oidc2 branch: not merged here yet")
+def test_revoking_a_connected_app_stops_its_token(page, live_server, fake_app):
     sign_up(page, "ada")
     client_id, secret = register_client(page, "Fake App", fake_app.redirect_uri)
     verifier, challenge = pkce_pair()
@@ -353,11 +351,10 @@ def tour(page, make_user, make_client, fake_app):
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url(fake_app.redirect_uri + "?*")
     page.goto("/account/")
-    # Pages from other branches, once merged: photographed and checked like the rest.
-    if page.get_by_role("link", name="Connected apps").count():
-        page.get_by_role("link", name="Connected apps").first.click()
-        yield "connected-apps"
-        page.goto("/account/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Connected apps").click()
+    expect(page.get_by_role("heading", name="Photo Gallery")).to_be_visible()
+    yield "connected-apps"
+    page.goto("/account/")
     yield "account"
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
     page.get_by_label("Current password").first.fill("wrong password")
@@ -375,6 +372,14 @@ def tour(page, make_user, make_client, fake_app):
     other = make_user("mallory")
     page.goto(f"/admin/users/{other.id}/delete")
     yield "admin-delete-user"
+
+    page.goto("/oauth/logout?client_id=unknown")
+    yield "logout-error"
+    page.goto("/oauth/logout?" + urlencode({"client_id": client_id}))
+    yield "logout-confirm"
+    page.get_by_role("button", name="Log out").last.click()
+    expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
+    yield "logout-done"
     assert admin.is_admin
 
 
@@ -394,7 +399,7 @@ def axe_violations(page) -> list[dict]:
 
 #: The pages the README shows, and those also shown at phone width.
 SCREENSHOTS = {"login", "signup", "consent", "clients", "client-secret", "account", "admin-users",
-               "client-form-error", "oauth-error"}
+               "client-form-error", "oauth-error", "connected-apps", "logout-confirm"}
 PHONE_SCREENSHOTS = {"login", "consent", "client-secret", "admin-users"}
 
 #: Inline scripts, inline styles and event-handler attributes, which a strict CSP blocks, and
@@ -427,7 +432,7 @@ def test_every_page_is_accessible_and_self_contained(page, viewport, make_user, 
             page.screenshot(path=str(path), full_page=True)
             assert path.stat().st_size > 5000
             photographed.append(stop)
-    assert len(stops) >= 19
+    assert len(stops) >= 23
     assert not violations, json.dumps(violations, indent=2)
     assert not inline, f"inline or external scripts or styles on: {inline}"
     assert sorted(photographed) == sorted(names)
