@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := app.py
 
-.PHONY: run test install install-dev initdb clean
+.PHONY: run test install install-dev initdb clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: initdb
 ## Install the test dependencies and run the whole suite (PostgreSQL too when TEST_DATABASE_URL is set)
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Re-take the README's screenshots (docs/screenshots/) in headless Chromium
+screenshots: install-dev
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py -k accessible
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,13 +1,16 @@
 """The identity provider's Flask app factory."""
 
+import secrets
 import sqlite3
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template, request
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.exceptions import InternalServerError
 
 from . import config as default_config
 from .models import db
@@ -67,9 +70,9 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.exempt(oauth.userinfo)
     app.register_blueprint(auth.bp)
     app.register_blueprint(clients.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(admin.bp)
     cli.init_app(app)
     from . import account, introspection, logout, registration, resources
 
@@ -79,10 +82,21 @@ def create_app(config: dict | None = None) -> Flask:
     resources.init_app(app)
     app.register_blueprint(account.bp)
     register_error_pages(app)
+    app.add_template_filter(url_host, "urlhost")
+    # Pages link to sections only when the blueprint serving them is registered.
+    app.add_template_global(lambda endpoint: endpoint in app.view_functions, "has_endpoint")
     ops.init_app(app)  # /healthz, request log, proxies, 503 while the database is down
     # After the error pages: it keeps them for people and answers JSON on protocol endpoints.
     security.init_app(app)
     return app
+
+
+def url_host(uri: str) -> str:
+    """The host (and port) of a URI, to tell people where they are being sent."""
+    try:
+        return urlsplit(uri).netloc or uri
+    except ValueError:
+        return uri
 
 
 def register_error_pages(app: Flask) -> None:
@@ -90,14 +104,45 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return render_template("error.html", title="Form expired", message=error.description), 400
+        return render_template(
+            "error.html", code=400, title="This form has expired",
+            message="The page was open too long or your session changed. Go back, reload the page "
+                    "and send the form again.",
+            detail=error.description,
+        ), 400
+
+    @app.errorhandler(403)
+    def forbidden(error):
+        return render_template(
+            "error.html", code=403, title="You cannot open this page",
+            message="Your account does not have access to it. If you think it should, ask an "
+                    "administrator.",
+        ), 403
 
     @app.errorhandler(404)
     def not_found(error):
-        return render_template("error.html", title="Page not found",
-                               message="There is nothing at this address."), 404
+        return render_template(
+            "error.html", code=404, title="Page not found",
+            message="There is nothing at this address. Check the link for typing mistakes, or "
+                    "start again from the home page.",
+        ), 404
 
     @app.errorhandler(405)
     def method_not_allowed(error):
-        return render_template("error.html", title="Method not allowed",
+        return render_template("error.html", code=405, title="Method not allowed",
                                message="This address does not accept that kind of request."), 405
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(error):
+        # Flask has already logged the traceback; this line ties it to the reference the
+        # person sees, so a report of the page finds the log entry.
+        reference = secrets.token_hex(4)
+        original = getattr(error, "original_exception", None)
+        current_app.logger.error("Internal error %s on %s %s: %r", reference, request.method,
+                                 request.path, original or error)
+        return render_template(
+            "error.html", code=500, title="Something went wrong on our side",
+            message="The server could not finish your request. It was not your fault. Try again in "
+                    "a moment; if it keeps happening, tell the site's administrator this reference.",
+            reference=reference,
+        ), 500

@@ -1,30 +1,121 @@
-"""Blueprint: pages for administrators (User.is_admin): the audit log."""
+"""Blueprint: the admin area: every user (make or revoke admin, delete), every client, and the
+audit log."""
 
 import functools
 
-from flask import Blueprint, abort, g, render_template, request
-from sqlalchemy import func, or_, select
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import delete, func, or_, select
 
 from .auth import login_required
-from .models import AuditEvent, db
+from .forms import ConfirmForm
+from .models import AuditEvent, AuthorizationCode, OAuth2Client, Token, User, db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
+PER_PAGE = 20
 #: Audit events shown per page.
-PAGE_SIZE = 50
+AUDIT_PAGE_SIZE = 50
 
 
 def admin_required(view):
-    """Let only signed-in administrators through; others get 403."""
+    """Let only administrators in; others get a 403 page."""
 
     @functools.wraps(view)
     @login_required
     def wrapped_view(**kwargs):
         if not g.user.is_admin:
-            abort(403, "Only administrators can see this page.")
+            abort(403)
         return view(**kwargs)
 
     return wrapped_view
+
+
+def search_term() -> str:
+    """The list's search text from ``?q=``, trimmed to a sane length."""
+    return request.args.get("q", "").strip()[:100]
+
+
+def paginate(statement):
+    """One page of rows from ``?page=``; a page past the end or not a number is a 404."""
+    page = request.args.get("page", 1, type=int)
+    return db.paginate(statement, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE)
+
+
+@bp.route("/")
+@admin_required
+def index():
+    """The admin area starts at the user list."""
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users")
+@admin_required
+def users():
+    """List users, newest first, optionally filtered by username or email."""
+    q = search_term()
+    statement = select(User).order_by(User.id.desc())
+    if q:
+        statement = statement.where(
+            or_(User.username.icontains(q, autoescape=True), User.email.icontains(q, autoescape=True))
+        )
+    return render_template("admin/users.html", page=paginate(statement), q=q, form=ConfirmForm())
+
+
+@bp.route("/users/<int:user_id>/admin", methods=["POST"])
+@admin_required
+def set_admin(user_id: int):
+    """Make a user an administrator, or take that right away."""
+    user = db.get_or_404(User, user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    make_admin = request.form.get("make_admin") == "1"
+    if user.id == g.user.id and not make_admin:
+        # Otherwise the last administrator could lock everyone out of this area.
+        flash("You cannot revoke your own admin rights; ask another administrator.", "error")
+    else:
+        user.is_admin = make_admin
+        db.session.commit()
+        flash(f"{user.username} is {'now' if make_admin else 'no longer'} an administrator.")
+    back = request.form.get("back")
+    return redirect(back if _is_admin_path(back) else url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])
+@admin_required
+def delete_user(user_id: int):
+    """Ask, then delete a user with their clients, codes and tokens."""
+    user = db.get_or_404(User, user_id)
+    if user.id == g.user.id:
+        flash("You cannot delete your own account here.", "error")
+        return redirect(url_for("admin.users"))
+    form = ConfirmForm()
+    owned = select(OAuth2Client.client_id).where(OAuth2Client.owner_id == user.id)
+    if form.validate_on_submit():
+        # Codes and tokens name clients by client_id (no foreign key): remove them first.
+        db.session.execute(delete(Token).where(or_(Token.user_id == user.id, Token.client_id.in_(owned))))
+        db.session.execute(delete(AuthorizationCode).where(
+            or_(AuthorizationCode.user_id == user.id, AuthorizationCode.client_id.in_(owned))))
+        db.session.execute(delete(OAuth2Client).where(OAuth2Client.owner_id == user.id))
+        db.session.delete(user)
+        db.session.commit()
+        flash(f"User {user.username} deleted.")
+        return redirect(url_for("admin.users"))
+    clients = db.session.scalars(select(OAuth2Client).where(OAuth2Client.owner_id == user.id)).all()
+    return render_template("admin/delete_user.html", user=user, clients=clients, form=form)
+
+
+@bp.route("/clients")
+@admin_required
+def clients():
+    """List every client, newest first, optionally filtered by name or client id."""
+    q = search_term()
+    statement = select(OAuth2Client).order_by(OAuth2Client.id.desc())
+    if q:
+        statement = statement.where(or_(
+            OAuth2Client.client_name.icontains(q, autoescape=True),
+            OAuth2Client.client_id.icontains(q, autoescape=True),
+        ))
+    return render_template("admin/clients.html", page=paginate(statement), q=q)
 
 
 def _like_pattern(text: str) -> str:
@@ -50,7 +141,12 @@ def audit():
     total = db.session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))
     events = db.session.scalars(
         select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc())
-        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+        .limit(AUDIT_PAGE_SIZE).offset((page - 1) * AUDIT_PAGE_SIZE)
     ).all()
-    pages = max(1, -(-total // PAGE_SIZE))
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
     return render_template("admin/audit.html", events=events, query=query, page=page, pages=pages, total=total)
+
+
+def _is_admin_path(target: str | None) -> bool:
+    # Only a path inside the admin area, so a form cannot send people elsewhere.
+    return bool(target) and target.startswith("/admin/") and "//" not in target and "\\" not in target

@@ -54,7 +54,7 @@ def create():
         db.session.add(client)
         audit.record("client_created", user=g.user, client_id=client.client_id, client_name=client.client_name)
         db.session.commit()
-        flash("Client created. Copy the secret now: it is shown only once.")
+        flash("Client created.")
         return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm()), 201
     return render_template("clients/form.html", form=form, client=None), 400 if form.errors else 200
 
@@ -96,7 +96,7 @@ def rotate_secret(client_id: str):
     secret = client.rotate_secret()
     audit.record("client_secret_rotated", user=g.user, client_id=client.client_id)
     db.session.commit()
-    flash("New secret made. Copy it now: it is shown only once.")
+    flash("New secret made; the old one no longer works.")
     return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm())
 
 

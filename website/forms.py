@@ -19,6 +19,12 @@ from .client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES, RESP
 USERNAME_RULE = Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores only.")
 EMAIL_RULE = Regexp(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$", message="Enter an email address such as ada@example.com.")
 
+
+def strip_text(value):
+    """Drop the spaces people paste around an address."""
+    return value.strip() if isinstance(value, str) else value
+
+
 GRANT_LABELS = {
     "authorization_code": "Authorization code (with PKCE) — for web, mobile and desktop apps",
     "refresh_token": "Refresh token — keep users signed in",
@@ -116,3 +122,25 @@ class ConfirmForm(FlaskForm):
     """A form with only its CSRF token, for buttons that change something (log out, delete)."""
 
     confirm = BooleanField("Confirm")
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
+    new_password = PasswordField(
+        "New password",
+        validators=[DataRequired(), Length(min=8, max=1000, message="Use 8 to 1000 characters.")],
+    )
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("new_password", message="The passwords differ.")],
+    )
+    submit = SubmitField("Change password")
+
+
+class ChangeEmailForm(FlaskForm):
+    email = StringField(
+        "New email", filters=[strip_text], validators=[DataRequired(), Length(max=254), EMAIL_RULE]
+    )
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
+    submit = SubmitField("Change email")
+

@@ -19,7 +19,13 @@ from urllib.parse import unquote_to_bytes
 
 from flask import current_app, has_request_context, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+)
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -276,7 +282,7 @@ def init_app(app) -> None:
     app.after_request(_set_security_headers)
     app.register_error_handler(HTTPException, http_error_response)
     app.register_error_handler(ValueError, _forbidden_description_response)
-    for code in (404, 405):
+    for code in (404, 405, 500):
         _prefer_json(app, code)
 
 
@@ -293,7 +299,7 @@ def _forbidden_description_response(error: ValueError):
 
 def _prefer_json(app, code: int) -> None:
     """Keep the page for ``code`` but answer JSON on protocol endpoints."""
-    exc_class = NotFound if code == 404 else MethodNotAllowed
+    exc_class = {404: NotFound, 405: MethodNotAllowed, 500: InternalServerError}[code]
     page_handler = app.error_handler_spec[None][code].get(exc_class)
 
     def handler(error):

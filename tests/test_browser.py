@@ -1,0 +1,438 @@
+"""The web UI in a real browser: headless Chromium (Debian's, at /usr/bin/chromium) driven by
+Playwright against the live server; axe-core checks every page for accessibility problems.
+
+Screenshots of the main pages go to docs/screenshots/ with UPDATE_SCREENSHOTS=1, otherwise to
+a temporary folder, so a normal run never changes the tree.
+"""
+
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import requests
+from conftest import PASSWORD, pkce_pair, query_params
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+SCREENSHOT_DIR = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason="Debian's chromium is missing at /usr/bin/chromium (apt-get install chromium; .ci/run does)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module's tests."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh browser tab (own cookies) on a desktop-sized window."""
+    context = browser.new_context(viewport=DESKTOP, base_url=live_server, locale="en-GB")
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+class FakeApp:
+    """A tiny client app: an HTTP server whose /callback records the query it was sent back with."""
+
+    def __init__(self):
+        self.queries: list[str] = []
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                path, _, query = self.path.partition("?")
+                if path != "/callback":
+                    self.send_error(404)
+                    return
+                app.queries.append(query)
+                body = b"<!doctype html><title>Fake App</title><h1>Back at the Fake App</h1>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.redirect_uri = self.url + "/callback"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def fake_app():
+    app = FakeApp()
+    yield app
+    app.close()
+
+
+def log_in(page, username="alice", password=PASSWORD):
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+def sign_up(page, username, password=PASSWORD):
+    page.goto("/signup")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Email").fill(f"{username}@example.com")
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Repeat password").fill(password)
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_role("heading", name=f"Welcome, {username}")).to_be_visible()
+
+
+def register_client(page, name, redirect_uri, **fields):
+    """Fill in and send the client form; return the new client's id and secret from the page."""
+    page.goto("/clients/")
+    page.get_by_role("link", name="Register a new client").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Redirect URIs").fill(redirect_uri)
+    for label, value in fields.items():
+        page.get_by_label(label).fill(value)
+    page.get_by_role("button", name="Register client").click()
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    return page.locator("#client-id").inner_text(), page.locator("#client-secret").inner_text()
+
+
+def authorize_path(client_id, redirect_uri, challenge, scope="profile email", state="s-123"):
+    return "/oauth/authorize?" + urlencode({
+        "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+        "scope": scope, "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
+    })
+
+
+def test_sign_up_register_client_and_run_the_code_flow(page, live_server, fake_app):
+    sign_up(page, "ada")
+    client_id, secret = register_client(page, "Fake App", fake_app.redirect_uri)
+    assert client_id and len(secret) > 40
+    page.goto(f"/clients/{client_id}")  # shown once: a second look shows no secret
+    expect(page.locator("#client-secret")).to_have_count(0)
+
+    verifier, challenge = pkce_pair()
+    page.goto(authorize_path(client_id, fake_app.redirect_uri, challenge))
+    expect(page.get_by_role("heading", name="Fake App wants to access your account")).to_be_visible()
+    expect(page.get_by_text("See your email address.")).to_be_visible()
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(fake_app.redirect_uri + "?*")
+    params = query_params(page.url)
+    assert params["state"] == "s-123"
+
+    token = requests.post(f"{live_server}/oauth/token", data={
+        "grant_type": "authorization_code", "code": params["code"],
+        "redirect_uri": fake_app.redirect_uri, "code_verifier": verifier,
+    }, auth=(client_id, secret), timeout=10)
+    assert token.status_code == 200, token.text
+    me = requests.get(f"{live_server}/api/me", timeout=10,
+                      headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+    assert me.status_code == 200
+    assert me.json()["username"] == "ada"
+
+    page.goto("/")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("status")).to_have_text("You are signed out.")
+    expect(page.get_by_role("link", name="Log in").first).to_be_visible()
+
+
+def test_denying_consent_sends_access_denied_back_to_the_app(page, user, make_client, fake_app):
+    client, _ = make_client(owner=user, client_name="Fake App", redirect_uris=[fake_app.redirect_uri])
+    log_in(page)
+    _, challenge = pkce_pair()
+    page.goto(authorize_path(client.client_id, fake_app.redirect_uri, challenge, state="deny-me"))
+    page.get_by_role("button", name="Deny").click()
+    page.wait_for_url(fake_app.redirect_uri + "?*")
+    params = query_params(page.url)
+    assert params["error"] == "access_denied"
+    assert params["state"] == "deny-me"
+    assert "code" not in params
+    assert fake_app.queries and "error=access_denied" in fake_app.queries[-1]
+
+
+def test_bad_input_shows_the_message_next_to_the_field(page, user):
+    log_in(page)
+    page.goto("/clients/new")
+    # Caught in the browser (static/app.js) before anything is sent.
+    page.get_by_role("button", name="Register client").click()
+    name = page.get_by_label("Name")
+    expect(name).to_have_attribute("aria-invalid", "true")
+    expect(name).to_be_focused()
+    expect(page.locator(".field:has(#client_name) .error")).to_have_text("This field is required.")
+    assert page.url.endswith("/clients/new")
+
+    # Caught by the server: the page comes back with the message beside the field.
+    name.fill("Example")
+    page.get_by_label("Redirect URIs").fill("http://app.example.com/callback")
+    with page.expect_response(lambda r: r.request.method == "POST") as response:
+        page.get_by_role("button", name="Register client").click()
+    assert response.value.status == 400
+    error = page.locator(".field:has(#redirect_uris) .error")
+    expect(error).to_contain_text("Plain http redirect URIs are allowed only for loopback hosts")
+    expect(page.get_by_label("Redirect URIs")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Redirect URIs")).to_be_focused()
+    expect(page.get_by_label("Name")).to_have_value("Example")
+
+
+def test_wrong_password_message_on_the_login_page(page, user):
+    page.goto("/login")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password", exact=True).fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".field:has(#password) .error")).to_have_text("Wrong username or password.")
+    expect(page.get_by_label("Password", exact=True)).to_be_focused()
+    expect(page.get_by_label("Username")).to_have_value("alice")
+
+
+def focused(page) -> list[str]:
+    """The focused element's text, id and outline style."""
+    return page.evaluate("[document.activeElement.textContent.trim(), document.activeElement.id, "
+                         "getComputedStyle(document.activeElement).outlineStyle]")
+
+
+def test_keyboard_only_log_in(page, user):
+    page.goto("/")
+    page.keyboard.press("Tab")
+    # The first stop skips the navigation, and focus is visible.
+    assert focused(page) == ["Skip to content", "", "solid"]
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        if focused(page)[0] == "Log in":
+            break
+    assert focused(page) == ["Log in", "", "solid"]
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/login")
+    assert focused(page)[1] == "username"
+    page.keyboard.type("alice")
+    page.keyboard.press("Tab")
+    assert focused(page)[1:] == ["password", "solid"]
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Welcome, alice")).to_be_visible()
+
+
+def test_copy_button_puts_the_client_id_on_the_clipboard(page, live_server, user, make_client):
+    client, _ = make_client(owner=user)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
+    log_in(page)
+    page.goto(f"/clients/{client.client_id}")
+    page.get_by_role("button", name="Copy client ID").click()
+    expect(page.get_by_role("button", name="Copy client ID")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == client.client_id
+
+
+def test_revoking_a_connected_app_stops_its_token(page, live_server, fake_app):
+    sign_up(page, "ada")
+    client_id, secret = register_client(page, "Fake App", fake_app.redirect_uri)
+    verifier, challenge = pkce_pair()
+    page.goto(authorize_path(client_id, fake_app.redirect_uri, challenge))
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(fake_app.redirect_uri + "?*")
+    token = requests.post(f"{live_server}/oauth/token", data={
+        "grant_type": "authorization_code", "code": query_params(page.url)["code"],
+        "redirect_uri": fake_app.redirect_uri, "code_verifier": verifier,
+    }, auth=(client_id, secret), timeout=10).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert requests.get(f"{live_server}/api/me", headers=headers, timeout=10).status_code == 200
+
+    page.goto("/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Connected apps").click()
+    app_card = page.locator("section", has=page.get_by_role("heading", name="Fake App"))
+    expect(app_card).to_contain_text("See your email address.")
+    app_card.get_by_role("button", name="Remove access").click()
+    expect(page.get_by_role("heading", name="Fake App")).to_have_count(0)
+    assert requests.get(f"{live_server}/api/me", headers=headers, timeout=10).status_code == 401
+
+
+def test_pages_work_without_javascript(browser, live_server, user):
+    context = browser.new_context(viewport=DESKTOP, base_url=live_server, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        log_in(page)
+        page.goto("/clients/new")
+        page.get_by_role("button", name="Register client").click()  # nothing checks it in the page
+        expect(page.locator(".field:has(#client_name) .error")).to_have_text("This field is required.")
+        page.get_by_label("Name").fill("No Script App")
+        page.get_by_label("Redirect URIs").fill("https://app.example.com/callback")
+        page.get_by_role("button", name="Register client").click()
+        expect(page.locator("#client-secret")).to_be_visible()
+        # The copy buttons need the script, so they stay out of the way.
+        expect(page.locator(".copy-button").first).to_be_hidden()
+    finally:
+        context.close()
+
+
+def tour(page, make_user, make_client, fake_app):
+    """Visit every page a person meets, in its interesting states; yield a name at each stop."""
+    page.goto("/")
+    yield "home"
+    page.goto("/login")
+    yield "login"
+    page.get_by_label("Username").fill("nobody")
+    page.get_by_label("Password", exact=True).fill("wrong password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".error")).to_be_visible()
+    yield "login-error"
+    page.goto("/signup")
+    yield "signup"
+    page.goto("/oauth/authorize?response_type=code&client_id=unknown")
+    yield "oauth-error"
+    page.goto("/no-such-page")
+    yield "not-found"
+
+    admin = make_user("grace", is_admin=True)
+    for i in range(3):
+        owner = make_user(f"user{i}")
+        make_client(owner=owner, client_name=f"Demo App {i}")
+    make_client(owner=admin, client_name="Weather Station", token_endpoint_auth_method="none",
+                redirect_uris=["http://127.0.0.1/weather/callback"])
+    log_in(page, "grace")
+    yield "home-signed-in"
+    page.goto("/clients/")
+    yield "clients-one"
+    page.get_by_role("link", name="Register a new client").click()
+    page.get_by_label("Name").fill("Photo Gallery")
+    page.get_by_label("Home page").fill("https://photos.example.com")
+    page.get_by_label("Redirect URIs").fill("http://photos.example.com/callback")
+    page.get_by_role("button", name="Register client").click()
+    expect(page.locator(".error")).to_be_visible()
+    yield "client-form-error"
+    page.get_by_label("Redirect URIs").fill(fake_app.redirect_uri)
+    page.get_by_role("button", name="Register client").click()
+    expect(page.locator("#client-secret")).to_be_visible()
+    yield "client-secret"
+    client_id = page.locator("#client-id").inner_text()
+    page.goto("/clients/")
+    yield "clients"
+    page.goto(f"/clients/{client_id}/edit")
+    yield "client-edit"
+    page.goto(f"/clients/{client_id}/delete")
+    yield "client-delete"
+
+    _, challenge = pkce_pair()
+    page.goto(authorize_path(client_id, fake_app.redirect_uri, challenge, scope="openid profile email"))
+    yield "consent"
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(fake_app.redirect_uri + "?*")
+    page.goto("/account/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Connected apps").click()
+    expect(page.get_by_role("heading", name="Photo Gallery")).to_be_visible()
+    yield "connected-apps"
+    page.goto("/account/")
+    yield "account"
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    page.get_by_label("Current password").first.fill("wrong password")
+    page.get_by_label("New email").fill("grace@example.org")
+    page.get_by_role("button", name="Change email").click()
+    expect(page.locator(".error")).to_be_visible()
+    yield "account-error"
+    page.goto("/admin/users")
+    yield "admin-users"
+    page.goto("/admin/clients?q=demo")
+    yield "admin-clients"
+    if page.get_by_role("link", name="Audit log").count():
+        page.get_by_role("link", name="Audit log").first.click()
+        yield "admin-audit"
+    other = make_user("mallory")
+    page.goto(f"/admin/users/{other.id}/delete")
+    yield "admin-delete-user"
+
+    page.goto("/oauth/logout?client_id=unknown")
+    yield "logout-error"
+    page.goto("/oauth/logout?" + urlencode({"client_id": client_id}))
+    yield "logout-confirm"
+    page.get_by_role("button", name="Log out").last.click()
+    expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
+    yield "logout-done"
+    assert admin.is_admin
+
+
+def axe_violations(page) -> list[dict]:
+    """Run axe-core in the page; return its serious and critical violations."""
+    source = resources.files("axe_playwright_python").joinpath("axe.min.js").read_text()
+    # evaluate() runs outside the page's Content Security Policy, unlike an injected <script>.
+    page.evaluate(source)
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {"rule": v["id"], "impact": v["impact"], "help": v["help"],
+         "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+#: The pages the README shows, and those also shown at phone width.
+SCREENSHOTS = {"login", "signup", "consent", "clients", "client-secret", "account", "admin-users",
+               "client-form-error", "oauth-error", "connected-apps", "logout-confirm"}
+PHONE_SCREENSHOTS = {"login", "consent", "client-secret", "admin-users"}
+
+#: Inline scripts, inline styles and event-handler attributes, which a strict CSP blocks, and
+#: scripts or stylesheets from another origin (a CDN).
+INLINE_CODE = """[...document.querySelectorAll('script:not([src]), style, [style]')].length
+  + [...document.querySelectorAll('*')].filter(e => [...e.attributes].some(a => a.name.startsWith('on'))).length
+  + [...document.querySelectorAll('script[src], link[href]')]
+      .filter(e => new URL(e.src || e.href).origin !== location.origin).length"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_every_page_is_accessible_and_self_contained(page, viewport, make_user, make_client, fake_app,
+                                                           tmp_path):
+    """Tour every page: axe-core finds no serious or critical violation, no page carries inline
+    code or loads code from elsewhere, and the main pages are photographed (into docs/screenshots with UPDATE_SCREENSHOTS=1)."""
+    out = SCREENSHOT_DIR if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    names, suffix = (SCREENSHOTS, "") if viewport is DESKTOP else (PHONE_SCREENSHOTS, "-phone")
+    page.set_viewport_size(viewport)
+    violations, inline, photographed = {}, [], []
+    stops = []
+    for stop in tour(page, make_user, make_client, fake_app):
+        stops.append(stop)
+        if found := axe_violations(page):
+            violations[stop] = found
+        if page.evaluate(INLINE_CODE):
+            inline.append(stop)
+        if stop in names:
+            path = out / f"{stop}{suffix}.png"
+            page.screenshot(path=str(path), full_page=True)
+            assert path.stat().st_size > 5000
+            photographed.append(stop)
+    assert len(stops) >= 23
+    assert not violations, json.dumps(violations, indent=2)
+    assert not inline, f"inline or external scripts or styles on: {inline}"
+    assert sorted(photographed) == sorted(names)
