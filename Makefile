@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := app.py
 
-.PHONY: run test install install-dev initdb clean
+.PHONY: run test install install-dev initdb clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,7 @@ test: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+## Benchmark the endpoints against a bare Flask app (needs wrk); writes bench/results.md
+bench: install-dev
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
