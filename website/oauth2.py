@@ -6,12 +6,12 @@ import secrets
 from authlib.common.security import generate_token
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.local import LocalProxy
 
@@ -30,6 +30,11 @@ _TOKEN_BY_ACCESS_HASH = (
 )
 _TOKEN_BY_REFRESH_HASH = (
     select(Token).options(joinedload(Token.user)).where(Token.refresh_token_hash == bindparam("hash"))
+)
+_CODE_BY_HASH = (
+    select(AuthorizationCode)
+    .options(joinedload(AuthorizationCode.user))
+    .where(AuthorizationCode.code_hash == bindparam("hash"))
 )
 
 
@@ -137,44 +142,58 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return item
 
     def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
-        """Claim the code for this request: only one redemption can ever succeed.
+        """Find an unused, unexpired code of this client (and its user, in the same query).
 
-        The claim is an UPDATE guarded by ``used_at IS NULL``; the database lets exactly one
-        concurrent transaction change the row. It commits together with the issued token.
+        The code is claimed later, in ``save_token``, in the transaction that stores the
+        token: a write transaction (on SQLite, the database's write lock) then lasts only
+        for the claim, the insert and the commit, not for the whole grant.
         """
         if not code or len(code) > 512:
             return None
-        item = db.session.scalar(
-            select(AuthorizationCode).where(AuthorizationCode.code_hash == hash_secret(code))
-        )
+        item = db.session.scalar(_CODE_BY_HASH, {"hash": hash_secret(code)})
         if item is None or item.client_id != client.client_id:
             return None
+        if item.used_at is not None:
+            _revoke_code_tokens(item)
+            return None
+        if item.is_expired():
+            return None
+        return item
+
+    def save_token(self, token: dict) -> None:
+        """Claim the code, then store the token in the same transaction.
+
+        The claim is an UPDATE guarded by ``used_at IS NULL``; the database lets exactly one
+        concurrent transaction change the row, so only one redemption can ever succeed.
+        """
+        item = self.request.authorization_code
         claimed = db.session.execute(
             update(AuthorizationCode)
             .where(AuthorizationCode.id == item.id, AuthorizationCode.used_at.is_(None))
             .values(used_at=now())
         ).rowcount
         if not claimed:
-            # A second redemption: the code may have leaked, so revoke what it produced.
             db.session.rollback()
-            families = db.session.scalars(
-                select(Token.family_id).where(Token.authorization_code_id == item.id).distinct()
-            ).all()
-            for family_id in families:
-                revoke_family(family_id)
-            db.session.commit()
-            return None
-        if item.is_expired():
-            db.session.rollback()
-            return None
-        return item
+            _revoke_code_tokens(item)
+            raise InvalidGrantError("Invalid 'code' in request.")
+        super().save_token(token)
 
     def delete_authorization_code(self, authorization_code) -> None:
         # The code was marked used when claimed; the row stays to detect reuse.
         pass
 
     def authenticate_user(self, authorization_code) -> User | None:
-        return db.session.get(User, authorization_code.user_id)
+        return authorization_code.user
+
+
+def _revoke_code_tokens(item: AuthorizationCode) -> None:
+    """A second redemption: the code may have leaked, so revoke what it produced."""
+    families = db.session.scalars(
+        select(Token.family_id).where(Token.authorization_code_id == item.id).distinct()
+    ).all()
+    for family_id in families:
+        revoke_family(family_id)
+    db.session.commit()
 
 
 class ImplicitGrant(grants.ImplicitGrant):
@@ -225,16 +244,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if not token.is_refresh_token_active():
             return None
-        if self._rotates(self.request.client):
-            stamp = now()
-            claimed = db.session.execute(
-                update(Token)
-                .where(Token.id == token.id, Token.refresh_token_revoked_at == 0)
-                .values(refresh_token_revoked_at=stamp, rotated_at=stamp)
-            ).rowcount
-            if not claimed:
-                db.session.rollback()
-                return None
         return token
 
     def issue_token(self, user, refresh_token):
@@ -242,13 +251,34 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return super().issue_token(user, refresh_token)
 
     def authenticate_user(self, refresh_token) -> User | None:
-        return db.session.get(User, refresh_token.user_id) if refresh_token.user_id else None
+        return refresh_token.user
+
+    def save_token(self, token: dict) -> None:
+        """Spend the old refresh token and store the new token in one short transaction.
+
+        The old access token is revoked with it and, when refresh tokens rotate, the old
+        refresh token too: an UPDATE guarded by ``refresh_token_revoked_at = 0``, so of two
+        concurrent refreshes with one token only one succeeds.
+        """
+        old = self.request.refresh_token
+        stamp = now()
+        values = {"access_token_revoked_at": case((Token.access_token_revoked_at == 0, stamp),
+                                                  else_=Token.access_token_revoked_at)}
+        if self._rotates(self.request.client):
+            values.update(refresh_token_revoked_at=stamp, rotated_at=stamp)
+        claimed = db.session.execute(
+            update(Token).where(Token.id == old.id, Token.refresh_token_revoked_at == 0).values(values),
+            # Nothing reads the old row again in this request; skip re-reading it.
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if not claimed:
+            db.session.rollback()
+            raise InvalidGrantError()
+        super().save_token(token)
 
     def revoke_old_credential(self, refresh_token) -> None:
-        # The old access token goes with the refresh token it came with (the refresh token
-        # itself was already revoked when claimed, if it rotates).
-        refresh_token.access_token_revoked_at = refresh_token.access_token_revoked_at or now()
-        db.session.commit()
+        # Done by save_token, in the transaction that stored the new token.
+        pass
 
 
 class RevocationEndpoint(_RevocationEndpoint):
