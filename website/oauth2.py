@@ -10,7 +10,7 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from flask import current_app
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.local import LocalProxy
 
@@ -77,7 +77,7 @@ def save_token(token: dict, request) -> None:
     parent = getattr(request, "refresh_token", None)
     code = getattr(request, "authorization_code", None)
     refresh_token = token.get("refresh_token")
-    item = Token(
+    values = dict(
         client_id=request.client.client_id,
         user_id=request.user.get_user_id() if request.user else None,
         token_type=token.get("token_type", "Bearer"),
@@ -93,7 +93,8 @@ def save_token(token: dict, request) -> None:
         authorization_code_id=code.id if isinstance(code, AuthorizationCode) else None,
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
     )
-    db.session.add(item)
+    # A bulk INSERT skips the unit of work's bookkeeping for an object nothing reads again.
+    db.session.execute(insert(Token), [values])
     db.session.commit()
 
 
