@@ -687,14 +687,14 @@ def write_results(section: str, title: str, body: str) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds of load per endpoint (10)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds of load per row (5)")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load first (1)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--databases", default="sqlite,postgresql",
                         help="comma-separated: sqlite, postgresql (both)")
-    parser.add_argument("--servers", default="gunicorn",
-                        help="comma-separated: gunicorn, granian (gunicorn)")
+    parser.add_argument("--servers", default="gunicorn,granian",
+                        help="comma-separated: gunicorn, granian (both)")
     parser.add_argument("--only", default="",
                         help="comma-separated endpoint keys to run, e.g. me,client_credentials")
     parser.add_argument("--fill", type=int, default=0,
