@@ -365,9 +365,12 @@ def server_command(server: str, target: str, port: int) -> list[str]:
         return [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF),
                 "--bind", f"127.0.0.1:{port}", target]
     if server == "granian":
+        # One blocking thread per worker, like a sync worker: granian's default for WSGI
+        # (backpressure / 2 = 256 threads) runs that many requests at once under one GIL,
+        # and 32 concurrent scrypt hashes took 580 MiB per worker and timed out.
         return [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "2",
-                "--host", "127.0.0.1", "--port", str(port), "--no-ws", "--log-level", "warning",
-                target]
+                "--blocking-threads", "1", "--host", "127.0.0.1", "--port", str(port), "--no-ws",
+                "--log-level", "warning", target]
     raise ValueError(server)
 
 
@@ -632,7 +635,7 @@ def bench_block(server: str, db_label: str, env: dict, fixture: Fixture, load: L
                 run_wrk(url, endpoint, load, warm_seconds, warm_feed)
             row = judge(endpoint, run_wrk(url, endpoint, load, load.duration, run_feed), ceiling_rps)
             if endpoint.key == "password":
-                row.note = f"hash: {fixture.password_hash_method}"
+                row.note = "; ".join(filter(None, [f"hash: {fixture.password_hash_method}", row.note]))
             rows.append(row)
             print(f"  {format_row(row)}", flush=True)
         rss = app_server.worker_rss_mib()
