@@ -46,13 +46,15 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = default_config.read_or_create_secret_key(app.instance_path)
     uri = default_config.database_uri(app.config["DATABASE_URL"], app.instance_path)
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
-    engine_options = {"pool_pre_ping": True}
     if uri.startswith("sqlite"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-        engine_options["connect_args"] = {"timeout": app.config["SQLITE_BUSY_TIMEOUT"]}
-    elif uri.startswith("postgresql"):
-        # Fail fast while the database is unreachable: requests answer 503 (website/ops.py).
-        engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
+        # A file has no connection to lose: no ping (a query) on every checkout.
+        engine_options = {"connect_args": {"timeout": app.config["SQLITE_BUSY_TIMEOUT"]}}
+    else:
+        engine_options = {"pool_pre_ping": True}
+        if uri.startswith("postgresql"):
+            # Fail fast while the database is unreachable: requests answer 503 (website/ops.py).
+            engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
