@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench.run import postgres_database  # noqa: E402
 from website import create_app  # noqa: E402
 from website.models import AuthorizationCode, Token, User, db  # noqa: E402
 from website.oauth2 import query_token_by_access_token, query_token_by_refresh_token  # noqa: E402
@@ -50,17 +51,8 @@ def throwaway_database(kind: str, server_url: str | None):
         with tempfile.TemporaryDirectory() as directory:
             yield "sqlite:///" + str(Path(directory) / "growth.sqlite")
         return
-    base = sa.make_url(server_url).set(drivername="postgresql+psycopg")
-    name = f"idp_bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(server_url) as url:
+        yield url
 
 
 def fill_tokens(app, start: int, stop: int, client_id: str, user_id: int, samples: list) -> None:

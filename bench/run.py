@@ -138,10 +138,9 @@ def load_average() -> str:
 
 
 def _sqlalchemy_url(url: str) -> str:
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
+    from website.config import database_uri
+
+    return database_uri(url, instance_path="")
 
 
 @contextlib.contextmanager

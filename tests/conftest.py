@@ -236,7 +236,7 @@ def authorize_url(client, **params) -> str:
     return "/oauth/authorize?" + urlencode({k: v for k, v in values.items() if v is not None})
 
 
-def approve(test_client, auth, url, button="allow"):
+def approve(test_client, url, button="allow"):
     """Open the consent page and press Allow (or Deny); return the response. When the user
     already allowed these scopes, the page redirects at once and that redirect is returned."""
     page = test_client.get(url)
@@ -257,7 +257,7 @@ def get_code(test_client, auth, client, **params) -> tuple[str, str]:
     params.setdefault("code_challenge", challenge)
     params.setdefault("code_challenge_method", "S256")
     auth.login()
-    response = approve(test_client, auth, authorize_url(client, **params))
+    response = approve(test_client, authorize_url(client, **params))
     assert response.status_code == 302, response.get_data(as_text=True)
     return query_params(response.headers["Location"])["code"], verifier
 

@@ -1,7 +1,7 @@
 """Helpers for tests that walk the OAuth flows through the public HTTP surface."""
 
 import re
-from conftest import approve, authorize_url, pkce_pair, query_params  # noqa: F401 (re-exported)
+from conftest import approve, authorize_url, exchange_code, pkce_pair, query_params  # noqa: F401 (re-exported)
 
 
 def csrf_token(test_client, path: str) -> str:
@@ -14,7 +14,7 @@ def get_code(test_client, client, **params) -> tuple[str, str]:
     """Approve an authorization request as the signed-in user; return (code, PKCE verifier)."""
     verifier, challenge = pkce_pair()
     url = authorize_url(client, code_challenge=challenge, code_challenge_method="S256", **params)
-    response = approve(test_client, None, url)
+    response = approve(test_client, url)
     assert response.status_code == 302, response.get_data(as_text=True)
     return query_params(response.headers["Location"])["code"], verifier
 
@@ -47,3 +47,17 @@ def refresh(test_client, client, refresh_token, secret=None):
 def me(test_client, access_token):
     """GET /api/me with the access token."""
     return test_client.get("/api/me", headers={"Authorization": f"Bearer {access_token}"})
+
+
+def get_user_token(test_client, client, secret, scope="profile", **params) -> dict:
+    """Run the code flow for the signed-in user (consenting if asked); return the token response."""
+    verifier, challenge = pkce_pair()
+    url = authorize_url(client, scope=scope, code_challenge=challenge, code_challenge_method="S256", **params)
+    response = approve(test_client, url)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    params = query_params(response.headers["Location"])
+    assert "code" in params, params
+    token = exchange_code(test_client, client, secret, params["code"], verifier)
+    assert token.status_code == 200, token.json
+    return token.json
+

@@ -26,7 +26,7 @@ def test_code_flow_with_pkce_gets_tokens_and_reads_me(test_client, auth, user, m
     html = page.get_data(as_text=True)
     assert "Test App" in html
     assert "profile" in html and "See your username" in html
-    response = approve(test_client, auth, url)
+    response = approve(test_client, url)
     assert response.status_code == 302
     assert response.headers["Location"].startswith("https://app.example.com/callback?")
     params = query_params(response.headers["Location"])
@@ -64,7 +64,7 @@ def test_confidential_client_without_pkce_and_with_client_secret_post(test_clien
     # Existing confidential clients (seed 000) send no PKCE; their secret protects the code.
     client, secret = make_client(token_endpoint_auth_method="client_secret_post")
     auth.login()
-    response = approve(test_client, auth, authorize_url(client))
+    response = approve(test_client, authorize_url(client))
     code = query_params(response.headers["Location"])["code"]
     token = test_client.post("/oauth/token", data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uris[0],
@@ -136,7 +136,7 @@ def test_wrong_pkce_verifier_is_refused(test_client, auth, user, make_client, ve
 def test_verifier_without_challenge_is_refused(test_client, auth, user, make_client):
     client, secret = make_client()
     auth.login()
-    response = approve(test_client, auth, authorize_url(client))
+    response = approve(test_client, authorize_url(client))
     code = query_params(response.headers["Location"])["code"]
     verifier, _ = pkce_pair()
     response = exchange_code(test_client, client, secret, code, verifier)
@@ -279,7 +279,7 @@ def test_deny_redirects_with_access_denied_and_state(app, test_client, auth, use
     _, challenge = pkce_pair()
     auth.login()
     url = authorize_url(client, code_challenge=challenge, code_challenge_method="S256", state="s-123")
-    response = approve(test_client, auth, url, button="deny")
+    response = approve(test_client, url, button="deny")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("https://app.example.com/callback?")
     params = query_params(response.headers["Location"])

@@ -1,7 +1,7 @@
 """Remembered consent and the Connected apps page (/account/apps)."""
 
 from conftest import AuthActions, pkce_pair, query_params
-from flows import approve, authorize_url, csrf_token, exchange_code, get_user_token
+from oauth_helpers import approve, authorize_url, csrf_token, exchange_code, get_user_token
 
 from website.models import AuthorizationCode, Consent, db
 

@@ -16,7 +16,7 @@ def implicit_client(make_client):
 
 def test_implicit_flow_puts_the_token_in_the_fragment(app, test_client, auth, user, implicit_client):
     auth.login()
-    response = approve(test_client, auth, authorize_url(implicit_client, response_type="token"))
+    response = approve(test_client, authorize_url(implicit_client, response_type="token"))
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])
     assert location.query == ""
@@ -37,13 +37,13 @@ def test_implicit_flow_puts_the_token_in_the_fragment(app, test_client, auth, us
 def test_confidential_client_may_use_implicit_too(test_client, auth, user, make_client):
     client, _ = make_client(grant_types=["implicit", "authorization_code"])
     auth.login()
-    response = approve(test_client, auth, authorize_url(client, response_type="token"))
+    response = approve(test_client, authorize_url(client, response_type="token"))
     assert "access_token" in query_params(response.headers["Location"])
 
 
 def test_deny_puts_access_denied_in_the_fragment(test_client, auth, user, implicit_client):
     auth.login()
-    response = approve(test_client, auth, authorize_url(implicit_client, response_type="token"), button="deny")
+    response = approve(test_client, authorize_url(implicit_client, response_type="token"), button="deny")
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])
     assert location.query == ""

@@ -6,7 +6,7 @@ import jwt
 import pytest
 import requests
 from conftest import pkce_pair, query_params
-from flows import approve, authorize_url, get_user_token
+from oauth_helpers import approve, authorize_url, get_user_token
 
 API = "https://api.example.com/orders"
 ISSUER = "http://127.0.0.1"  # OAUTH2_ISSUER in the tests' config

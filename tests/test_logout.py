@@ -5,7 +5,7 @@ from urllib.parse import quote_plus, urlencode
 
 import pytest
 import requests
-from flows import csrf_token, get_user_token
+from oauth_helpers import csrf_token, get_user_token
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 

@@ -32,7 +32,7 @@ def test_no_plain_secret_is_stored(app, test_client, auth, runner, user, make_cl
     password_body = test_client.post("/oauth/token", auth=(client.client_id, secret), data={
         "grant_type": "password", "username": "alice", "password": PASSWORD}).json
     secrets += [password_body["access_token"], password_body["refresh_token"]]
-    implicit = approve(test_client, auth, authorize_url(client, response_type="token"))
+    implicit = approve(test_client, authorize_url(client, response_type="token"))
     secrets.append(query_params(implicit.headers["Location"])["access_token"])
     cli = runner.invoke(args=["create-client", "--name", "CLI", "--grant-type", "client_credentials"])
     secrets.append(cli.output.split("client_secret: ", 1)[1].strip())

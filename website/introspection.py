@@ -10,7 +10,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from flask import Blueprint
 
 from .models import Token
-from .oauth2 import MAX_TOKEN_LENGTH, authorization, query_token_by_access_token, query_token_by_refresh_token
+from .oauth2 import authorization, find_token
 from .oidc import advertise, get_issuer
 
 #: Introspection needs a secret: public clients cannot prove who is asking.
@@ -23,17 +23,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = INTROSPECTION_AUTH_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
-            return None
-        if token_type_hint == "refresh_token":
-            order = (query_token_by_refresh_token, query_token_by_access_token)
-        else:
-            order = (query_token_by_access_token, query_token_by_refresh_token)
-        for lookup in order:
-            if (token := lookup(token_string)) is not None:
-                token.matched_refresh_token = lookup is query_token_by_refresh_token
-                return token
-        return None
+        return find_token(token_string, token_type_hint)
 
     def check_permission(self, token: Token, client, request) -> bool:
         return token.check_client(client)

@@ -87,6 +87,22 @@ def query_token_by_refresh_token(refresh_token: str) -> Token | None:
     return db.session.scalar(_TOKEN_BY_REFRESH_HASH, {"hash": hash_secret(refresh_token)})
 
 
+def find_token(token_string: str, token_type_hint: str | None) -> Token | None:
+    """Find a token row by its access or refresh token, trying the hinted kind first
+    (RFC 7009 §2.1, RFC 7662 §2.1); ``matched_refresh_token`` tells which one matched."""
+    if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
+        return None
+    if token_type_hint == "refresh_token":
+        order = (query_token_by_refresh_token, query_token_by_access_token)
+    else:
+        order = (query_token_by_access_token, query_token_by_refresh_token)
+    for lookup in order:
+        if (token := lookup(token_string)) is not None:
+            token.matched_refresh_token = lookup is query_token_by_refresh_token
+            return token
+    return None
+
+
 def revoke_family(family_id: str, reason: str = "revoked") -> None:
     """Revoke every access and refresh token descended from one grant (one code or log-in)."""
     stamp = now()
@@ -378,17 +394,7 @@ class RevocationEndpoint(_RevocationEndpoint):
             raise InvalidRequestError("Missing 'token' in request.")
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
-            return None
-        if token_type_hint == "refresh_token":
-            order = (query_token_by_refresh_token, query_token_by_access_token)
-        else:
-            order = (query_token_by_access_token, query_token_by_refresh_token)
-        for lookup in order:
-            if (token := lookup(token_string)) is not None:
-                token.matched_refresh_token = lookup is query_token_by_refresh_token
-                return token
-        return None
+        return find_token(token_string, token_type_hint)
 
     def revoke_token(self, token: Token, request) -> None:
         if token.matched_refresh_token:
