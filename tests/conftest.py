@@ -183,7 +183,7 @@ class AuthActions:
         )
 
     def logout(self):
-        token = self.csrf_token("/")
+        token = self.csrf_token("/login")  # any form of the session carries the token
         return self._client.post("/logout", data={"csrf_token": token})
 
 
@@ -209,8 +209,104 @@ def query_params(location: str) -> dict:
 def live_server(app):
     """The app served over HTTP on a free loopback port, in a thread; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval makes shutdown quick at the end of each test.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+def authorize_url(client, **params) -> str:
+    """An /oauth/authorize URL for the client; ``None`` values leave a parameter out."""
+    from urllib.parse import urlencode
+
+    values = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uris[0],
+        "scope": "profile",
+        "state": "xyz",
+    }
+    values.update(params)
+    return "/oauth/authorize?" + urlencode({k: v for k, v in values.items() if v is not None})
+
+
+def approve(test_client, auth, url, button="allow"):
+    """Open the consent page and press Allow (or Deny); return the response. When the user
+    already allowed these scopes, the page redirects at once and that redirect is returned."""
+    page = test_client.get(url)
+    if page.status_code == 302:
+        return page
+    token = csrf_from(page.get_data(as_text=True))
+    return test_client.post(url, data={"csrf_token": token, button: button.title()})
+
+
+def bearer(access_token: str) -> dict:
+    """The Authorization header for a bearer token."""
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+def get_code(test_client, auth, client, **params) -> tuple[str, str]:
+    """Log in (as alice), approve a PKCE code request; return (code, verifier)."""
+    verifier, challenge = pkce_pair()
+    params.setdefault("code_challenge", challenge)
+    params.setdefault("code_challenge_method", "S256")
+    auth.login()
+    response = approve(test_client, auth, authorize_url(client, **params))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return query_params(response.headers["Location"])["code"], verifier
+
+
+def exchange_code(test_client, client, secret, code, verifier, **extra):
+    """POST the code to the token endpoint with HTTP Basic client authentication."""
+    data = {"grant_type": "authorization_code", "code": code,
+            "redirect_uri": client.redirect_uris[0], "code_verifier": verifier, **extra}
+    return test_client.post("/oauth/token", data=data, auth=(client.client_id, secret))
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token in a rendered form."""
+    return html.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
+
+
+def count_rows(app, model, *conditions) -> int:
+    """How many rows of a model (matching the conditions) the database holds."""
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*conditions))
+
+
+def update_rows(app, model, values: dict, *conditions) -> None:
+    """Change rows directly in the database, e.g. to make a token expire."""
+    with app.app_context():
+        db.session.execute(sa.update(model).where(*conditions).values(**values))
+        db.session.commit()
+
+
+@pytest.fixture
+def idp(app, live_server):
+    """The live server with OAUTH2_ISSUER set to its own URL, Auth0-style with a trailing slash."""
+    app.config["OAUTH2_ISSUER"] = live_server + "/"
+    return live_server
+
+
+@pytest.fixture(scope="module")
+def instance_env():
+    """Extra environment for the ``two_instances`` processes; override it in a test module
+    (e.g. ``REDIS_URL``) to run both instances with a feature switched on."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def two_instances(database_url, instance_env, tmp_path_factory):
+    """Two gunicorn server processes (gunicorn.conf.py) on the test database with one SECRET_KEY,
+    as behind a load balancer; yields two ``instances.Instance`` (``.url``, ``.log()``).
+
+    Started once per module (a start costs seconds); use it with the ``app`` fixture, which
+    empties the tables after each test, and the factories to make users and clients.
+    """
+    from instances import instance_environment, server_instances
+
+    env = {**instance_environment(_test_config(database_url)), **instance_env}
+    with server_instances(2, env, tmp_path_factory.mktemp("instances")) as both:
+        yield tuple(both)

@@ -29,7 +29,11 @@ def get_code(test_client, client, **params) -> tuple[str, str]:
     """Approve an authorization request as the signed-in user; return (code, PKCE verifier)."""
     verifier, challenge = pkce_pair()
     url = authorize_url(client, code_challenge=challenge, code_challenge_method="S256", **params)
-    response = test_client.post(url, data={"csrf_token": csrf_token(test_client, url), "allow": "Allow"})
+    response = test_client.get(url)
+    if response.status_code != 302:  # no remembered consent yet: press Allow
+        html = response.get_data(as_text=True)
+        token = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+        response = test_client.post(url, data={"csrf_token": token, "allow": "Allow"})
     assert response.status_code == 302, response.get_data(as_text=True)
     return query_params(response.headers["Location"])["code"], verifier
 

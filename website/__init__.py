@@ -47,6 +47,9 @@ def create_app(config: dict | None = None) -> Flask:
     if uri.startswith("sqlite"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         engine_options["connect_args"] = {"timeout": app.config["SQLITE_BUSY_TIMEOUT"]}
+    elif uri.startswith("postgresql"):
+        # Fail fast while the database is unreachable: requests answer 503 (website/ops.py).
+        engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
@@ -55,19 +58,28 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
 
-    from . import admin, api, auth, cli, clients, oauth, oauth2, security
+    from . import admin, api, auth, cli, clients, oauth, oauth2, ops, security
 
     oauth2.init_app(app)
     # Clients call these with their own credentials, not a browser session.
     csrf.exempt(oauth.issue_token)
     csrf.exempt(oauth.revoke_token)
+    csrf.exempt(oauth.userinfo)
     app.register_blueprint(auth.bp)
     app.register_blueprint(clients.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     cli.init_app(app)
+    from . import account, introspection, logout, registration, resources
+
+    introspection.init_app(app, csrf)
+    registration.init_app(app, csrf)
+    logout.init_app(app, csrf)
+    resources.init_app(app)
+    app.register_blueprint(account.bp)
     register_error_pages(app)
+    ops.init_app(app)  # /healthz, request log, proxies, 503 while the database is down
     # After the error pages: it keeps them for people and answers JSON on protocol endpoints.
     security.init_app(app)
     return app

@@ -93,6 +93,9 @@ def signup():
 def login():
     """Sign in with username and password."""
     form = LoginForm()
+    if request.method == "GET" and (login_hint := request.args.get("login_hint")):
+        # An app that knows who is signing in (OpenID Connect login_hint) fills in the name.
+        form.username.data = login_hint[:40]
     status = 200
     if form.validate_on_submit():
         subjects = (("account", form.username.data), ("address", throttle.client_address()))

@@ -11,8 +11,19 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "imp
 #: Kept for existing clients only: off by default in the form, labelled as discouraged.
 LEGACY_GRANT_TYPES = ("implicit", "password")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-#: Which grant a response type belongs to (OpenID Connect adds its own in oidc.py).
-RESPONSE_TYPE_GRANTS = {"code": {"authorization_code"}, "token": {"implicit"}}
+#: Which grants a response type needs (OpenID Connect Registration §2); multi-valued
+#: response types are written with their words sorted, as Authlib compares them.
+RESPONSE_TYPE_GRANTS = {
+    "code": {"authorization_code"},
+    "token": {"implicit"},
+    "id_token": {"implicit"},
+    "id_token token": {"implicit"},
+    "code id_token": {"authorization_code", "implicit"},
+    "code token": {"authorization_code", "implicit"},
+    "code id_token token": {"authorization_code", "implicit"},
+}
+#: Given when a client names no response types: one per grant, as before OpenID Connect.
+DEFAULT_RESPONSE_TYPES = ("code", "token")
 #: Grants that send the user's browser to a redirect URI.
 REDIRECT_GRANTS = {"authorization_code", "implicit"}
 #: Grants a public client (no secret) cannot use.
@@ -26,7 +37,8 @@ SCOPE_DESCRIPTIONS = {
     "offline_access": "Keep access while you are away (refresh tokens).",
 }
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: No spaces or control characters (PostgreSQL text cannot even hold NUL).
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 
 
 class ClientMetadataError(ValueError):
@@ -40,8 +52,11 @@ class ClientMetadataError(ValueError):
 
 
 def supported_scopes() -> list[str]:
-    """The scopes a client may register and request."""
-    return current_app.config["OAUTH2_SCOPES_SUPPORTED"].split()
+    """The scopes a client may register and request: the server's and its APIs'."""
+    from .resources import api_scopes  # APIs are rows in the database
+
+    server_scopes = current_app.config["OAUTH2_SCOPES_SUPPORTED"].split()
+    return server_scopes + sorted(api_scopes() - set(server_scopes))
 
 
 def _string_list(data: dict, field: str) -> list[str]:
@@ -61,6 +76,8 @@ def _optional_string(data: dict, field: str, max_length: int) -> str | None:
     if not isinstance(value, str):
         raise ClientMetadataError(field, f"{field} must be a string.")
     value = value.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ClientMetadataError(field, f"{field} must not contain control characters.")
     if len(value) > max_length:
         raise ClientMetadataError(field, f"{field} must be at most {max_length} characters.")
     return value or None
@@ -103,9 +120,11 @@ def validate_client_metadata(data: dict) -> dict:
     metadata["grant_types"] = grant_types
 
     if "response_types" in data:
-        response_types = _string_list(data, "response_types")
+        # "token id_token" and "id_token token" are the same response type.
+        requested = _string_list(data, "response_types")
+        response_types = list(dict.fromkeys(" ".join(sorted(r.split())) for r in requested))
     else:
-        response_types = [r for r, grants in RESPONSE_TYPE_GRANTS.items() if " " not in r and grants & set(grant_types)]
+        response_types = [r for r in DEFAULT_RESPONSE_TYPES if RESPONSE_TYPE_GRANTS[r] & set(grant_types)]
     for response_type in response_types:
         needs = RESPONSE_TYPE_GRANTS.get(response_type)
         if needs is None:
@@ -125,6 +144,14 @@ def validate_client_metadata(data: dict) -> dict:
     if REDIRECT_GRANTS & set(grant_types) and not redirect_uris:
         raise ClientMetadataError("redirect_uris", "Register at least one redirect URI.")
     metadata["redirect_uris"] = redirect_uris
+
+    # OpenID Connect RP-Initiated Logout §3.1 (Auth0's "Allowed Logout URLs"): where the
+    # logout endpoints may send the browser back to; the same rules as redirect URIs.
+    logout_uris = _string_list(data, "post_logout_redirect_uris")
+    for uri in logout_uris:
+        if problem := validate_redirect_uri(uri, allow_http=allow_http):
+            raise ClientMetadataError("post_logout_redirect_uris", f"Logout URL: {problem}")
+    metadata["post_logout_redirect_uris"] = logout_uris
 
     scope = data.get("scope")
     if scope is None or scope == "":

@@ -14,6 +14,8 @@ bp = Blueprint("clients", __name__, url_prefix="/clients")
 
 def get_own_client(client_id: str) -> OAuth2Client:
     """The signed-in user's client with this id, or 404 (also for other people's clients)."""
+    if "\x00" in client_id:  # PostgreSQL refuses a NUL byte even in a comparison
+        abort(404)
     client = db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == client_id))
     if client is None or client.owner_id != g.user.id:
         abort(404)
@@ -121,7 +123,9 @@ def _form_data(client: OAuth2Client) -> dict:
         "client_uri": client.client_uri,
         "logo_uri": client.logo_uri,
         "redirect_uris": "\n".join(client.redirect_uris),
+        "post_logout_redirect_uris": "\n".join(client.client_metadata.get("post_logout_redirect_uris", [])),
         "grant_types": client.grant_types,
+        "response_types": client.response_types,
         "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "contacts": "\n".join(client.contacts),

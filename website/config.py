@@ -18,15 +18,25 @@ DEFAULTS = {
     "OAUTH2_ACCESS_TOKEN_LIFETIME": 3600,
     "OAUTH2_REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
     "OAUTH2_CODE_LIFETIME": 300,
+    "OAUTH2_ID_TOKEN_LIFETIME": 3600,
     "OAUTH2_ALLOW_HTTP_REDIRECT_URIS": False,  # plain http only for loopback hosts
     "OAUTH2_PKCE_ALLOW_PLAIN": False,
     "OAUTH2_ROTATE_CONFIDENTIAL_REFRESH_TOKENS": True,
+    # Anyone may register clients at /oauth/register; off: an initial access token is needed.
+    "OAUTH2_OPEN_REGISTRATION": False,
     "PASSWORD_HASH_METHOD": "scrypt",
     "SQLITE_BUSY_TIMEOUT": 30,
+    # Production serving (website/ops.py). How many reverse proxies set X-Forwarded-* in
+    # front of the app; 0 trusts none of those headers.
+    "PROXY_COUNT": 0,
+    # None: secure cookies exactly when OAUTH2_ISSUER is https.
+    "SESSION_COOKIE_SECURE": None,
+    # Seconds to wait for a PostgreSQL connection before answering 503.
+    "DATABASE_CONNECT_TIMEOUT": 5,
     # Security (see SECURITY.md). Request bodies above this many bytes are refused.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # The longest single parameter value a protocol endpoint accepts.
-    "OAUTH2_MAX_PARAMETER_LENGTH": 4096,
+    "OAUTH2_MAX_PARAMETER_LENGTH": 8192,
     # Failed log-ins (or client authentications) allowed per account / per client address /
     # per client_id within THROTTLE_WINDOW seconds, before a lockout of THROTTLE_LOCKOUT seconds.
     "THROTTLE_ACCOUNT_LIMIT": 5,
@@ -39,7 +49,7 @@ DEFAULTS = {
     "THROTTLE_REDIS_PREFIX": "idp:throttle:",
 }
 
-_BOOLEAN_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)}
+_BOOLEAN_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)} | {"SESSION_COOKIE_SECURE"}
 _INTEGER_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and k not in _BOOLEAN_KEYS}
 
 

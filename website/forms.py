@@ -11,13 +11,13 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # tuples are deprecated in WTForms 3.3
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
-from .client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES
+from .client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES, RESPONSE_TYPE_GRANTS
 
 USERNAME_RULE = Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores only.")
-EMAIL_RULE = Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Enter an email address such as ada@example.com.")
+EMAIL_RULE = Regexp(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$", message="Enter an email address such as ada@example.com.")
 
 GRANT_LABELS = {
     "authorization_code": "Authorization code (with PKCE) — for web, mobile and desktop apps",
@@ -25,6 +25,15 @@ GRANT_LABELS = {
     "client_credentials": "Client credentials — for services acting on their own behalf",
     "implicit": "Implicit (legacy, discouraged) — tokens in the URL; use the code flow instead",
     "password": "Password (legacy, discouraged) — the app sees the user's password",
+}
+RESPONSE_TYPE_LABELS = {
+    "code": "code — authorization code flow (recommended)",
+    "token": "token — OAuth implicit (legacy)",
+    "id_token": "id_token — OpenID Connect implicit, ID token only (legacy)",
+    "id_token token": "id_token token — OpenID Connect implicit (legacy)",
+    "code id_token": "code id_token — OpenID Connect hybrid",
+    "code token": "code token — OpenID Connect hybrid",
+    "code id_token token": "code id_token token — OpenID Connect hybrid",
 }
 AUTH_METHOD_LABELS = {
     "client_secret_basic": "Client secret in HTTP Basic (confidential client)",
@@ -59,10 +68,15 @@ class ClientForm(FlaskForm):
     client_uri = StringField("Home page", validators=[Optional(), Length(max=2000)])
     logo_uri = StringField("Logo URL", validators=[Optional(), Length(max=2000)])
     redirect_uris = TextAreaField("Redirect URIs (one per line)", validators=[Length(max=20000)])
+    post_logout_redirect_uris = TextAreaField("Logout URLs (one per line)", validators=[Length(max=20000)])
     grant_types = MultiCheckboxField(
         "Grant types",
         choices=[SelectChoice(g, GRANT_LABELS[g]) for g in GRANT_TYPES],
         default=["authorization_code", "refresh_token"],
+    )
+    response_types = MultiCheckboxField(
+        "Response types (leave all unticked for the grants' defaults)",
+        choices=[SelectChoice(r, RESPONSE_TYPE_LABELS[r]) for r in RESPONSE_TYPE_GRANTS],
     )
     scope = StringField("Scopes (space-separated)", validators=[Length(max=1000)])
     token_endpoint_auth_method = SelectField(
@@ -77,16 +91,20 @@ class ClientForm(FlaskForm):
 
     def to_metadata(self) -> dict:
         """The form's fields as RFC 7591 metadata."""
-        return {
+        metadata = {
             "client_name": self.client_name.data,
             "client_uri": self.client_uri.data,
             "logo_uri": self.logo_uri.data,
             "redirect_uris": (self.redirect_uris.data or "").split(),
+            "post_logout_redirect_uris": (self.post_logout_redirect_uris.data or "").split(),
             "grant_types": self.grant_types.data or [],
             "scope": self.scope.data,
             "token_endpoint_auth_method": self.token_endpoint_auth_method.data,
             "contacts": (self.contacts.data or "").split(),
         }
+        if self.response_types.data:
+            metadata["response_types"] = self.response_types.data
+        return metadata
 
 
 class ConsentForm(FlaskForm):

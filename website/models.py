@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, list_to_scope, scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, select
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint, false, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -57,6 +57,10 @@ class User(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(40), unique=True)
     email: Mapped[str | None] = mapped_column(String(254))
+    #: The full name for the OpenID Connect ``name`` claim (the username when unset).
+    name: Mapped[str | None] = mapped_column(String(100))
+    #: No verification flow exists yet, so addresses are reported as unverified.
+    email_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
@@ -87,7 +91,9 @@ _DUMMY_PASSWORD_HASH = generate_password_hash(secrets.token_hex(16), method="scr
 
 def authenticate_user(username: str, password: str) -> User | None:
     """Return the user whose username and password these are, or None."""
-    user = db.session.scalar(select(User).where(User.username == username)) if username else None
+    # PostgreSQL refuses a NUL byte even in a comparison; no username holds one.
+    known = username and "\x00" not in username
+    user = db.session.scalar(select(User).where(User.username == username)) if known else None
     if user is None:
         check_password_hash(_DUMMY_PASSWORD_HASH, password or "")
         return None
@@ -226,6 +232,8 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     nonce: Mapped[str | None] = mapped_column(Text)
     code_challenge: Mapped[str | None] = mapped_column(Text)
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    #: The API (RFC 8707 resource / Auth0 audience) the tokens are for; None for opaque tokens.
+    resource: Mapped[str | None] = mapped_column(String(2000))
     auth_time: Mapped[int] = mapped_column(default=now)
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
     used_at: Mapped[int | None] = mapped_column()
@@ -275,6 +283,8 @@ class Token(db.Model, TokenMixin):
     authorization_code_id: Mapped[int | None] = mapped_column(Integer, index=True)
     #: Tokens refreshed from one another share a family, revoked together.
     family_id: Mapped[str] = mapped_column(String(32), index=True)
+    #: The API a JWT access token was issued for (its aud); None for opaque tokens.
+    audience: Mapped[str | None] = mapped_column(String(2000))
 
     #: Set by the revocation endpoint's lookup: the value presented was the refresh token.
     matched_refresh_token = False
@@ -322,6 +332,107 @@ class Token(db.Model, TokenMixin):
         self.access_token_revoked_at = self.access_token_revoked_at or stamp
         if refresh_token_too and self.refresh_token_hash:
             self.refresh_token_revoked_at = self.refresh_token_revoked_at or stamp
+
+
+class SigningKey(db.Model):
+    """A key that signs id_tokens; every instance reads the same keys from here.
+
+    The newest key signs. Older keys keep their public half published in the JWKS until
+    ``publish_until``, when every token they signed has expired; their private half is
+    erased when they are retired, since nothing may sign with them any more.
+    """
+
+    __tablename__ = "oauth2_signing_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The RFC 7638 thumbprint of the public key.
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    alg: Mapped[str] = mapped_column(String(16), default="RS256")
+    public_jwk: Mapped[dict] = mapped_column(JSON)
+    #: SQL NULL (not JSON null) once erased, so "no private key" is plain to see and query.
+    private_jwk: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[int] = mapped_column(default=now)
+    retired_at: Mapped[int | None] = mapped_column()
+    publish_until: Mapped[int | None] = mapped_column()
+
+    def is_published(self, at: int) -> bool:
+        """Tell whether the JWKS lists this key at the given time."""
+        return self.publish_until is None or self.publish_until > at
+
+
+# Consents, dynamic registration and APIs (resource servers).
+
+
+class Consent(db.Model):
+    """The scopes a user allowed a client; later requests for a subset skip the consent page."""
+
+    __tablename__ = "oauth2_consents"
+    __table_args__ = (UniqueConstraint("user_id", "client_id", name="uq_oauth2_consents_user_id_client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth2_clients.client_id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User] = relationship()
+    client: Mapped[OAuth2Client] = relationship(
+        primaryjoin="Consent.client_id == OAuth2Client.client_id", viewonly=True
+    )
+
+    def covers(self, scope: str) -> bool:
+        """Tell whether every scope in ``scope`` was already allowed."""
+        return set(scope_to_list(scope) or []) <= set(scope_to_list(self.scope) or [])
+
+
+class InitialAccessToken(db.Model):
+    """A bearer token that allows one to use dynamic client registration (RFC 7591 §3)."""
+
+    __tablename__ = "oauth2_initial_access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(default=now)
+    #: 0 means it never expires.
+    expires_at: Mapped[int] = mapped_column(default=0)
+
+    def is_active(self) -> bool:
+        """Tell whether the token can still be used."""
+        return not self.expires_at or self.expires_at > time.time()
+
+
+class RegistrationAccessToken(db.Model):
+    """The token a dynamically registered client uses to manage itself (RFC 7592)."""
+
+    __tablename__ = "oauth2_registration_access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth2_clients.client_id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[int] = mapped_column(default=now)
+
+    def check_client(self, client) -> bool:
+        """Tell whether the token was issued for this client."""
+        return self.client_id == client.get_client_id()
+
+
+class ResourceServer(db.Model):
+    """An API that access tokens can be requested for (RFC 8707 resource / Auth0 audience)."""
+
+    __tablename__ = "oauth2_resource_servers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The audience URI, used as ``aud`` in its JWT access tokens.
+    identifier: Mapped[str] = mapped_column(String(2000), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[list] = mapped_column(JSON, default=list)
+    access_token_lifetime: Mapped[int] = mapped_column(default=3600)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AuditEvent(db.Model):

@@ -1,13 +1,16 @@
-"""Blueprint: the OAuth 2.0 protocol endpoints (authorize, token, revoke)."""
+"""Blueprint: the OAuth 2.0 and OpenID Connect protocol endpoints (authorize, token, revoke,
+userinfo, discovery, JWKS), with Auth0-style aliases so apps written for Auth0 work here."""
 
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, redirect, render_template, request, session
 
-from . import audit
+from . import audit, oidc
 from .client_metadata import SCOPE_DESCRIPTIONS
+from .consent import consent_required, remember_consent
 from .forms import ConsentForm
 from .models import db
 from .oauth2 import authorization
+from .oidc import advertise
 
 bp = Blueprint("oauth", __name__)
 
@@ -16,19 +19,28 @@ def render_authorization_error(error: OAuth2Error):
     """Redirect the error to the client only when its redirect URI was validated;
     otherwise (unknown client, unregistered redirect URI) show it to the person."""
     if error.redirect_uri:
-        return authorization.handle_error_response(None, error)
+        response = authorization.handle_error_response(None, error)
+        oidc.issuer_parameter.add_issuer_parameter(authorization, response)
+        return response
     return render_template("oauth/error.html", error=error), error.status_code
 
 
+# url_for, and so discovery, gives the route nearest the function; /authorize is Auth0's path.
+@bp.route("/authorize", methods=["GET", "POST"])
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
+@advertise("authorization_endpoint")
 def authorize():
     """Ask the signed-in person to allow or deny the client's request."""
     try:
         grant = authorization.get_consent_grant(end_user=g.user)
+        step = oidc.authentication_step(grant, g.user, session.get("auth_time"))
     except OAuth2Error as error:
         return render_authorization_error(error)
-    if g.user is None:
-        return redirect(url_for("auth.login", next=request.full_path))
+    if step is not None:
+        return redirect(oidc.login_redirect(step))
+    if request.method == "GET" and not consent_required(grant, g.user):
+        # The user already allowed these scopes: no need to ask again.
+        return authorization.create_authorization_response(grant=grant, grant_user=g.user)
     form = ConsentForm()
     if request.method == "GET" or not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
@@ -36,6 +48,8 @@ def authorize():
                                scopes=grant.request.scope.split(),
                                scope_descriptions=SCOPE_DESCRIPTIONS), status
     grant_user = g.user if form.allow.data else None
+    if grant_user is not None:
+        remember_consent(grant_user, grant.client, grant.request.payload.scope)
     audit.record("consent_granted" if grant_user else "consent_denied", user=g.user,
                  client_id=grant.client.client_id, scope=grant.request.scope)
     db.session.commit()
@@ -43,12 +57,42 @@ def authorize():
 
 
 @bp.route("/oauth/token", methods=["POST"])
+@advertise("token_endpoint")
 def issue_token():
-    """Exchange a grant for tokens (RFC 6749 §3.2)."""
+    """Exchange a grant for tokens (RFC 6749 §3.2); a JSON body works too, as with Auth0."""
     return authorization.create_token_response()
 
 
 @bp.route("/oauth/revoke", methods=["POST"])
+@advertise("revocation_endpoint")
 def revoke_token():
     """Revoke an access or refresh token (RFC 7009)."""
     return authorization.create_endpoint_response("revocation")
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+@bp.route("/oauth/userinfo", methods=["GET", "POST"])
+@advertise("userinfo_endpoint")
+def userinfo():
+    """The claims about the token's user that its scopes allow (OpenID Connect UserInfo)."""
+    return authorization.create_endpoint_response("userinfo")
+
+
+@bp.route("/.well-known/jwks.json")
+@advertise("jwks_uri")
+def jwks():
+    """The public keys that verify id_tokens (JWKS), old ones until their tokens expire."""
+    return _cached_json(oidc.jwks_json(), oidc.JWKS_MAX_AGE)
+
+
+@bp.route("/.well-known/openid-configuration")
+@bp.route("/.well-known/oauth-authorization-server")
+def discovery():
+    """OpenID Connect Discovery and RFC 8414 metadata (one document serves both)."""
+    return _cached_json(oidc.discovery_json(authorization), oidc.DISCOVERY_MAX_AGE)
+
+
+def _cached_json(body: str, max_age: int) -> Response:
+    response = Response(body, mimetype="application/json")
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return response

@@ -2,30 +2,60 @@
 ResourceProtector. Everything here implements hooks Authlib leaves to the application."""
 
 import secrets
+from collections import defaultdict
 
 from authlib.common.security import generate_token
+from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
-from authlib.integrations.flask_oauth2 import ResourceProtector
-from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidRequestError
+from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
+from authlib.integrations.flask_oauth2.errors import raise_http_exception
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2.base import invalid_error_characters
+from authlib.oauth2.rfc6749 import InvalidScopeError, OAuth2Payload, grants, scope_to_list
+from authlib.oauth2.rfc6749.authenticate_client import (
+    authenticate_client_secret_basic as _authenticate_client_secret_basic,
+)
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    MissingAuthorizationError,
+    UnsupportedTokenTypeError,
+)
+from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
-from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
-from flask import current_app
+from flask import current_app, json
+from flask import request as flask_request
 from sqlalchemy import select, update
+from werkzeug.datastructures import MultiDict
 from werkzeug.local import LocalProxy
 
 from . import audit, throttle
 from .models import AuthorizationCode, OAuth2Client, Token, User, authenticate_user, db, hash_secret, now
+from .resources import api_scopes, requested_resource
+
+#: The longest token value looked up: JWT access tokens (RFC 9068) run to about a kilobyte.
+MAX_TOKEN_LENGTH = 4096
 
 #: The client authentication methods every token-endpoint grant accepts.
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
+def authenticate_client_secret_basic(query_client, request):
+    """HTTP Basic client authentication; a malformed header fails like a wrong secret."""
+    try:
+        return _authenticate_client_secret_basic(query_client, request)
+    except ValueError:
+        # Authlib's parser raises on "Basic " with nothing after it or non-UTF-8 credentials.
+        return None
+
+
 def query_client(client_id: str) -> OAuth2Client | None:
     """Find a client by its client_id."""
-    if not client_id or len(client_id) > 48:
+    # A NUL byte is never in a client_id, and PostgreSQL refuses to even compare one.
+    if not client_id or len(client_id) > 48 or "\x00" in client_id:
         return None
     return db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == client_id))
 
@@ -79,6 +109,7 @@ def save_token(token: dict, request) -> None:
         ),
         authorization_code_id=code.id if isinstance(code, AuthorizationCode) else None,
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
+        audience=getattr(request, "audience", None),
     )
     db.session.add(item)
     audit.record("token_issued", user=request.user, client_id=request.client.client_id,
@@ -110,24 +141,16 @@ class LockedOutClientError(InvalidClientError):
 
 def request_client_id(request) -> str:
     """The client_id a token-endpoint request claims (HTTP Basic or body), before authentication."""
-    client_id, _ = extract_basic_authorization(request.headers)
+    try:
+        client_id, _ = extract_basic_authorization(request.headers)
+    except ValueError:  # malformed Basic credentials: Authlib's parser raises
+        client_id = None
     return client_id or request.payload.client_id or ""
 
 
-class AuthorizationServer(_AuthorizationServer):
-    """Authlib's server, with failed client authentications throttled per client and address."""
-
-    def authenticate_client(self, request, methods, endpoint="token"):
-        client_id = request_client_id(request)
-        subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
-        if wait := throttle.locked_for(*subjects):
-            raise LockedOutClientError(wait)
-        try:
-            return super().authenticate_client(request, methods, endpoint)
-        except InvalidClientError:
-            if wait := throttle.record_failure(*subjects):
-                raise LockedOutClientError(wait)
-            raise
+def pkce_methods() -> list[str]:
+    """The PKCE code_challenge_methods this server accepts: S256, and plain if configured."""
+    return ["S256", "plain"] if current_app.config["OAUTH2_PKCE_ALLOW_PLAIN"] else ["S256"]
 
 
 class CodeChallenge(_CodeChallenge):
@@ -144,7 +167,7 @@ class CodeChallenge(_CodeChallenge):
             raise InvalidRequestError(
                 "Public clients must use PKCE: send 'code_challenge' with 'code_challenge_method=S256'."
             )
-        if method == "plain" and not current_app.config["OAUTH2_PKCE_ALLOW_PLAIN"]:
+        if method and method not in pkce_methods():
             raise InvalidRequestError("Unsupported 'code_challenge_method': use S256.")
         super().validate_code_challenge(grant, redirect_uri)
 
@@ -155,6 +178,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def save_authorization_code(self, code: str, request) -> AuthorizationCode:
         data = request.payload.data
         item = AuthorizationCode(
+            resource=requested_resource(request.payload.datalist),
             code_hash=hash_secret(code),
             client_id=request.client.client_id,
             user_id=request.user.id,
@@ -244,7 +268,9 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
             db.session.commit()
             if wait:
                 raise LockedOutGrantError(wait)
-            raise InvalidGrantError("Invalid username or password.")
+            # RFC 6749 §5.2: wrong resource owner credentials are an invalid grant;
+            # Authlib would answer invalid_request.
+            raise InvalidGrantError("Wrong username or password.")
         throttle.clear(subjects[0])
         return user
 
@@ -307,8 +333,13 @@ class RevocationEndpoint(_RevocationEndpoint):
 
     CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
+    def check_params(self, request, client) -> None:
+        # RFC 7009 §2.1: "An invalid token type hint value is ignored"; Authlib refuses it.
+        if "token" not in request.form:
+            raise InvalidRequestError("Missing 'token' in request.")
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        if not token_string or len(token_string) > 512:
+        if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
             return None
         if token_type_hint == "refresh_token":
             order = (query_token_by_refresh_token, query_token_by_access_token)
@@ -334,14 +365,150 @@ class BearerValidator(BearerTokenValidator):
     """Checks a bearer token by the hash of its value: unknown, expired and revoked tokens fail."""
 
     def authenticate_token(self, token_string: str) -> Token | None:
-        if not token_string or len(token_string) > 512:
+        if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
             return None
         return query_token_by_access_token(token_string)
+
+
+class ResourceProtector(_ResourceProtector):
+    """Answers resource requests per RFC 6750 §3, which Authlib leaves loose: no bearer token
+    is a 401 with a bare ``Bearer`` challenge (Authlib sends a lower-case scheme and a made-up
+    error code), and a 403 for a missing scope names the error in the challenge too."""
+
+    def raise_error_response(self, error):
+        if isinstance(error, (MissingAuthorizationError, UnsupportedTokenTypeError)):
+            body = {"error": "invalid_token",
+                    "error_description": "Send an access token in an 'Authorization: Bearer' header."}
+            raise_http_exception(401, json.dumps(body), [*default_json_headers, ("WWW-Authenticate", "Bearer")])
+        if isinstance(error, InsufficientScopeError):
+            body = dict(error.get_body())
+            challenge = f'Bearer error="insufficient_scope", error_description="{error.description}"'
+            raise_http_exception(403, json.dumps(body), [*default_json_headers, ("WWW-Authenticate", challenge)])
+        super().raise_error_response(error)
 
 
 #: Protects resource endpoints such as /api/me; its validator holds no per-app state.
 require_oauth = ResourceProtector()
 require_oauth.register_token_validator(BearerValidator())
+
+
+def json_body_parameters(request) -> MultiDict | None:
+    """A JSON request body as parameters: an object of string values, else None."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
+        return None
+    return MultiDict(body)
+
+
+def _has_json_body() -> bool:
+    return flask_request.method == "POST" and flask_request.is_json
+
+
+class JsonBodyPayload(OAuth2Payload):
+    def __init__(self, data: MultiDict):
+        self._data = data
+
+    @property
+    def data(self):
+        return self._data
+
+    @property
+    def datalist(self):
+        return defaultdict(list, {key: self._data.getlist(key) for key in self._data})
+
+
+class JsonBodyRequest(FlaskOAuth2Request):
+    """A request whose parameters come in a JSON body instead of a form."""
+
+    def __init__(self, request, data: MultiDict):
+        super().__init__(request)
+        self.payload = JsonBodyPayload(data)
+
+    @property
+    def form(self):
+        return self.payload.data
+
+
+class AuthorizationServer(_AuthorizationServer):
+    """Authlib's server, also taking token requests with a JSON body as Auth0 does, telling
+    which grants and endpoints are registered (for the discovery documents), kept from
+    building error descriptions it cannot send, and throttling failed client authentication."""
+
+    def create_oauth2_request(self, request):
+        if _has_json_body():
+            return JsonBodyRequest(flask_request, json_body_parameters(flask_request) or MultiDict())
+        return super().create_oauth2_request(request)
+
+    def create_token_response(self, request=None):
+        if _has_json_body() and json_body_parameters(flask_request) is None:
+            error = InvalidRequestError("A JSON request body must be an object whose values are strings.")
+            return self.handle_error_response(None, error)
+        return super().create_token_response(request)
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        # Failed client authentications are throttled per client_id and per address.
+        subjects = (("client", request_client_id(request)[:200]), ("client_address", throttle.client_address()))
+        if wait := throttle.locked_for(*subjects):
+            raise LockedOutClientError(wait)
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            if wait := throttle.record_failure(*subjects):
+                raise LockedOutClientError(wait)
+            raise
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: Extensions applied to every grant, whichever registered it (see register_grant_extension).
+        self._grant_extensions = []
+
+    def register_grant_extension(self, extension) -> None:
+        """Apply ``extension`` to every grant the server creates, like a per-grant extension."""
+        self._grant_extensions.append(extension)
+
+    def get_authorization_grant(self, request):
+        # Values are stored with the code (nonce, scope, ...): PostgreSQL text cannot hold NUL.
+        if any("\x00" in value for values in request.payload.datalist.values() for value in values):
+            raise InvalidRequestError("Request parameters must not contain NUL characters.")
+        # Authlib quotes these values in error descriptions, which may hold only printable
+        # ASCII (RFC 6749 §4.1.2.1); anything else made Authlib raise ValueError, a 500.
+        for name in ("response_type", "redirect_uri"):
+            value = request.payload.data.get(name)
+            if value and invalid_error_characters(value):
+                raise InvalidRequestError(f"Invalid '{name}' in request.")
+        grant = super().get_authorization_grant(request)
+        for extension in self._grant_extensions:
+            extension(grant)
+        return grant
+
+    def get_token_grant(self, request):
+        grant = super().get_token_grant(request)
+        for extension in self._grant_extensions:
+            extension(grant)
+        return grant
+
+    def validate_requested_scope(self, scope):
+        # Registered APIs define scopes of their own besides the server's (resources.py).
+        if scope and self.scopes_supported:
+            supported = set(self.scopes_supported) | api_scopes()
+            if not supported.issuperset(scope_to_list(scope)):
+                raise InvalidScopeError()
+
+    @property
+    def authorization_grant_classes(self) -> list[type]:
+        """The grants registered for the authorization endpoint."""
+        return [grant_cls for grant_cls, _ in self._authorization_grants]
+
+    @property
+    def token_grant_classes(self) -> list[type]:
+        """The grants registered for the token endpoint."""
+        return [grant_cls for grant_cls, _ in self._token_grants]
+
+    @property
+    def endpoint_registry(self) -> dict[str, list]:
+        """Endpoint name (revocation, userinfo, ...) -> its registered endpoint objects."""
+        return self._endpoints
+
 
 #: The current app's AuthorizationServer (one per app, built by ``init_app``).
 authorization: AuthorizationServer = LocalProxy(lambda: current_app.extensions["authorization_server"])
@@ -359,15 +526,19 @@ def create_token_generator(config) -> BearerTokenGenerator:
 
 def init_app(app) -> AuthorizationServer:
     """Build the app's authorization server with its grants and endpoints."""
-    authorization = AuthorizationServer()  # the throttled subclass above
+    from . import oidc  # OpenID Connect builds on the grants defined here
+
+    authorization = AuthorizationServer()
     authorization.init_app(app, query_client=query_client, save_token=save_token)
+    authorization.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     authorization.register_token_generator("default", create_token_generator(app.config))
     authorization.scopes_supported = app.config["OAUTH2_SCOPES_SUPPORTED"].split()
-    authorization.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True)])
+    authorization.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), oidc.OpenIDCode()])
     authorization.register_grant(ImplicitGrant)
     authorization.register_grant(PasswordGrant)
     authorization.register_grant(ClientCredentialsGrant)
     authorization.register_grant(RefreshTokenGrant)
     authorization.register_endpoint(RevocationEndpoint)
+    oidc.register(app, authorization)
     app.extensions["authorization_server"] = authorization
     return authorization

@@ -5,7 +5,12 @@ app the port may differ (RFC 8252 §7.3), since the app picks a free port at run
 """
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
+
+#: The characters RFC 3986 allows in a URI (anything else must be percent-encoded). A quote or
+#: angle bracket in a registered URI could never be used (and is how markup injection starts).
+_URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 
 #: Schemes that run code or carry data in the browser: never a redirect target or link.
 DANGEROUS_SCHEMES = {"javascript", "data", "vbscript", "file", "blob", "about"}
@@ -50,6 +55,8 @@ def validate_redirect_uri(uri: str, allow_http: bool = False) -> str | None:
         return "A redirect URI must be at most 2000 characters."
     if any(c.isspace() or ord(c) < 32 for c in uri):
         return "A redirect URI cannot contain spaces or control characters."
+    if not _URI_CHARACTERS.fullmatch(uri):
+        return "A redirect URI may contain only the characters RFC 3986 allows; percent-encode the others."
     try:
         parts = urlsplit(uri)
         parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -93,4 +100,6 @@ def validate_web_uri(uri: str) -> str | None:
         return "Only http and https URIs are allowed here."
     if any(c.isspace() or ord(c) < 32 for c in uri):
         return "A URI cannot contain spaces or control characters."
+    if not _URI_CHARACTERS.fullmatch(uri):
+        return "A URI may contain only the characters RFC 3986 allows; percent-encode the others."
     return None

@@ -1,7 +1,7 @@
 """audit events, throttle counters, session generation
 
 Revision ID: 0401_audit_throttle_sessions
-Revises: 0001_core
+Revises: 0201_consents_dcr_apis
 Create Date: 2026-11-23 09:30:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0401_audit_throttle_sessions'
-down_revision = '0001_core'
+down_revision = '0201_consents_dcr_apis'
 branch_labels = None
 depends_on = None
 

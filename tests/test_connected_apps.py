@@ -1,0 +1,122 @@
+"""Remembered consent and the Connected apps page (/account/apps)."""
+
+from conftest import AuthActions, pkce_pair, query_params
+from flows import approve, authorize_url, csrf_token, exchange_code, get_user_token
+
+from website.models import AuthorizationCode, Consent, db
+
+
+def test_consent_is_remembered_for_the_same_or_fewer_scopes(app, test_client, auth, user, make_client):
+    client, secret = make_client()
+    auth.login()
+    get_user_token(test_client, client, secret, scope="profile email")
+    # Same scopes, and a subset: straight back to the app with a code, no consent page.
+    for scope in ("profile email", "email"):
+        verifier, challenge = pkce_pair()
+        response = test_client.get(authorize_url(client, scope=scope, code_challenge=challenge,
+                                                 code_challenge_method="S256"))
+        assert response.status_code == 302, scope
+        code = query_params(response.headers["Location"])["code"]
+        assert exchange_code(test_client, client, secret, code, verifier).json["scope"] == scope
+    # A scope never allowed, or prompt=consent, asks again.
+    _, challenge = pkce_pair()
+    assert test_client.get(authorize_url(client, scope="profile openid", code_challenge=challenge,
+                                         code_challenge_method="S256")).status_code == 200
+    assert test_client.get(authorize_url(client, scope="profile", prompt="consent", code_challenge=challenge,
+                                         code_challenge_method="S256")).status_code == 200
+
+
+def test_consent_is_per_user_and_per_client(app, test_client, auth, make_user, make_client):
+    make_user("alice")
+    make_user("bob")
+    client, secret = make_client()
+    other, _ = make_client(client_name="Other App")
+    auth.login("alice")
+    get_user_token(test_client, client, secret)
+    _, challenge = pkce_pair()
+    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    assert test_client.get(authorize_url(other, **pkce)).status_code == 200
+    bob_browser = app.test_client()
+    AuthActions(bob_browser).login("bob")
+    assert bob_browser.get(authorize_url(client, **pkce)).status_code == 200
+
+
+def test_denying_remembers_nothing(app, test_client, auth, user, make_client):
+    client, _ = make_client()
+    auth.login()
+    _, challenge = pkce_pair()
+    url = authorize_url(client, code_challenge=challenge, code_challenge_method="S256")
+    response = test_client.post(url, data={"csrf_token": csrf_token(test_client, url), "deny": "Deny"})
+    assert query_params(response.headers["Location"])["error"] == "access_denied"
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Consent.id))) == 0
+
+
+def test_connected_apps_lists_approved_apps_in_words(test_client, auth, user, make_client):
+    client, secret = make_client(client_name="Photo Printer")
+    make_client(client_name="Never Approved")
+    auth.login()
+    get_user_token(test_client, client, secret, scope="profile email")
+    page = test_client.get("/account/apps")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Photo Printer" in html
+    assert "Never Approved" not in html
+    assert "See your email address." in html
+    assert "Allowed on" in html
+
+
+def test_revoking_an_app_stops_its_tokens_at_once(app, test_client, auth, user, make_client):
+    client, secret = make_client()
+    other, other_secret = make_client(client_name="Other App")
+    auth.login()
+    token = get_user_token(test_client, client, secret)
+    kept = get_user_token(test_client, other, other_secret)
+    # An approved but not yet redeemed code must not survive the revocation either.
+    verifier, challenge = pkce_pair()
+    response = test_client.get(authorize_url(client, code_challenge=challenge, code_challenge_method="S256"))
+    pending_code = query_params(response.headers["Location"])["code"]
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert test_client.get("/api/me", headers=bearer).status_code == 200
+
+    response = test_client.post(f"/account/apps/{client.client_id}/revoke",
+                                data={"csrf_token": csrf_token(test_client, "/account/apps")})
+    assert response.status_code == 302
+    assert test_client.get("/api/me", headers=bearer).status_code == 401
+    refreshed = test_client.post("/oauth/token", data={"grant_type": "refresh_token",
+                                                       "refresh_token": token["refresh_token"]},
+                                 auth=(client.client_id, secret))
+    assert refreshed.json["error"] == "invalid_grant"
+    assert exchange_code(test_client, client, secret, pending_code, verifier).json["error"] == "invalid_grant"
+    # The other app keeps working, and the revoked one has to ask again.
+    assert test_client.get("/api/me", headers={"Authorization": f"Bearer {kept['access_token']}"}).status_code == 200
+    assert "Test App" not in test_client.get("/account/apps").get_data(as_text=True)
+    assert test_client.get(authorize_url(client, code_challenge=challenge,
+                                         code_challenge_method="S256")).status_code == 200
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(AuthorizationCode.id))
+                                 .where(AuthorizationCode.used_at.is_(None))) == 0
+
+
+def test_revoke_needs_csrf_and_an_approved_app(test_client, auth, user, make_client):
+    client, secret = make_client()
+    auth.login()
+    get_user_token(test_client, client, secret)
+    assert test_client.post(f"/account/apps/{client.client_id}/revoke").status_code == 400
+    token = csrf_token(test_client, "/account/apps")
+    assert test_client.post("/account/apps/unknown/revoke", data={"csrf_token": token}).status_code == 404
+    assert "Test App" in test_client.get("/account/apps").get_data(as_text=True)
+
+
+def test_connected_apps_needs_login(test_client):
+    response = test_client.get("/account/apps")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_approve_helper_returns_a_redirect(test_client, auth, user, make_client):
+    client, _ = make_client()
+    auth.login()
+    _, challenge = pkce_pair()
+    response = approve(test_client, authorize_url(client, code_challenge=challenge, code_challenge_method="S256"))
+    assert response.status_code == 302

@@ -1,0 +1,176 @@
+"""APIs (resource servers) and RFC 9068 JWT access tokens requested with audience / resource."""
+
+import time
+
+import jwt
+import pytest
+import requests
+from conftest import pkce_pair, query_params
+from flows import approve, authorize_url, get_user_token
+
+API = "https://api.example.com/orders"
+ISSUER = "http://127.0.0.1"  # OAUTH2_ISSUER in the tests' config
+
+
+@pytest.fixture
+def api(runner):
+    result = runner.invoke(args=["create-api", "--identifier", API, "--name", "Orders API",
+                                 "--scope", "read:orders", "--scope", "write:orders", "--lifetime", "600"])
+    assert result.exit_code == 0, result.output
+    return API
+
+
+@pytest.fixture
+def m2m(make_client, api):
+    """A machine-to-machine client allowed the API's scopes."""
+    return make_client(grant_types=["client_credentials"], redirect_uris=[],
+                       scope="profile read:orders write:orders")
+
+
+def verify(live_server, token: str, audience=API) -> dict:
+    """Verify a JWT access token as an API would: with the JWKS, audience and issuer."""
+    signing_key = jwt.PyJWKClient(f"{live_server}/.well-known/jwks.json").get_signing_key_from_jwt(token)
+    return jwt.decode(token, signing_key.key, algorithms=["RS256"], audience=audience, issuer=ISSUER)
+
+
+def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client, auth, user, make_client, api):
+    client, secret = make_client(scope="openid profile read:orders")
+    auth.login()
+    token = get_user_token(test_client, client, secret, scope="openid profile read:orders", audience=API)
+    assert jwt.get_unverified_header(token["access_token"])["typ"] == "at+jwt"
+    claims = verify(live_server, token["access_token"])
+    assert claims["sub"] == str(user.id)
+    assert claims["client_id"] == client.client_id
+    assert claims["scope"] == "openid profile read:orders"
+    assert claims["jti"]
+    assert claims["exp"] - claims["iat"] == 600  # the API's lifetime
+    assert token["expires_in"] == 600
+    # The id_token is still for the client.
+    assert jwt.decode(token["id_token"], options={"verify_signature": False})["aud"] == client.client_id
+
+    # The server keeps the token's hash: introspection and revocation work as for opaque tokens.
+    body = test_client.post("/oauth/introspect", data={"token": token["access_token"]},
+                            auth=(client.client_id, secret)).json
+    assert body["active"] is True and body["aud"] == API
+    me = test_client.get("/api/me", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert me.status_code == 200
+    test_client.post("/oauth/revoke", data={"token": token["access_token"]}, auth=(client.client_id, secret))
+    assert test_client.get("/api/me", headers={"Authorization": f"Bearer {token['access_token']}"}).status_code == 401
+    assert test_client.post("/oauth/introspect", data={"token": token["access_token"]},
+                            auth=(client.client_id, secret)).json == {"active": False}
+
+    # A refreshed access token is for the same API.
+    refreshed = test_client.post("/oauth/token", data={"grant_type": "refresh_token",
+                                                       "refresh_token": token["refresh_token"]},
+                                 auth=(client.client_id, secret))
+    assert refreshed.status_code == 200, refreshed.json
+    assert verify(live_server, refreshed.json["access_token"])["aud"] == API
+
+
+@pytest.mark.parametrize("parameter", ["resource", "audience"])
+def test_client_credentials_with_resource_or_audience(live_server, m2m, parameter):
+    client, secret = m2m
+    response = requests.post(f"{live_server}/oauth/token", timeout=10, auth=(client.client_id, secret),
+                             data={"grant_type": "client_credentials", parameter: API, "scope": "read:orders"})
+    assert response.status_code == 200, response.json()
+    claims = verify(live_server, response.json()["access_token"])
+    assert claims["sub"] == client.client_id
+    assert claims["scope"] == "read:orders"
+
+
+def test_auth0_style_json_token_request_with_audience(live_server, make_client, api):
+    # Auth0's machine-to-machine call: the secret in a JSON body (client_secret_post).
+    client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[],
+                                 token_endpoint_auth_method="client_secret_post")
+    response = requests.post(f"{live_server}/oauth/token", timeout=10, json={
+        "grant_type": "client_credentials", "client_id": client.client_id, "client_secret": secret,
+        "audience": API})
+    assert response.status_code == 200, response.json()
+    assert verify(live_server, response.json()["access_token"])["client_id"] == client.client_id
+
+
+def test_without_audience_tokens_stay_opaque(test_client, m2m):
+    client, secret = m2m
+    token = test_client.post("/oauth/token", data={"grant_type": "client_credentials", "scope": "profile"},
+                             auth=(client.client_id, secret)).json["access_token"]
+    with pytest.raises(jwt.DecodeError):
+        jwt.get_unverified_header(token)
+
+
+def test_unknown_audience_is_invalid_target_at_the_token_endpoint(test_client, m2m):
+    client, secret = m2m
+    for data in ({"audience": "https://unknown.example.com/"}, {"resource": API, "audience": "https://other/"}):
+        response = test_client.post("/oauth/token", data={"grant_type": "client_credentials", **data},
+                                    auth=(client.client_id, secret))
+        assert response.status_code == 400
+        assert response.json["error"] == "invalid_target"
+
+
+def test_unknown_audience_is_sent_back_from_the_authorization_endpoint(test_client, auth, user, make_client, api):
+    client, _ = make_client()
+    auth.login()
+    _, challenge = pkce_pair()
+    response = test_client.get(authorize_url(client, audience="https://unknown.example.com/",
+                                             code_challenge=challenge, code_challenge_method="S256"))
+    assert response.status_code == 302
+    params = query_params(response.headers["Location"])
+    assert params["error"] == "invalid_target"
+    assert params["state"] == "xyz"
+
+
+def test_api_scopes_need_their_audience(test_client, m2m):
+    client, secret = m2m
+    response = test_client.post("/oauth/token", data={"grant_type": "client_credentials", "scope": "read:orders"},
+                                auth=(client.client_id, secret))
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_scope"
+
+
+def test_token_request_cannot_switch_the_api(test_client, auth, user, make_client, runner, api):
+    runner.invoke(args=["create-api", "--identifier", "https://api.example.com/other", "--name", "Other"])
+    client, secret = make_client()
+    auth.login()
+    verifier, challenge = pkce_pair()
+    url = authorize_url(client, audience=API, code_challenge=challenge, code_challenge_method="S256")
+    response = test_client.get(url)
+    assert response.status_code == 200  # the consent page
+    code = query_params(approve(test_client, url).headers["Location"])["code"]
+    response = test_client.post("/oauth/token", auth=(client.client_id, secret), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uris[0],
+        "code_verifier": verifier, "resource": "https://api.example.com/other"})
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_target"
+
+
+def test_jwt_still_verifies_after_key_rotation(live_server, runner, m2m):
+    client, secret = m2m
+    token = requests.post(f"{live_server}/oauth/token", timeout=10, auth=(client.client_id, secret),
+                          data={"grant_type": "client_credentials", "audience": API}).json()["access_token"]
+    result = runner.invoke(args=["rotate-keys"])
+    assert result.exit_code == 0, result.output
+    assert verify(live_server, token)["aud"] == API
+    newer = requests.post(f"{live_server}/oauth/token", timeout=10, auth=(client.client_id, secret),
+                          data={"grant_type": "client_credentials", "audience": API}).json()["access_token"]
+    assert jwt.get_unverified_header(newer)["kid"] != jwt.get_unverified_header(token)["kid"]
+    assert verify(live_server, newer)["exp"] > time.time()
+
+
+def test_create_list_and_delete_apis(runner, api):
+    listed = runner.invoke(args=["list-apis"])
+    assert API in listed.output and "read:orders write:orders" in listed.output and "600s" in listed.output
+    for args, message in [
+        (["--identifier", API, "--name", "Again"], "already exists"),
+        (["--identifier", "not a uri", "--name", "X"], "spaces"),
+        (["--identifier", "orders", "--name", "X"], "absolute URI"),
+        (["--identifier", "https://api.example.com/#x", "--name", "X"], "fragment"),
+        (["--identifier", "https://x.example.com/", "--name", "X", "--scope", "profile"], "server's own scopes"),
+        (["--identifier", "https://x.example.com/", "--name", "X", "--scope", 'bad"scope'], "not a valid scope"),
+        (["--identifier", "https://x.example.com/", "--name", "X", "--lifetime", "5"], "--lifetime"),
+    ]:
+        result = runner.invoke(args=["create-api", *args])
+        assert result.exit_code != 0, args
+        assert message in result.output, (args, result.output)
+    assert runner.invoke(args=["delete-api", API]).exit_code == 0
+    assert runner.invoke(args=["list-apis"]).output.strip() == "No APIs registered."
+    missing = runner.invoke(args=["delete-api", API])
+    assert missing.exit_code != 0 and "No API" in missing.output

@@ -1,0 +1,113 @@
+"""Several server processes on one database behave as one server: whatever one instance
+issues, revokes or signs in, the other honours. (Runs on a shared SQLite file too.)"""
+
+from urllib.parse import urlencode
+
+import requests
+from conftest import PASSWORD, pkce_pair, query_params
+
+CSRF_MARKER = 'name="csrf_token" type="hidden" value="'
+
+
+def csrf_token(html: str) -> str:
+    return html.split(CSRF_MARKER, 1)[1].split('"', 1)[0]
+
+
+def log_in(browser: requests.Session, base_url: str, username="alice") -> None:
+    """Sign in through the log-in form of the instance at ``base_url``."""
+    page = browser.get(base_url + "/login")
+    response = browser.post(base_url + "/login", allow_redirects=False,
+                            data={"username": username, "password": PASSWORD,
+                                  "csrf_token": csrf_token(page.text)})
+    assert response.status_code == 302, response.text
+
+
+def authorize(browser: requests.Session, base_url: str, client, challenge: str) -> str:
+    """Allow the client on the consent page of ``base_url``; return the authorization code."""
+    url = base_url + "/oauth/authorize?" + urlencode({
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": client.redirect_uris[0],
+        "scope": "profile", "state": "st", "code_challenge": challenge, "code_challenge_method": "S256",
+    })
+    consent = browser.get(url)
+    assert consent.status_code == 200, consent.text
+    response = browser.post(url, data={"csrf_token": csrf_token(consent.text), "allow": "Allow"},
+                            allow_redirects=False)
+    assert response.status_code == 302, response.text
+    return query_params(response.headers["Location"])["code"]
+
+
+def redeem(base_url: str, client, secret: str, code: str, verifier: str) -> requests.Response:
+    return requests.post(base_url + "/oauth/token", auth=(client.client_id, secret), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uris[0],
+        "code_verifier": verifier,
+    })
+
+
+def tokens_from(a, client, secret) -> dict:
+    """Sign in on instance ``a``, authorize there and redeem the code there; return the tokens."""
+    browser = requests.Session()
+    log_in(browser, a.url)
+    verifier, challenge = pkce_pair()
+    response = redeem(a.url, client, secret, authorize(browser, a.url, client, challenge), verifier)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_code_issued_by_one_instance_is_redeemed_on_the_other(two_instances, user, make_client):
+    a, b = two_instances
+    client, secret = make_client()
+    browser = requests.Session()
+    log_in(browser, a.url)
+    verifier, challenge = pkce_pair()
+    code = authorize(browser, a.url, client, challenge)
+
+    token = redeem(b.url, client, secret, code, verifier)
+    assert token.status_code == 200, token.text
+    me = requests.get(b.url + "/api/me", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+    assert me.json()["username"] == "alice"
+    # Single use holds across instances: the first instance refuses the redeemed code.
+    again = redeem(a.url, client, secret, code, verifier)
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+
+
+def test_a_token_revoked_on_one_instance_is_refused_by_the_other(two_instances, user, make_client):
+    a, b = two_instances
+    client, secret = make_client()
+    tokens = tokens_from(a, client, secret)
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert requests.get(b.url + "/api/me", headers=bearer).status_code == 200
+
+    revoked = requests.post(a.url + "/oauth/revoke", auth=(client.client_id, secret),
+                            data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"})
+    assert revoked.status_code == 200, revoked.text
+
+    assert requests.get(b.url + "/api/me", headers=bearer).status_code == 401
+    refreshed = requests.post(b.url + "/oauth/token", auth=(client.client_id, secret),
+                              data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert (refreshed.status_code, refreshed.json()["error"]) == (400, "invalid_grant")
+
+
+def test_a_session_made_on_one_instance_is_valid_on_the_other(two_instances, user, make_client):
+    a, b = two_instances
+    client, _ = make_client()
+    on_a = requests.Session()
+    log_in(on_a, a.url)
+    # A browser sent to the other instance by the load balancer carries the same cookie.
+    on_b = requests.Session()
+    on_b.cookies.update(on_a.cookies)
+    home = on_b.get(b.url + "/")
+    assert "Signed in as <strong>alice</strong>" in home.text
+    # ... and can consent there without signing in again.
+    _, challenge = pkce_pair()
+    assert authorize(on_b, b.url, client, challenge)
+
+
+def test_each_instance_logs_one_line_per_request_with_the_request_id(app, two_instances):
+    a, _ = two_instances
+    response = requests.get(a.url + "/healthz?code=not-for-logs", headers={"X-Request-ID": "lb-trace-7"})
+    assert response.headers["X-Request-ID"] == "lb-trace-7"
+    lines = [line for line in a.log().splitlines() if "request_id=lb-trace-7" in line]
+    assert len(lines) == 1, a.log()
+    assert "method=GET path=/healthz status=200 duration_ms=" in lines[0]
+    assert "remote_addr=127.0.0.1" in lines[0]
+    assert "not-for-logs" not in a.log()

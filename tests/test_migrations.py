@@ -1,0 +1,146 @@
+"""Migrations on SQLite and PostgreSQL: every revision upgrades and downgrades cleanly, and
+`flask initdb` upgrades an existing database in place without losing its rows.
+
+Generic over the revisions in migrations/versions: new revisions are walked without changes here.
+"""
+
+import hashlib
+import time
+from datetime import datetime, timezone
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from conftest import PASSWORD, TEST_PASSWORD_METHOD, _test_config
+from databases import empty_database
+from werkzeug.security import generate_password_hash
+
+from website import create_app
+from website.models import db
+
+#: The first revision's schema is what the rows of the data test are written in.
+FIRST_REVISION = "0001_core"
+
+
+@pytest.fixture
+def fresh_app(database_url, tmp_path):
+    """An app on an empty database of its own (no revision applied), removed afterwards."""
+    with empty_database(database_url, tmp_path) as config:
+        app = create_app(_test_config(config["DATABASE_URL"], **config))
+        yield app
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def script_directory(app) -> ScriptDirectory:
+    with app.app_context():
+        config = app.extensions["migrate"].migrate.get_config()
+    return ScriptDirectory.from_config(config)
+
+
+def ordered_revisions(app) -> list[str]:
+    """Revision ids from the first to the head."""
+    return [rev.revision for rev in reversed(list(script_directory(app).walk_revisions()))]
+
+
+def current_revision(app) -> str | None:
+    with app.app_context(), db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def schema_differences(app) -> list:
+    """What alembic's autogenerate would change to make the database match the models."""
+    with app.app_context(), db.engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), db.metadata)
+
+
+def test_revisions_form_one_chain(app):
+    heads = script_directory(app).get_heads()
+    assert len(heads) == 1, f"several heads {heads}: chain the new revisions onto one another"
+    assert ordered_revisions(app)[0] == FIRST_REVISION
+
+
+def test_every_revision_upgrades_and_downgrades(fresh_app):
+    revisions = ordered_revisions(fresh_app)
+    with fresh_app.app_context():
+        for revision in revisions:
+            flask_migrate.upgrade(revision=revision)
+            assert current_revision(fresh_app) == revision
+        for previous in reversed([None] + revisions[:-1]):
+            flask_migrate.downgrade(revision="-1")
+            assert current_revision(fresh_app) == previous
+        with db.engine.connect() as conn:
+            # Only alembic's own bookkeeping table is left at base.
+            assert set(sa.inspect(conn).get_table_names()) <= {"alembic_version"}
+        flask_migrate.upgrade(revision="head")
+    assert current_revision(fresh_app) == revisions[-1]
+    assert schema_differences(fresh_app) == []
+
+
+def test_initdb_upgrades_existing_database_and_keeps_its_rows(fresh_app):
+    with fresh_app.app_context():
+        flask_migrate.upgrade(revision=FIRST_REVISION)
+        insert_rows_in_first_schema()
+
+    result = fresh_app.test_cli_runner().invoke(args=["initdb"])
+    assert result.exit_code == 0, result.output
+    assert current_revision(fresh_app) == ordered_revisions(fresh_app)[-1]
+    # Running it again on an up-to-date database changes nothing.
+    assert fresh_app.test_cli_runner().invoke(args=["initdb"]).exit_code == 0
+
+    test_client = fresh_app.test_client()
+    me = test_client.get("/api/me", headers={"Authorization": "Bearer old-access-token"})
+    assert me.status_code == 200, me.get_data(as_text=True)
+    assert me.json == {"id": 1, "username": "olduser", "email": "old@example.com"}
+    token = test_client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                             auth=("old-client", "old-client-secret"))
+    assert token.status_code == 200, token.json
+    login = test_client.get("/login")
+    csrf = login.get_data(as_text=True).split('name="csrf_token" type="hidden" value="', 1)[1].split('"')[0]
+    signed_in = test_client.post("/login", data={"username": "olduser", "password": PASSWORD,
+                                                 "csrf_token": csrf})
+    assert signed_in.status_code == 302
+
+
+def insert_rows_in_first_schema() -> None:
+    """A user, a confidential client and a live token, written with SQL in 0001_core's schema."""
+    stamp = int(time.time())
+    sha = lambda value: hashlib.sha256(value.encode()).hexdigest()  # noqa: E731
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO users (id, username, email, password_hash, created_at, updated_at, is_admin)"
+            " VALUES (1, 'olduser', 'old@example.com', :pw, :at, :at, :no)"
+        ), {"pw": generate_password_hash(PASSWORD, method=TEST_PASSWORD_METHOD),
+            "at": datetime.now(timezone.utc), "no": False})
+        conn.execute(sa.text(
+            "INSERT INTO oauth2_clients (id, client_id, client_secret_hash, client_id_issued_at,"
+            " client_secret_expires_at, owner_id, client_name, redirect_uris, grant_types,"
+            " response_types, scope, token_endpoint_auth_method, contacts, extra_metadata)"
+            " VALUES (1, 'old-client', :secret, :stamp, 0, 1, 'Old App',"
+            " '[\"https://old.example.com/cb\"]', '[\"authorization_code\", \"client_credentials\"]',"
+            " '[\"code\"]', 'openid profile', 'client_secret_basic', '[]', '{}')"
+        ), {"secret": sha("old-client-secret"), "stamp": stamp})
+        conn.execute(sa.text(
+            "INSERT INTO oauth2_tokens (id, client_id, user_id, token_type, access_token_hash,"
+            " refresh_token_hash, scope, issued_at, expires_in, expires_at, access_token_revoked_at,"
+            " refresh_token_revoked_at, family_id)"
+            " VALUES (1, 'old-client', 1, 'Bearer', :access, :refresh, 'profile', :stamp, 3600,"
+            " :expires, 0, 0, 'oldfamily')"
+        ), {"access": sha("old-access-token"), "refresh": sha("old-refresh-token"), "stamp": stamp,
+            "expires": stamp + 3600})
+        if conn.dialect.name == "postgresql":
+            # Rows inserted with explicit ids leave the sequences behind.
+            for table in ("users", "oauth2_clients", "oauth2_tokens"):
+                conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 1)"))
+
+
+def test_migrated_database_matches_the_models(app):
+    """The suite's database, built by `flask initdb`, has exactly the models' schema and types."""
+    with app.app_context(), db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                               "compare_server_default": True})
+        assert compare_metadata(context, db.metadata) == []

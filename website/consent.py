@@ -1,0 +1,71 @@
+"""Remembered consent: what each user allowed each client, and taking it back.
+
+Once a user allowed a client a set of scopes, later authorization requests for a subset skip
+the consent page (unless the client asks again with ``prompt=consent``). Revoking an app
+deletes the consent and stops every token and unused code the app holds for that user.
+"""
+
+from authlib.oauth2.rfc6749 import scope_to_list
+from sqlalchemy import delete, select, update
+
+from .models import AuthorizationCode, Consent, OAuth2Client, Token, User, db, now
+
+
+def find_consent(user: User, client: OAuth2Client) -> Consent | None:
+    """The user's remembered consent for this client, if any."""
+    return db.session.scalar(
+        select(Consent).where(Consent.user_id == user.id, Consent.client_id == client.client_id)
+    )
+
+
+def consent_required(grant, user: User) -> bool:
+    """Tell whether the authorize view must ask the user before granting ``grant``."""
+    prompts = (grant.request.payload.data.get("prompt") or "").split()
+    if "consent" in prompts:
+        return True
+    consent = find_consent(user, grant.client)
+    return consent is None or not consent.covers(grant.request.payload.scope or "")
+
+
+def remember_consent(user: User, client: OAuth2Client, scope: str | None) -> Consent:
+    """Record that the user allowed these scopes, adding to what was allowed before."""
+    consent = find_consent(user, client)
+    if consent is None:
+        consent = Consent(user_id=user.id, client_id=client.client_id, scope="")
+        db.session.add(consent)
+    allowed = scope_to_list(consent.scope) or []
+    consent.scope = " ".join(dict.fromkeys(allowed + (scope_to_list(scope) or [])))
+    db.session.commit()
+    return consent
+
+
+def list_consents(user: User) -> list[Consent]:
+    """The apps the user approved, most recent first."""
+    return list(db.session.scalars(
+        select(Consent).where(Consent.user_id == user.id).order_by(Consent.updated_at.desc(), Consent.id.desc())
+    ))
+
+
+def revoke_consent(user: User, client_id: str) -> bool:
+    """Forget the consent and stop the app's tokens and unused codes for the user at once.
+
+    Returns False when the user had not approved that app.
+    """
+    consent = db.session.scalar(
+        select(Consent).where(Consent.user_id == user.id, Consent.client_id == client_id)
+    )
+    if consent is None:
+        return False
+    stamp = now()
+    owned = (Token.user_id == user.id, Token.client_id == client_id)
+    db.session.execute(update(Token).where(*owned, Token.access_token_revoked_at == 0)
+                       .values(access_token_revoked_at=stamp))
+    db.session.execute(update(Token).where(*owned, Token.refresh_token_revoked_at == 0)
+                       .values(refresh_token_revoked_at=stamp))
+    db.session.execute(delete(AuthorizationCode).where(
+        AuthorizationCode.user_id == user.id, AuthorizationCode.client_id == client_id,
+        AuthorizationCode.used_at.is_(None),
+    ))
+    db.session.delete(consent)
+    db.session.commit()
+    return True

@@ -1,0 +1,237 @@
+"""Dynamic client registration (RFC 7591) and its management endpoint (RFC 7592).
+
+Metadata is checked by ``client_metadata.validate_client_metadata``, so a client registered
+here obeys the same rules as one made in the UI or the CLI. Registration is open to anyone
+only with ``OAUTH2_OPEN_REGISTRATION``; otherwise the caller presents an initial access token
+made by ``flask create-initial-access-token``. Each registered client gets a registration
+access token to read, update and delete itself. Both kinds of token are stored as hashes.
+"""
+
+import secrets
+
+import click
+from authlib.oauth2.rfc6750 import InvalidTokenError
+from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint as _ClientRegistrationEndpoint
+from authlib.oauth2.rfc7591 import InvalidClientMetadataError, InvalidRedirectURIError
+from authlib.oauth2.rfc7592 import ClientConfigurationEndpoint as _ClientConfigurationEndpoint
+from flask import Blueprint, current_app, jsonify, url_for
+from flask import request as flask_request
+from flask.cli import with_appcontext
+from sqlalchemy import delete, select
+
+from .client_metadata import ClientMetadataError, validate_client_metadata
+from .models import (
+    AuthorizationCode,
+    Consent,
+    InitialAccessToken,
+    OAuth2Client,
+    RegistrationAccessToken,
+    Token,
+    db,
+    hash_secret,
+    now,
+)
+from .oauth2 import authorization, query_client
+from .oidc import advertise
+
+#: The metadata a client may register; anything else in a request is ignored (RFC 7591 §2).
+REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris")
+
+
+def validate_registration_metadata(data) -> dict:
+    """Validate a registration request's metadata with the rules every client obeys."""
+    if not isinstance(data, dict):
+        raise InvalidClientMetadataError("The request body must be a JSON object of client metadata.")
+    try:
+        metadata = validate_client_metadata({k: v for k, v in data.items() if k in REGISTRABLE_FIELDS})
+    except ClientMetadataError as error:
+        if error.error == "invalid_redirect_uri":
+            raise InvalidRedirectURIError(error.message) from error
+        raise InvalidClientMetadataError(error.message) from error
+    # Fields left unset are simply absent from the registration (RFC 7591 §3.2.1).
+    return {k: v for k, v in metadata.items() if v is not None}
+
+
+def _bearer_token(request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip() or len(value) > 512:
+        return None
+    return value.strip()
+
+
+def _registration_info(client: OAuth2Client, access_token: str) -> dict:
+    return {
+        "registration_client_uri": url_for("registration.manage_client", client_id=client.client_id,
+                                           _external=True),
+        "registration_access_token": access_token,
+    }
+
+
+def _client_info(client: OAuth2Client) -> dict:
+    return {
+        "client_id": client.client_id,
+        "client_id_issued_at": client.client_id_issued_at,
+        "client_secret_expires_at": client.client_secret_expires_at,
+    }
+
+
+def issue_registration_access_token(client: OAuth2Client) -> str:
+    """Make the token the client manages its registration with; return it (shown once)."""
+    value = secrets.token_urlsafe(48)
+    db.session.add(RegistrationAccessToken(token_hash=hash_secret(value), client_id=client.client_id))
+    return value
+
+
+class ClientRegistrationEndpoint(_ClientRegistrationEndpoint):
+    """POST /oauth/register: register a client from RFC 7591 metadata."""
+
+    def authenticate_token(self, request):
+        if current_app.config["OAUTH2_OPEN_REGISTRATION"]:
+            return "open registration"
+        value = _bearer_token(request)
+        if value is None:
+            raise InvalidTokenError("Registration needs an initial access token (Authorization: Bearer ...).")
+        token = db.session.scalar(select(InitialAccessToken).where(InitialAccessToken.token_hash == hash_secret(value)))
+        if token is None or not token.is_active():
+            raise InvalidTokenError("The initial access token is unknown or has expired.")
+        return token
+
+    def extract_client_metadata(self, request):
+        request.registered_metadata = validate_registration_metadata(request.payload.data)
+        return request.registered_metadata
+
+    def generate_client_id(self, request):
+        return secrets.token_urlsafe(24)
+
+    def generate_client_secret(self, request):
+        return secrets.token_urlsafe(48)
+
+    def generate_client_info(self, request):
+        info = super().generate_client_info(request)
+        if request.registered_metadata["token_endpoint_auth_method"] == "none":
+            info.pop("client_secret")  # a public client has no secret
+        return info
+
+    def save_client(self, client_info, client_metadata, request):
+        client = OAuth2Client(client_id=client_info["client_id"],
+                              client_id_issued_at=client_info["client_id_issued_at"],
+                              client_secret_expires_at=client_info["client_secret_expires_at"])
+        client.set_client_metadata(client_metadata)
+        secret = client_info.get("client_secret")
+        client.client_secret_hash = hash_secret(secret) if secret else None
+        db.session.add(client)
+        return client
+
+    def generate_client_registration_info(self, client, request):
+        access_token = issue_registration_access_token(client)
+        db.session.commit()
+        return _registration_info(client, access_token)
+
+
+class ClientConfigurationEndpoint(_ClientConfigurationEndpoint):
+    """GET, PUT and DELETE /oauth/register/<client_id> with the registration access token."""
+
+    def authenticate_token(self, request):
+        value = _bearer_token(request)
+        client_id = (flask_request.view_args or {}).get("client_id")
+        token = value and db.session.scalar(select(RegistrationAccessToken).where(
+            RegistrationAccessToken.token_hash == hash_secret(value),
+            RegistrationAccessToken.client_id == client_id,
+        ))
+        if not token:
+            # Unknown token, or one made for another client: both are simply invalid here.
+            raise InvalidTokenError("The registration access token is not valid for this client.")
+        request.registration_access_token = value
+        return token
+
+    def authenticate_client(self, request):
+        return query_client((flask_request.view_args or {}).get("client_id"))
+
+    def revoke_access_token(self, request, token):
+        db.session.delete(token)
+        db.session.commit()
+
+    def check_permission(self, client, request):
+        # A valid registration access token is the permission to manage its own client.
+        return True
+
+    def extract_client_metadata(self, request):
+        return validate_registration_metadata(request.payload.data)
+
+    def introspect_client(self, client):
+        return {**_client_info(client), **client.client_metadata}
+
+    def generate_client_registration_info(self, client, request):
+        info = _registration_info(client, request.registration_access_token)
+        if getattr(request, "new_client_secret", None):
+            info["client_secret"] = request.new_client_secret
+        return info
+
+    def update_client(self, client, client_metadata, request):
+        # RFC 7592 §2.2: the request replaces the registration; omitted fields are removed.
+        was_public = client.is_public
+        # Optional fields left out are cleared, not kept from the old registration.
+        client.set_client_metadata({"client_uri": None, "logo_uri": None, **client_metadata})
+        if was_public != client.is_public:
+            request.new_client_secret = client.rotate_secret()
+        db.session.commit()
+        return client
+
+    def delete_client(self, client, request):
+        for model in (Token, AuthorizationCode, Consent, RegistrationAccessToken):
+            db.session.execute(delete(model).where(model.client_id == client.client_id))
+        db.session.delete(client)
+        db.session.commit()
+
+
+bp = Blueprint("registration", __name__)
+
+
+def _json_body_error():
+    """A JSON error for a body that is not a JSON object, before Authlib tries to parse it."""
+    if flask_request.method in ("POST", "PUT") and not isinstance(flask_request.get_json(silent=True), dict):
+        error = InvalidClientMetadataError("Send the client metadata as a JSON object "
+                                           "(Content-Type: application/json).")
+        return jsonify(dict(error.get_body())), error.status_code, {"Cache-Control": "no-store"}
+    return None
+
+
+@bp.route("/oauth/register", methods=["POST"])
+@advertise("registration_endpoint")
+def register_client():
+    """Register a client (RFC 7591); the answer holds its secret, shown this once."""
+    return _json_body_error() or authorization.create_endpoint_response(ClientRegistrationEndpoint.ENDPOINT_NAME)
+
+
+@bp.route("/oauth/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+def manage_client(client_id: str):
+    """Read, replace or delete a dynamically registered client (RFC 7592)."""
+    return _json_body_error() or authorization.create_endpoint_response(
+        ClientConfigurationEndpoint.ENDPOINT_NAME)
+
+
+@click.command("create-initial-access-token")
+@with_appcontext
+@click.option("--expires-in", type=click.IntRange(min=1), default=None,
+              help="Seconds until the token expires (default: never).")
+def create_initial_access_token_command(expires_in):
+    """Make a token that allows registering clients at /oauth/register; print it once."""
+    value = secrets.token_urlsafe(32)
+    db.session.add(InitialAccessToken(token_hash=hash_secret(value),
+                                      expires_at=now() + expires_in if expires_in else 0))
+    db.session.commit()
+    click.echo(value)
+
+
+def init_app(app, csrf) -> None:
+    """Register the endpoints with the authorization server, their routes and the CLI command."""
+    server = app.extensions["authorization_server"]
+    server.register_endpoint(ClientRegistrationEndpoint)
+    server.register_endpoint(ClientConfigurationEndpoint)
+    # Clients call these with tokens, not a browser session.
+    csrf.exempt(register_client)
+    csrf.exempt(manage_client)
+    app.register_blueprint(bp)
+    app.cli.add_command(create_initial_access_token_command)
+
