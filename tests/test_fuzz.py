@@ -20,7 +20,7 @@ FUZZ = settings(max_examples=50, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 #: Names the endpoints read, so random requests reach past the first check.
-KNOWN_NAMES = ["grant_type", "code", "redirect_uri", "client_id", "client_secret", "code_verifier",
+KNOWN_NAMES = ["id_token_hint", "post_logout_redirect_uri", "returnTo", "audience", "resource", "grant_type", "code", "redirect_uri", "client_id", "client_secret", "code_verifier",
                "refresh_token", "scope", "username", "password", "token", "token_type_hint",
                "response_type", "state", "code_challenge", "code_challenge_method", "nonce", "prompt"]
 KNOWN_VALUES = ["authorization_code", "refresh_token", "client_credentials", "password", "implicit",
@@ -109,6 +109,16 @@ def check_authorize(response, ctx) -> None:
         assert response.mimetype == "text/html"
 
 
+def check_page_or_local_redirect(response, ctx) -> None:
+    """Logout: a page, or a redirect that stays on this site (nothing is registered to return to)."""
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    if response.status_code in (301, 302, 303):
+        location = response.headers["Location"]
+        assert location.startswith("/") and not location.startswith("//"), location
+    else:
+        assert response.mimetype == "text/html"
+
+
 @dataclass(frozen=True)
 class Target:
     method: str
@@ -124,6 +134,12 @@ PROTOCOL_TARGETS = {
     "authorize": Target("GET", "/oauth/authorize", check_authorize, query=True),
     "authorize_post": Target("POST", "/oauth/authorize", check_authorize),
     "me": Target("GET", "/api/me", check_bearer_error, query=True),
+    "introspect": Target("POST", "/oauth/introspect", check_json_error),
+    "userinfo": Target("GET", "/oauth/userinfo", check_bearer_error, query=True),
+    "userinfo_post": Target("POST", "/oauth/userinfo", check_bearer_error),
+    "register": Target("POST", "/oauth/register", check_json_error),
+    "logout": Target("GET", "/oauth/logout", check_page_or_local_redirect, query=True),
+    "auth0_logout": Target("GET", "/v2/logout", check_page_or_local_redirect, query=True),
 }
 
 

@@ -3,6 +3,7 @@ simultaneous redemptions of one code or one refresh token succeed exactly once, 
 concurrent issuance loses nothing."""
 
 import threading
+import time
 
 import pytest
 import requests
@@ -35,6 +36,16 @@ def fire(count: int, send) -> list:
     return results
 
 
+def settle(app) -> None:
+    """Wait until the server's threads have handed their connections back, so none is left
+    open when the test's engine is disposed (the response can reach us first)."""
+    with app.app_context():
+        for _ in range(100):
+            if db.engine.pool.checkedout() == 0:
+                return
+            time.sleep(0.05)
+
+
 def statuses(results) -> list:
     return sorted(r.status_code if isinstance(r, requests.Response) else repr(r) for r in results)
 
@@ -56,6 +67,7 @@ def test_simultaneous_redemptions_of_one_code_yield_one_token_response(
         data["client_id"] = client.client_id
     basic = None if public else (client.client_id, secret)
     results = fire(THREADS, lambda s: s.post(f"{live_server}/oauth/token", data=data, auth=basic, timeout=60))
+    settle(app)
     assert statuses(results) == [200] + [400] * (THREADS - 1), statuses(results)
     assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code == 400)
     with app.app_context():
@@ -69,6 +81,7 @@ def test_simultaneous_uses_of_one_refresh_token_yield_one_new_pair(
     tokens = redeem(test_client, client, code, verifier).json
     data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client.client_id}
     results = fire(THREADS, lambda s: s.post(f"{live_server}/oauth/token", data=data, timeout=60))
+    settle(app)
     assert statuses(results) == [200] + [400] * (THREADS - 1), statuses(results)
     winner = next(r for r in results if r.status_code == 200).json()
     assert winner["refresh_token"] != tokens["refresh_token"]
@@ -96,3 +109,4 @@ def test_concurrent_issuance_loses_nothing(app, live_server, make_client):
             me = session.get(f"{live_server}/api/me", headers={"Authorization": f"Bearer {access_token}"})
             assert me.status_code == 403  # a client-only token: valid, but not for a user
             assert me.json()["error"] == "invalid_token"
+    settle(app)

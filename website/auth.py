@@ -58,6 +58,15 @@ def log_in(user: User) -> None:
     session.permanent = True
 
 
+def log_out() -> None:
+    """Sign the current user out here and everywhere else (their older cookies stop working)."""
+    if g.get("user") is not None:
+        end_all_sessions(g.user)
+        audit.record("logout", user=g.user)
+        db.session.commit()
+    session.clear()
+
+
 def end_all_sessions(user: User) -> None:
     """Make every session cookie of the user invalid (log-out, password change)."""
     user.session_generation = (user.session_generation or 0) + 1
@@ -128,11 +137,7 @@ def logout():
     """Sign out and clear the session."""
     form = ConfirmForm()
     if form.validate_on_submit():
-        if g.user is not None:
-            end_all_sessions(g.user)
-            audit.record("logout", user=g.user)
-            db.session.commit()
-        session.clear()
+        log_out()
         flash("You are signed out.")
     return redirect(url_for("auth.index"))
 

@@ -36,7 +36,7 @@ DEFAULTS = {
     # Security (see SECURITY.md). Request bodies above this many bytes are refused.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # The longest single parameter value a protocol endpoint accepts.
-    "OAUTH2_MAX_PARAMETER_LENGTH": 4096,
+    "OAUTH2_MAX_PARAMETER_LENGTH": 8192,
     # Failed log-ins (or client authentications) allowed per account / per client address /
     # per client_id within THROTTLE_WINDOW seconds, before a lockout of THROTTLE_LOCKOUT seconds.
     "THROTTLE_ACCOUNT_LIMIT": 5,

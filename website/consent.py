@@ -8,6 +8,7 @@ deletes the consent and stops every token and unused code the app holds for that
 from authlib.oauth2.rfc6749 import scope_to_list
 from sqlalchemy import delete, select, update
 
+from . import audit
 from .models import AuthorizationCode, Consent, OAuth2Client, Token, User, db, now
 
 
@@ -67,5 +68,6 @@ def revoke_consent(user: User, client_id: str) -> bool:
         AuthorizationCode.used_at.is_(None),
     ))
     db.session.delete(consent)
+    audit.record("consent_revoked", user=user, client_id=client_id, scope=consent.scope)
     db.session.commit()
     return True

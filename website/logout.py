@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
-from flask import Blueprint, abort, g, redirect, render_template, request, session
+from flask import Blueprint, abort, g, redirect, render_template, request
 
+from .auth import log_out
 from .forms import ConfirmForm
 from .oauth2 import authorization, query_client
 from .oidc import advertise, get_issuer
@@ -52,7 +53,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         return bool(g.get("logout_confirmed"))
 
     def end_session(self, end_session_request) -> None:
-        session.clear()
+        log_out()
 
 
 bp = Blueprint("logout", __name__)
@@ -88,7 +89,7 @@ def end_session():
 @bp.route("/v2/logout")
 def auth0_logout():
     """Auth0's logout: sign out, then go to ``returnTo`` only if it is registered for ``client_id``."""
-    session.clear()
+    log_out()
     client = query_client(request.args.get("client_id", ""))
     return_to = request.args.get("returnTo")
     if return_to and return_to in registered_logout_uris(client):

@@ -433,6 +433,8 @@ class ResourceServer(db.Model):
     scopes: Mapped[list] = mapped_column(JSON, default=list)
     access_token_lifetime: Mapped[int] = mapped_column(default=3600)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AuditEvent(db.Model):
     """One security-relevant event (log-in, consent, token, client, key), kept for admins to read.
 

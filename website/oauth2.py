@@ -181,7 +181,10 @@ class LockedOutClientError(InvalidClientError):
 
 def request_client_id(request) -> str:
     """The client_id a token-endpoint request claims (HTTP Basic or body), before authentication."""
-    client_id, _ = extract_basic_authorization(request.headers)
+    try:
+        client_id, _ = extract_basic_authorization(request.headers)
+    except ValueError:  # malformed Basic credentials: Authlib's parser raises
+        client_id = None
     return client_id or request.payload.client_id or ""
 
 
@@ -314,7 +317,9 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
             db.session.commit()
             if wait:
                 raise LockedOutGrantError(wait)
-            raise InvalidGrantError("Invalid username or password.")
+            # RFC 6749 §5.2: wrong resource owner credentials are an invalid grant;
+            # Authlib would answer invalid_request.
+            raise InvalidGrantError("Wrong username or password.")
         throttle.clear(subjects[0])
         return user
 
@@ -494,8 +499,8 @@ class AuthorizationServer(_AuthorizationServer):
         return super().create_token_response(request)
 
     def authenticate_client(self, request, methods, endpoint="token"):
-        client_id = request_client_id(request)
-        subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
+        # Failed client authentications are throttled per client_id and per address.
+        subjects = (("client", request_client_id(request)[:200]), ("client_address", throttle.client_address()))
         if wait := throttle.locked_for(*subjects):
             raise LockedOutClientError(wait)
         try:

@@ -28,6 +28,7 @@ from flask import current_app, g, request, url_for
 from joserfc.jwk import RSAKey
 from sqlalchemy import delete, func, or_, select
 
+from . import audit
 from .consent import consent_required
 from .models import AuthorizationCode, ResourceServer, SigningKey, User, db, now
 
@@ -103,6 +104,7 @@ def rotate_signing_keys() -> tuple[SigningKey, list[SigningKey], int]:
         old.publish_until = stamp + keep + KEY_RETIREMENT_LEEWAY
         old.private_jwk = None
     new = create_signing_key()
+    audit.record("key_rotated", kid=new.kid, retired=deleted)
     db.session.commit()
     published = db.session.scalars(
         select(SigningKey).where(SigningKey.retired_at.is_not(None), SigningKey.publish_until > stamp)

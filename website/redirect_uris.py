@@ -8,6 +8,10 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+#: The characters RFC 3986 allows in a URI (anything else must be percent-encoded). A quote or
+#: angle bracket in a registered URI could never be used (and is how markup injection starts).
+_URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
+
 #: Schemes that run code or carry data in the browser: never a redirect target or link.
 DANGEROUS_SCHEMES = {"javascript", "data", "vbscript", "file", "blob", "about"}
 
@@ -42,13 +46,8 @@ def redirect_uri_matches(registered: str, requested: str) -> bool:
     )
 
 
-#: The characters RFC 3986 allows in a URI; anything else (quotes, <, >, spaces, ...) must be
-#: percent-encoded, and refusing it keeps registered URIs safe to quote anywhere.
-_URI_CHARACTERS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
-
-
 def _bad_characters(uri: str) -> str | None:
-    if not _URI_CHARACTERS.match(uri):
+    if not _URI_CHARACTERS.fullmatch(uri):
         return "A URI may not contain spaces, quotes, <, > or other characters that must be percent-encoded."
     return None
 

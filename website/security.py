@@ -39,26 +39,30 @@ class ProtocolEndpoint:
     content_types: tuple[str, ...] = ()
     #: The endpoint authenticates clients (HTTP Basic is checked for well-formedness).
     client_auth: bool = False
-    #: The error code for malformed input (RFC 7591 registration says invalid_client_metadata).
-    input_error: str = "invalid_request"
+    #: The error code for a body that is not what the endpoint takes (RFC 7591 has its own).
+    body_error: str = "invalid_request"
 
 
 #: Endpoints that answer JSON (errors per RFC 6749 §5.2 / RFC 6750), by Flask endpoint name.
 JSON_ENDPOINTS = {
-    # Auth0's SDKs post token requests as JSON (see oauth2.JsonBodyRequest).
+    # JSON bodies too: Auth0's SDKs post token requests as JSON.
     "oauth.issue_token": ProtocolEndpoint((FORM, JSON), client_auth=True),
     "oauth.revoke_token": ProtocolEndpoint((FORM,), client_auth=True),
     "introspection.introspect_token": ProtocolEndpoint((FORM,), client_auth=True),
+    "registration.register_client": ProtocolEndpoint((JSON,), body_error="invalid_client_metadata"),
+    "registration.manage_client": ProtocolEndpoint((JSON,), body_error="invalid_client_metadata"),
     "oauth.userinfo": ProtocolEndpoint((FORM,)),
-    "registration.register_client": ProtocolEndpoint((JSON,), input_error="invalid_client_metadata"),
-    "registration.manage_client": ProtocolEndpoint((JSON,), input_error="invalid_client_metadata"),
+    "oauth.discovery": ProtocolEndpoint(),
+    "oauth.jwks": ProtocolEndpoint(),
     "api.me": ProtocolEndpoint(),
 }
 
 #: Protocol endpoints a browser visits: same input checks, but errors are pages, never
-#: redirects (the redirect URI is not trusted until Authlib has validated it).
+#: redirects (the redirect URI is not trusted until it has been validated).
 PAGE_ENDPOINTS = {
     "oauth.authorize": ProtocolEndpoint((FORM,)),
+    "logout.end_session": ProtocolEndpoint((FORM,)),
+    "logout.auth0_logout": ProtocolEndpoint(),
 }
 
 #: Parameters whose syntax is ASCII VSCHAR (%x20-7E) per RFC 6749 Appendix A, RFC 7636 §4 and
@@ -91,7 +95,7 @@ class ProtocolInputError(Exception):
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """The signed-cookie session, with the Secure flag whenever the site is served over https."""
+    """The signed-cookie session, with the Secure flag whenever the request came over https too."""
 
     def get_cookie_secure(self, app) -> bool:
         # An explicit SESSION_COOKIE_SECURE (True or False) wins; None means automatic.
@@ -194,28 +198,20 @@ def _check_basic_auth() -> None:
 
 def check_protocol_request(spec: ProtocolEndpoint) -> None:
     """Refuse malformed input before Authlib reads it; raise ProtocolInputError."""
-    try:
-        _check_protocol_request(spec)
-    except ProtocolInputError as error:
-        if error.error == "invalid_request":
-            error.error = spec.input_error
-        raise
-
-
-def _check_protocol_request(spec: ProtocolEndpoint) -> None:
     limit = current_app.config["OAUTH2_MAX_PARAMETER_LENGTH"]
     _check_utf8(request.query_string, "query string")
-    has_body = request.method == "POST" and (request.content_length or request.mimetype)
+    has_body = request.method in ("POST", "PUT", "PATCH") and (request.content_length or request.mimetype)
     if has_body:
         if request.mimetype not in spec.content_types:
             accepted = " or ".join(spec.content_types) or "no body"
-            raise ProtocolInputError(f"The request body must be {accepted}, not {request.mimetype or 'untyped'}.")
+            raise ProtocolInputError(f"The request body must be {accepted}, not {_printable(request.mimetype) or 'untyped'}.",
+                                     error=spec.body_error)
         if request.mimetype == FORM:
             _check_utf8(request.get_data(cache=True), "request body")
         elif request.mimetype == JSON:
             body = request.get_json(silent=True)
             if not isinstance(body, dict):
-                raise ProtocolInputError("The request body must be a JSON object.")
+                raise ProtocolInputError("The request body must be a JSON object.", error=spec.body_error)
     if spec.client_auth:
         _check_basic_auth()
     seen = set()
