@@ -4,7 +4,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     PasswordField,
-    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
