@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := app.py
 
-.PHONY: run test install install-dev initdb clean screenshots
+.PHONY: run test install install-dev initdb clean screenshots bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,7 @@ screenshots: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+## Benchmark the endpoints against a bare Flask app (needs wrk); writes bench/results.md
+bench: install-dev
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

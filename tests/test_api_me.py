@@ -1,8 +1,8 @@
 """Calling /api/me with a bearer token."""
 
 import pytest
-
 from conftest import bearer, exchange_code, get_code, update_rows
+
 from website.models import Token
 
 

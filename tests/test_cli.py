@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from conftest import PASSWORD, count_rows
 from sqlalchemy import select
 
-from conftest import PASSWORD, count_rows
 from website.models import AuthorizationCode, OAuth2Client, Token, User, db, hash_secret, now
 
 

@@ -3,9 +3,9 @@
 import base64
 
 import pytest
+from conftest import bearer
 from sqlalchemy import select
 
-from conftest import bearer
 from website.models import Token, db
 
 
@@ -122,3 +122,17 @@ def test_bad_grant_type(test_client, service, data, error):
 
 def test_token_endpoint_accepts_only_post(test_client):
     assert test_client.get("/oauth/token?grant_type=client_credentials").status_code == 405
+
+
+@pytest.mark.parametrize("body", [
+    "grant_type=client_credentials&grant_type=password",
+    "grant_type=client_credentials&scope=profile&scope=email",
+])
+def test_repeated_parameter_is_invalid_request(app, test_client, service, body):
+    client, secret = service
+    response = test_client.post("/oauth/token", data=body, content_type="application/x-www-form-urlencoded",
+                                auth=(client.client_id, secret))
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+    with app.app_context():
+        assert db.session.scalar(select(Token)) is None

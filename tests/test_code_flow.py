@@ -1,8 +1,6 @@
 """The authorization code grant, end to end through the Flask test client."""
 
 import pytest
-from sqlalchemy import select
-
 from conftest import (
     approve,
     authorize_url,
@@ -13,6 +11,8 @@ from conftest import (
     query_params,
     update_rows,
 )
+from sqlalchemy import select
+
 from website.models import AuthorizationCode, Token, db
 
 
@@ -276,7 +276,7 @@ def test_unsupported_scope_is_refused(test_client, auth, user, make_client):
 
 def test_deny_redirects_with_access_denied_and_state(app, test_client, auth, user, make_client):
     client, _ = make_client()
-    verifier, challenge = pkce_pair()
+    _, challenge = pkce_pair()
     auth.login()
     url = authorize_url(client, code_challenge=challenge, code_challenge_method="S256", state="s-123")
     response = approve(test_client, auth, url, button="deny")
@@ -302,7 +302,7 @@ def test_consent_without_csrf_token_is_refused(app, test_client, auth, user, mak
 
 def test_signed_out_person_logs_in_and_comes_back(test_client, auth, user, make_client):
     client, _ = make_client()
-    verifier, challenge = pkce_pair()
+    _, challenge = pkce_pair()
     url = authorize_url(client, code_challenge=challenge, code_challenge_method="S256")
     response = test_client.get(url)
     assert response.status_code == 302

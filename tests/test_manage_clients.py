@@ -3,9 +3,9 @@
 import re
 
 import pytest
+from conftest import bearer, count_rows, csrf_from, exchange_code, get_code
 from sqlalchemy import select
 
-from conftest import bearer, count_rows, csrf_from, exchange_code, get_code
 from website.models import OAuth2Client, Token, db, hash_secret
 
 FORM = {

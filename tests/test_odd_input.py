@@ -6,7 +6,6 @@ NUL bytes matter in particular: PostgreSQL refuses them even in a comparison.
 import base64
 
 import pytest
-
 from conftest import PASSWORD, csrf_from
 
 CHALLENGE = "a" * 50
@@ -49,11 +48,11 @@ CASES = [
     ("authorize: NUL response_type", "get", "/oauth/authorize?response_type=co%00de&client_id={cid}", {}),
     ("authorize: non-ASCII response_type", "get", "/oauth/authorize?response_type=%C3%A9&client_id={cid}", {}),
     ("authorize: NUL nonce on Allow", "post",
-     "/oauth/authorize?response_type=code&client_id={cid}&scope=openid&nonce=a%00b"
-     f"&code_challenge={CHALLENGE}&code_challenge_method=S256", {"form": {"allow": "Allow"}}),
+     ("/oauth/authorize?response_type=code&client_id={cid}&scope=openid&nonce=a%00b"
+      f"&code_challenge={CHALLENGE}&code_challenge_method=S256"), {"form": {"allow": "Allow"}}),
     ("authorize: NUL state on Allow", "post",
-     "/oauth/authorize?response_type=code&client_id={cid}&scope=openid&state=a%00b"
-     f"&code_challenge={CHALLENGE}&code_challenge_method=S256", {"form": {"allow": "Allow"}}),
+     ("/oauth/authorize?response_type=code&client_id={cid}&scope=openid&state=a%00b"
+      f"&code_challenge={CHALLENGE}&code_challenge_method=S256"), {"form": {"allow": "Allow"}}),
     ("login: NUL username", "post", "/login", {"form": {"username": "a\x00b", "password": PASSWORD}}),
     ("signup: NUL email", "post", "/signup", {"form": {"username": "zed", "email": "z\x00@example.com",
                                                       "password": PASSWORD, "confirm": PASSWORD}}),

@@ -1,9 +1,9 @@
 """The resource owner password grant (legacy)."""
 
 import pytest
+from conftest import PASSWORD, bearer
 from sqlalchemy import select
 
-from conftest import PASSWORD, bearer
 from website.models import Token, db
 
 

@@ -1,9 +1,9 @@
 """Refreshing tokens: rotation, reuse detection, scope and expiry."""
 
 import pytest
+from conftest import bearer, exchange_code, get_code, update_rows
 from sqlalchemy import select
 
-from conftest import bearer, exchange_code, get_code, update_rows
 from website.models import Token, db
 
 

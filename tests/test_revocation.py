@@ -1,7 +1,6 @@
 """Revoking tokens (RFC 7009)."""
 
 import pytest
-
 from conftest import bearer, exchange_code, get_code
 
 
@@ -62,7 +61,8 @@ def test_a_client_cannot_revoke_another_clients_token(test_client, tokens, make_
 def test_unknown_token_is_answered_with_200(test_client, tokens):
     client, secret, _ = tokens
     assert revoke(test_client, client, secret, "no-such-token").status_code == 200
-    assert revoke(test_client, client, secret, "x" * 5000).status_code == 200
+    # Up to the parameter size limit (oversized parameters are refused: test_malformed_requests).
+    assert revoke(test_client, client, secret, "x" * 4000).status_code == 200
 
 
 def test_revoking_twice_is_harmless(test_client, tokens):

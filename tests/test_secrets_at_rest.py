@@ -1,8 +1,8 @@
 """Secrets at rest are hashes: no plain secret, token, code or password in any row."""
 
 import sqlalchemy as sa
-
 from conftest import PASSWORD, approve, authorize_url, exchange_code, get_code, query_params
+
 from website.models import db
 
 

@@ -1,9 +1,9 @@
 """Signing up, logging in and logging out through the pages."""
 
 import pytest
+from conftest import PASSWORD, count_rows, csrf_from
 from sqlalchemy import select
 
-from conftest import PASSWORD, count_rows, csrf_from
 from website.models import User, db
 
 

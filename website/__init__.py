@@ -46,13 +46,15 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = default_config.read_or_create_secret_key(app.instance_path)
     uri = default_config.database_uri(app.config["DATABASE_URL"], app.instance_path)
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
-    engine_options = {"pool_pre_ping": True}
     if uri.startswith("sqlite"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-        engine_options["connect_args"] = {"timeout": app.config["SQLITE_BUSY_TIMEOUT"]}
-    elif uri.startswith("postgresql"):
-        # Fail fast while the database is unreachable: requests answer 503 (website/ops.py).
-        engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
+        # A file has no connection to lose: no ping (a query) on every checkout.
+        engine_options = {"connect_args": {"timeout": app.config["SQLITE_BUSY_TIMEOUT"]}}
+    else:
+        engine_options = {"pool_pre_ping": True}
+        if uri.startswith("postgresql"):
+            # Fail fast while the database is unreachable: requests answer 503 (website/ops.py).
+            engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
@@ -61,7 +63,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
 
-    from . import admin, api, auth, cli, clients, oauth, oauth2, ops
+    from . import admin, api, auth, cli, clients, oauth, oauth2, ops, security
 
     oauth2.init_app(app)
     # Clients call these with their own credentials, not a browser session.
@@ -86,6 +88,8 @@ def create_app(config: dict | None = None) -> Flask:
     # Pages link to sections only when the blueprint serving them is registered.
     app.add_template_global(lambda endpoint: endpoint in app.view_functions, "has_endpoint")
     ops.init_app(app)  # /healthz, request log, proxies, 503 while the database is down
+    # After the error pages: it keeps them for people and answers JSON on protocol endpoints.
+    security.init_app(app)
     return app
 
 

@@ -1,17 +1,20 @@
-"""Blueprint: the admin area: every user (make or revoke admin, delete) and every client."""
+"""Blueprint: the admin area: every user (make or revoke admin, delete), every client, and the
+audit log."""
 
 import functools
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 
 from .auth import login_required
 from .forms import ConfirmForm
-from .models import AuthorizationCode, OAuth2Client, Token, User, db
+from .models import AuditEvent, AuthorizationCode, OAuth2Client, Token, User, db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PER_PAGE = 20
+#: Audit events shown per page.
+AUDIT_PAGE_SIZE = 50
 
 
 def admin_required(view):
@@ -113,6 +116,35 @@ def clients():
             OAuth2Client.client_id.icontains(q, autoescape=True),
         ))
     return render_template("admin/clients.html", page=paginate(statement), q=q)
+
+
+def _like_pattern(text: str) -> str:
+    # The search is a plain substring: LIKE's wildcards in it are matched literally.
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@bp.route("/audit")
+@admin_required
+def audit():
+    """The audit log, newest first, with paging and a search over event, user, client and address."""
+    query = request.args.get("q", "").strip()[:200]
+    page = request.args.get("page", "1")
+    page = max(1, int(page)) if page.isdigit() and len(page) < 7 else 1
+    conditions = []
+    if query:
+        pattern = _like_pattern(query.lower())
+        conditions.append(or_(*(
+            func.lower(column).like(pattern, escape="\\")
+            for column in (AuditEvent.event, AuditEvent.username, AuditEvent.client_id, AuditEvent.ip_address)
+        )))
+    total = db.session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))
+    events = db.session.scalars(
+        select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc())
+        .limit(AUDIT_PAGE_SIZE).offset((page - 1) * AUDIT_PAGE_SIZE)
+    ).all()
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    return render_template("admin/audit.html", events=events, query=query, page=page, pages=pages, total=total)
 
 
 def _is_admin_path(target: str | None) -> bool:

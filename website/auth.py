@@ -1,11 +1,12 @@
 """Blueprint: sign up, log in and log out, and the signed-in user for every request."""
 
 import functools
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy.exc import IntegrityError
 
+from . import audit, throttle
 from .forms import ConfirmForm, LoginForm, SignupForm
 from .models import User, authenticate_user, db, now
 
@@ -17,6 +18,10 @@ def load_logged_in_user() -> None:
     """Put the signed-in user (or None) on ``g.user``."""
     user_id = session.get("user_id")
     g.user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if g.user is not None and session.get("generation") != g.user.session_generation:
+        # The user logged out (or changed password) since this cookie was made.
+        g.user = None
+        session.clear()
 
 
 def login_required(view):
@@ -35,7 +40,11 @@ def safe_next(target: str | None) -> str:
     """Follow ``next`` only to a local path on this site, never to another host."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc:
+        # Browsers drop tabs and newlines inside URLs ("/\t/evil.com" is "//evil.com"), and
+        # some proxies decode %2F: refuse both rather than guess how they are read.
+        path = unquote(parts.path)
+        if (not parts.scheme and not parts.netloc and not path.startswith("//") and "\\" not in path
+                and not any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in target)):
             return target
     return url_for("auth.index")
 
@@ -44,8 +53,14 @@ def log_in(user: User) -> None:
     """Start a fresh session for the user (a new session on log-in prevents fixation)."""
     session.clear()
     session["user_id"] = user.id
+    session["generation"] = user.session_generation
     session["auth_time"] = now()
     session.permanent = True
+
+
+def end_all_sessions(user: User) -> None:
+    """Make every session cookie of the user invalid (log-out, password change)."""
+    user.session_generation = (user.session_generation or 0) + 1
 
 
 @bp.route("/")
@@ -81,14 +96,31 @@ def login():
     if request.method == "GET" and (login_hint := request.args.get("login_hint")):
         # An app that knows who is signing in (OpenID Connect login_hint) fills in the name.
         form.username.data = login_hint[:40]
+    status = 200
     if form.validate_on_submit():
+        subjects = (("account", form.username.data), ("address", throttle.client_address()))
+        if wait := throttle.locked_for(*subjects):
+            # Even the right password is refused while locked: the lockout must hold.
+            form.password.errors.append(throttle.wait_message(wait))
+            audit.record("login_locked", attempted_username=form.username.data[:40])
+            db.session.commit()
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
         user = authenticate_user(form.username.data, form.password.data)
         if user is not None:
+            throttle.clear(subjects[0])
+            audit.record("login_succeeded", user=user)
+            db.session.commit()
             log_in(user)
             return redirect(safe_next(request.args.get("next")))
+        wait = throttle.record_failure(*subjects)
+        audit.record("login_failed", attempted_username=form.username.data[:40])
+        db.session.commit()
         # One message for both cases, so the form does not reveal which usernames exist.
-        form.password.errors.append("Wrong username or password.")
-    return render_template("auth/login.html", form=form), 400 if form.errors else 200
+        form.password.errors.append(throttle.wait_message(wait) if wait else "Wrong username or password.")
+        status = 429 if wait else 400
+    elif form.errors:
+        status = 400
+    return render_template("auth/login.html", form=form), status
 
 
 @bp.route("/logout", methods=["POST"])
@@ -96,6 +128,10 @@ def logout():
     """Sign out and clear the session."""
     form = ConfirmForm()
     if form.validate_on_submit():
+        if g.user is not None:
+            end_all_sessions(g.user)
+            audit.record("logout", user=g.user)
+            db.session.commit()
         session.clear()
         flash("You are signed out.")
     return redirect(url_for("auth.index"))

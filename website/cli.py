@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from . import oidc
+from . import audit, oidc
 from .client_metadata import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -105,6 +105,7 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_
         raise click.ClickException(f"{error.field}: {error.message}")
     client, secret = OAuth2Client.register(metadata, owner=owner_user)
     db.session.add(client)
+    audit.record("client_created", user=owner_user, client_id=client.client_id, client_name=name, via="cli")
     db.session.commit()
     if as_json:
         click.echo(json.dumps({**client.client_metadata, "client_id": client.client_id,

@@ -3,6 +3,7 @@
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from sqlalchemy import delete, select
 
+from . import audit
 from .auth import login_required
 from .client_metadata import ClientMetadataError, validate_client_metadata
 from .forms import ClientForm, ConfirmForm
@@ -51,6 +52,7 @@ def create():
     if (metadata := validated_metadata(form)) is not None:
         client, secret = OAuth2Client.register(metadata, owner=g.user)
         db.session.add(client)
+        audit.record("client_created", user=g.user, client_id=client.client_id, client_name=client.client_name)
         db.session.commit()
         flash("Client created.")
         return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm()), 201
@@ -75,6 +77,7 @@ def edit(client_id: str):
         was_public = client.is_public
         client.set_client_metadata({**client.extra_metadata, **metadata})
         secret = client.rotate_secret() if was_public != client.is_public else None
+        audit.record("client_updated", user=g.user, client_id=client.client_id, client_name=client.client_name)
         db.session.commit()
         flash("Client saved.")
         if secret:
@@ -91,6 +94,7 @@ def rotate_secret(client_id: str):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     secret = client.rotate_secret()
+    audit.record("client_secret_rotated", user=g.user, client_id=client.client_id)
     db.session.commit()
     flash("New secret made; the old one no longer works.")
     return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm())
@@ -106,6 +110,7 @@ def delete_client(client_id: str):
         db.session.execute(delete(Token).where(Token.client_id == client.client_id))
         db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.client_id == client.client_id))
         db.session.delete(client)
+        audit.record("client_deleted", user=g.user, client_id=client.client_id, client_name=client.client_name)
         db.session.commit()
         flash(f"Client {client.client_name} deleted.")
         return redirect(url_for("clients.index"))

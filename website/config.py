@@ -33,6 +33,20 @@ DEFAULTS = {
     "SESSION_COOKIE_SECURE": None,
     # Seconds to wait for a PostgreSQL connection before answering 503.
     "DATABASE_CONNECT_TIMEOUT": 5,
+    # Security (see SECURITY.md). Request bodies above this many bytes are refused.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    # The longest single parameter value a protocol endpoint accepts.
+    "OAUTH2_MAX_PARAMETER_LENGTH": 4096,
+    # Failed log-ins (or client authentications) allowed per account / per client address /
+    # per client_id within THROTTLE_WINDOW seconds, before a lockout of THROTTLE_LOCKOUT seconds.
+    "THROTTLE_ACCOUNT_LIMIT": 5,
+    "THROTTLE_ADDRESS_LIMIT": 20,
+    "THROTTLE_CLIENT_LIMIT": 20,
+    "THROTTLE_WINDOW": 15 * 60,
+    "THROTTLE_LOCKOUT": 15 * 60,
+    # With a Redis URL the throttle counters live in Redis; otherwise in the database.
+    "REDIS_URL": None,
+    "THROTTLE_REDIS_PREFIX": "idp:throttle:",
 }
 
 _BOOLEAN_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)} | {"SESSION_COOKIE_SECURE"}

@@ -65,6 +65,9 @@ class User(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     is_admin: Mapped[bool] = mapped_column(default=False)
+    #: Bumped on log-out (and password change): every session cookie signed with an older
+    #: value stops working, although a cookie session cannot be deleted on the server.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def set_password(self, password: str, method: str = "scrypt") -> None:
         """Store a slow, salted hash of the password."""
@@ -430,3 +433,32 @@ class ResourceServer(db.Model):
     scopes: Mapped[list] = mapped_column(JSON, default=list)
     access_token_lifetime: Mapped[int] = mapped_column(default=3600)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+class AuditEvent(db.Model):
+    """One security-relevant event (log-in, consent, token, client, key), kept for admins to read.
+
+    The user's name and the client_id are copied in, so the record outlives the rows it names.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    username: Mapped[str | None] = mapped_column(String(40))
+    client_id: Mapped[str | None] = mapped_column(String(48), index=True)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ThrottleCounter(db.Model):
+    """Failed attempts against one subject (an account, an address, a client) in the current
+    window, and until when the subject is locked out. Shared by every instance."""
+
+    __tablename__ = "throttle_counters"
+
+    #: The subject, e.g. ``account:<sha256 of the username>``.
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    window_started_at: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[int] = mapped_column(default=0, index=True)

@@ -4,10 +4,11 @@ userinfo, discovery, JWKS), with Auth0-style aliases so apps written for Auth0 w
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, g, redirect, render_template, request, session
 
-from . import oidc
+from . import audit, oidc
 from .client_metadata import SCOPE_DESCRIPTIONS
 from .consent import consent_required, remember_consent
 from .forms import ConsentForm
+from .models import db
 from .oauth2 import authorization
 from .oidc import advertise
 
@@ -49,6 +50,9 @@ def authorize():
     grant_user = g.user if form.allow.data else None
     if grant_user is not None:
         remember_consent(grant_user, grant.client, grant.request.payload.scope)
+    audit.record("consent_granted" if grant_user else "consent_denied", user=g.user,
+                 client_id=grant.client.client_id, scope=grant.request.scope)
+    db.session.commit()
     return authorization.create_authorization_response(grant=grant, grant_user=grant_user)
 
 

@@ -4,7 +4,6 @@ ResourceProtector. Everything here implements hooks Authlib leaves to the applic
 import secrets
 from collections import defaultdict
 
-from authlib.common.security import generate_token
 from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
@@ -22,15 +21,18 @@ from authlib.oauth2.rfc6749.errors import (
     MissingAuthorizationError,
     UnsupportedTokenTypeError,
 )
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from flask import current_app, json
 from flask import request as flask_request
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import MultiDict
 from werkzeug.local import LocalProxy
 
+from . import audit, throttle
 from .models import AuthorizationCode, OAuth2Client, Token, User, authenticate_user, db, hash_secret, now
 from .resources import api_scopes, requested_resource
 
@@ -50,27 +52,45 @@ def authenticate_client_secret_basic(query_client, request):
         return None
 
 
+# The hot lookups, built once: building and cache-keying a select() on every request cost
+# a third of a bearer check. Each is one indexed query that also loads the token's user,
+# so the view reading ``current_token.user`` needs no second query.
+_CLIENT_BY_ID = select(OAuth2Client).where(OAuth2Client.client_id == bindparam("client_id"))
+_TOKEN_BY_ACCESS_HASH = (
+    select(Token).options(joinedload(Token.user)).where(Token.access_token_hash == bindparam("hash"))
+)
+_TOKEN_BY_REFRESH_HASH = (
+    select(Token).options(joinedload(Token.user)).where(Token.refresh_token_hash == bindparam("hash"))
+)
+_CODE_BY_HASH = (
+    select(AuthorizationCode)
+    .options(joinedload(AuthorizationCode.user))
+    .where(AuthorizationCode.code_hash == bindparam("hash"))
+)
+
+
 def query_client(client_id: str) -> OAuth2Client | None:
     """Find a client by its client_id."""
     # A NUL byte is never in a client_id, and PostgreSQL refuses to even compare one.
     if not client_id or len(client_id) > 48 or "\x00" in client_id:
         return None
-    return db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == client_id))
+    return db.session.scalar(_CLIENT_BY_ID, {"client_id": client_id})
 
 
 def query_token_by_access_token(access_token: str) -> Token | None:
-    """Find a token row by the hash of its access token."""
-    return db.session.scalar(select(Token).where(Token.access_token_hash == hash_secret(access_token)))
+    """Find a token row (and its user) by the hash of its access token."""
+    return db.session.scalar(_TOKEN_BY_ACCESS_HASH, {"hash": hash_secret(access_token)})
 
 
 def query_token_by_refresh_token(refresh_token: str) -> Token | None:
-    """Find a token row by the hash of its refresh token."""
-    return db.session.scalar(select(Token).where(Token.refresh_token_hash == hash_secret(refresh_token)))
+    """Find a token row (and its user) by the hash of its refresh token."""
+    return db.session.scalar(_TOKEN_BY_REFRESH_HASH, {"hash": hash_secret(refresh_token)})
 
 
-def revoke_family(family_id: str) -> None:
+def revoke_family(family_id: str, reason: str = "revoked") -> None:
     """Revoke every access and refresh token descended from one grant (one code or log-in)."""
     stamp = now()
+    audit.record("token_family_revoked", family_id=family_id, reason=reason)
     db.session.execute(
         update(Token)
         .where(Token.family_id == family_id, Token.access_token_revoked_at == 0)
@@ -91,7 +111,7 @@ def save_token(token: dict, request) -> None:
     parent = getattr(request, "refresh_token", None)
     code = getattr(request, "authorization_code", None)
     refresh_token = token.get("refresh_token")
-    item = Token(
+    values = dict(
         client_id=request.client.client_id,
         user_id=request.user.get_user_id() if request.user else None,
         token_type=token.get("token_type", "Bearer"),
@@ -108,13 +128,45 @@ def save_token(token: dict, request) -> None:
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
         audience=getattr(request, "audience", None),
     )
-    db.session.add(item)
+    # A bulk INSERT skips the unit of work's bookkeeping for an object nothing reads again.
+    db.session.execute(insert(Token), [values])
+    audit.record("token_issued", user=request.user, client_id=request.client.client_id,
+                 grant_type=request.payload.grant_type or "implicit", scope=values["scope"],
+                 family_id=values["family_id"])
     db.session.commit()
 
 
 def pkce_methods() -> list[str]:
     """The PKCE code_challenge_methods this server accepts: S256, and plain if configured."""
     return ["S256", "plain"] if current_app.config["OAUTH2_PKCE_ALLOW_PLAIN"] else ["S256"]
+
+
+class LockedOutGrantError(InvalidGrantError):
+    """The resource owner's account (or the client's address) is locked after failed attempts."""
+
+    def __init__(self, wait: int):
+        super().__init__(throttle.wait_message(wait))
+        self.wait = wait
+
+    def get_headers(self):
+        return super().get_headers() + [("Retry-After", str(self.wait))]
+
+
+class LockedOutClientError(InvalidClientError):
+    """The client (or its address) is locked after failed client authentications."""
+
+    def __init__(self, wait: int):
+        super().__init__(status_code=401, description=throttle.wait_message(wait))
+        self.wait = wait
+
+    def get_headers(self):
+        return super().get_headers() + [("Retry-After", str(self.wait))]
+
+
+def request_client_id(request) -> str:
+    """The client_id a token-endpoint request claims (HTTP Basic or body), before authentication."""
+    client_id, _ = extract_basic_authorization(request.headers)
+    return client_id or request.payload.client_id or ""
 
 
 class CodeChallenge(_CodeChallenge):
@@ -162,44 +214,58 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return item
 
     def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
-        """Claim the code for this request: only one redemption can ever succeed.
+        """Find an unused, unexpired code of this client (and its user, in the same query).
 
-        The claim is an UPDATE guarded by ``used_at IS NULL``; the database lets exactly one
-        concurrent transaction change the row. It commits together with the issued token.
+        The code is claimed later, in ``save_token``, in the transaction that stores the
+        token: a write transaction (on SQLite, the database's write lock) then lasts only
+        for the claim, the insert and the commit, not for the whole grant.
         """
         if not code or len(code) > 512:
             return None
-        item = db.session.scalar(
-            select(AuthorizationCode).where(AuthorizationCode.code_hash == hash_secret(code))
-        )
+        item = db.session.scalar(_CODE_BY_HASH, {"hash": hash_secret(code)})
         if item is None or item.client_id != client.client_id:
             return None
+        if item.used_at is not None:
+            _revoke_code_tokens(item)
+            return None
+        if item.is_expired():
+            return None
+        return item
+
+    def save_token(self, token: dict) -> None:
+        """Claim the code, then store the token in the same transaction.
+
+        The claim is an UPDATE guarded by ``used_at IS NULL``; the database lets exactly one
+        concurrent transaction change the row, so only one redemption can ever succeed.
+        """
+        item = self.request.authorization_code
         claimed = db.session.execute(
             update(AuthorizationCode)
             .where(AuthorizationCode.id == item.id, AuthorizationCode.used_at.is_(None))
             .values(used_at=now())
         ).rowcount
         if not claimed:
-            # A second redemption: the code may have leaked, so revoke what it produced.
             db.session.rollback()
-            families = db.session.scalars(
-                select(Token.family_id).where(Token.authorization_code_id == item.id).distinct()
-            ).all()
-            for family_id in families:
-                revoke_family(family_id)
-            db.session.commit()
-            return None
-        if item.is_expired():
-            db.session.rollback()
-            return None
-        return item
+            _revoke_code_tokens(item)
+            raise InvalidGrantError("Invalid 'code' in request.")
+        super().save_token(token)
 
     def delete_authorization_code(self, authorization_code) -> None:
         # The code was marked used when claimed; the row stays to detect reuse.
         pass
 
     def authenticate_user(self, authorization_code) -> User | None:
-        return db.session.get(User, authorization_code.user_id)
+        return authorization_code.user
+
+
+def _revoke_code_tokens(item: AuthorizationCode) -> None:
+    """A second redemption: the code may have leaked, so revoke what it produced."""
+    families = db.session.scalars(
+        select(Token.family_id).where(Token.authorization_code_id == item.id).distinct()
+    ).all()
+    for family_id in families:
+        revoke_family(family_id, reason="authorization code reused")
+    db.session.commit()
 
 
 class ImplicitGrant(grants.ImplicitGrant):
@@ -219,12 +285,21 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
-    def authenticate_user(self, username: str, password: str) -> User:
+    def authenticate_user(self, username: str, password: str) -> User | None:
+        # The same throttle as the log-in form: it guards the same passwords.
+        subjects = (("account", username), ("address", throttle.client_address()))
+        if wait := throttle.locked_for(*subjects):
+            raise LockedOutGrantError(wait)
         user = authenticate_user(username, password)
         if user is None:
-            # RFC 6749 §5.2: wrong resource owner credentials are an invalid grant;
-            # Authlib would answer invalid_request.
-            raise InvalidGrantError("Wrong username or password.")
+            wait = throttle.record_failure(*subjects)
+            audit.record("login_failed", client_id=request_client_id(self.request)[:48],
+                         attempted_username=username[:40], grant_type="password")
+            db.session.commit()
+            if wait:
+                raise LockedOutGrantError(wait)
+            raise InvalidGrantError("Invalid username or password.")
+        throttle.clear(subjects[0])
         return user
 
 
@@ -250,21 +325,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if token.refresh_token_revoked_at:
             if token.rotated_at:
                 # A rotated refresh token came back: it was stolen or replayed.
-                revoke_family(token.family_id)
+                revoke_family(token.family_id, reason="rotated refresh token reused")
                 db.session.commit()
             return None
         if not token.is_refresh_token_active():
             return None
-        if self._rotates(self.request.client):
-            stamp = now()
-            claimed = db.session.execute(
-                update(Token)
-                .where(Token.id == token.id, Token.refresh_token_revoked_at == 0)
-                .values(refresh_token_revoked_at=stamp, rotated_at=stamp)
-            ).rowcount
-            if not claimed:
-                db.session.rollback()
-                return None
         return token
 
     def issue_token(self, user, refresh_token):
@@ -272,13 +337,34 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return super().issue_token(user, refresh_token)
 
     def authenticate_user(self, refresh_token) -> User | None:
-        return db.session.get(User, refresh_token.user_id) if refresh_token.user_id else None
+        return refresh_token.user
+
+    def save_token(self, token: dict) -> None:
+        """Spend the old refresh token and store the new token in one short transaction.
+
+        The old access token is revoked with it and, when refresh tokens rotate, the old
+        refresh token too: an UPDATE guarded by ``refresh_token_revoked_at = 0``, so of two
+        concurrent refreshes with one token only one succeeds.
+        """
+        old = self.request.refresh_token
+        stamp = now()
+        values = {"access_token_revoked_at": case((Token.access_token_revoked_at == 0, stamp),
+                                                  else_=Token.access_token_revoked_at)}
+        if self._rotates(self.request.client):
+            values.update(refresh_token_revoked_at=stamp, rotated_at=stamp)
+        claimed = db.session.execute(
+            update(Token).where(Token.id == old.id, Token.refresh_token_revoked_at == 0).values(values),
+            # Nothing reads the old row again in this request; skip re-reading it.
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if not claimed:
+            db.session.rollback()
+            raise InvalidGrantError()
+        super().save_token(token)
 
     def revoke_old_credential(self, refresh_token) -> None:
-        # The old access token goes with the refresh token it came with (the refresh token
-        # itself was already revoked when claimed, if it rotates).
-        refresh_token.access_token_revoked_at = refresh_token.access_token_revoked_at or now()
-        db.session.commit()
+        # Done by save_token, in the transaction that stored the new token.
+        pass
 
 
 class RevocationEndpoint(_RevocationEndpoint):
@@ -306,9 +392,11 @@ class RevocationEndpoint(_RevocationEndpoint):
 
     def revoke_token(self, token: Token, request) -> None:
         if token.matched_refresh_token:
-            revoke_family(token.family_id)
+            revoke_family(token.family_id, reason="refresh token revoked by client")
         else:
             token.access_token_revoked_at = token.access_token_revoked_at or now()
+        audit.record("token_revoked", user=token.user, client_id=token.client_id,
+                     token_type="refresh_token" if token.matched_refresh_token else "access_token")
         db.session.commit()
 
 
@@ -330,11 +418,13 @@ class ResourceProtector(_ResourceProtector):
         if isinstance(error, (MissingAuthorizationError, UnsupportedTokenTypeError)):
             body = {"error": "invalid_token",
                     "error_description": "Send an access token in an 'Authorization: Bearer' header."}
-            raise_http_exception(401, json.dumps(body), [*default_json_headers, ("WWW-Authenticate", "Bearer")])
+            headers = [*default_json_headers, ("WWW-Authenticate", "Bearer")]
+            raise_http_exception(401, json.dumps(body), headers)
         if isinstance(error, InsufficientScopeError):
             body = dict(error.get_body())
             challenge = f'Bearer error="insufficient_scope", error_description="{error.description}"'
-            raise_http_exception(403, json.dumps(body), [*default_json_headers, ("WWW-Authenticate", challenge)])
+            headers = [*default_json_headers, ("WWW-Authenticate", challenge)]
+            raise_http_exception(403, json.dumps(body), headers)
         super().raise_error_response(error)
 
 
@@ -383,7 +473,8 @@ class JsonBodyRequest(FlaskOAuth2Request):
 class AuthorizationServer(_AuthorizationServer):
     """Authlib's server, also taking token requests with a JSON body as Auth0 does, telling
     which grants and endpoints are registered (for the discovery documents), and kept from
-    building error descriptions it cannot send."""
+    building error descriptions it cannot send; failed client authentications are throttled
+    per client and address."""
 
     def create_oauth2_request(self, request):
         if _has_json_body():
@@ -395,6 +486,18 @@ class AuthorizationServer(_AuthorizationServer):
             error = InvalidRequestError("A JSON request body must be an object whose values are strings.")
             return self.handle_error_response(None, error)
         return super().create_token_response(request)
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        client_id = request_client_id(request)
+        subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
+        if wait := throttle.locked_for(*subjects):
+            raise LockedOutClientError(wait)
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            if wait := throttle.record_failure(*subjects):
+                raise LockedOutClientError(wait)
+            raise
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -456,9 +559,11 @@ authorization: AuthorizationServer = LocalProxy(lambda: current_app.extensions["
 def create_token_generator(config) -> BearerTokenGenerator:
     """Random opaque bearer tokens with the configured lifetime."""
     lifetime = config["OAUTH2_ACCESS_TOKEN_LIFETIME"]
+    # secrets.token_urlsafe reads the OS random source once per token; Authlib's
+    # generate_token draws each character separately, 50x slower for the same entropy.
     return BearerTokenGenerator(
-        access_token_generator=lambda **kwargs: generate_token(42),
-        refresh_token_generator=lambda **kwargs: generate_token(48),
+        access_token_generator=lambda **kwargs: secrets.token_urlsafe(32),  # 256 bits
+        refresh_token_generator=lambda **kwargs: secrets.token_urlsafe(36),  # 288 bits
         expires_generator=lambda client, grant_type: lifetime,
     )
 

@@ -104,15 +104,12 @@ def database_unavailable(error):
 
 
 def init_app(app: Flask) -> None:
-    """Trust the configured proxies, set cookie security, log requests, and register /healthz."""
+    """Trust the configured proxies, log requests, and register /healthz."""
     proxies = int(app.config["PROXY_COUNT"] or 0)
     if proxies > 0:
         # Only the headers the README's proxy sets (overwriting whatever the client sent):
         # a trusted header the proxy passes through untouched would be the client's to forge.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
-    if app.config.get("SESSION_COOKIE_SECURE") is None:
-        issuer = app.config.get("OAUTH2_ISSUER") or ""
-        app.config["SESSION_COOKIE_SECURE"] = issuer.startswith("https://")
     if access_log.level == logging.NOTSET:
         access_log.setLevel(logging.INFO)
     app.logger  # noqa: B018 -- creating it attaches Flask's handler, which the access log propagates to

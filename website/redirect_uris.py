@@ -5,6 +5,7 @@ app the port may differ (RFC 8252 §7.3), since the app picks a free port at run
 """
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 #: Schemes that run code or carry data in the browser: never a redirect target or link.
@@ -41,6 +42,17 @@ def redirect_uri_matches(registered: str, requested: str) -> bool:
     )
 
 
+#: The characters RFC 3986 allows in a URI; anything else (quotes, <, >, spaces, ...) must be
+#: percent-encoded, and refusing it keeps registered URIs safe to quote anywhere.
+_URI_CHARACTERS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
+
+
+def _bad_characters(uri: str) -> str | None:
+    if not _URI_CHARACTERS.match(uri):
+        return "A URI may not contain spaces, quotes, <, > or other characters that must be percent-encoded."
+    return None
+
+
 def validate_redirect_uri(uri: str, allow_http: bool = False) -> str | None:
     """Return why a redirect URI cannot be registered, or None when it can."""
     uri = uri.strip()
@@ -48,8 +60,8 @@ def validate_redirect_uri(uri: str, allow_http: bool = False) -> str | None:
         return "A redirect URI cannot be empty."
     if len(uri) > 2000:
         return "A redirect URI must be at most 2000 characters."
-    if any(c.isspace() or ord(c) < 32 for c in uri):
-        return "A redirect URI cannot contain spaces or control characters."
+    if problem := _bad_characters(uri):
+        return problem
     try:
         parts = urlsplit(uri)
         parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -91,6 +103,6 @@ def validate_web_uri(uri: str) -> str | None:
         return f"{uri} is not a valid URI."
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return "Only http and https URIs are allowed here."
-    if any(c.isspace() or ord(c) < 32 for c in uri):
-        return "A URI cannot contain spaces or control characters."
+    if problem := _bad_characters(uri):
+        return problem
     return None

@@ -1,0 +1,196 @@
+"""Property-based fuzzing: random and malformed requests to every protocol endpoint and form
+never produce a 5xx, and always get the error shape the spec gives.
+
+To fuzz a new endpoint, add one line to PROTOCOL_TARGETS (or FORM_TARGETS) naming its path,
+method and the check its responses must pass.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from oauth_helpers import csrf_token
+
+FUZZ = settings(max_examples=50, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+#: Names the endpoints read, so random requests reach past the first check.
+KNOWN_NAMES = ["grant_type", "code", "redirect_uri", "client_id", "client_secret", "code_verifier",
+               "refresh_token", "scope", "username", "password", "token", "token_type_hint",
+               "response_type", "state", "code_challenge", "code_challenge_method", "nonce", "prompt"]
+KNOWN_VALUES = ["authorization_code", "refresh_token", "client_credentials", "password", "implicit",
+                "code", "token", "S256", "plain", "openid profile", "profile", "access_token", "",
+                "https://app.example.com/callback", "javascript:alert(1)", "//evil.com", "%00", "\x00",
+                "é", "\ud7ff", "a" * 5000]
+
+
+def form_pairs(data, client_id: str, secret: str):
+    names = st.sampled_from(KNOWN_NAMES) | st.text(max_size=12)
+    values = st.sampled_from(KNOWN_VALUES + [client_id, secret]) | st.text(max_size=80)
+    return data.draw(st.lists(st.tuples(names, values), max_size=8), label="params")
+
+
+def authorization_header(data, client_id: str, secret: str):
+    return data.draw(st.sampled_from([
+        None,
+        ("basic", client_id, secret),
+        ("basic", client_id, "wrong"),
+        ("raw", "Basic !!!"),
+        ("raw", "Basic " + "Zm9v"),
+        ("raw", "Bearer"),
+        ("raw", "Bearer abc"),
+        ("raw", "Digest x"),
+    ]) | st.tuples(st.just("raw"), st.text(max_size=60)), label="authorization")
+
+
+def headers_for(authorization) -> dict:
+    if authorization is None:
+        return {}
+    if authorization[0] == "basic":
+        import base64
+        raw = f"{authorization[1]}:{authorization[2]}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+    value = authorization[1]
+    if any(ord(c) > 255 or c in "\r\n\x00" for c in value):
+        return {}  # not representable in an HTTP header
+    return {"Authorization": value}
+
+
+def body_for(data, pairs):
+    """A body: mostly a proper form, sometimes raw bytes or another content type."""
+    kind = data.draw(st.sampled_from(["form", "form", "form", "raw", "json", "none"]), label="body")
+    if kind == "form":
+        return urlencode(pairs).encode(), "application/x-www-form-urlencoded"
+    if kind == "raw":
+        return data.draw(st.binary(max_size=200), label="raw"), data.draw(st.sampled_from(
+            ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x",
+             "application/json", ""]), label="content_type")
+    if kind == "json":
+        return data.draw(st.sampled_from([b"{", b"[]", b'{"grant_type": 1}', b"null"]), label="json"), \
+            "application/json"
+    return b"", None
+
+
+def check_json_error(response, ctx) -> None:
+    """RFC 6749 §5.2: a JSON object with an ``error`` string, never cached."""
+    if response.status_code == 200:
+        return
+    assert 400 <= response.status_code < 500, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "application/json"
+    assert isinstance(response.json["error"], str) and response.json["error"]
+    assert response.headers["Cache-Control"] == "no-store"
+    if response.status_code == 401:
+        assert "WWW-Authenticate" in response.headers
+
+
+def check_bearer_error(response, ctx) -> None:
+    """RFC 6750 §3: 401 with WWW-Authenticate (or 400/403) and a JSON error."""
+    assert response.status_code in (200, 400, 401, 403, 405), response.status_code
+    if response.status_code == 401:
+        assert response.headers["WWW-Authenticate"].lower().startswith("bearer")  # schemes are case-insensitive
+    if response.status_code != 200:
+        assert response.json["error"]
+
+
+def check_authorize(response, ctx) -> None:
+    """RFC 6749 §4.1.2.1: a page, or a redirect to a registered URI (or to log in, locally)."""
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    if response.status_code in (301, 302, 303):
+        location = response.headers["Location"]
+        assert location.startswith("/login?") or any(
+            location.split("?")[0].split("#")[0] == uri for uri in ctx["redirect_uris"]), location
+    else:
+        assert response.status_code in (200, 400, 401, 403, 405)
+        assert response.mimetype == "text/html"
+
+
+@dataclass(frozen=True)
+class Target:
+    method: str
+    path: str
+    check: Callable
+    query: bool = False  # parameters go in the query string (GET) rather than the body
+
+
+#: One line per protocol endpoint.
+PROTOCOL_TARGETS = {
+    "token": Target("POST", "/oauth/token", check_json_error),
+    "revoke": Target("POST", "/oauth/revoke", check_json_error),
+    "authorize": Target("GET", "/oauth/authorize", check_authorize, query=True),
+    "authorize_post": Target("POST", "/oauth/authorize", check_authorize),
+    "me": Target("GET", "/api/me", check_bearer_error, query=True),
+}
+
+
+@pytest.fixture
+def fuzz_context(make_client, make_user):
+    make_user()
+    client, secret = make_client(grant_types=["authorization_code", "refresh_token", "client_credentials",
+                                              "password"])
+    return {"client_id": client.client_id, "secret": secret, "redirect_uris": client.redirect_uris}
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+@pytest.mark.parametrize("name", sorted(PROTOCOL_TARGETS))
+@FUZZ
+@given(data=st.data())
+def test_protocol_endpoints_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, signed_in, data):
+    if signed_in and not test_client.get_cookie("session"):
+        auth.login()
+    target = PROTOCOL_TARGETS[name]
+    pairs = form_pairs(data, fuzz_context["client_id"], fuzz_context["secret"])
+    headers = headers_for(authorization_header(data, fuzz_context["client_id"], fuzz_context["secret"]))
+    if target.query:
+        response = test_client.open(target.path + "?" + urlencode(pairs), method=target.method, headers=headers)
+    else:
+        body, content_type = body_for(data, pairs)
+        if content_type:
+            headers["Content-Type"] = content_type
+        response = test_client.open(target.path, method=target.method, data=body, headers=headers)
+    target.check(response, fuzz_context)
+
+
+def check_form(response, ctx) -> None:
+    """A form answers with itself (200, 400 with messages, 429 when throttled) or a local redirect."""
+    assert response.status_code in (200, 201, 302, 400, 429), response.status_code
+    if response.status_code == 302:
+        location = response.headers["Location"]
+        assert location.startswith("/") and not location.startswith("//"), location
+
+
+#: One line per form: its path, its fields and whether it needs a signed-in user.
+FORM_TARGETS = {
+    "login": ("/login", ["username", "password"], False),
+    "signup": ("/signup", ["username", "email", "password", "confirm"], False),
+    "client_create": ("/clients/new", ["client_name", "client_uri", "logo_uri", "redirect_uris", "grant_types",
+                                       "scope", "token_endpoint_auth_method", "contacts"], True),
+}
+
+FORM_VALUES = st.sampled_from(["", "alice", "correct horse battery", "a@b.co", "https://a.example/cb",
+                               "javascript:alert(1)", "data:text/html,x", "none", "client_secret_basic",
+                               "authorization_code", "implicit", "password", "openid", "x" * 3000,
+                               "<script>alert(1)</script>", "http://127.0.0.1:0/cb"]) | st.text(max_size=60)
+
+
+@pytest.mark.parametrize("name", sorted(FORM_TARGETS))
+@FUZZ
+@given(data=st.data())
+def test_forms_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, data):
+    path, fields, needs_login = FORM_TARGETS[name]
+    if needs_login and not test_client.get_cookie("session"):
+        auth.login()
+    form = {"csrf_token": csrf_token(test_client, path)}
+    for field in data.draw(st.lists(st.sampled_from(fields), unique=True), label="fields"):
+        form[field] = data.draw(FORM_VALUES | st.lists(FORM_VALUES, max_size=3), label=field)
+    next_value = data.draw(st.sampled_from(["", "/clients/", "//evil.com", "https://evil.com", "/\\evil.com"])
+                           | st.text(max_size=20), label="next")
+    response = test_client.post(path + "?" + urlencode({"next": next_value}), data=form)
+    check_form(response, fuzz_context)
+    if response.status_code == 302 and name != "client_create":
+        test_client.delete_cookie("session")  # signed in by the form: start over signed out
+    assert not re.search(r"<script>alert\(1\)</script>", response.get_data(as_text=True))
