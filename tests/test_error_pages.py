@@ -5,6 +5,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from website.models import db
+
 
 def test_not_found_page_uses_the_layout(test_client):
     response = test_client.get("/no/such/page")
@@ -25,7 +27,9 @@ def failing_app(app_config):
     def boom():
         raise RuntimeError("the flux capacitor broke")
 
-    return app
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_internal_error_is_logged_and_shown_as_a_page(failing_app, caplog):
