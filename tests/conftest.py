@@ -161,7 +161,7 @@ def make_client(app):
         data.update(metadata)
         with app.app_context():
             owner_row = db.session.get(User, owner.id) if owner is not None else None
-            client, secret = OAuth2Client.register(validate_client_metadata(data), owner=owner_row)
+            client, secret = OAuth2Client.register(validate_client_metadata(data, allow_api_scopes=True), owner=owner_row)
             db.session.add(client)
             db.session.commit()
             return detached(client), secret

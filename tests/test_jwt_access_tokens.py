@@ -52,10 +52,12 @@ def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client
     body = test_client.post("/oauth/introspect", data={"token": token["access_token"]},
                             auth=(client.client_id, secret)).json
     assert body["active"] is True and body["aud"] == API
-    me = test_client.get("/api/me", headers={"Authorization": f"Bearer {token['access_token']}"})
-    assert me.status_code == 200
+    # A token for the API is for that API only: this server's own resources refuse it
+    # (RFC 8707 audience restriction; no token mix-up).
+    for path in ("/api/me", "/userinfo"):
+        refused = test_client.get(path, headers={"Authorization": f"Bearer {token['access_token']}"})
+        assert refused.status_code == 401, path
     test_client.post("/oauth/revoke", data={"token": token["access_token"]}, auth=(client.client_id, secret))
-    assert test_client.get("/api/me", headers={"Authorization": f"Bearer {token['access_token']}"}).status_code == 401
     assert test_client.post("/oauth/introspect", data={"token": token["access_token"]},
                             auth=(client.client_id, secret)).json == {"active": False}
 
@@ -80,7 +82,7 @@ def test_client_credentials_with_resource_or_audience(live_server, m2m, paramete
 
 def test_auth0_style_json_token_request_with_audience(live_server, make_client, api):
     # Auth0's machine-to-machine call: the secret in a JSON body (client_secret_post).
-    client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[],
+    client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="read:orders",
                                  token_endpoint_auth_method="client_secret_post")
     response = requests.post(f"{live_server}/oauth/token", timeout=10, json={
         "grant_type": "client_credentials", "client_id": client.client_id, "client_secret": secret,
@@ -128,7 +130,7 @@ def test_api_scopes_need_their_audience(test_client, m2m):
 
 def test_token_request_cannot_switch_the_api(test_client, auth, user, make_client, runner, api):
     runner.invoke(args=["create-api", "--identifier", "https://api.example.com/other", "--name", "Other"])
-    client, secret = make_client()
+    client, secret = make_client(scope="openid profile read:orders")
     auth.login()
     verifier, challenge = pkce_pair()
     url = authorize_url(client, audience=API, code_challenge=challenge, code_challenge_method="S256")
@@ -174,3 +176,27 @@ def test_create_list_and_delete_apis(runner, api):
     assert runner.invoke(args=["list-apis"]).output.strip() == "No APIs registered."
     missing = runner.invoke(args=["delete-api", API])
     assert missing.exit_code != 0 and "No API" in missing.output
+
+
+def test_a_client_not_registered_for_an_api_gets_no_token_for_it(test_client, make_client, api):
+    # Any signed-up user can register a client; an API's scopes (and so its tokens) take an
+    # administrator or the CLI.
+    client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="profile")
+    response = test_client.post("/oauth/token", auth=(client.client_id, secret), data={
+        "grant_type": "client_credentials", "audience": API, "scope": "read:orders"})
+    assert response.status_code == 400
+    assert response.json["error"] in ("invalid_target", "invalid_scope")
+
+
+def test_an_api_cannot_be_added_when_the_code_is_exchanged(test_client, auth, user, make_client, api):
+    client, secret = make_client(scope="openid profile read:orders")
+    auth.login()
+    verifier, challenge = pkce_pair()
+    url = authorize_url(client, scope="openid profile", code_challenge=challenge, code_challenge_method="S256")
+    code = query_params(approve(test_client, url).headers["Location"])["code"]
+    response = test_client.post("/oauth/token", auth=(client.client_id, secret), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uris[0],
+        "code_verifier": verifier, "audience": API})
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_target"
+

@@ -1,9 +1,9 @@
 """Blueprint: the signed-in person's account (password, email) and connected apps (the clients
 they approved, and revoking one)."""
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, session, url_for
 
-from .auth import login_required
+from .auth import end_all_sessions, login_required
 from .client_metadata import SCOPE_DESCRIPTIONS
 from .consent import list_consents, revoke_consent
 from .forms import ChangeEmailForm, ChangePasswordForm, ConfirmForm
@@ -37,6 +37,9 @@ def change_password():
             form.current_password.errors.append("That is not your current password.")
         else:
             g.user.set_password(form.new_password.data, method=current_app.config["PASSWORD_HASH_METHOD"])
+            # Sessions elsewhere (a stolen cookie, say) end; this one carries on.
+            end_all_sessions(g.user)
+            session["generation"] = g.user.session_generation
             db.session.commit()
             flash("Your password was changed.")
             return redirect(url_for("account.index"))

@@ -58,11 +58,13 @@ def log_in(user: User) -> None:
     session.permanent = True
 
 
-def log_out() -> None:
-    """Sign the current user out here and everywhere else (their older cookies stop working)."""
+def log_out(everywhere: bool = True) -> None:
+    """Sign the current user out, and by default everywhere else too (their older cookies stop
+    working). ``everywhere=False`` ends only this browser's session."""
     if g.get("user") is not None:
-        end_all_sessions(g.user)
-        audit.record("logout", user=g.user)
+        if everywhere:
+            end_all_sessions(g.user)
+        audit.record("logout", user=g.user, everywhere=everywhere)
         db.session.commit()
     session.clear()
 

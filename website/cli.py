@@ -7,7 +7,7 @@ import click
 import flask_migrate
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import delete, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, oidc
@@ -100,7 +100,7 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_
     if response_types:
         data["response_types"] = list(response_types)
     try:
-        metadata = validate_client_metadata(data)
+        metadata = validate_client_metadata(data, allow_api_scopes=True)
     except ClientMetadataError as error:
         raise click.ClickException(f"{error.field}: {error.message}")
     client, secret = OAuth2Client.register(metadata, owner=owner_user)
@@ -139,7 +139,10 @@ def purge_expired_command():
     tokens = _purge(
         Token,
         Token.expires_at <= stamp,
-        or_(Token.refresh_token_hash.is_(None), Token.refresh_token_revoked_at != 0,
+        # A rotated refresh token stays until it would have expired: if it comes back, the
+        # reuse is detected and its family revoked (RFC 9700 §4.14.2).
+        or_(Token.refresh_token_hash.is_(None),
+            and_(Token.refresh_token_revoked_at != 0, Token.rotated_at.is_(None)),
             Token.refresh_token_expires_at <= stamp),
     )
     click.echo(f"Deleted {codes} expired authorization codes and {tokens} expired tokens.")

@@ -83,8 +83,12 @@ def _optional_string(data: dict, field: str, max_length: int) -> str | None:
     return value or None
 
 
-def validate_client_metadata(data: dict) -> dict:
-    """Check and normalise RFC 7591 metadata; raise ClientMetadataError on the first problem."""
+def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict:
+    """Check and normalise RFC 7591 metadata; raise ClientMetadataError on the first problem.
+
+    ``allow_api_scopes``: the caller may give the client scopes of registered APIs (the CLI
+    and administrators may; self-service and dynamic registration may not).
+    """
     metadata = dict(data)
     name = _optional_string(data, "client_name", 100)
     if not name:
@@ -155,7 +159,8 @@ def validate_client_metadata(data: dict) -> dict:
 
     scope = data.get("scope")
     if scope is None or scope == "":
-        scopes = supported_scopes()
+        # The server's own scopes; an API's scopes are given only on purpose (below).
+        scopes = current_app.config["OAUTH2_SCOPES_SUPPORTED"].split()
     elif isinstance(scope, str):
         scopes = list(dict.fromkeys(scope.split()))
     else:
@@ -163,6 +168,11 @@ def validate_client_metadata(data: dict) -> dict:
     unknown = [s for s in scopes if s not in supported_scopes()]
     if unknown:
         raise ClientMetadataError("scope", f"Unsupported scope: {' '.join(unknown)}.")
+    api_only = [s for s in scopes if s not in current_app.config["OAUTH2_SCOPES_SUPPORTED"].split()]
+    if api_only and not allow_api_scopes:
+        # An API's scopes let a client get tokens for that API: an administrator grants them.
+        raise ClientMetadataError(
+            "scope", f"Only an administrator can give a client an API's scopes: {' '.join(api_only)}.")
     metadata["scope"] = " ".join(scopes)
 
     contacts = _string_list(data, "contacts")

@@ -28,7 +28,7 @@ def validated_metadata(form: ClientForm) -> dict | None:
     if not form.validate_on_submit():
         return None
     try:
-        return validate_client_metadata(form.to_metadata())
+        return validate_client_metadata(form.to_metadata(), allow_api_scopes=g.user.is_admin)
     except ClientMetadataError as error:
         getattr(form, error.field, form.client_name).errors.append(error.message)
         return None

@@ -25,7 +25,7 @@ def consent_required(grant, user: User) -> bool:
     if "consent" in prompts:
         return True
     consent = find_consent(user, grant.client)
-    return consent is None or not consent.covers(grant.request.payload.scope or "")
+    return consent is None or not consent.covers(grant.request.scope or "")
 
 
 def remember_consent(user: User, client: OAuth2Client, scope: str | None) -> Consent:

@@ -10,20 +10,17 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from flask import Blueprint
 
 from .models import Token
-from .oauth2 import authorization, find_token
+from .oauth2 import TokenLookup, authorization
 from .oidc import advertise, get_issuer
 
 #: Introspection needs a secret: public clients cannot prove who is asking.
 INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
-class IntrospectionEndpoint(_IntrospectionEndpoint):
+class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):
     """RFC 7662 over the hashed tokens of the Token table (opaque and JWT access tokens alike)."""
 
     CLIENT_AUTH_METHODS = INTROSPECTION_AUTH_METHODS
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        return find_token(token_string, token_type_hint)
 
     def check_permission(self, token: Token, client, request) -> bool:
         return token.check_client(client)

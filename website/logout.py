@@ -89,7 +89,9 @@ def end_session():
 @bp.route("/v2/logout")
 def auth0_logout():
     """Auth0's logout: sign out, then go to ``returnTo`` only if it is registered for ``client_id``."""
-    log_out()
+    # A plain GET that any site can send the browser to (no CSRF token, by Auth0's design):
+    # it may end this browser's session, but not the user's sessions on other devices.
+    log_out(everywhere=False)
     client = query_client(request.args.get("client_id", ""))
     return_to = request.args.get("returnTo")
     if return_to and return_to in registered_logout_uris(client):

@@ -49,7 +49,7 @@ def authorize():
                                scope_descriptions=SCOPE_DESCRIPTIONS), status
     grant_user = g.user if form.allow.data else None
     if grant_user is not None:
-        remember_consent(grant_user, grant.client, grant.request.payload.scope)
+        remember_consent(grant_user, grant.client, grant.request.scope)
     audit.record("consent_granted" if grant_user else "consent_denied", user=g.user,
                  client_id=grant.client.client_id, scope=grant.request.scope)
     db.session.commit()

@@ -230,6 +230,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         db.session.add(item)
         db.session.commit()
+        # A hybrid response issues a token right after the code: link it to the code, so a
+        # second redemption of the code revokes it too.
+        request.authorization_code = item
         return item
 
     def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
@@ -388,18 +391,23 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         pass
 
 
-class RevocationEndpoint(_RevocationEndpoint):
-    """RFC 7009: a client revokes its own tokens; a refresh token takes its family with it."""
-
-    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+class TokenLookup:
+    """For the revocation and introspection endpoints: how a presented token is found."""
 
     def check_params(self, request, client) -> None:
-        # RFC 7009 §2.1: "An invalid token type hint value is ignored"; Authlib refuses it.
+        # An unknown token_type_hint is ignored (RFC 7009 §2.1; RFC 7662 §2.1 extends the
+        # search); Authlib refuses it, and introspection even with a 401.
         if "token" not in request.form:
             raise InvalidRequestError("Missing 'token' in request.")
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         return find_token(token_string, token_type_hint)
+
+
+class RevocationEndpoint(TokenLookup, _RevocationEndpoint):
+    """RFC 7009: a client revokes its own tokens; a refresh token takes its family with it."""
+
+    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     def revoke_token(self, token: Token, request) -> None:
         if token.matched_refresh_token:
@@ -417,7 +425,12 @@ class BearerValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> Token | None:
         if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
             return None
-        return query_token_by_access_token(token_string)
+        token = query_token_by_access_token(token_string)
+        if token is not None and token.audience:
+            # A token issued for an API (RFC 8707 / 9068) is for that API only, not for this
+            # server's own resources (/api/me, userinfo): no token mix-up.
+            return None
+        return token
 
 
 class ResourceProtector(_ResourceProtector):

@@ -366,7 +366,8 @@ def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
                                   redirect_uri=redirect_uri, redirect_fragment=fragment)
     max_age = data.get("max_age")
     if max_age is not None:
-        if not max_age.isdigit() or len(max_age) > 10:
+        # isascii: str.isdigit() also admits digits such as "²" that int() refuses.
+        if not (max_age.isascii() and max_age.isdigit()) or len(max_age) > 10:
             raise InvalidRequestError("'max_age' must be a whole number of seconds.",
                                       redirect_uri=redirect_uri, redirect_fragment=fragment)
     login = end_user is None or "login" in prompts or grant.prompt == "login"

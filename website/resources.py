@@ -51,7 +51,8 @@ def requested_resource(data) -> str | None:
 
 def find_api(identifier: str | None) -> ResourceServer | None:
     """The registered API with this identifier."""
-    if not identifier or len(identifier) > 2000:
+    # PostgreSQL refuses even to compare text holding a NUL byte.
+    if not identifier or len(identifier) > 2000 or "\x00" in identifier:
         return None
     return db.session.scalar(select(ResourceServer).where(ResourceServer.identifier == identifier))
 
@@ -69,6 +70,15 @@ def resolve_api(identifier: str | None, **error_args) -> ResourceServer | None:
     if api is None:
         raise InvalidTargetError(**error_args)
     return api
+
+
+def check_api_access(client, api: ResourceServer | None, **error_args) -> None:
+    """A client gets tokens for an API that defines scopes only if it registered one of them
+    (which takes an administrator: see client_metadata.validate_client_metadata)."""
+    if api is None or not api.scopes:
+        return
+    if not set(api.scopes) & set(scope_to_list(client.scope) or []):
+        raise InvalidTargetError("This client is not registered for that API.", **error_args)
 
 
 def check_api_scopes(scope: str | None, api: ResourceServer | None, **error_args) -> None:
@@ -108,6 +118,7 @@ class ResourceIndicators:
         error_args = self._error_args(grant, redirect_uri)
         data = grant.request.payload.datalist
         api = resolve_api(requested_resource(data), **error_args)
+        check_api_access(grant.request.client, api, **error_args)
         check_api_scopes(grant.request.payload.scope, api, **error_args)
 
     def before_authorization_response(self, grant, redirect_uri, grant_user) -> None:
@@ -123,7 +134,11 @@ class ResourceIndicators:
         granted = getattr(code, "resource", None) or getattr(parent, "audience", None)
         if granted and asked and asked != granted:
             raise InvalidTargetError("The grant was for another API; a token can only be for that one.")
+        if asked and not granted and (code is not None or parent is not None):
+            # The user approved this grant without that API: it cannot be added afterwards.
+            raise InvalidTargetError("Name the API ('audience' or 'resource') in the authorization request.")
         api = resolve_api(granted or asked)
+        check_api_access(request.client, api)
         if code is None and parent is None:
             # Client credentials and password grants name their scopes here.
             check_api_scopes(request.payload.scope, api)
