@@ -120,3 +120,17 @@ def test_approve_helper_returns_a_redirect(test_client, auth, user, make_client)
     _, challenge = pkce_pair()
     response = approve(test_client, authorize_url(client, code_challenge=challenge, code_challenge_method="S256"))
     assert response.status_code == 302
+
+
+def test_prompt_none_succeeds_once_consent_is_remembered(test_client, auth, user, make_client):
+    client, secret = make_client()
+    auth.login()
+    _, challenge = pkce_pair()
+    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    before = test_client.get(authorize_url(client, prompt="none", **pkce))
+    assert query_params(before.headers["Location"])["error"] == "consent_required"
+    get_user_token(test_client, client, secret)
+    after = test_client.get(authorize_url(client, prompt="none", **pkce))
+    assert "code" in query_params(after.headers["Location"])
+    wider = test_client.get(authorize_url(client, prompt="none", scope="profile email", **pkce))
+    assert query_params(wider.headers["Location"])["error"] == "consent_required"

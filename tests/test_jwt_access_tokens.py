@@ -161,7 +161,7 @@ def test_create_list_and_delete_apis(runner, api):
     for args, message in [
         (["--identifier", API, "--name", "Again"], "already exists"),
         (["--identifier", "not a uri", "--name", "X"], "spaces"),
-        (["--identifier", "orders", "--name", "X"], "absolute URI"),
+        (["--identifier", "https://[bad", "--name", "X"], "not a valid URI"),
         (["--identifier", "https://api.example.com/#x", "--name", "X"], "fragment"),
         (["--identifier", "https://x.example.com/", "--name", "X", "--scope", "profile"], "server's own scopes"),
         (["--identifier", "https://x.example.com/", "--name", "X", "--scope", 'bad"scope'], "not a valid scope"),
@@ -170,6 +170,9 @@ def test_create_list_and_delete_apis(runner, api):
         result = runner.invoke(args=["create-api", *args])
         assert result.exit_code != 0, args
         assert message in result.output, (args, result.output)
+    # Auth0-style plain identifiers work too (seed 001's AUDIENCE = 'your-api-audience').
+    assert runner.invoke(args=["create-api", "--identifier", "your-api-audience", "--name", "Plain"]).exit_code == 0
+    assert runner.invoke(args=["delete-api", "your-api-audience"]).exit_code == 0
     assert runner.invoke(args=["delete-api", API]).exit_code == 0
     assert runner.invoke(args=["list-apis"]).output.strip() == "No APIs registered."
     missing = runner.invoke(args=["delete-api", API])

@@ -19,6 +19,12 @@ from .oidc import advertise, get_issuer
 from .signing import SIGNING_ALG, get_public_jwks
 
 
+def sign_out() -> None:
+    """End the person's session here (and for the page this request still renders)."""
+    session.clear()
+    g.user = None
+
+
 def registered_logout_uris(client) -> list[str]:
     """The URLs the client registered for the browser to return to after logging out."""
     return list(client.client_metadata.get("post_logout_redirect_uris") or []) if client else []
@@ -52,7 +58,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         return bool(g.get("logout_confirmed"))
 
     def end_session(self, end_session_request) -> None:
-        session.clear()
+        sign_out()
 
 
 bp = Blueprint("logout", __name__)
@@ -88,7 +94,7 @@ def end_session():
 @bp.route("/v2/logout")
 def auth0_logout():
     """Auth0's logout: sign out, then go to ``returnTo`` only if it is registered for ``client_id``."""
-    session.clear()
+    sign_out()
     client = query_client(request.args.get("client_id", ""))
     return_to = request.args.get("returnTo")
     if return_to and return_to in registered_logout_uris(client):

@@ -166,17 +166,21 @@ class ResourceTokenGenerator:
 
 
 def validate_identifier(identifier: str) -> str | None:
-    """Return why an API identifier is unacceptable, or None (RFC 8707: an absolute URI, no fragment)."""
+    """Return why an API identifier is unacceptable, or None.
+
+    RFC 8707 wants an absolute URI without a fragment, and that is what to use; Auth0 also
+    allows plain names (e.g. ``my-api``), so those are accepted for apps moving from Auth0.
+    """
     if not identifier or len(identifier) > 2000:
         return "The identifier must be 1 to 2000 characters."
     if any(c.isspace() or ord(c) < 32 for c in identifier):
         return "The identifier cannot contain spaces or control characters."
+    if "#" in identifier:
+        return "The identifier must not contain a fragment (#); use e.g. https://api.example.com/."
     try:
-        parts = urlsplit(identifier)
+        urlsplit(identifier)
     except ValueError:
         return f"{identifier} is not a valid URI."
-    if not parts.scheme or "#" in identifier:
-        return "The identifier must be an absolute URI without a fragment, such as https://api.example.com/."
     return None
 
 
