@@ -93,8 +93,8 @@ def code_flow_tokens(base: str, client, secret: str, browser: Browser | None = N
     browser = browser or Browser(base)
     callback = browser.authorize(authorization_url(base, client, **params), username=username)
     code = query_params(callback)["code"]
-    response = requests.post(f"{base}/oauth/token", auth=(client.client_id, secret),
-                             data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK})
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK}
+    response = requests.post(f"{base}/oauth/token", auth=(client.client_id, secret), data=data)
     assert response.status_code == 200, response.text
     return response.json()
 

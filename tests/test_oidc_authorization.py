@@ -57,7 +57,8 @@ def test_prompt_none_with_a_session_but_no_consent_is_consent_required(idp, user
 @pytest.mark.parametrize("response_type", ["id_token", "id_token token", "code id_token"])
 def test_implicit_and_hybrid_need_a_nonce(idp, oidc_client, response_type):
     client, _ = oidc_client
-    response = requests.get(authorization_url(idp, client, response_type=response_type), allow_redirects=False)
+    url = authorization_url(idp, client, response_type=response_type)
+    response = requests.get(url, allow_redirects=False)
     location = urlsplit(response.headers["Location"])
     assert not location.query  # the error comes in the fragment, like the tokens would
     params = query_params(response.headers["Location"])
@@ -224,7 +225,8 @@ def test_public_client_must_use_pkce(idp, make_client):
 def test_plain_pkce_is_refused(idp, make_client):
     client, _ = make_client(redirect_uris=[CALLBACK], token_endpoint_auth_method="none")
     verifier, _ = pkce_pair()
-    params = redirect_of(authorization_url(idp, client, code_challenge=verifier, code_challenge_method="plain"))
+    url = authorization_url(idp, client, code_challenge=verifier, code_challenge_method="plain")
+    params = redirect_of(url)
     assert params["error"] == "invalid_request"
     discovery = requests.get(idp + "/.well-known/openid-configuration").json()
     assert discovery["code_challenge_methods_supported"] == ["S256"]
@@ -260,3 +262,19 @@ def test_wrong_code_verifier_is_invalid_grant(idp, user, make_client):
         "client_id": client.client_id, "code_verifier": other_verifier})
     assert token.status_code == 400
     assert token.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("response_type, response_mode, in_fragment", [
+    ("code", "form_post", False),
+    ("code", "fragment", False),
+    ("id_token token", "query", True),
+])
+def test_other_response_modes_are_refused(idp, oidc_client, response_type, response_mode, in_fragment):
+    client, _ = oidc_client
+    response = requests.get(authorization_url(idp, client, response_type=response_type, nonce="n",
+                                              response_mode=response_mode), allow_redirects=False)
+    location = urlsplit(response.headers["Location"])
+    assert bool(location.fragment) == in_fragment
+    params = query_params(response.headers["Location"])
+    assert params["error"] == "invalid_request"
+    assert "response_mode" in params["error_description"]

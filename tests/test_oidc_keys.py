@@ -84,3 +84,20 @@ def test_retired_keys_leave_the_jwks_once_their_tokens_expired(app, runner, test
     assert "Deleted 1 retired keys" in result.output
     with app.app_context():
         assert len(db.session.scalars(select(SigningKey)).all()) == 2
+
+
+def test_keys_are_parsed_once_per_process_not_per_request(monkeypatch, idp, user, make_client):
+    client, secret = make_client(redirect_uris=[CALLBACK])
+    parsed = []
+    import_key = RSAKey.import_key
+
+    def counting_import_key(*args, **kwargs):
+        parsed.append(1)
+        return import_key(*args, **kwargs)
+
+    monkeypatch.setattr(RSAKey, "import_key", counting_import_key)
+    browser = Browser(idp)
+    for _ in range(3):
+        code_flow_tokens(idp, client, secret, browser=browser)
+        assert requests.get(idp + "/.well-known/jwks.json").status_code == 200
+    assert len(parsed) == 1

@@ -9,6 +9,7 @@ from conftest import PASSWORD
 from oidc_support import CALLBACK, code_flow_tokens
 
 from website.client_metadata import AUTH_METHODS, RESPONSE_TYPE_GRANTS, validate_client_metadata
+from website.models import OAuth2Client, db
 
 
 @pytest.fixture
@@ -56,15 +57,17 @@ def test_discovery_lists_only_what_the_server_accepts(https_issuer, test_client,
     assert metadata["response_types"] == doc["response_types_supported"]
 
 
-def test_issuer_defaults_to_the_request_url(app_config, test_client):
+@pytest.fixture
+def no_issuer(app_config):
     app_config["OAUTH2_ISSUER"] = None
-    # app_config is read when the app is made, so make one now.
-    from website import create_app
 
-    app = create_app(app_config)
-    doc = app.test_client().get("/.well-known/openid-configuration", base_url="https://login.example.org").json
+
+def test_issuer_defaults_to_the_request_url(no_issuer, test_client):
+    url = "/.well-known/openid-configuration"
+    doc = test_client.get(url, base_url="https://login.example.org").json
     assert doc["issuer"] == "https://login.example.org/"
     assert doc["token_endpoint"] == "https://login.example.org/oauth/token"
+    assert test_client.get(url, base_url="https://idp.example.net").json["issuer"] == "https://idp.example.net/"
 
 
 def test_userinfo_errors(idp, user, make_client):
@@ -87,7 +90,8 @@ def test_userinfo_errors(idp, user, make_client):
 def test_userinfo_by_post_releases_only_the_token_scopes(idp, user, make_client):
     client, secret = make_client(redirect_uris=[CALLBACK])
     token = code_flow_tokens(idp, client, secret, scope="openid email")
-    response = requests.post(idp + "/oauth/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    response = requests.post(idp + "/oauth/userinfo", headers=headers)
     assert response.status_code == 200
     assert response.json() == {"sub": str(user.id), "email": "alice@example.com", "email_verified": False}
 
@@ -167,3 +171,15 @@ def test_create_user_with_a_name_sets_the_name_claim(runner, make_client, idp):
     userinfo = requests.get(idp + "/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
     assert userinfo.json()["name"] == "Carol Q. Public"
     assert userinfo.json()["preferred_username"] == "carol"
+
+
+def test_userinfo_stays_json_whatever_the_client_metadata_says(app, idp, user, make_client):
+    client, secret = make_client(redirect_uris=[CALLBACK])
+    with app.app_context():  # as dynamic registration could store it
+        row = db.session.get(OAuth2Client, client.id)
+        row.extra_metadata = {"userinfo_signed_response_alg": "HS256"}
+        db.session.commit()
+    token = code_flow_tokens(idp, client, secret)
+    response = requests.get(idp + "/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert response.status_code == 200
+    assert response.json()["sub"] == str(user.id)

@@ -1,6 +1,7 @@
 """Flask commands: initdb, create-user, create-client, rotate-keys, purge-expired."""
 
 import json
+from datetime import datetime, timezone
 
 import click
 import flask_migrate
@@ -114,7 +115,8 @@ def rotate_keys_command():
     new, published, deleted = oidc.rotate_signing_keys()
     click.echo(f"New signing key: kid {new.kid}.")
     for key in published:
-        click.echo(f"Retired key {key.kid} stays published until {key.publish_until} (epoch seconds).")
+        until = datetime.fromtimestamp(key.publish_until, timezone.utc).isoformat(timespec="seconds")
+        click.echo(f"Retired key {key.kid} stays published until {until}.")
     if deleted:
         click.echo(f"Deleted {deleted} retired keys whose tokens have all expired.")
 

@@ -344,7 +344,8 @@ class SigningKey(db.Model):
     kid: Mapped[str] = mapped_column(String(64), unique=True)
     alg: Mapped[str] = mapped_column(String(16), default="RS256")
     public_jwk: Mapped[dict] = mapped_column(JSON)
-    private_jwk: Mapped[dict | None] = mapped_column(JSON)
+    #: SQL NULL (not JSON null) once erased, so "no private key" is plain to see and query.
+    private_jwk: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[int] = mapped_column(default=now)
     retired_at: Mapped[int | None] = mapped_column()
     publish_until: Mapped[int | None] = mapped_column()

@@ -294,12 +294,17 @@ class BearerValidator(BearerTokenValidator):
 require_oauth = ResourceProtector()
 require_oauth.register_token_validator(BearerValidator())
 
+
 def json_body_parameters(request) -> MultiDict | None:
     """A JSON request body as parameters: an object of string values, else None."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
         return None
     return MultiDict(body)
+
+
+def _has_json_body() -> bool:
+    return flask_request.method == "POST" and flask_request.is_json
 
 
 class JsonBodyPayload(OAuth2Payload):
@@ -332,12 +337,12 @@ class AuthorizationServer(_AuthorizationServer):
     telling which grants and endpoints are registered (for the discovery documents)."""
 
     def create_oauth2_request(self, request):
-        if flask_request.is_json:
+        if _has_json_body():
             return JsonBodyRequest(flask_request, json_body_parameters(flask_request) or MultiDict())
         return super().create_oauth2_request(request)
 
     def create_token_response(self, request=None):
-        if flask_request.is_json and json_body_parameters(flask_request) is None:
+        if _has_json_body() and json_body_parameters(flask_request) is None:
             error = InvalidRequestError("A JSON request body must be an object whose values are strings.")
             return self.handle_error_response(None, error)
         return super().create_token_response(request)

@@ -12,6 +12,7 @@ from datetime import timezone
 from urllib.parse import urlencode, urlsplit
 
 from authlib.common.urls import add_params_to_uri
+from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
@@ -45,7 +46,7 @@ SCOPE_CLAIMS = {
     "profile": ["name", "preferred_username", "updated_at"],
     "email": ["email", "email_verified"],
 }
-#: Claims every id_token carries, besides the scope claims.
+#: Claims of the id_token itself (nonce, at_hash and c_hash when they apply), besides scope claims.
 ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash"]
 #: The ``prompt`` values this server acts on (others are ignored, as OIDC Core allows).
 PROMPT_VALUES = ["none", "login", "consent"]
@@ -160,7 +161,12 @@ class KeyRing:
             .where(or_(SigningKey.publish_until.is_(None), SigningKey.publish_until > now()))
             .order_by(SigningKey.id.desc())
         ).all()
-        signer = next(row for row in rows if row.private_jwk)
+        signer = next((row for row in rows if row.private_jwk), None)
+        if signer is None:
+            # Two rotations at once retired each other's keys: start a fresh one.
+            create_signing_key()
+            db.session.commit()
+            return self._load()
         return KeySet(
             newest_kid=rows[0].kid,
             signing_key=RSAKey.import_key(signer.private_jwk),
@@ -298,19 +304,17 @@ class OpenIDHybridGrant(IdTokenSigning, ImplicitAuthTime, _OpenIDHybridGrant):
 class UserInfoEndpoint(_UserInfoEndpoint):
     """OIDC UserInfo: the claims of the token's scopes, for a bearer token with ``openid``."""
 
+    def __call__(self, request):
+        # Always plain JSON: Authlib would sign for a client whose metadata names a
+        # userinfo_signed_response_alg, without a kid and failing for algorithms other than
+        # RS256; signed UserInfo is not offered (nor listed in discovery).
+        token = self.resource_protector.acquire_token("openid")
+        return 200, self.generate_user_info(token.get_user(), token.scope), default_json_headers
+
     def generate_user_info(self, user, scope):
         if user is None:
             raise InvalidTokenError(description="This token was issued to a client, not for a user.")
         return generate_user_info(user, scope)
-
-    def get_issuer(self) -> str:
-        return get_issuer()
-
-    def get_supported_algorithms(self) -> list[str]:
-        return [ID_TOKEN_ALG]
-
-    def resolve_private_key(self):
-        return signing_key()
 
 
 class IssuerParameter(_IssuerParameter):
@@ -345,12 +349,19 @@ def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
     """What the person must do before the consent page: "login", "signup" or nothing.
 
     Acts on prompt (none, login, consent), max_age and screen_hint=signup; raises the
-    OAuth2Error to send back when prompt=none forbids the page that would be needed.
+    OAuth2Error to send back for a response_mode other than the response type's, or when
+    prompt=none forbids the page that would be needed.
     """
     grant.request.auth_time = auth_time
     data = grant.request.payload.data
     prompts = (data.get("prompt") or "").split()
     redirect_uri, fragment = _redirect_target(grant)
+    # Each response type answers in one mode: tokens never go in the query (OAuth 2.0
+    # Multiple Response Types §3), and form_post would carry no RFC 9207 iss.
+    expected_mode = "fragment" if fragment else "query"
+    if data.get("response_mode", expected_mode) != expected_mode:
+        raise InvalidRequestError(f"This response_type answers with response_mode={expected_mode} only.",
+                                  redirect_uri=redirect_uri, redirect_fragment=fragment)
     max_age = data.get("max_age")
     if max_age is not None:
         if not max_age.isdigit() or len(max_age) > 10:
