@@ -134,3 +134,14 @@ def test_prompt_none_succeeds_once_consent_is_remembered(test_client, auth, user
     assert "code" in query_params(after.headers["Location"])
     wider = test_client.get(authorize_url(client, prompt="none", scope="profile email", **pkce))
     assert query_params(wider.headers["Location"])["error"] == "consent_required"
+
+
+def test_deleting_a_client_removes_its_consents(app, test_client, auth, user, make_client):
+    client, secret = make_client(owner=user)
+    auth.login()
+    get_user_token(test_client, client, secret)
+    page = f"/clients/{client.client_id}/delete"
+    assert test_client.post(page, data={"csrf_token": csrf_token(test_client, page)}).status_code == 302
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Consent.id))) == 0
+    assert "You have not allowed any apps" in test_client.get("/account/apps").get_data(as_text=True)

@@ -36,6 +36,10 @@ def verify(live_server, token: str, audience=API) -> dict:
 def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client, auth, user, make_client, api):
     client, secret = make_client(scope="openid profile read:orders")
     auth.login()
+    _, challenge = pkce_pair()
+    consent_page = test_client.get(authorize_url(client, scope="openid profile read:orders", audience=API,
+                                                 code_challenge=challenge, code_challenge_method="S256"))
+    assert "Use Orders API on your behalf (read:orders)." in consent_page.get_data(as_text=True)
     token = get_user_token(test_client, client, secret, scope="openid profile read:orders", audience=API)
     assert jwt.get_unverified_header(token["access_token"])["typ"] == "at+jwt"
     claims = verify(live_server, token["access_token"])

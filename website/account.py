@@ -3,9 +3,9 @@
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 
 from .auth import login_required
-from .client_metadata import SCOPE_DESCRIPTIONS
 from .consent import list_consents, revoke_consent
 from .forms import ConfirmForm
+from .resources import scope_descriptions
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -15,7 +15,7 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 def apps():
     """List the apps the user approved, with the scopes in words and when."""
     return render_template("account/apps.html", consents=list_consents(g.user), form=ConfirmForm(),
-                           scope_descriptions=SCOPE_DESCRIPTIONS)
+                           scope_descriptions=scope_descriptions())
 
 
 @bp.route("/apps/<client_id>/revoke", methods=["POST"])

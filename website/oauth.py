@@ -5,10 +5,10 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, g, redirect, render_template, request, session
 
 from . import oidc
-from .client_metadata import SCOPE_DESCRIPTIONS
 from .consent import consent_required, remember_consent
 from .forms import ConsentForm
 from .oauth2 import authorization
+from .resources import scope_descriptions
 from .oidc import advertise
 
 bp = Blueprint("oauth", __name__)
@@ -45,7 +45,7 @@ def authorize():
         status = 400 if request.method == "POST" else 200
         return render_template("oauth/authorize.html", grant=grant, form=form,
                                scopes=grant.request.scope.split(),
-                               scope_descriptions=SCOPE_DESCRIPTIONS), status
+                               scope_descriptions=scope_descriptions()), status
     grant_user = g.user if form.allow.data else None
     if grant_user is not None:
         remember_consent(grant_user, grant.client, grant.request.payload.scope)

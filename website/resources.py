@@ -61,6 +61,17 @@ def api_scopes() -> set[str]:
     return {scope for scopes in db.session.scalars(select(ResourceServer.scopes)) for scope in scopes or []}
 
 
+def scope_descriptions() -> dict[str, str]:
+    """Each scope in words for people: the server's, and each API's scopes named after the API."""
+    from .client_metadata import SCOPE_DESCRIPTIONS
+
+    described = {}
+    for api in db.session.scalars(select(ResourceServer).order_by(ResourceServer.id)):
+        for scope in api.scopes or []:
+            described.setdefault(scope, f"Use {api.name} on your behalf ({scope}).")
+    return {**described, **SCOPE_DESCRIPTIONS}
+
+
 def resolve_api(identifier: str | None, **error_args) -> ResourceServer | None:
     """The API a request names (None when it names none); ``invalid_target`` when unknown."""
     if identifier is None:
