@@ -145,3 +145,20 @@ def test_deleting_a_client_removes_its_consents(app, test_client, auth, user, ma
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Consent.id))) == 0
     assert "You have not allowed any apps" in test_client.get("/account/apps").get_data(as_text=True)
+
+
+def test_a_request_without_scope_consents_to_the_clients_scopes(test_client, auth, user, make_client):
+    # Tokens for a request without scope carry every scope the client registered, so the
+    # consent page lists them and a narrower remembered consent does not cover it.
+    client, secret = make_client(scope="profile email")
+    auth.login()
+    get_user_token(test_client, client, secret, scope="profile")
+    _, challenge = pkce_pair()
+    page = test_client.get(authorize_url(client, scope=None, code_challenge=challenge, code_challenge_method="S256"))
+    assert page.status_code == 200
+    assert "See your email address." in page.get_data(as_text=True)
+    token = get_user_token(test_client, client, secret, scope=None)
+    assert token["scope"] == "profile email"
+    assert "Allowed on" in test_client.get("/account/apps").get_data(as_text=True)
+    assert test_client.get(authorize_url(client, scope="email", code_challenge=challenge,
+                                         code_challenge_method="S256")).status_code == 302

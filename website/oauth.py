@@ -5,7 +5,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, g, redirect, render_template, request, session
 
 from . import oidc
-from .consent import consent_required, remember_consent
+from .consent import consent_required, effective_scope, remember_consent
 from .forms import ConsentForm
 from .oauth2 import authorization
 from .resources import scope_descriptions
@@ -44,11 +44,11 @@ def authorize():
     if request.method == "GET" or not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("oauth/authorize.html", grant=grant, form=form,
-                               scopes=grant.request.scope.split(),
+                               scopes=effective_scope(grant).split(),
                                scope_descriptions=scope_descriptions()), status
     grant_user = g.user if form.allow.data else None
     if grant_user is not None:
-        remember_consent(grant_user, grant.client, grant.request.payload.scope)
+        remember_consent(grant_user, grant.client, effective_scope(grant))
     return authorization.create_authorization_response(grant=grant, grant_user=grant_user)
 
 
