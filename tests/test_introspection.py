@@ -71,7 +71,7 @@ def test_inactive_for_unknown_expired_and_other_clients_tokens(app, test_client,
 
 @pytest.mark.parametrize("credentials", [None, ("unknown-client", "x"), "wrong-secret"])
 def test_unauthenticated_caller_gets_invalid_client(test_client, make_client, credentials):
-    client, secret = make_client()
+    client, _ = make_client()
     if credentials == "wrong-secret":
         credentials = (client.client_id, "not-the-secret")
     response = test_client.post("/oauth/introspect", data={"token": "anything"}, auth=credentials)

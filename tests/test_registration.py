@@ -3,10 +3,10 @@
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 import requests
 from flows import get_user_token
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from website.models import InitialAccessToken, OAuth2Client, RegistrationAccessToken, db, hash_secret
 

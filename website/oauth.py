@@ -8,8 +8,8 @@ from . import oidc
 from .consent import consent_required, effective_scope, remember_consent
 from .forms import ConsentForm
 from .oauth2 import authorization
-from .resources import scope_descriptions
 from .oidc import advertise
+from .resources import scope_descriptions
 
 bp = Blueprint("oauth", __name__)
 
