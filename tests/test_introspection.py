@@ -111,3 +111,31 @@ def test_discovery_lists_introspection_registration_and_logout(test_client):
     assert metadata["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
     assert metadata["registration_endpoint"] == "http://127.0.0.1/oauth/register"
     assert metadata["end_session_endpoint"] == "http://127.0.0.1/oauth/logout"
+
+
+def test_an_api_introspects_the_tokens_issued_for_it(test_client, runner, make_client):
+    resource_server, rs_secret = make_client(client_name="Orders API", grant_types=["client_credentials"],
+                                             redirect_uris=[], scope="profile")
+    result = runner.invoke(args=["create-api", "--identifier", "https://api.example.com/", "--name", "Orders",
+                                 "--introspection-client", resource_server.client_id])
+    assert result.exit_code == 0, result.output
+    client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="profile")
+
+    def token(**extra):
+        return test_client.post("/oauth/token", data={"grant_type": "client_credentials", **extra},
+                                auth=(client.client_id, secret)).json["access_token"]
+
+    for_api = introspect(test_client, resource_server, rs_secret, token(audience="https://api.example.com/")).json
+    assert for_api["active"] is True
+    assert for_api["aud"] == "https://api.example.com/" and for_api["client_id"] == client.client_id
+    # Tokens for no API (or another) stay private to the client they were issued to.
+    assert introspect(test_client, resource_server, rs_secret, token()).json == {"active": False}
+
+
+def test_create_api_refuses_an_unknown_or_public_introspection_client(runner, make_client):
+    public, _ = make_client(token_endpoint_auth_method="none")
+    for client_id in ("nope", public.client_id):
+        result = runner.invoke(args=["create-api", "--identifier", "https://api.example.com/", "--name", "X",
+                                     "--introspection-client", client_id])
+        assert result.exit_code != 0
+        assert "No confidential client" in result.output

@@ -21,7 +21,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .models import ResourceServer, db
+from .models import OAuth2Client, ResourceServer, db
 from .oidc import get_issuer
 from .signing import SIGNING_ALG, get_signing_keyset
 
@@ -202,7 +202,9 @@ def validate_identifier(identifier: str) -> str | None:
 @click.option("--scope", "scopes", multiple=True, help="A scope the API defines (repeatable).")
 @click.option("--lifetime", type=click.IntRange(min=60, max=86400), default=None,
               help="Access token lifetime in seconds (default: OAUTH2_ACCESS_TOKEN_LIFETIME).")
-def create_api_command(identifier, name, scopes, lifetime):
+@click.option("--introspection-client", "introspection_client", default=None,
+              help="client_id of a confidential client the API uses to introspect its tokens.")
+def create_api_command(identifier, name, scopes, lifetime, introspection_client):
     """Register an API whose access tokens are JWTs with aud = its identifier."""
     if problem := validate_identifier(identifier):
         raise click.ClickException(problem)
@@ -215,8 +217,13 @@ def create_api_command(identifier, name, scopes, lifetime):
             raise click.ClickException(f"{scope!r} is not a valid scope name.")
         if scope in server_scopes:
             raise click.ClickException(f"{scope} is one of the server's own scopes; choose another name.")
+    if introspection_client is not None:
+        client = db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == introspection_client))
+        if client is None or client.is_public:
+            raise click.ClickException(f"No confidential client with client_id {introspection_client}.")
     api = ResourceServer(identifier=identifier, name=name.strip(), scopes=scopes,
-                         access_token_lifetime=lifetime or current_app.config["OAUTH2_ACCESS_TOKEN_LIFETIME"])
+                         access_token_lifetime=lifetime or current_app.config["OAUTH2_ACCESS_TOKEN_LIFETIME"],
+                         introspection_client_id=introspection_client)
     db.session.add(api)
     try:
         db.session.commit()
@@ -234,7 +241,8 @@ def list_apis_command():
     if not apis:
         click.echo("No APIs registered.")
     for api in apis:
-        click.echo(f"{api.identifier}\t{api.name}\t{' '.join(api.scopes) or '-'}\t{api.access_token_lifetime}s")
+        click.echo(f"{api.identifier}\t{api.name}\t{' '.join(api.scopes) or '-'}\t{api.access_token_lifetime}s"
+                   f"\t{api.introspection_client_id or '-'}")
 
 
 @click.command("delete-api")
