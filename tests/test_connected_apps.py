@@ -120,3 +120,45 @@ def test_approve_helper_returns_a_redirect(test_client, auth, user, make_client)
     _, challenge = pkce_pair()
     response = approve(test_client, authorize_url(client, code_challenge=challenge, code_challenge_method="S256"))
     assert response.status_code == 302
+
+
+def test_prompt_none_succeeds_once_consent_is_remembered(test_client, auth, user, make_client):
+    client, secret = make_client()
+    auth.login()
+    _, challenge = pkce_pair()
+    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    before = test_client.get(authorize_url(client, prompt="none", **pkce))
+    assert query_params(before.headers["Location"])["error"] == "consent_required"
+    get_user_token(test_client, client, secret)
+    after = test_client.get(authorize_url(client, prompt="none", **pkce))
+    assert "code" in query_params(after.headers["Location"])
+    wider = test_client.get(authorize_url(client, prompt="none", scope="profile email", **pkce))
+    assert query_params(wider.headers["Location"])["error"] == "consent_required"
+
+
+def test_deleting_a_client_removes_its_consents(app, test_client, auth, user, make_client):
+    client, secret = make_client(owner=user)
+    auth.login()
+    get_user_token(test_client, client, secret)
+    page = f"/clients/{client.client_id}/delete"
+    assert test_client.post(page, data={"csrf_token": csrf_token(test_client, page)}).status_code == 302
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Consent.id))) == 0
+    assert "You have not allowed any apps" in test_client.get("/account/apps").get_data(as_text=True)
+
+
+def test_a_request_without_scope_consents_to_the_clients_scopes(test_client, auth, user, make_client):
+    # Tokens for a request without scope carry every scope the client registered, so the
+    # consent page lists them and a narrower remembered consent does not cover it.
+    client, secret = make_client(scope="profile email")
+    auth.login()
+    get_user_token(test_client, client, secret, scope="profile")
+    _, challenge = pkce_pair()
+    page = test_client.get(authorize_url(client, scope=None, code_challenge=challenge, code_challenge_method="S256"))
+    assert page.status_code == 200
+    assert "See your email address." in page.get_data(as_text=True)
+    token = get_user_token(test_client, client, secret, scope=None)
+    assert token["scope"] == "profile email"
+    assert "Allowed on" in test_client.get("/account/apps").get_data(as_text=True)
+    assert test_client.get(authorize_url(client, scope="email", code_challenge=challenge,
+                                         code_challenge_method="S256")).status_code == 302

@@ -71,7 +71,7 @@ def test_inactive_for_unknown_expired_and_other_clients_tokens(app, test_client,
 
 @pytest.mark.parametrize("credentials", [None, ("unknown-client", "x"), "wrong-secret"])
 def test_unauthenticated_caller_gets_invalid_client(test_client, make_client, credentials):
-    client, secret = make_client()
+    client, _ = make_client()
     if credentials == "wrong-secret":
         credentials = (client.client_id, "not-the-secret")
     response = test_client.post("/oauth/introspect", data={"token": "anything"}, auth=credentials)
@@ -103,3 +103,39 @@ def test_introspection_over_http_with_requests(live_server, make_client):
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.json()["active"] is True
     assert response.json()["scope"] == "profile"
+
+
+def test_discovery_lists_introspection_registration_and_logout(test_client):
+    metadata = test_client.get("/.well-known/openid-configuration").json
+    assert metadata["introspection_endpoint"] == "http://127.0.0.1/oauth/introspect"
+    assert metadata["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+    assert metadata["registration_endpoint"] == "http://127.0.0.1/oauth/register"
+    assert metadata["end_session_endpoint"] == "http://127.0.0.1/oauth/logout"
+
+
+def test_an_api_introspects_the_tokens_issued_for_it(test_client, runner, make_client):
+    resource_server, rs_secret = make_client(client_name="Orders API", grant_types=["client_credentials"],
+                                             redirect_uris=[], scope="profile")
+    result = runner.invoke(args=["create-api", "--identifier", "https://api.example.com/", "--name", "Orders",
+                                 "--introspection-client", resource_server.client_id])
+    assert result.exit_code == 0, result.output
+    client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="profile")
+
+    def token(**extra):
+        return test_client.post("/oauth/token", data={"grant_type": "client_credentials", **extra},
+                                auth=(client.client_id, secret)).json["access_token"]
+
+    for_api = introspect(test_client, resource_server, rs_secret, token(audience="https://api.example.com/")).json
+    assert for_api["active"] is True
+    assert for_api["aud"] == "https://api.example.com/" and for_api["client_id"] == client.client_id
+    # Tokens for no API (or another) stay private to the client they were issued to.
+    assert introspect(test_client, resource_server, rs_secret, token()).json == {"active": False}
+
+
+def test_create_api_refuses_an_unknown_or_public_introspection_client(runner, make_client):
+    public, _ = make_client(token_endpoint_auth_method="none")
+    for client_id in ("nope", public.client_id):
+        result = runner.invoke(args=["create-api", "--identifier", "https://api.example.com/", "--name", "X",
+                                     "--introspection-client", client_id])
+        assert result.exit_code != 0
+        assert "No confidential client" in result.output

@@ -36,6 +36,10 @@ def verify(live_server, token: str, audience=API) -> dict:
 def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client, auth, user, make_client, api):
     client, secret = make_client(scope="openid profile read:orders")
     auth.login()
+    _, challenge = pkce_pair()
+    consent_page = test_client.get(authorize_url(client, scope="openid profile read:orders", audience=API,
+                                                 code_challenge=challenge, code_challenge_method="S256"))
+    assert "Use Orders API on your behalf (read:orders)." in consent_page.get_data(as_text=True)
     token = get_user_token(test_client, client, secret, scope="openid profile read:orders", audience=API)
     assert jwt.get_unverified_header(token["access_token"])["typ"] == "at+jwt"
     claims = verify(live_server, token["access_token"])
@@ -163,7 +167,7 @@ def test_create_list_and_delete_apis(runner, api):
     for args, message in [
         (["--identifier", API, "--name", "Again"], "already exists"),
         (["--identifier", "not a uri", "--name", "X"], "spaces"),
-        (["--identifier", "orders", "--name", "X"], "absolute URI"),
+        (["--identifier", "https://[bad", "--name", "X"], "not a valid URI"),
         (["--identifier", "https://api.example.com/#x", "--name", "X"], "fragment"),
         (["--identifier", "https://x.example.com/", "--name", "X", "--scope", "profile"], "server's own scopes"),
         (["--identifier", "https://x.example.com/", "--name", "X", "--scope", 'bad"scope'], "not a valid scope"),
@@ -172,6 +176,9 @@ def test_create_list_and_delete_apis(runner, api):
         result = runner.invoke(args=["create-api", *args])
         assert result.exit_code != 0, args
         assert message in result.output, (args, result.output)
+    # Auth0-style plain identifiers work too (seed 001's AUDIENCE = 'your-api-audience').
+    assert runner.invoke(args=["create-api", "--identifier", "your-api-audience", "--name", "Plain"]).exit_code == 0
+    assert runner.invoke(args=["delete-api", "your-api-audience"]).exit_code == 0
     assert runner.invoke(args=["delete-api", API]).exit_code == 0
     assert runner.invoke(args=["list-apis"]).output.strip() == "No APIs registered."
     missing = runner.invoke(args=["delete-api", API])

@@ -167,6 +167,7 @@ def test_v2_logout_with_an_unregistered_return_to_shows_a_page(test_client, auth
     assert "Location" not in response.headers
     html = response.get_data(as_text=True)
     assert "You are signed out" in html and "has not registered" in html
+    assert "Signed in as" not in html  # the page itself shows the person signed out
     assert not signed_in(test_client)
 
 

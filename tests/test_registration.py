@@ -4,6 +4,8 @@ import time
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from oauth_helpers import get_user_token
 
 from website.models import InitialAccessToken, OAuth2Client, RegistrationAccessToken, db, hash_secret
@@ -214,3 +216,22 @@ def test_registration_over_http_like_the_readme(live_server, runner):
     bad = requests.post(f"{live_server}/oauth/token", data={"grant_type": "authorization_code", "code": "x"},
                         auth=(body["client_id"], body["client_secret"]), timeout=10)
     assert bad.json()["error"] == "invalid_grant"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+    | st.sampled_from(["https://app.example.com/cb", "http://127.0.0.1/cb", "none", "code", "openid"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_fields = st.sampled_from([*METADATA, "token_endpoint_auth_method", "response_types", "contacts",
+                           "client_uri", "logo_uri"]) | st.text(max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(_fields, _json, max_size=6))
+def test_any_json_metadata_gets_201_or_a_json_error(test_client, initial_token, body):
+    response = register(test_client, {**METADATA, **body}, initial_token)
+    assert response.status_code in (201, 400), response.get_data(as_text=True)
+    if response.status_code == 400:
+        assert response.json["error"] in ("invalid_client_metadata", "invalid_redirect_uri")

@@ -67,6 +67,7 @@ def log_out(everywhere: bool = True) -> None:
         audit.record("logout", user=g.user, everywhere=everywhere)
         db.session.commit()
     session.clear()
+    g.user = None  # the page this request still renders shows the person signed out
 
 
 def end_all_sessions(user: User) -> None:

@@ -19,17 +19,24 @@ def find_consent(user: User, client: OAuth2Client) -> Consent | None:
     )
 
 
+def effective_scope(grant) -> str:
+    """The scopes the tokens will carry: a request without ``scope`` gets the client's
+    registered scopes, so that is what the person consents to."""
+    return grant.client.get_allowed_scope(grant.request.payload.scope or "")
+
+
 def consent_required(grant, user: User) -> bool:
     """Tell whether the authorize view must ask the user before granting ``grant``."""
     prompts = (grant.request.payload.data.get("prompt") or "").split()
     if "consent" in prompts:
         return True
     consent = find_consent(user, grant.client)
-    return consent is None or not consent.covers(grant.request.scope or "")
+    return consent is None or not consent.covers(effective_scope(grant))
 
 
 def remember_consent(user: User, client: OAuth2Client, scope: str | None) -> Consent:
-    """Record that the user allowed these scopes, adding to what was allowed before."""
+    """Record that the user allowed these scopes (see ``effective_scope``), adding to what was
+    allowed before."""
     consent = find_consent(user, client)
     if consent is None:
         consent = Consent(user_id=user.id, client_id=client.client_id, scope="")

@@ -1,15 +1,17 @@
 """Token introspection (RFC 7662): a client asks whether a token is live and what it grants.
 
 Who may introspect what: a client authenticates with its secret (client_secret_basic or
-client_secret_post) and may introspect only tokens issued to itself. Any other token, like an
-unknown, expired or revoked one, answers ``{"active": false}``, so a caller learns nothing
-about other clients' tokens.
+client_secret_post) and may introspect the tokens issued to itself, and, when an API was
+registered with it as its introspection client (``flask create-api --introspection-client``),
+the tokens issued for that API. Any other token, like an unknown, expired or revoked one,
+answers ``{"active": false}``, so a caller learns nothing about other clients' tokens.
 """
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from flask import Blueprint
+from sqlalchemy import select
 
-from .models import Token
+from .models import ResourceServer, Token, db
 from .oauth2 import TokenLookup, authorization
 from .oidc import advertise, get_issuer
 
@@ -23,7 +25,12 @@ class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = INTROSPECTION_AUTH_METHODS
 
     def check_permission(self, token: Token, client, request) -> bool:
-        return token.check_client(client)
+        if token.check_client(client):
+            return True
+        return bool(token.audience) and db.session.scalar(select(ResourceServer.id).where(
+            ResourceServer.identifier == token.audience,
+            ResourceServer.introspection_client_id == client.client_id,
+        )) is not None
 
     def create_introspection_payload(self, token: Token | None) -> dict:
         if token is None:

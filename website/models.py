@@ -432,6 +432,10 @@ class ResourceServer(db.Model):
     name: Mapped[str] = mapped_column(String(100))
     scopes: Mapped[list] = mapped_column(JSON, default=list)
     access_token_lifetime: Mapped[int] = mapped_column(default=3600)
+    #: The client the API authenticates as to introspect tokens issued for it (RFC 7662).
+    introspection_client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("oauth2_clients.client_id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

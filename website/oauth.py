@@ -5,12 +5,12 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, g, redirect, render_template, request, session
 
 from . import audit, oidc
-from .client_metadata import SCOPE_DESCRIPTIONS
-from .consent import consent_required, remember_consent
+from .consent import consent_required, effective_scope, remember_consent
 from .forms import ConsentForm
 from .models import db
 from .oauth2 import authorization
 from .oidc import advertise
+from .resources import scope_descriptions
 
 bp = Blueprint("oauth", __name__)
 
@@ -45,11 +45,11 @@ def authorize():
     if request.method == "GET" or not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("oauth/authorize.html", grant=grant, form=form,
-                               scopes=grant.request.scope.split(),
-                               scope_descriptions=SCOPE_DESCRIPTIONS), status
+                               scopes=effective_scope(grant).split(),
+                               scope_descriptions=scope_descriptions()), status
     grant_user = g.user if form.allow.data else None
     if grant_user is not None:
-        remember_consent(grant_user, grant.client, grant.request.scope)
+        remember_consent(grant_user, grant.client, effective_scope(grant))
     audit.record("consent_granted" if grant_user else "consent_denied", user=g.user,
                  client_id=grant.client.client_id, scope=grant.request.scope)
     db.session.commit()

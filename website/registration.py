@@ -38,6 +38,12 @@ from .oidc import advertise
 REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris")
 
 
+def _error_description(message: str) -> str:
+    # RFC 6749 §5.2 allows only printable ASCII without '"' and '\\' in error_description,
+    # and the messages quote what the client sent.
+    return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in message)
+
+
 def validate_registration_metadata(data) -> dict:
     """Validate a registration request's metadata with the rules every client obeys."""
     if not isinstance(data, dict):
@@ -46,8 +52,8 @@ def validate_registration_metadata(data) -> dict:
         metadata = validate_client_metadata({k: v for k, v in data.items() if k in REGISTRABLE_FIELDS})
     except ClientMetadataError as error:
         if error.error == "invalid_redirect_uri":
-            raise InvalidRedirectURIError(error.message) from error
-        raise InvalidClientMetadataError(error.message) from error
+            raise InvalidRedirectURIError(_error_description(error.message)) from error
+        raise InvalidClientMetadataError(_error_description(error.message)) from error
     # Fields left unset are simply absent from the registration (RFC 7591 §3.2.1).
     return {k: v for k, v in metadata.items() if v is not None}
 

@@ -21,7 +21,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .models import ResourceServer, db
+from .models import OAuth2Client, ResourceServer, db
 from .oidc import get_issuer
 from .signing import SIGNING_ALG, get_signing_keyset
 
@@ -60,6 +60,17 @@ def find_api(identifier: str | None) -> ResourceServer | None:
 def api_scopes() -> set[str]:
     """Every scope some registered API defines."""
     return {scope for scopes in db.session.scalars(select(ResourceServer.scopes)) for scope in scopes or []}
+
+
+def scope_descriptions() -> dict[str, str]:
+    """Each scope in words for people: the server's, and each API's scopes named after the API."""
+    from .client_metadata import SCOPE_DESCRIPTIONS
+
+    described = {}
+    for api in db.session.scalars(select(ResourceServer).order_by(ResourceServer.id)):
+        for scope in api.scopes or []:
+            described.setdefault(scope, f"Use {api.name} on your behalf ({scope}).")
+    return {**described, **SCOPE_DESCRIPTIONS}
 
 
 def resolve_api(identifier: str | None, **error_args) -> ResourceServer | None:
@@ -181,17 +192,21 @@ class ResourceTokenGenerator:
 
 
 def validate_identifier(identifier: str) -> str | None:
-    """Return why an API identifier is unacceptable, or None (RFC 8707: an absolute URI, no fragment)."""
+    """Return why an API identifier is unacceptable, or None.
+
+    RFC 8707 wants an absolute URI without a fragment, and that is what to use; Auth0 also
+    allows plain names (e.g. ``my-api``), so those are accepted for apps moving from Auth0.
+    """
     if not identifier or len(identifier) > 2000:
         return "The identifier must be 1 to 2000 characters."
     if any(c.isspace() or ord(c) < 32 for c in identifier):
         return "The identifier cannot contain spaces or control characters."
+    if "#" in identifier:
+        return "The identifier must not contain a fragment (#); use e.g. https://api.example.com/."
     try:
-        parts = urlsplit(identifier)
+        urlsplit(identifier)
     except ValueError:
         return f"{identifier} is not a valid URI."
-    if not parts.scheme or "#" in identifier:
-        return "The identifier must be an absolute URI without a fragment, such as https://api.example.com/."
     return None
 
 
@@ -202,7 +217,9 @@ def validate_identifier(identifier: str) -> str | None:
 @click.option("--scope", "scopes", multiple=True, help="A scope the API defines (repeatable).")
 @click.option("--lifetime", type=click.IntRange(min=60, max=86400), default=None,
               help="Access token lifetime in seconds (default: OAUTH2_ACCESS_TOKEN_LIFETIME).")
-def create_api_command(identifier, name, scopes, lifetime):
+@click.option("--introspection-client", "introspection_client", default=None,
+              help="client_id of a confidential client the API uses to introspect its tokens.")
+def create_api_command(identifier, name, scopes, lifetime, introspection_client):
     """Register an API whose access tokens are JWTs with aud = its identifier."""
     if problem := validate_identifier(identifier):
         raise click.ClickException(problem)
@@ -215,8 +232,13 @@ def create_api_command(identifier, name, scopes, lifetime):
             raise click.ClickException(f"{scope!r} is not a valid scope name.")
         if scope in server_scopes:
             raise click.ClickException(f"{scope} is one of the server's own scopes; choose another name.")
+    if introspection_client is not None:
+        client = db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == introspection_client))
+        if client is None or client.is_public:
+            raise click.ClickException(f"No confidential client with client_id {introspection_client}.")
     api = ResourceServer(identifier=identifier, name=name.strip(), scopes=scopes,
-                         access_token_lifetime=lifetime or current_app.config["OAUTH2_ACCESS_TOKEN_LIFETIME"])
+                         access_token_lifetime=lifetime or current_app.config["OAUTH2_ACCESS_TOKEN_LIFETIME"],
+                         introspection_client_id=introspection_client)
     db.session.add(api)
     try:
         db.session.commit()
@@ -234,7 +256,8 @@ def list_apis_command():
     if not apis:
         click.echo("No APIs registered.")
     for api in apis:
-        click.echo(f"{api.identifier}\t{api.name}\t{' '.join(api.scopes) or '-'}\t{api.access_token_lifetime}s")
+        click.echo(f"{api.identifier}\t{api.name}\t{' '.join(api.scopes) or '-'}\t{api.access_token_lifetime}s"
+                   f"\t{api.introspection_client_id or '-'}")
 
 
 @click.command("delete-api")

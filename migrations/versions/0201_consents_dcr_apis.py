@@ -32,10 +32,15 @@ def upgrade():
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('scopes', sa.JSON(), nullable=False),
     sa.Column('access_token_lifetime', sa.Integer(), nullable=False),
+    sa.Column('introspection_client_id', sa.String(length=48), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['introspection_client_id'], ['oauth2_clients.client_id'], name=op.f('fk_oauth2_resource_servers_introspection_client_id_oauth2_clients'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_oauth2_resource_servers')),
     sa.UniqueConstraint('identifier', name=op.f('uq_oauth2_resource_servers_identifier'))
     )
+    with op.batch_alter_table('oauth2_resource_servers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_oauth2_resource_servers_introspection_client_id'), ['introspection_client_id'], unique=False)
+
     op.create_table('oauth2_consents',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -90,6 +95,9 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_oauth2_consents_client_id'))
 
     op.drop_table('oauth2_consents')
+    with op.batch_alter_table('oauth2_resource_servers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_oauth2_resource_servers_introspection_client_id'))
+
     op.drop_table('oauth2_resource_servers')
     op.drop_table('oauth2_initial_access_tokens')
     # ### end Alembic commands ###
