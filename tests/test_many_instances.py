@@ -111,3 +111,50 @@ def test_each_instance_logs_one_line_per_request_with_the_request_id(app, two_in
     assert "method=GET path=/healthz status=200 duration_ms=" in lines[0]
     assert "remote_addr=127.0.0.1" in lines[0]
     assert "not-for-logs" not in a.log()
+
+
+def test_keys_rotated_on_one_instance_are_published_and_used_by_the_other(two_instances, runner, user,
+                                                                          make_client):
+    import time
+
+    import jwt
+
+    a, b = two_instances
+    before = {key["kid"] for key in requests.get(b.url + "/.well-known/jwks.json").json()["keys"]}
+    # An operator rotates with the CLI on the machine of instance a (same database).
+    assert runner.invoke(args=["rotate-keys"]).exit_code == 0
+    time.sleep(1.5)  # instances check the newest key id at most once a second
+    for instance in (a, b):
+        published = {key["kid"] for key in requests.get(instance.url + "/.well-known/jwks.json").json()["keys"]}
+        assert before < published, instance.url  # the new key joins; the old one stays published
+    client, secret = make_client(scope="openid profile")
+    browser = requests.Session()
+    log_in(browser, b.url)
+    verifier, challenge = pkce_pair()
+    url = b.url + "/oauth/authorize?" + urlencode({
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": client.redirect_uris[0],
+        "scope": "openid profile", "code_challenge": challenge, "code_challenge_method": "S256"})
+    response = browser.get(url, allow_redirects=False)
+    if response.status_code == 200:  # consent for the new scope
+        response = browser.post(url, data={"csrf_token": csrf_token(response.text), "allow": "Allow"},
+                                allow_redirects=False)
+    code = query_params(response.headers["Location"])["code"]
+    tokens = redeem(b.url, client, secret, code, verifier).json()
+    kid = jwt.get_unverified_header(tokens["id_token"])["kid"]
+    assert kid in published and kid not in before
+
+
+def test_failed_log_ins_on_one_instance_lock_the_account_on_the_other(two_instances, user):
+    a, b = two_instances
+    attacker = requests.Session()
+    for _ in range(5):  # THROTTLE_ACCOUNT_LIMIT
+        page = attacker.get(a.url + "/login")
+        attacker.post(a.url + "/login", data={"username": "alice", "password": "wrong guess",
+                                              "csrf_token": csrf_token(page.text)})
+    # The counters live in the database: instance b knows the account is locked.
+    owner = requests.Session()
+    page = owner.get(b.url + "/login")
+    response = owner.post(b.url + "/login", allow_redirects=False,
+                          data={"username": "alice", "password": PASSWORD, "csrf_token": csrf_token(page.text)})
+    assert response.status_code == 429
+    assert "Retry-After" in response.headers
