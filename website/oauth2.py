@@ -130,7 +130,7 @@ def save_token(token: dict, request) -> None:
     )
     # A bulk INSERT skips the unit of work's bookkeeping for an object nothing reads again.
     db.session.execute(insert(Token), [values])
-    audit.record("token_issued", user=request.user, client_id=request.client.client_id,
+    audit.insert("token_issued", user=request.user, client_id=request.client.client_id,
                  grant_type=request.payload.grant_type or "implicit", scope=values["scope"],
                  family_id=values["family_id"])
     db.session.commit()
