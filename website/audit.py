@@ -30,10 +30,10 @@ def insert(event: str, user: User | None = None, client_id: str | None = None, *
     For the hot paths (a token issued): the same row as ``record`` writes, without the ORM's
     unit of work for an object nothing reads again.
     """
-    db.session.execute(_INSERT, [_values(event, user, client_id, detail)])
+    db.session.execute(_INSERT, _values(event, user, client_id, detail))
 
 
-_INSERT = sa_insert(AuditEvent)
+_INSERT = sa_insert(AuditEvent.__table__)  # Core: no ORM bulk-insert bookkeeping
 
 
 def _values(event: str, user: User | None, client_id: str | None, detail: dict) -> dict:

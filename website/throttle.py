@@ -49,9 +49,16 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-_LOCKED_UNTIL = select(func.max(ThrottleCounter.locked_until)).where(
-    ThrottleCounter.key.in_(bindparam("keys", expanding=True))
-)
+_COUNTERS = ThrottleCounter.__table__
+
+
+def _locked_until_query(count: int):
+    """SELECT max(locked_until) for ``count`` keys, built once per count (Core, fixed binds)."""
+    keys = [bindparam(f"k{i}") for i in range(count)]
+    return select(func.max(_COUNTERS.c.locked_until)).where(_COUNTERS.c.key.in_(keys))
+
+
+_LOCKED_UNTIL = {count: _locked_until_query(count) for count in (1, 2)}
 
 
 class DatabaseBackend:
@@ -61,7 +68,10 @@ class DatabaseBackend:
     def locked_for(self, keys: list[str], now: int) -> int:
         # One primary-key read on the request's own connection: a separate pooled connection
         # cost a checkout (and on PostgreSQL a pre-ping round trip) on every token request.
-        until = db.session.scalar(_LOCKED_UNTIL, {"keys": keys})
+        query = _LOCKED_UNTIL.get(len(keys))
+        if query is None:
+            query = _locked_until_query(len(keys))
+        until = db.session.scalar(query, {f"k{i}": key for i, key in enumerate(keys)})
         return max(0, (until or 0) - now)
 
     def record_failure(self, key: str, limit: int, window: int, lockout: int, now: int) -> int:
