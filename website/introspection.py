@@ -9,8 +9,8 @@ about other clients' tokens.
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from flask import Blueprint
 
-from .models import Token
-from .oauth2 import MAX_TOKEN_LENGTH, authorization, query_token_by_access_token, query_token_by_refresh_token
+from .models import TokenRecord
+from .oauth2 import MAX_TOKEN_LENGTH, authorization, read_token_by_access_token, read_token_by_refresh_token
 from .oidc import advertise, get_issuer
 
 #: Introspection needs a secret: public clients cannot prove who is asking.
@@ -22,23 +22,23 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
     CLIENT_AUTH_METHODS = INTROSPECTION_AUTH_METHODS
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenRecord | None:
         if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
             return None
         if token_type_hint == "refresh_token":
-            order = (query_token_by_refresh_token, query_token_by_access_token)
+            order = (read_token_by_refresh_token, read_token_by_access_token)
         else:
-            order = (query_token_by_access_token, query_token_by_refresh_token)
+            order = (read_token_by_access_token, read_token_by_refresh_token)
         for lookup in order:
             if (token := lookup(token_string)) is not None:
-                token.matched_refresh_token = lookup is query_token_by_refresh_token
+                token.matched_refresh_token = lookup is read_token_by_refresh_token
                 return token
         return None
 
-    def check_permission(self, token: Token, client, request) -> bool:
+    def check_permission(self, token: TokenRecord, client, request) -> bool:
         return token.check_client(client)
 
-    def create_introspection_payload(self, token: Token | None) -> dict:
+    def create_introspection_payload(self, token: TokenRecord | None) -> dict:
         if token is None:
             return {"active": False}
         if token.matched_refresh_token:
@@ -48,7 +48,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             return {"active": False}
         return self.introspect_token(token)
 
-    def introspect_token(self, token: Token) -> dict:
+    def introspect_token(self, token: TokenRecord) -> dict:
         payload = {
             "active": True,
             "scope": token.scope,

@@ -33,7 +33,18 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.local import LocalProxy
 
 from . import audit, throttle
-from .models import AuthorizationCode, OAuth2Client, Token, User, authenticate_user, db, hash_secret, now
+from .models import (
+    AuthorizationCode,
+    OAuth2Client,
+    Token,
+    TokenRecord,
+    User,
+    UserRecord,
+    authenticate_user,
+    db,
+    hash_secret,
+    now,
+)
 from .resources import api_scopes, requested_resource
 
 #: The longest token value looked up: JWT access tokens (RFC 9068) run to about a kilobyte.
@@ -76,6 +87,36 @@ def query_client(client_id: str) -> OAuth2Client | None:
     if not client_id or len(client_id) > 48 or "\x00" in client_id:
         return None
     return db.session.scalar(_CLIENT_BY_ID, {"client_id": client_id})
+
+
+_TOKENS, _USERS = Token.__table__, User.__table__
+_RECORD_COLUMNS = [*(_TOKENS.c[name] for name in TokenRecord.COLUMNS),
+                   *(_USERS.c[name].label(f"user_{name}") for name in UserRecord.COLUMNS)]
+_RECORD_BY = {
+    column: select(*_RECORD_COLUMNS)
+    .select_from(_TOKENS.outerjoin(_USERS, _USERS.c.id == _TOKENS.c.user_id))
+    .where(_TOKENS.c[column] == bindparam("hash"))
+    for column in ("access_token_hash", "refresh_token_hash")
+}
+_TOKEN_WIDTH = len(TokenRecord.COLUMNS)
+
+
+def _token_record(column: str, secret: str) -> TokenRecord | None:
+    row = db.session.execute(_RECORD_BY[column], {"hash": hash_secret(secret)}).first()
+    if row is None:
+        return None
+    user = UserRecord(row[_TOKEN_WIDTH:]) if row[_TOKEN_WIDTH] is not None else None
+    return TokenRecord(row[:_TOKEN_WIDTH], user)
+
+
+def read_token_by_access_token(access_token: str) -> TokenRecord | None:
+    """Read a token (and its user) by the hash of its access token, for read-only checks."""
+    return _token_record("access_token_hash", access_token)
+
+
+def read_token_by_refresh_token(refresh_token: str) -> TokenRecord | None:
+    """Read a token (and its user) by the hash of its refresh token, for read-only checks."""
+    return _token_record("refresh_token_hash", refresh_token)
 
 
 def query_token_by_access_token(access_token: str) -> Token | None:
@@ -408,7 +449,8 @@ class BearerValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> Token | None:
         if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
             return None
-        return query_token_by_access_token(token_string)
+        # Read-only: a plain record, so every request sees the row as stored now.
+        return read_token_by_access_token(token_string)
 
 
 class ResourceProtector(_ResourceProtector):
