@@ -359,10 +359,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def _rotates(self, client) -> bool:
         return client.is_public or current_app.config["OAUTH2_ROTATE_CONFIDENTIAL_REFRESH_TOKENS"]
 
-    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+    def authenticate_refresh_token(self, refresh_token: str) -> TokenRecord | None:
         if not refresh_token or len(refresh_token) > 512:
             return None
-        token = query_token_by_refresh_token(refresh_token)
+        # A plain record is enough: the old row is changed by UPDATEs (save_token,
+        # revoke_family), never through the object.
+        token = read_token_by_refresh_token(refresh_token)
         if token is None or token.client_id != self.request.client.client_id:
             return None
         if token.refresh_token_revoked_at:
