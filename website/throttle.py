@@ -61,6 +61,27 @@ def _locked_until_query(count: int):
 _LOCKED_UNTIL = {count: _locked_until_query(count) for count in (1, 2)}
 
 
+def uses_database() -> bool:
+    """Tell whether the counters live in the database (so a query can read them along)."""
+    return isinstance(_backend(), DatabaseBackend)
+
+
+def locked_until_subquery(count: int):
+    """max(locked_until) of ``count`` subjects as a scalar subquery, to read along with
+    another query; bind it with ``key_parameters``."""
+    return _locked_until_query(count).scalar_subquery()
+
+
+def key_parameters(*subjects: tuple[str, str]) -> dict:
+    """The bind parameters of ``locked_until_subquery`` for these subjects."""
+    return {f"k{i}": subject_key(subject) for i, subject in enumerate(subjects)}
+
+
+def wait_until(locked_until: int | None) -> int:
+    """Seconds from now until ``locked_until`` (a value read with locked_until_subquery)."""
+    return max(0, (locked_until or 0) - int(time.time()))
+
+
 class DatabaseBackend:
     """Counters in the ``throttle_counters`` table, written on their own connection so a
     failure is counted even when the request's transaction is rolled back."""
