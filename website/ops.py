@@ -3,11 +3,13 @@ request with a request id, and 503 answers while the database is unreachable."""
 
 import logging
 import re
+import sys
 import time
 import uuid
 from urllib.parse import quote
 
 from flask import Blueprint, Flask, g, jsonify, make_response, render_template, request
+from flask import logging as flask_logging
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -111,6 +113,34 @@ def database_unavailable(error):
     return response
 
 
+class _ErrorStreamHandler(logging.StreamHandler):
+    """Flask's default log handler (same format, same stream: the request's ``wsgi.errors``,
+    else stderr), resolving that stream once per line: Flask's resolves it through a context
+    proxy on every write and flush, half the cost of the request log line."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+        self.setFormatter(flask_logging.default_handler.formatter)
+        self.setLevel(flask_logging.default_handler.level)
+
+    def emit(self, record) -> None:
+        # Handler.handle holds the handler's lock around emit: no other thread sees this swap.
+        self.stream = flask_logging.wsgi_errors_stream._get_current_object()
+        super().emit(record)
+
+
+_error_stream_handler = _ErrorStreamHandler()
+
+
+def _use_faster_default_handler(app: Flask) -> None:
+    """Swap Flask's default handler on the app's logger, when Flask added it, for the same
+    output written with less work."""
+    logger = app.logger
+    if flask_logging.default_handler in logger.handlers:
+        logger.removeHandler(flask_logging.default_handler)
+        logger.addHandler(_error_stream_handler)
+
+
 def init_app(app: Flask) -> None:
     """Trust the configured proxies, log requests, and register /healthz."""
     proxies = int(app.config["PROXY_COUNT"] or 0)
@@ -121,6 +151,7 @@ def init_app(app: Flask) -> None:
     if access_log.level == logging.NOTSET:
         access_log.setLevel(logging.INFO)
     app.logger  # noqa: B018 -- creating it attaches Flask's handler, which the access log propagates to
+    _use_faster_default_handler(app)
     # First of all before-request functions, so a failure in any other still has an id.
     app.before_request_funcs.setdefault(None, []).insert(0, _start_request)
     app.after_request(_log_request)
