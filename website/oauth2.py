@@ -189,7 +189,14 @@ def save_token(token: dict, request) -> None:
     audit.insert("token_issued", user=request.user, client_id=request.client.client_id,
                  grant_type=request.payload.grant_type or "implicit", scope=values["scope"],
                  family_id=values["family_id"])
-    db.session.commit()
+    # Nothing this request loaded has changed (the claim was a Core UPDATE), and the id_token
+    # still reads the client and the code: expiring them made two SELECTs to reload them.
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
 
 
 def pkce_methods() -> list[str]:
