@@ -37,14 +37,14 @@ _INSERT = sa_insert(AuditEvent.__table__)  # Core: no ORM bulk-insert bookkeepin
 
 
 def _values(event: str, user: User | None, client_id: str | None, detail: dict) -> dict:
-    return dict(
-        event=event[:64],
-        user_id=user.id if user is not None else None,
-        username=user.username if user is not None else None,
-        client_id=client_id[:48] if client_id else None,
-        ip_address=(request.remote_addr or "")[:45] or None if has_request_context() else None,
-        detail={key: _plain(value) for key, value in detail.items()},
-    )
+    return {
+        "event": event[:64],
+        "user_id": user.id if user is not None else None,
+        "username": user.username if user is not None else None,
+        "client_id": client_id[:48] if client_id else None,
+        "ip_address": (request.remote_addr or "")[:45] or None if has_request_context() else None,
+        "detail": {key: _plain(value) for key, value in detail.items()},
+    }
 
 
 def _plain(value):

@@ -279,7 +279,7 @@ def _set_security_headers(response):
     headers = response.headers
     # One pass over the response's headers instead of one per setdefault (each lower-cases
     # every header name): this hook ran longer than the discovery view itself.
-    present = {name.lower() for name in headers.keys()}
+    present = {name.lower() for name in headers.keys()}  # noqa: SIM118 - iterating Headers gives pairs
     req = request._get_current_object()
     # No URL of ours ever reaches another site as a referrer (authorization requests carry
     # state and PKCE challenges; redirects carry codes). Pages say "same-origin" rather than
