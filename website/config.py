@@ -19,6 +19,8 @@ DEFAULTS = {
     "OAUTH2_REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
     "OAUTH2_CODE_LIFETIME": 300,
     "OAUTH2_ID_TOKEN_LIFETIME": 3600,
+    # Seconds between checks for signing keys rotated by another instance (JWKS, signing).
+    "OIDC_KEY_CHECK_INTERVAL": 1,
     "OAUTH2_ALLOW_HTTP_REDIRECT_URIS": False,  # plain http only for loopback hosts
     "OAUTH2_PKCE_ALLOW_PLAIN": False,
     "OAUTH2_ROTATE_CONFIDENTIAL_REFRESH_TOKENS": True,

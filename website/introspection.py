@@ -11,8 +11,8 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from flask import Blueprint
 from sqlalchemy import select
 
-from .models import ResourceServer, Token, db
-from .oauth2 import TokenLookup, authorization
+from .models import ResourceServer, TokenRecord, db
+from .oauth2 import TokenLookup, authorization, find_token, read_token_by_access_token, read_token_by_refresh_token
 from .oidc import advertise, get_issuer
 
 #: Introspection needs a secret: public clients cannot prove who is asking.
@@ -24,7 +24,11 @@ class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):
 
     CLIENT_AUTH_METHODS = INTROSPECTION_AUTH_METHODS
 
-    def check_permission(self, token: Token, client, request) -> bool:
+    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenRecord | None:
+        # Read-only: plain records (revocation, which writes, uses ORM rows).
+        return find_token(token_string, token_type_hint, read_token_by_access_token, read_token_by_refresh_token)
+
+    def check_permission(self, token: TokenRecord, client, request) -> bool:
         if token.check_client(client):
             return True
         return bool(token.audience) and db.session.scalar(select(ResourceServer.id).where(
@@ -32,7 +36,7 @@ class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):
             ResourceServer.introspection_client_id == client.client_id,
         )) is not None
 
-    def create_introspection_payload(self, token: Token | None) -> dict:
+    def create_introspection_payload(self, token: TokenRecord | None) -> dict:
         if token is None:
             return {"active": False}
         if token.matched_refresh_token:
@@ -42,7 +46,7 @@ class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):
             return {"active": False}
         return self.introspect_token(token)
 
-    def introspect_token(self, token: Token) -> dict:
+    def introspect_token(self, token: TokenRecord) -> dict:
         payload = {
             "active": True,
             "scope": token.scope,

@@ -468,3 +468,46 @@ class ThrottleCounter(db.Model):
     failures: Mapped[int] = mapped_column(default=0)
     window_started_at: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[int] = mapped_column(default=0, index=True)
+
+
+class UserRecord:
+    """A user's public columns read with a Core query (see TokenRecord); not an ORM object."""
+
+    COLUMNS = ("id", "username", "email", "name", "email_verified", "created_at", "updated_at")
+    __slots__ = COLUMNS
+
+    def __init__(self, values):
+        for name, value in zip(self.COLUMNS, values):
+            setattr(self, name, value)
+
+    get_user_id = User.get_user_id
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class TokenRecord(TokenMixin):
+    """A token row and its user, read with one Core query for the read-only checks (bearer
+    tokens, introspection): the same columns and methods as Token, without the ORM's
+    instance state and identity map, which cost more than the query itself."""
+
+    COLUMNS = tuple(column.key for column in Token.__table__.columns)
+    #: Set by the introspection lookup: the value presented was the refresh token.
+    matched_refresh_token = False
+
+    def __init__(self, values, user: UserRecord | None):
+        self.__dict__.update(zip(self.COLUMNS, values))
+        self.user = user
+
+    check_client = Token.check_client
+    get_scope = Token.get_scope
+    get_expires_in = Token.get_expires_in
+    get_expires_at = Token.get_expires_at
+    is_expired = Token.is_expired
+    is_revoked = Token.is_revoked
+    is_refresh_token_active = Token.is_refresh_token_active
+    get_user = Token.get_user
+
+    def get_client(self) -> OAuth2Client | None:
+        # client_id is not the primary key (id is): look it up by its column.
+        return db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == self.client_id))

@@ -25,7 +25,7 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
-from flask import current_app, json
+from flask import current_app, g, json
 from flask import request as flask_request
 from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import joinedload
@@ -33,7 +33,18 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.local import LocalProxy
 
 from . import audit, throttle
-from .models import AuthorizationCode, OAuth2Client, Token, User, authenticate_user, db, hash_secret, now
+from .models import (
+    AuthorizationCode,
+    OAuth2Client,
+    Token,
+    TokenRecord,
+    User,
+    UserRecord,
+    authenticate_user,
+    db,
+    hash_secret,
+    now,
+)
 from .resources import api_scopes, requested_resource
 
 #: The longest token value looked up: JWT access tokens (RFC 9068) run to about a kilobyte.
@@ -55,6 +66,7 @@ def authenticate_client_secret_basic(query_client, request):
 # The hot lookups, built once: building and cache-keying a select() on every request cost
 # a third of a bearer check. Each is one indexed query that also loads the token's user,
 # so the view reading ``current_token.user`` needs no second query.
+_INSERT_TOKEN = insert(Token.__table__)
 _CLIENT_BY_ID = select(OAuth2Client).where(OAuth2Client.client_id == bindparam("client_id"))
 _TOKEN_BY_ACCESS_HASH = (
     select(Token).options(joinedload(Token.user)).where(Token.access_token_hash == bindparam("hash"))
@@ -69,12 +81,55 @@ _CODE_BY_HASH = (
 )
 
 
+#: The client and its throttle lock in one query (two subjects: the client and its address).
+_CLIENT_AND_LOCK = select(OAuth2Client, throttle.locked_until_subquery(2)).where(
+    OAuth2Client.client_id == bindparam("client_id")
+)
+
+
+def _possible_client_id(client_id: str) -> bool:
+    # A NUL byte is never in a client_id, and PostgreSQL refuses to even compare one.
+    return bool(client_id) and len(client_id) <= 48 and "\x00" not in client_id
+
+
 def query_client(client_id: str) -> OAuth2Client | None:
     """Find a client by its client_id."""
-    # A NUL byte is never in a client_id, and PostgreSQL refuses to even compare one.
-    if not client_id or len(client_id) > 48 or "\x00" in client_id:
+    if not _possible_client_id(client_id):
         return None
+    prefetched = g.get("prefetched_client")
+    if prefetched is not None and prefetched.client_id == client_id:
+        return prefetched  # read with its lock by AuthorizationServer.authenticate_client
     return db.session.scalar(_CLIENT_BY_ID, {"client_id": client_id})
+
+
+_TOKENS, _USERS = Token.__table__, User.__table__
+_RECORD_COLUMNS = [*(_TOKENS.c[name] for name in TokenRecord.COLUMNS),
+                   *(_USERS.c[name].label(f"user_{name}") for name in UserRecord.COLUMNS)]
+_RECORD_BY = {
+    column: select(*_RECORD_COLUMNS)
+    .select_from(_TOKENS.outerjoin(_USERS, _USERS.c.id == _TOKENS.c.user_id))
+    .where(_TOKENS.c[column] == bindparam("hash"))
+    for column in ("access_token_hash", "refresh_token_hash")
+}
+_TOKEN_WIDTH = len(TokenRecord.COLUMNS)
+
+
+def _token_record(column: str, secret: str) -> TokenRecord | None:
+    row = db.session.execute(_RECORD_BY[column], {"hash": hash_secret(secret)}).first()
+    if row is None:
+        return None
+    user = UserRecord(row[_TOKEN_WIDTH:]) if row[_TOKEN_WIDTH] is not None else None
+    return TokenRecord(row[:_TOKEN_WIDTH], user)
+
+
+def read_token_by_access_token(access_token: str) -> TokenRecord | None:
+    """Read a token (and its user) by the hash of its access token, for read-only checks."""
+    return _token_record("access_token_hash", access_token)
+
+
+def read_token_by_refresh_token(refresh_token: str) -> TokenRecord | None:
+    """Read a token (and its user) by the hash of its refresh token, for read-only checks."""
+    return _token_record("refresh_token_hash", refresh_token)
 
 
 def query_token_by_access_token(access_token: str) -> Token | None:
@@ -87,18 +142,19 @@ def query_token_by_refresh_token(refresh_token: str) -> Token | None:
     return db.session.scalar(_TOKEN_BY_REFRESH_HASH, {"hash": hash_secret(refresh_token)})
 
 
-def find_token(token_string: str, token_type_hint: str | None) -> Token | None:
-    """Find a token row by its access or refresh token, trying the hinted kind first
-    (RFC 7009 §2.1, RFC 7662 §2.1); ``matched_refresh_token`` tells which one matched."""
+def find_token(token_string: str, token_type_hint: str | None,
+               by_access=None, by_refresh=None) -> Token | None:
+    """Find a token by its access or refresh token, trying the hinted kind first (RFC 7009
+    §2.1, RFC 7662 §2.1); ``matched_refresh_token`` tells which one matched. The lookups are
+    ORM rows by default (to change them), or read-only records when passed."""
+    by_access = by_access or query_token_by_access_token
+    by_refresh = by_refresh or query_token_by_refresh_token
     if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
         return None
-    if token_type_hint == "refresh_token":
-        order = (query_token_by_refresh_token, query_token_by_access_token)
-    else:
-        order = (query_token_by_access_token, query_token_by_refresh_token)
+    order = (by_refresh, by_access) if token_type_hint == "refresh_token" else (by_access, by_refresh)
     for lookup in order:
         if (token := lookup(token_string)) is not None:
-            token.matched_refresh_token = lookup is query_token_by_refresh_token
+            token.matched_refresh_token = lookup is by_refresh
             return token
     return None
 
@@ -144,12 +200,20 @@ def save_token(token: dict, request) -> None:
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
         audience=getattr(request, "audience", None),
     )
-    # A bulk INSERT skips the unit of work's bookkeeping for an object nothing reads again.
-    db.session.execute(insert(Token), [values])
-    audit.record("token_issued", user=request.user, client_id=request.client.client_id,
+    # A Core INSERT on the table skips the unit of work and the ORM's bulk-insert
+    # bookkeeping for an object nothing reads again (the column defaults still apply).
+    db.session.execute(_INSERT_TOKEN, values)
+    audit.insert("token_issued", user=request.user, client_id=request.client.client_id,
                  grant_type=request.payload.grant_type or "implicit", scope=values["scope"],
                  family_id=values["family_id"])
-    db.session.commit()
+    # Nothing this request loaded has changed (the claim was a Core UPDATE), and the id_token
+    # still reads the client and the code: expiring them made two SELECTs to reload them.
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
 
 
 def pkce_methods() -> list[str]:
@@ -340,10 +404,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def _rotates(self, client) -> bool:
         return client.is_public or current_app.config["OAUTH2_ROTATE_CONFIDENTIAL_REFRESH_TOKENS"]
 
-    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+    def authenticate_refresh_token(self, refresh_token: str) -> TokenRecord | None:
         if not refresh_token or len(refresh_token) > 512:
             return None
-        token = query_token_by_refresh_token(refresh_token)
+        # A plain record is enough: the old row is changed by UPDATEs (save_token,
+        # revoke_family), never through the object.
+        token = read_token_by_refresh_token(refresh_token)
         if token is None or token.client_id != self.request.client.client_id:
             return None
         if token.refresh_token_revoked_at:
@@ -425,7 +491,8 @@ class BearerValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> Token | None:
         if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
             return None
-        token = query_token_by_access_token(token_string)
+        # Read-only: a plain record, so every request sees the row as stored now.
+        token = read_token_by_access_token(token_string)
         if token is not None and token.audience:
             # A token issued for an API (RFC 8707 / 9068) is for that API only, not for this
             # server's own resources (/api/me, userinfo): no token mix-up.
@@ -512,9 +579,9 @@ class AuthorizationServer(_AuthorizationServer):
         return super().create_token_response(request)
 
     def authenticate_client(self, request, methods, endpoint="token"):
-        # Failed client authentications are throttled per client_id and per address.
-        subjects = (("client", request_client_id(request)[:200]), ("client_address", throttle.client_address()))
-        if wait := throttle.locked_for(*subjects):
+        client_id = request_client_id(request)
+        subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
+        if wait := self._locked_for_prefetching_client(client_id, subjects):
             raise LockedOutClientError(wait)
         try:
             return super().authenticate_client(request, methods, endpoint)
@@ -522,6 +589,21 @@ class AuthorizationServer(_AuthorizationServer):
             if wait := throttle.record_failure(*subjects):
                 raise LockedOutClientError(wait)
             raise
+        finally:
+            g.pop("prefetched_client", None)
+
+    @staticmethod
+    def _locked_for_prefetching_client(client_id: str, subjects) -> int:
+        """The lockout of the subjects; with counters in the database, read in the same query
+        as the client, which query_client then returns without a second query."""
+        if throttle.uses_database() and _possible_client_id(client_id):
+            row = db.session.execute(
+                _CLIENT_AND_LOCK, {"client_id": client_id, **throttle.key_parameters(*subjects)}
+            ).first()
+            if row is not None:
+                g.prefetched_client = row[0]
+                return throttle.wait_until(row[1])
+        return throttle.locked_for(*subjects)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -556,8 +638,9 @@ class AuthorizationServer(_AuthorizationServer):
     def validate_requested_scope(self, scope):
         # Registered APIs define scopes of their own besides the server's (resources.py).
         if scope and self.scopes_supported:
-            supported = set(self.scopes_supported) | api_scopes()
-            if not supported.issuperset(scope_to_list(scope)):
+            requested = set(scope_to_list(scope)) - set(self.scopes_supported)
+            # Only a scope the server does not define needs the query for the APIs' scopes.
+            if requested and not api_scopes().issuperset(requested):
                 raise InvalidScopeError()
 
     @property

@@ -106,6 +106,7 @@ def rotate_signing_keys() -> tuple[SigningKey, list[SigningKey], int]:
     new = create_signing_key()
     audit.record("key_rotated", kid=new.kid, retired=deleted)
     db.session.commit()
+    key_ring().expire()
     published = db.session.scalars(
         select(SigningKey).where(SigningKey.retired_at.is_not(None), SigningKey.publish_until > stamp)
         .order_by(SigningKey.id)
@@ -136,15 +137,32 @@ class KeySet:
 class KeyRing:
     """The signing keys this process loaded, reloaded when another instance rotates them.
 
-    Each use costs one indexed query for the newest kid; keys are parsed only when it changes.
+    The newest kid is read (one indexed query) at most once per OIDC_KEY_CHECK_INTERVAL
+    seconds; keys are parsed only when it changes. A rotation by this process shows at once
+    (``expire``); one by another instance within the interval, while the key this instance
+    signed with stays published (rotate_signing_keys), so its tokens keep verifying.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._keys: KeySet | None = None
+        self._checked_at = float("-inf")
+
+    def expire(self) -> None:
+        """Read the keys again on next use (after this process rotated them)."""
+        self._checked_at = float("-inf")
 
     def current(self) -> KeySet:
         """The current key set, creating the first key if the database has none."""
+        keys = self._keys
+        checked = time.monotonic()
+        if keys is not None and checked - self._checked_at < current_app.config["OIDC_KEY_CHECK_INTERVAL"]:
+            return keys
+        keys = self._check()
+        self._checked_at = checked
+        return keys
+
+    def _check(self) -> KeySet:
         newest = db.session.scalar(select(SigningKey.kid).order_by(SigningKey.id.desc()).limit(1))
         if newest is None:
             ensure_signing_key()

@@ -18,7 +18,7 @@ import threading
 import time
 
 from flask import current_app, request
-from sqlalchemy import case, delete, select
+from sqlalchemy import bindparam, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import ThrottleCounter, db
@@ -49,15 +49,50 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
+_COUNTERS = ThrottleCounter.__table__
+
+
+def _locked_until_query(count: int):
+    """SELECT max(locked_until) for ``count`` keys, built once per count (Core, fixed binds)."""
+    keys = [bindparam(f"k{i}") for i in range(count)]
+    return select(func.max(_COUNTERS.c.locked_until)).where(_COUNTERS.c.key.in_(keys))
+
+
+_LOCKED_UNTIL = {count: _locked_until_query(count) for count in (1, 2)}
+
+
+def uses_database() -> bool:
+    """Tell whether the counters live in the database (so a query can read them along)."""
+    return isinstance(_backend(), DatabaseBackend)
+
+
+def locked_until_subquery(count: int):
+    """max(locked_until) of ``count`` subjects as a scalar subquery, to read along with
+    another query; bind it with ``key_parameters``."""
+    return _locked_until_query(count).scalar_subquery()
+
+
+def key_parameters(*subjects: tuple[str, str]) -> dict:
+    """The bind parameters of ``locked_until_subquery`` for these subjects."""
+    return {f"k{i}": subject_key(subject) for i, subject in enumerate(subjects)}
+
+
+def wait_until(locked_until: int | None) -> int:
+    """Seconds from now until ``locked_until`` (a value read with locked_until_subquery)."""
+    return max(0, (locked_until or 0) - int(time.time()))
+
+
 class DatabaseBackend:
     """Counters in the ``throttle_counters`` table, written on their own connection so a
     failure is counted even when the request's transaction is rolled back."""
 
     def locked_for(self, keys: list[str], now: int) -> int:
-        with db.engine.connect() as conn:
-            until = conn.scalar(
-                select(db.func.max(ThrottleCounter.locked_until)).where(ThrottleCounter.key.in_(keys))
-            )
+        # One primary-key read on the request's own connection: a separate pooled connection
+        # cost a checkout (and on PostgreSQL a pre-ping round trip) on every token request.
+        query = _LOCKED_UNTIL.get(len(keys))
+        if query is None:
+            query = _locked_until_query(len(keys))
+        until = db.session.scalar(query, {f"k{i}": key for i, key in enumerate(keys)})
         return max(0, (until or 0) - now)
 
     def record_failure(self, key: str, limit: int, window: int, lockout: int, now: int) -> int:
