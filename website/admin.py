@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, or_, select
 
 from .auth import login_required
 from .forms import ConfirmForm
-from .models import AuditEvent, AuthorizationCode, OAuth2Client, Token, User, db
+from .models import AuditEvent, AuthorizationCode, OAuth2Client, Token, User, db, delete_clients
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -89,13 +89,11 @@ def delete_user(user_id: int):
         flash("You cannot delete your own account here.", "error")
         return redirect(url_for("admin.users"))
     form = ConfirmForm()
-    owned = select(OAuth2Client.client_id).where(OAuth2Client.owner_id == user.id)
     if form.validate_on_submit():
-        # Codes and tokens name clients by client_id (no foreign key): remove them first.
-        db.session.execute(delete(Token).where(or_(Token.user_id == user.id, Token.client_id.in_(owned))))
-        db.session.execute(delete(AuthorizationCode).where(
-            or_(AuthorizationCode.user_id == user.id, AuthorizationCode.client_id.in_(owned))))
-        db.session.execute(delete(OAuth2Client).where(OAuth2Client.owner_id == user.id))
+        delete_clients(OAuth2Client.owner_id == user.id)
+        # The user's own tokens and codes at other clients (the foreign keys cascade too).
+        db.session.execute(delete(Token).where(Token.user_id == user.id))
+        db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
         db.session.delete(user)
         db.session.commit()
         flash(f"User {user.username} deleted.")

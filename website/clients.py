@@ -1,13 +1,13 @@
 """Blueprint: the signed-in user's clients: list, create, view, edit, rotate secret, delete."""
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from . import audit
 from .auth import login_required
 from .client_metadata import ClientMetadataError, validate_client_metadata
 from .forms import ClientForm, ConfirmForm
-from .models import AuthorizationCode, OAuth2Client, Token, db
+from .models import OAuth2Client, db, delete_clients
 
 bp = Blueprint("clients", __name__, url_prefix="/clients")
 
@@ -107,9 +107,7 @@ def delete_client(client_id: str):
     client = get_own_client(client_id)
     form = ConfirmForm()
     if form.validate_on_submit():
-        db.session.execute(delete(Token).where(Token.client_id == client.client_id))
-        db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.client_id == client.client_id))
-        db.session.delete(client)
+        delete_clients(OAuth2Client.id == client.id)
         audit.record("client_deleted", user=g.user, client_id=client.client_id, client_name=client.client_name)
         db.session.commit()
         flash(f"Client {client.client_name} deleted.")

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, list_to_scope, scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint, false, select
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint, delete, false, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -511,3 +511,13 @@ class TokenRecord(TokenMixin):
     def get_client(self) -> OAuth2Client | None:
         # client_id is not the primary key (id is): look it up by its column.
         return db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == self.client_id))
+
+
+def delete_clients(condition) -> None:
+    """Delete the clients matching ``condition`` with everything that names them by client_id
+    (tokens, codes, consents, registration access tokens), in the caller's transaction."""
+    client_ids = select(OAuth2Client.client_id).where(condition).scalar_subquery()
+    for model in (Token, AuthorizationCode, Consent, RegistrationAccessToken):
+        db.session.execute(delete(model).where(model.client_id.in_(client_ids)))
+    db.session.execute(delete(OAuth2Client).where(condition))
+

@@ -17,17 +17,15 @@ from authlib.oauth2.rfc7592 import ClientConfigurationEndpoint as _ClientConfigu
 from flask import Blueprint, current_app, jsonify, url_for
 from flask import request as flask_request
 from flask.cli import with_appcontext
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from .client_metadata import ClientMetadataError, validate_client_metadata
 from .models import (
-    AuthorizationCode,
-    Consent,
     InitialAccessToken,
     OAuth2Client,
     RegistrationAccessToken,
-    Token,
     db,
+    delete_clients,
     hash_secret,
     now,
 )
@@ -185,9 +183,7 @@ class ClientConfigurationEndpoint(_ClientConfigurationEndpoint):
         return client
 
     def delete_client(self, client, request):
-        for model in (Token, AuthorizationCode, Consent, RegistrationAccessToken):
-            db.session.execute(delete(model).where(model.client_id == client.client_id))
-        db.session.delete(client)
+        delete_clients(OAuth2Client.id == client.id)
         db.session.commit()
 
 
