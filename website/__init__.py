@@ -63,26 +63,23 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
 
-    from . import admin, api, auth, cli, clients, oauth, oauth2, ops, security
+    from . import (
+        account, admin, api, auth, cli, clients, introspection, logout, oauth, oauth2, ops,
+        registration, resources, security,
+    )
 
     oauth2.init_app(app)
     # Clients call these with their own credentials, not a browser session.
     csrf.exempt(oauth.issue_token)
     csrf.exempt(oauth.revoke_token)
     csrf.exempt(oauth.userinfo)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(clients.bp)
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(oauth.bp)
-    app.register_blueprint(api.bp)
+    for blueprint in (auth.bp, clients.bp, admin.bp, oauth.bp, api.bp, account.bp):
+        app.register_blueprint(blueprint)
     cli.init_app(app)
-    from . import account, introspection, logout, registration, resources
-
     introspection.init_app(app, csrf)
     registration.init_app(app, csrf)
     logout.init_app(app, csrf)
     resources.init_app(app)
-    app.register_blueprint(account.bp)
     register_error_pages(app)
     app.add_template_filter(url_host, "urlhost")
     # Pages link to sections only when the blueprint serving them is registered.
