@@ -26,6 +26,15 @@ def test_account_page_shows_the_user_and_both_forms(test_client, auth, user):
     assert 'for="email-email"' in html
 
 
+def test_account_page_title_is_plain_text_and_links_to_connected_apps(test_client, auth, user):
+    auth.login()
+    html = test_client.get("/account/").get_data(as_text=True)
+    title = html.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert title.startswith("Account") and "<" not in title
+    assert html.count('id="apps-title"') == 1
+    assert 'href="/account/apps"' in html
+
+
 def test_change_password_with_the_current_one(app, test_client, auth, user):
     auth.login()
     response = test_client.post("/account/password", data={

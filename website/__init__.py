@@ -82,8 +82,6 @@ def create_app(config: dict | None = None) -> Flask:
     resources.init_app(app)
     register_error_pages(app)
     app.add_template_filter(url_host, "urlhost")
-    # Pages link to sections only when the blueprint serving them is registered.
-    app.add_template_global(lambda endpoint: endpoint in app.view_functions, "has_endpoint")
     ops.init_app(app)  # /healthz, request log, proxies, 503 while the database is down
     # After the error pages: it keeps them for people and answers JSON on protocol endpoints.
     security.init_app(app)
