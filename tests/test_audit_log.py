@@ -130,6 +130,7 @@ def test_audit_page_pages_and_searches(app, admin_browser):
     assert "0 events" in admin_browser.get("/admin/audit?q=%25").get_data(as_text=True)
     assert admin_browser.get("/admin/audit?page=-1").status_code == 200
     assert admin_browser.get("/admin/audit?page=99999999999").status_code == 200
+    assert admin_browser.get("/admin/audit?page=%C2%B2").status_code == 200  # "²" is a digit to isdigit()
 
 
 def test_audit_page_escapes_what_it_shows(app, admin_browser):

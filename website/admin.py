@@ -116,24 +116,19 @@ def clients():
     return render_template("admin/clients.html", page=paginate(statement), q=q)
 
 
-def _like_pattern(text: str) -> str:
-    # The search is a plain substring: LIKE's wildcards in it are matched literally.
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 @bp.route("/audit")
 @admin_required
 def audit():
     """The audit log, newest first, with paging and a search over event, user, client and address."""
     query = request.args.get("q", "").strip()[:200]
     page = request.args.get("page", "1")
-    page = max(1, int(page)) if page.isdigit() and len(page) < 7 else 1
+    # isascii: str.isdigit() also admits digits such as "²" that int() refuses.
+    page = max(1, int(page)) if page.isascii() and page.isdigit() and len(page) < 7 else 1
     conditions = []
     if query:
-        pattern = _like_pattern(query.lower())
+        # A plain substring, case-insensitive, with LIKE's wildcards matched literally.
         conditions.append(or_(*(
-            func.lower(column).like(pattern, escape="\\")
+            column.icontains(query, autoescape=True)
             for column in (AuditEvent.event, AuditEvent.username, AuditEvent.client_id, AuditEvent.ip_address)
         )))
     total = db.session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))

@@ -326,13 +326,6 @@ class Token(db.Model, TokenMixin):
     def get_client(self) -> OAuth2Client:
         return self.client
 
-    def revoke(self, refresh_token_too: bool = True) -> None:
-        """Revoke the access token and, unless told otherwise, the refresh token with it."""
-        stamp = now()
-        self.access_token_revoked_at = self.access_token_revoked_at or stamp
-        if refresh_token_too and self.refresh_token_hash:
-            self.refresh_token_revoked_at = self.refresh_token_revoked_at or stamp
-
 
 class SigningKey(db.Model):
     """A key that signs id_tokens; every instance reads the same keys from here.
