@@ -56,7 +56,7 @@ def test_account_locks_after_the_limit_even_for_the_right_password(test_client, 
     third = log_in(test_client, password="wrong")
     assert third.status_code == 429
     assert "Too many failed attempts" in third.get_data(as_text=True)
-    locked = log_in(test_client)  # the right password, from another address
+    locked = log_in(test_client)  # the right password
     assert locked.status_code == 429
     assert "Try again in" in locked.get_data(as_text=True)
     assert 0 < int(locked.headers["Retry-After"]) <= LOCKOUT
@@ -100,9 +100,10 @@ def password_client(make_client):
     return make_client(grant_types=["password"], redirect_uris=[])
 
 
-def password_grant(test_client, client, secret, password, username="alice"):
+def password_grant(test_client, client, secret, password, username="alice", address="192.0.2.1"):
     return test_client.post("/oauth/token", auth=(client.client_id, secret), data={
-        "grant_type": "password", "username": username, "password": password, "scope": "profile"})
+        "grant_type": "password", "username": username, "password": password, "scope": "profile"},
+        environ_base={"REMOTE_ADDR": address})
 
 
 def test_password_grant_is_throttled_with_a_spec_shaped_error(test_client, user, password_client):
@@ -195,3 +196,136 @@ def test_concurrent_failures_are_all_counted(app):
         assert throttle.locked_for(subject) == 0
         assert throttle.record_failure(subject) > 0
         assert throttle.locked_for(subject) > 0
+
+
+def test_two_client_authentication_methods_are_refused_before_any_secret_is_checked(
+        test_client, make_client):
+    """RFC 6749 §2.3: one method per request. Basic credentials of client A with the body
+    credentials of a locked client B got B its tokens, while the throttle counted A."""
+    a, a_secret = make_client(grant_types=["client_credentials"], redirect_uris=[])
+    b, b_secret = make_client(grant_types=["client_credentials"], redirect_uris=[])
+    data = {"grant_type": "client_credentials"}
+    for _ in range(3):
+        test_client.post("/oauth/token", data=data, auth=(b.client_id, "wrong"))
+    assert test_client.post("/oauth/token", data=data, auth=(b.client_id, b_secret)).status_code == 401
+    two_methods = [
+        ({**data, "client_id": b.client_id, "client_secret": b_secret}, (a.client_id, "wrong")),
+        ({**data, "client_id": b.client_id, "client_secret": b_secret}, (a.client_id, a_secret)),
+        ({**data, "client_secret": a_secret}, (a.client_id, a_secret)),
+        ({**data, "client_id": b.client_id}, (a.client_id, a_secret)),
+        ({**data, "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+          "client_assertion": "x.y.z"}, (a.client_id, a_secret)),
+        ({**data, "client_id": a.client_id, "client_secret": a_secret, "client_assertion": "x.y.z"}, None),
+    ]
+    for path in ("/oauth/token", "/oauth/revoke", "/oauth/introspect"):
+        for body, basic in two_methods:
+            if path != "/oauth/token":
+                body = {**{k: v for k, v in body.items() if k != "grant_type"}, "token": "x"}
+            response = test_client.post(path, data=body, auth=basic)
+            assert response.status_code == 400, (path, body, response.json)
+            assert response.json["error"] == "invalid_request"
+    # No secret was checked: A was never counted, and its own Basic request with the same
+    # client_id in the body (allowed) works.
+    same = test_client.post("/oauth/token", data={**data, "client_id": a.client_id}, auth=(a.client_id, a_secret))
+    assert same.status_code == 200, same.json
+
+
+def test_a_stranger_cannot_lock_the_person_out(test_client, user, password_client):
+    """Failures count per account *and address*: from the attacker's address the account locks
+    (even for the right password); the person at their own address still signs in."""
+    client, secret = password_client
+    for _ in range(3):
+        log_in(test_client, password="wrong", address="198.51.100.66")
+    assert log_in(test_client, address="198.51.100.66").status_code == 429
+    assert password_grant(test_client, client, secret, PASSWORD, address="198.51.100.66").status_code == 400
+    assert password_grant(test_client, client, secret, PASSWORD, address="192.0.2.1").status_code == 200
+    assert log_in(test_client, address="192.0.2.1").status_code == 302
+
+
+@pytest.fixture
+def locked_alice(test_client, user):
+    for address in ("198.51.100.1", "198.51.100.2"):
+        for _ in range(3):
+            log_in(test_client, password="wrong", address=address)
+        assert log_in(test_client, address=address).status_code == 429
+    return user
+
+
+def test_an_admin_unlocks_an_account(test_client, auth, make_user, locked_alice):
+    make_user("grace", is_admin=True)
+    auth.login("grace")
+    page = test_client.get("/admin/users").get_data(as_text=True)
+    assert f'action="/admin/users/{locked_alice.id}/unlock"' in page
+    assert test_client.post(f"/admin/users/{locked_alice.id}/unlock").status_code == 400  # no CSRF token
+    response = test_client.post(f"/admin/users/{locked_alice.id}/unlock",
+                                data={"csrf_token": csrf_token(test_client, "/admin/users")})
+    assert response.status_code == 302
+    test_client.delete_cookie("session")
+    for address in ("198.51.100.1", "198.51.100.2"):
+        assert log_in(test_client, address=address).status_code == 302
+        test_client.delete_cookie("session")
+    with test_client.application.app_context():
+        from website.models import AuditEvent
+        event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.event == "account_unlocked"))
+        assert event.username == "alice" and event.detail["by"] == "grace"
+
+
+def test_the_cli_unlocks_an_account(runner, test_client, locked_alice):
+    result = runner.invoke(args=["unlock-user", "alice"])
+    assert result.exit_code == 0, result.output
+    assert "Unlocked alice" in result.output
+    for address in ("198.51.100.1", "198.51.100.2"):
+        assert log_in(test_client, address=address).status_code == 302
+        test_client.delete_cookie("session")
+
+
+@pytest.mark.parametrize("way", ["form", "password_grant"])
+def test_simultaneous_guesses_get_no_more_password_checks_than_the_limit(
+        app, live_server, user, make_client, way):
+    """16 wrong passwords at once against a limit of 5: each attempt is counted before its
+    password is checked, so at most 5 checks happen (each failed check is a login_failed)."""
+    import requests
+    from sqlalchemy import func, select
+
+    from test_races import settle
+    from website.models import AuditEvent
+
+    app.config["THROTTLE_ACCOUNT_LIMIT"] = 5
+    app.config["THROTTLE_ADDRESS_LIMIT"] = 100
+    if way == "form":
+        def send(session):
+            html = session.get(f"{live_server}/login", timeout=60).text
+            token = html.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+            return lambda: session.post(f"{live_server}/login", timeout=60, data={
+                "username": "alice", "password": "wrong", "csrf_token": token})
+    else:
+        client, secret = make_client(grant_types=["password"], redirect_uris=[])
+
+        def send(session):
+            return lambda: session.post(f"{live_server}/oauth/token", auth=(client.client_id, secret), timeout=60,
+                                        data={"grant_type": "password", "username": "alice", "password": "wrong"})
+    sessions = [requests.Session() for _ in range(16)]
+    prepared = [send(s) for s in sessions]  # each with its own cookie and CSRF token
+    barrier = threading.Barrier(16)
+    results = [None] * 16
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = prepared[i]()
+        except Exception as error:  # noqa: BLE001 - reported by the assertion
+            results[i] = error
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for session in sessions:
+        session.close()
+    settle(app)
+    assert all(isinstance(r, requests.Response) and r.status_code < 500 for r in results), results
+    with app.app_context():
+        checks = db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.event == "login_failed"))
+    assert 1 <= checks <= 5, checks

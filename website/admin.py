@@ -6,6 +6,8 @@ import functools
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import delete, func, or_, select
 
+from . import audit as audit_log
+from . import throttle
 from .auth import login_required
 from .forms import ConfirmForm
 from .models import AuditEvent, AuthorizationCode, OAuth2Client, Token, User, db, delete_clients
@@ -76,6 +78,21 @@ def set_admin(user_id: int):
         user.is_admin = make_admin
         db.session.commit()
         flash(f"{user.username} is {'now' if make_admin else 'no longer'} an administrator.")
+    back = request.form.get("back")
+    return redirect(back if _is_admin_path(back) else url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/unlock", methods=["POST"])
+@admin_required
+def unlock_user(user_id: int):
+    """Forget the user's failed log-ins from every address, so a lockout ends now."""
+    user = db.get_or_404(User, user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    removed = throttle.unlock_account(user.username)
+    audit_log.record("account_unlocked", user=user, by=g.user.username, counters=removed)
+    db.session.commit()
+    flash(f"{user.username} can log in again: failed log-ins forgotten.")
     back = request.form.get("back")
     return redirect(back if _is_admin_path(back) else url_for("admin.users"))
 

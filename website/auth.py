@@ -110,8 +110,9 @@ def login():
         form.username.data = login_hint[:40]
     status = 200
     if form.validate_on_submit():
-        subjects = (("account", form.username.data), ("address", throttle.client_address()))
-        if wait := throttle.locked_for(*subjects):
+        # Counted before the password is checked, so simultaneous guesses get no extra checks.
+        attempt = throttle.begin_attempt(*throttle.login_subjects(form.username.data))
+        if wait := attempt.wait:
             # Even the right password is refused while locked: the lockout must hold.
             form.password.errors.append(throttle.wait_message(wait))
             audit.record("login_locked", attempted_username=form.username.data[:40])
@@ -119,12 +120,12 @@ def login():
             return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
         user = authenticate_user(form.username.data, form.password.data)
         if user is not None:
-            throttle.clear(subjects[0])
+            attempt.succeeded()
             audit.record("login_succeeded", user=user)
             db.session.commit()
             log_in(user)
             return redirect(safe_next(request.args.get("next")))
-        wait = throttle.record_failure(*subjects)
+        wait = attempt.failed()
         audit.record("login_failed", attempted_username=form.username.data[:40])
         db.session.commit()
         # One message for both cases, so the form does not reveal which usernames exist.

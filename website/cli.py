@@ -1,4 +1,4 @@
-"""Flask commands: initdb, create-user, create-client, rotate-keys, purge-expired."""
+"""Flask commands: initdb, create-user, create-client, rotate-keys, purge-expired, unlock-user."""
 
 import json
 from datetime import datetime, timezone
@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, oidc
+from . import audit, oidc, throttle
 from .client_metadata import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -148,6 +148,18 @@ def purge_expired_command():
     click.echo(f"Deleted {codes} expired authorization codes and {tokens} expired tokens.")
 
 
+@click.command("unlock-user")
+@with_appcontext
+@click.argument("username")
+def unlock_user_command(username):
+    """Forget an account's failed log-ins (from every address), ending its lockouts now."""
+    removed = throttle.unlock_account(username)
+    user = db.session.scalar(select(User).where(User.username == username))
+    audit.record("account_unlocked", user=user, attempted_username=username[:40], by="cli", counters=removed)
+    db.session.commit()
+    click.echo(f"Unlocked {username}: {removed} throttle counter{'s' if removed != 1 else ''} removed.")
+
+
 def _purge(model, *conditions) -> int:
     """Delete matching rows in batches of PURGE_BATCH_SIZE; return how many."""
     total = 0
@@ -163,5 +175,5 @@ def _purge(model, *conditions) -> int:
 def init_app(app) -> None:
     """Register the commands with the app."""
     for command in (initdb_command, create_user_command, create_client_command, rotate_keys_command,
-                    purge_expired_command):
+                    purge_expired_command, unlock_user_command):
         app.cli.add_command(command)

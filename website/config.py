@@ -49,6 +49,8 @@ DEFAULTS = {
     # With a Redis URL the throttle counters live in Redis; otherwise in the database.
     "REDIS_URL": None,
     "THROTTLE_REDIS_PREFIX": "idp:throttle:",
+    # Seconds between tries to reach Redis again while the database counters stand in for it.
+    "THROTTLE_REDIS_RETRY": 10,
 }
 
 _BOOLEAN_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)} | {"SESSION_COOKIE_SECURE"}

@@ -252,6 +252,36 @@ def request_client_id(request) -> str:
     return client_id or request.payload.client_id or ""
 
 
+def authenticating_client_id(request) -> str:
+    """The client_id a request authenticates as, found before any secret is checked, so the
+    throttle counts the client actually being authenticated.
+
+    RFC 6749 §2.3: a client MUST NOT use more than one authentication method in a request.
+    HTTP Basic, a ``client_secret`` in the body and a ``client_assertion`` are methods; a body
+    ``client_id`` next to HTTP Basic is allowed only when it names the same client. Anything
+    else is 400 ``invalid_request``: Authlib would try each method in turn, so Basic
+    credentials of one client and the body secret of another authenticated the second while
+    the first was counted.
+    """
+    data = request.payload.data
+    authorization = (request.headers.get("Authorization") or "").split(None, 1)
+    basic = bool(authorization) and authorization[0].lower() == "basic"
+    methods = [basic, bool(data.get("client_secret")),
+               bool(data.get("client_assertion") or data.get("client_assertion_type"))]
+    if sum(methods) > 1:
+        raise InvalidRequestError("Use only one client authentication method in a request.")
+    body_client_id = data.get("client_id") or ""
+    if basic:
+        try:
+            basic_client_id = extract_basic_authorization(request.headers)[0] or ""
+        except ValueError:  # malformed Basic credentials: Authlib's parser raises
+            basic_client_id = ""
+        if body_client_id and body_client_id != basic_client_id:
+            raise InvalidRequestError("The 'client_id' in the body is not the client of the Authorization header.")
+        return basic_client_id
+    return body_client_id
+
+
 class CodeChallenge(_CodeChallenge):
     """PKCE (RFC 7636): S256 only unless ``plain`` is configured; required for public clients."""
 
@@ -373,12 +403,13 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
 
     def authenticate_user(self, username: str, password: str) -> User | None:
         # The same throttle as the log-in form: it guards the same passwords.
-        subjects = (("account", username), ("address", throttle.client_address()))
-        if wait := throttle.locked_for(*subjects):
+        # Counted before the password is checked, so simultaneous guesses get no extra checks.
+        attempt = throttle.begin_attempt(*throttle.login_subjects(username))
+        if wait := attempt.wait:
             raise LockedOutGrantError(wait)
         user = authenticate_user(username, password)
         if user is None:
-            wait = throttle.record_failure(*subjects)
+            wait = attempt.failed()
             audit.record("login_failed", client_id=request_client_id(self.request)[:48],
                          attempted_username=username[:40], grant_type="password")
             db.session.commit()
@@ -387,7 +418,7 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
             # RFC 6749 §5.2: wrong resource owner credentials are an invalid grant;
             # Authlib would answer invalid_request.
             raise InvalidGrantError("Wrong username or password.")
-        throttle.clear(subjects[0])
+        attempt.succeeded()
         return user
 
 
@@ -579,7 +610,7 @@ class AuthorizationServer(_AuthorizationServer):
         return super().create_token_response(request)
 
     def authenticate_client(self, request, methods, endpoint="token"):
-        client_id = request_client_id(request)
+        client_id = authenticating_client_id(request)  # one method only, or invalid_request
         subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
         if wait := self._locked_for_prefetching_client(client_id, subjects):
             raise LockedOutClientError(wait)
