@@ -22,7 +22,7 @@ def assert_unauthorized(response):
 def test_me_returns_the_user(test_client, user, access_token):
     response = test_client.get("/api/me", headers=bearer(access_token))
     assert response.status_code == 200
-    assert response.json == {"id": user.id, "username": "alice", "email": "alice@example.com"}
+    assert response.json == {"id": user.id, "sub": user.sub, "username": "alice", "email": "alice@example.com"}
 
 
 @pytest.mark.parametrize("headers", [

@@ -42,7 +42,7 @@ def test_code_flow_with_pkce_gets_tokens_and_reads_me(test_client, auth, user, m
     assert token.headers["Pragma"] == "no-cache"
     me = test_client.get("/api/me", headers=bearer(body["access_token"]))
     assert me.status_code == 200
-    assert me.json == {"id": user.id, "username": "alice", "email": "alice@example.com"}
+    assert me.json == {"id": user.id, "sub": user.sub, "username": "alice", "email": "alice@example.com"}
 
 
 def test_reused_code_is_refused_and_revokes_its_tokens(app, test_client, auth, user, make_client):

@@ -24,7 +24,7 @@ def test_live_access_token_is_active_with_its_claims(test_client, auth, user, ma
     assert body["scope"] == "profile email"
     assert body["client_id"] == client.client_id
     assert body["username"] == "alice"
-    assert body["sub"] == str(user.id)
+    assert body["sub"] == user.sub
     assert body["token_type"] == "Bearer"
     assert body["iat"] <= time.time() < body["exp"]
     assert "aud" not in body  # an opaque token is for no particular API

@@ -43,7 +43,7 @@ def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client
     token = get_user_token(test_client, client, secret, scope="openid profile read:orders", audience=API)
     assert jwt.get_unverified_header(token["access_token"])["typ"] == "at+jwt"
     claims = verify(live_server, token["access_token"])
-    assert claims["sub"] == str(user.id)
+    assert claims["sub"] == user.sub
     assert claims["client_id"] == client.client_id
     assert claims["scope"] == "openid profile read:orders"
     assert claims["jti"]

@@ -63,7 +63,7 @@ def test_id_token_hint_for_another_client_is_refused(test_client, auth, user, rp
 def test_id_token_hint_not_signed_by_this_server_is_refused(test_client, auth, user, rp, forgery):
     client, secret = rp
     auth.login()
-    claims = {"iss": "http://127.0.0.1", "sub": str(user.id), "aud": client.client_id,
+    claims = {"iss": "http://127.0.0.1", "sub": user.sub, "aud": client.client_id,
               "iat": int(time.time()), "exp": int(time.time()) + 300}
     if forgery == "foreign key":
         key = RSAKey.generate_key(2048, auto_kid=True)

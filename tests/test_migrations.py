@@ -95,7 +95,11 @@ def test_initdb_upgrades_existing_database_and_keeps_its_rows(fresh_app):
     test_client = fresh_app.test_client()
     me = test_client.get("/api/me", headers={"Authorization": "Bearer old-access-token"})
     assert me.status_code == 200, me.get_data(as_text=True)
-    assert me.json == {"id": 1, "username": "olduser", "email": "old@example.com"}
+    # The user keeps the sub apps already stored (the id), and has a session secret of their own.
+    assert me.json == {"id": 1, "sub": "1", "username": "olduser", "email": "old@example.com"}
+    with fresh_app.app_context(), db.engine.connect() as conn:
+        secret = conn.execute(sa.text("SELECT session_secret FROM users WHERE id = 1")).scalar_one()
+    assert len(secret) == 64
     token = test_client.post("/oauth/token", data={"grant_type": "client_credentials"},
                              auth=("old-client", "old-client-secret"))
     assert token.status_code == 200, token.json
@@ -144,3 +148,35 @@ def test_migrated_database_matches_the_models(app):
         context = MigrationContext.configure(connection, opts={"compare_type": True,
                                                                "compare_server_default": True})
         assert compare_metadata(context, db.metadata) == []
+
+
+def test_upgrade_never_hands_out_the_id_of_a_user_deleted_before_it(fresh_app):
+    """Users deleted before ids stopped being reused (SQLite) are still named by id in the audit
+    log: the first user made after the upgrade gets a higher id than any of them."""
+    with fresh_app.app_context():
+        flask_migrate.upgrade(revision="0401_audit_throttle_sessions")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO users (id, username, email, password_hash, created_at, updated_at, is_admin)"
+                " VALUES (1, 'kept', 'kept@example.com', 'x', :at, :at, :no)"
+            ), {"at": datetime.now(timezone.utc), "no": False})
+            conn.execute(sa.text(
+                "INSERT INTO audit_events (created_at, event, user_id, username, detail)"
+                " VALUES (:at, 'login_succeeded', 7, 'deleted', '{}')"
+            ), {"at": datetime.now(timezone.utc)})
+            if conn.dialect.name == "postgresql":
+                # PostgreSQL's sequence had handed out 7 before that user was deleted.
+                conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('users', 'id'), 7)"))
+        flask_migrate.upgrade(revision="head")
+
+    signup = fresh_app.test_client()
+    page = signup.get("/signup").get_data(as_text=True)
+    csrf = page.split('name="csrf_token" type="hidden" value="', 1)[1].split('"')[0]
+    response = signup.post("/signup", data={"username": "newcomer", "email": "new@example.com",
+                                            "password": PASSWORD, "confirm": PASSWORD, "csrf_token": csrf})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with fresh_app.app_context(), db.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT username, id, sub FROM users ORDER BY id")).all()
+    assert rows[0] == ("kept", 1, "1")
+    assert rows[1].username == "newcomer" and rows[1].id > 7
+    assert rows[1].sub not in ("1", "7", str(rows[1].id))

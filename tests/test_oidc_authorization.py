@@ -115,7 +115,7 @@ def test_implicit_id_token_only(idp, user, oidc_client):
     assert params["iss"] == idp + "/"
     claims = verify(idp, params["id_token"], client)
     assert claims["nonce"] == "abc"
-    assert claims["sub"] == str(user.id)
+    assert claims["sub"] == user.sub
     assert "at_hash" not in claims
     assert claims["email"] == "alice@example.com"  # no UserInfo call possible: claims come here
 
@@ -131,7 +131,7 @@ def test_implicit_id_token_token_has_at_hash_and_a_working_token(idp, user, oidc
     # auth_time is when the person logged in, not when the token was made.
     assert claims["auth_time"] <= claims["iat"]
     userinfo = requests.get(idp + "/userinfo", headers={"Authorization": f"Bearer {params['access_token']}"})
-    assert userinfo.json()["sub"] == str(user.id)
+    assert userinfo.json()["sub"] == user.sub
 
 
 def test_hybrid_code_id_token_has_c_hash_and_the_code_redeems(idp, user, oidc_client):

@@ -39,7 +39,7 @@ def test_authlib_client_code_flow_with_pkce_then_refresh(idp, user, make_client)
     assert token["token_type"].lower() == "bearer"
     assert token["scope"] == "openid profile email offline_access"
     claims = verify_id_token(idp, token["id_token"], client.client_id)
-    assert claims["sub"] == str(user.id)
+    assert claims["sub"] == user.sub
     assert claims["nonce"] == "n-0S6_WzA2Mj"
     assert claims["preferred_username"] == "alice"
     assert claims["email"] == "alice@example.com"
@@ -91,7 +91,7 @@ def test_seed_000_datasette_auth0_calls(idp, user, make_client):
                       if key["kid"] == kid)
     decoded = jwt.decode(id_token, public_key, algorithms=["RS256"], audience=client.client_id,
                          issuer=f"http://{domain}/")
-    assert decoded["sub"] == profile.json()["sub"] == str(user.id)
+    assert decoded["sub"] == profile.json()["sub"] == user.sub
 
 
 def test_seed_001_flask_auth0_guide_calls(idp, user, make_client, runner):
@@ -157,7 +157,7 @@ def test_seed_002_authlib_client_gets_refreshable_tokens_and_reads_the_user(idp,
     assert token["expires_at"] > 0
     me = oauth_client.get(idp + "/userinfo").json()
     assert me == {
-        "sub": str(user.id), "name": "alice", "preferred_username": "alice", "email": "alice@example.com",
+        "sub": user.sub, "name": "alice", "preferred_username": "alice", "email": "alice@example.com",
         "email_verified": False, "updated_at": me["updated_at"],
     }
     assert oauth_client.get(idp + "/api/me").json()["username"] == "alice"

@@ -93,7 +93,7 @@ def test_userinfo_by_post_releases_only_the_token_scopes(idp, user, make_client)
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     response = requests.post(idp + "/oauth/userinfo", headers=headers)
     assert response.status_code == 200
-    assert response.json() == {"sub": str(user.id), "email": "alice@example.com", "email_verified": False}
+    assert response.json() == {"sub": user.sub, "email": "alice@example.com", "email_verified": False}
 
 
 def test_userinfo_refuses_a_client_token(idp, make_client):
@@ -182,4 +182,4 @@ def test_userinfo_stays_json_whatever_the_client_metadata_says(app, idp, user, m
     token = code_flow_tokens(idp, client, secret)
     response = requests.get(idp + "/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
     assert response.status_code == 200
-    assert response.json()["sub"] == str(user.id)
+    assert response.json()["sub"] == user.sub

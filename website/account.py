@@ -39,7 +39,7 @@ def change_password():
             g.user.set_password(form.new_password.data, method=current_app.config["PASSWORD_HASH_METHOD"])
             # Sessions elsewhere (a stolen cookie, say) end; this one carries on.
             end_all_sessions(g.user)
-            session["generation"] = g.user.session_generation
+            session["session_key"] = g.user.session_key()
             db.session.commit()
             flash("Your password was changed.")
             return redirect(url_for("account.index"))

@@ -18,8 +18,8 @@ def load_logged_in_user() -> None:
     """Put the signed-in user (or None) on ``g.user``."""
     user_id = session.get("user_id")
     g.user = db.session.get(User, user_id) if isinstance(user_id, int) else None
-    if g.user is not None and session.get("generation") != g.user.session_generation:
-        # The user logged out (or changed password) since this cookie was made.
+    if g.user is not None and not g.user.check_session_key(session.get("session_key")):
+        # The user logged out everywhere (or changed password) since this cookie was made.
         g.user = None
         session.clear()
 
@@ -53,7 +53,7 @@ def log_in(user: User) -> None:
     """Start a fresh session for the user (a new session on log-in prevents fixation)."""
     session.clear()
     session["user_id"] = user.id
-    session["generation"] = user.session_generation
+    session["session_key"] = user.session_key()
     session["auth_time"] = now()
     session.permanent = True
 
@@ -72,7 +72,7 @@ def log_out(everywhere: bool = True) -> None:
 
 def end_all_sessions(user: User) -> None:
     """Make every session cookie of the user invalid (log-out, password change)."""
-    user.session_generation = (user.session_generation or 0) + 1
+    user.end_all_sessions()
 
 
 @bp.route("/")

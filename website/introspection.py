@@ -57,7 +57,7 @@ class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):
             "iss": get_issuer(),
         }
         if token.user is not None:
-            payload["sub"] = str(token.user.id)
+            payload["sub"] = token.user.sub
             payload["username"] = token.user.username
         else:
             # No resource owner (client credentials): the client is the subject, as in RFC 9068.

@@ -220,7 +220,7 @@ def generate_user_info(user: User, scope: str) -> UserInfo:
     if updated_at.tzinfo is None:  # SQLite returns naive datetimes, stored as UTC
         updated_at = updated_at.replace(tzinfo=timezone.utc)
     claims = {
-        "sub": str(user.id),
+        "sub": user.sub,
         "name": user.name or user.username,
         "preferred_username": user.username,
         "updated_at": int(updated_at.timestamp()),

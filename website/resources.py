@@ -171,6 +171,10 @@ class JWTAccessTokenGenerator(JWTBearerTokenGenerator):
     def get_audiences(self, client, user, scope) -> str:
         return self.api.identifier
 
+    def get_extra_claims(self, client, grant_type, user, scope) -> dict:
+        # Authlib sets sub to str(user.get_user_id()), the row id; the subject is user.sub.
+        return {"sub": user.sub} if user else {}
+
 
 class ResourceTokenGenerator:
     """The server's default token generator: a JWT for the API the request named, else the
