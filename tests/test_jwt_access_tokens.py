@@ -20,11 +20,19 @@ def api(runner):
     return API
 
 
+def allow(runner, client, identifier=API):
+    """What an administrator does to let a client get tokens for an API."""
+    result = runner.invoke(args=["grant-api", identifier, client.client_id])
+    assert result.exit_code == 0, result.output
+    return client
+
+
 @pytest.fixture
-def m2m(make_client, api):
-    """A machine-to-machine client allowed the API's scopes."""
-    return make_client(grant_types=["client_credentials"], redirect_uris=[],
-                       scope="profile read:orders write:orders")
+def m2m(make_client, runner, api):
+    """A machine-to-machine client allowed the API and its scopes."""
+    client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[],
+                                 scope="profile read:orders write:orders")
+    return allow(runner, client), secret
 
 
 def verify(live_server, token: str, audience=API) -> dict:
@@ -33,8 +41,10 @@ def verify(live_server, token: str, audience=API) -> dict:
     return jwt.decode(token, signing_key.key, algorithms=["RS256"], audience=audience, issuer=ISSUER)
 
 
-def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client, auth, user, make_client, api):
+def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client, auth, user, make_client, runner,
+                                                         api):
     client, secret = make_client(scope="openid profile read:orders")
+    allow(runner, client)
     auth.login()
     _, challenge = pkce_pair()
     consent_page = test_client.get(authorize_url(client, scope="openid profile read:orders", audience=API,
@@ -84,10 +94,11 @@ def test_client_credentials_with_resource_or_audience(live_server, m2m, paramete
     assert claims["scope"] == "read:orders"
 
 
-def test_auth0_style_json_token_request_with_audience(live_server, make_client, api):
+def test_auth0_style_json_token_request_with_audience(live_server, make_client, runner, api):
     # Auth0's machine-to-machine call: the secret in a JSON body (client_secret_post).
     client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="read:orders",
                                  token_endpoint_auth_method="client_secret_post")
+    allow(runner, client)
     response = requests.post(f"{live_server}/oauth/token", timeout=10, json={
         "grant_type": "client_credentials", "client_id": client.client_id, "client_secret": secret,
         "audience": API})
@@ -135,6 +146,8 @@ def test_api_scopes_need_their_audience(test_client, m2m):
 def test_token_request_cannot_switch_the_api(test_client, auth, user, make_client, runner, api):
     runner.invoke(args=["create-api", "--identifier", "https://api.example.com/other", "--name", "Other"])
     client, secret = make_client(scope="openid profile read:orders")
+    allow(runner, client)
+    allow(runner, client, "https://api.example.com/other")
     auth.login()
     verifier, challenge = pkce_pair()
     url = authorize_url(client, audience=API, code_challenge=challenge, code_challenge_method="S256")
@@ -195,8 +208,9 @@ def test_a_client_not_registered_for_an_api_gets_no_token_for_it(test_client, ma
     assert response.json["error"] in ("invalid_target", "invalid_scope")
 
 
-def test_an_api_cannot_be_added_when_the_code_is_exchanged(test_client, auth, user, make_client, api):
+def test_an_api_cannot_be_added_when_the_code_is_exchanged(test_client, auth, user, make_client, runner, api):
     client, secret = make_client(scope="openid profile read:orders")
+    allow(runner, client)
     auth.login()
     verifier, challenge = pkce_pair()
     url = authorize_url(client, scope="openid profile", code_challenge=challenge, code_challenge_method="S256")
