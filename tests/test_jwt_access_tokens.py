@@ -24,7 +24,7 @@ def api(runner):
 
 def allow(runner, client, identifier=API):
     """What an administrator does to let a client get tokens for an API."""
-    result = runner.invoke(args=["grant-api", identifier, client.client_id])
+    result = runner.invoke(args=["grant-api", "--", identifier, client.client_id])
     assert result.exit_code == 0, result.output
     return client
 
@@ -262,7 +262,7 @@ def test_an_api_without_scopes_gives_tokens_only_to_the_clients_it_allows(app, t
     assert query_params(response.headers["Location"])["error"] == "invalid_target"
 
     # The administrator's explicit grant lets that one client in, and only it.
-    result = runner.invoke(args=["grant-api", OPEN_API, own.client_id])
+    result = runner.invoke(args=["grant-api", "--", OPEN_API, own.client_id])
     assert result.exit_code == 0, result.output
     granted = client_credentials(test_client, own.client_id, own_secret, audience=OPEN_API)
     assert granted.status_code == 200, granted.json
@@ -272,7 +272,7 @@ def test_an_api_without_scopes_gives_tokens_only_to_the_clients_it_allows(app, t
     assert "allowed: " + own.client_id in runner.invoke(args=["list-apis"]).output
 
     # Revoking the grant stops the tokens issued for the API, and new ones.
-    result = runner.invoke(args=["revoke-api", OPEN_API, own.client_id])
+    result = runner.invoke(args=["revoke-api", "--", OPEN_API, own.client_id])
     assert result.exit_code == 0, result.output
     assert test_client.post("/oauth/introspect", data={"token": granted.json["access_token"]},
                             auth=(own.client_id, own_secret)).json == {"active": False}
@@ -287,15 +287,15 @@ def test_an_api_without_scopes_gives_tokens_only_to_the_clients_it_allows(app, t
 def test_grant_and_revoke_api_refuse_unknown_names(runner, make_client, api):
     client, _ = make_client()
     for args, message in [
-        (["grant-api", "https://nope.example.com/", client.client_id], "No API"),
-        (["grant-api", API, "no-such-client"], "No client"),
-        (["revoke-api", API, client.client_id], "is not allowed"),
+        (["grant-api", "--", "https://nope.example.com/", client.client_id], "No API"),
+        (["grant-api", "--", API, "no-such-client"], "No client"),
+        (["revoke-api", "--", API, client.client_id], "is not allowed"),
         (["create-api", "--identifier", "https://x.example.com/", "--name", "X", "--allow-client", "nope"],
          "No client"),
     ]:
         result = runner.invoke(args=args)
         assert result.exit_code != 0 and message in result.output, (args, result.output)
-    assert runner.invoke(args=["grant-api", API, client.client_id]).exit_code == 0
-    assert "already" in runner.invoke(args=["grant-api", API, client.client_id]).output
+    assert runner.invoke(args=["grant-api", "--", API, client.client_id]).exit_code == 0
+    assert "already" in runner.invoke(args=["grant-api", "--", API, client.client_id]).output
     # Deleting the API (or the client) takes its grants with it.
     assert runner.invoke(args=["delete-api", API]).exit_code == 0
