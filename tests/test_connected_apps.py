@@ -162,3 +162,44 @@ def test_a_request_without_scope_consents_to_the_clients_scopes(test_client, aut
     assert "Allowed on" in test_client.get("/account/apps").get_data(as_text=True)
     assert test_client.get(authorize_url(client, scope="email", code_challenge=challenge,
                                          code_challenge_method="S256")).status_code == 302
+
+
+ORDERS = "https://api.example.com/orders"
+
+
+def allowed_api_client(runner, make_client, name="Orders <API>"):
+    """A client that an API (registered without scopes) allows."""
+    client, secret = make_client()
+    result = runner.invoke(args=["create-api", "--identifier", ORDERS, "--name", name,
+                                 "--allow-client", client.client_id])
+    assert result.exit_code == 0, result.output
+    return client, secret
+
+
+def test_remembered_consent_covers_only_the_apis_it_named(app, test_client, auth, user, make_client, runner):
+    client, secret = allowed_api_client(runner, make_client)
+    auth.login()
+    get_user_token(test_client, client, secret, scope="openid profile")  # sign-in only, no API
+    _, challenge = pkce_pair()
+    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    # The same client now asks for a token for the API: the person is asked, not skipped past.
+    for parameter in ("audience", "resource"):
+        page = test_client.get(authorize_url(client, scope="openid profile", **{parameter: ORDERS}, **pkce))
+        assert page.status_code == 200, parameter
+        html = page.get_data(as_text=True)
+        assert "It may use these APIs as you:" in html
+        assert '<span class="api-name">Orders &lt;API&gt;</span>' in html and ORDERS in html
+    silent = test_client.get(authorize_url(client, scope="openid profile", prompt="none", audience=ORDERS, **pkce))
+    assert query_params(silent.headers["Location"])["error"] == "consent_required"
+
+    token = get_user_token(test_client, client, secret, scope="openid profile", audience=ORDERS)
+    assert token["token_type"] == "Bearer" and token["access_token"].count(".") == 2  # a JWT for the API
+    with app.app_context():
+        assert db.session.scalar(db.select(Consent)).audiences == ORDERS
+    # Now the consent names the API: asking again (or for sign-in only) goes straight back.
+    for extra in ({"audience": ORDERS}, {}):
+        again = test_client.get(authorize_url(client, scope="openid profile", **extra, **pkce))
+        assert again.status_code == 302 and "code" in query_params(again.headers["Location"]), extra
+    # Connected apps names the API too.
+    apps = test_client.get("/account/apps").get_data(as_text=True)
+    assert "Orders &lt;API&gt;" in apps and ORDERS in apps

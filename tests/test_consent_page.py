@@ -38,3 +38,23 @@ def test_consent_page_without_logo_shows_the_initial(test_client, auth, user, ma
     html = consent_page(test_client, client, "profile").get_data(as_text=True)
     assert '<div class="app-mark app-initial" aria-hidden="true">W</div>' in html
     assert "<img" not in html
+
+
+def test_consent_page_names_the_api_it_grants(test_client, auth, user, make_client, runner):
+    client, _ = make_client(scope="openid profile")
+    result = runner.invoke(args=["create-api", "--identifier", "https://api.example.com/<x>", "--name",
+                                 "Billing <script>", "--allow-client", client.client_id])
+    assert result.exit_code == 0, result.output
+    auth.login()
+    _, challenge = pkce_pair()
+    response = test_client.get("/oauth/authorize?" + urlencode({
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": client.redirect_uris[0],
+        "scope": "openid", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
+        "audience": "https://api.example.com/<x>"}))
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert '<span class="api-name">Billing &lt;script&gt;</span>' in html
+    assert '<span class="scope-name">https://api.example.com/&lt;x&gt;</span>' in html
+    assert "<script>" not in html.split("<body", 1)[1]
+    # A request for no API lists none.
+    assert "api-name" not in consent_page(test_client, client, "openid").get_data(as_text=True)

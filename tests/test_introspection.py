@@ -120,6 +120,7 @@ def test_an_api_introspects_the_tokens_issued_for_it(test_client, runner, make_c
                                  "--introspection-client", resource_server.client_id])
     assert result.exit_code == 0, result.output
     client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="profile")
+    assert runner.invoke(args=["grant-api", "--", "https://api.example.com/", client.client_id]).exit_code == 0
 
     def token(**extra):
         return test_client.post("/oauth/token", data={"grant_type": "client_credentials", **extra},

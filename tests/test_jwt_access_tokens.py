@@ -5,8 +5,10 @@ import time
 import jwt
 import pytest
 import requests
-from conftest import pkce_pair, query_params
+from conftest import PASSWORD, pkce_pair, query_params
 from oauth_helpers import approve, authorize_url, get_user_token
+
+from website.models import AuditEvent, db
 
 API = "https://api.example.com/orders"
 ISSUER = "http://127.0.0.1"  # OAUTH2_ISSUER in the tests' config
@@ -20,11 +22,19 @@ def api(runner):
     return API
 
 
+def allow(runner, client, identifier=API):
+    """What an administrator does to let a client get tokens for an API."""
+    result = runner.invoke(args=["grant-api", "--", identifier, client.client_id])
+    assert result.exit_code == 0, result.output
+    return client
+
+
 @pytest.fixture
-def m2m(make_client, api):
-    """A machine-to-machine client allowed the API's scopes."""
-    return make_client(grant_types=["client_credentials"], redirect_uris=[],
-                       scope="profile read:orders write:orders")
+def m2m(make_client, runner, api):
+    """A machine-to-machine client allowed the API and its scopes."""
+    client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[],
+                                 scope="profile read:orders write:orders")
+    return allow(runner, client), secret
 
 
 def verify(live_server, token: str, audience=API) -> dict:
@@ -33,8 +43,10 @@ def verify(live_server, token: str, audience=API) -> dict:
     return jwt.decode(token, signing_key.key, algorithms=["RS256"], audience=audience, issuer=ISSUER)
 
 
-def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client, auth, user, make_client, api):
+def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client, auth, user, make_client, runner,
+                                                         api):
     client, secret = make_client(scope="openid profile read:orders")
+    allow(runner, client)
     auth.login()
     _, challenge = pkce_pair()
     consent_page = test_client.get(authorize_url(client, scope="openid profile read:orders", audience=API,
@@ -84,10 +96,11 @@ def test_client_credentials_with_resource_or_audience(live_server, m2m, paramete
     assert claims["scope"] == "read:orders"
 
 
-def test_auth0_style_json_token_request_with_audience(live_server, make_client, api):
+def test_auth0_style_json_token_request_with_audience(live_server, make_client, runner, api):
     # Auth0's machine-to-machine call: the secret in a JSON body (client_secret_post).
     client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="read:orders",
                                  token_endpoint_auth_method="client_secret_post")
+    allow(runner, client)
     response = requests.post(f"{live_server}/oauth/token", timeout=10, json={
         "grant_type": "client_credentials", "client_id": client.client_id, "client_secret": secret,
         "audience": API})
@@ -135,6 +148,8 @@ def test_api_scopes_need_their_audience(test_client, m2m):
 def test_token_request_cannot_switch_the_api(test_client, auth, user, make_client, runner, api):
     runner.invoke(args=["create-api", "--identifier", "https://api.example.com/other", "--name", "Other"])
     client, secret = make_client(scope="openid profile read:orders")
+    allow(runner, client)
+    allow(runner, client, "https://api.example.com/other")
     auth.login()
     verifier, challenge = pkce_pair()
     url = authorize_url(client, audience=API, code_challenge=challenge, code_challenge_method="S256")
@@ -195,8 +210,9 @@ def test_a_client_not_registered_for_an_api_gets_no_token_for_it(test_client, ma
     assert response.json["error"] in ("invalid_target", "invalid_scope")
 
 
-def test_an_api_cannot_be_added_when_the_code_is_exchanged(test_client, auth, user, make_client, api):
+def test_an_api_cannot_be_added_when_the_code_is_exchanged(test_client, auth, user, make_client, runner, api):
     client, secret = make_client(scope="openid profile read:orders")
+    allow(runner, client)
     auth.login()
     verifier, challenge = pkce_pair()
     url = authorize_url(client, scope="openid profile", code_challenge=challenge, code_challenge_method="S256")
@@ -207,3 +223,79 @@ def test_an_api_cannot_be_added_when_the_code_is_exchanged(test_client, auth, us
     assert response.status_code == 400
     assert response.json["error"] == "invalid_target"
 
+
+
+OPEN_API = "https://open.example.com/"  # an API registered without any --scope
+
+
+def client_credentials(test_client, client_id, secret, **data):
+    return test_client.post("/oauth/token", auth=(client_id, secret),
+                            data={"grant_type": "client_credentials", **data})
+
+
+def test_an_api_without_scopes_gives_tokens_only_to_the_clients_it_allows(app, test_client, runner, user, auth,
+                                                                         make_client):
+    assert runner.invoke(args=["create-api", "--identifier", OPEN_API, "--name", "Open API"]).exit_code == 0
+    # A self-service client (any signed-up user) and a dynamically registered one.
+    own, own_secret = make_client(owner=user, grant_types=["client_credentials"], redirect_uris=[], scope="profile")
+    initial = runner.invoke(args=["create-initial-access-token"]).output.strip()
+    registered = test_client.post("/oauth/register", headers={"Authorization": f"Bearer {initial}"}, json={
+        "client_name": "Registered", "grant_types": ["client_credentials"], "redirect_uris": [],
+        "scope": "profile"})
+    assert registered.status_code == 201, registered.json
+    others = [(own.client_id, own_secret), (registered.json["client_id"], registered.json["client_secret"])]
+    for client_id, secret in others:
+        response = client_credentials(test_client, client_id, secret, audience=OPEN_API)
+        assert response.status_code == 400, response.json
+        assert response.json["error"] == "invalid_target"
+    # The password grant and the authorization endpoint say the same.
+    password_client, password_secret = make_client(grant_types=["password"], redirect_uris=[])
+    response = test_client.post("/oauth/token", auth=(password_client.client_id, password_secret), data={
+        "grant_type": "password", "username": user.username, "password": PASSWORD, "resource": OPEN_API})
+    assert response.json["error"] == "invalid_target", response.json
+    browser_client, _ = make_client()
+    auth.login()
+    _, challenge = pkce_pair()
+    response = test_client.get(authorize_url(browser_client, audience=OPEN_API, code_challenge=challenge,
+                                             code_challenge_method="S256"))
+    assert response.status_code == 302
+    assert query_params(response.headers["Location"])["error"] == "invalid_target"
+
+    # The administrator's explicit grant lets that one client in, and only it.
+    result = runner.invoke(args=["grant-api", "--", OPEN_API, own.client_id])
+    assert result.exit_code == 0, result.output
+    granted = client_credentials(test_client, own.client_id, own_secret, audience=OPEN_API)
+    assert granted.status_code == 200, granted.json
+    claims = jwt.decode(granted.json["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == OPEN_API and claims["client_id"] == own.client_id
+    assert client_credentials(test_client, *others[1], audience=OPEN_API).json["error"] == "invalid_target"
+    assert "allowed: " + own.client_id in runner.invoke(args=["list-apis"]).output
+
+    # Revoking the grant stops the tokens issued for the API, and new ones.
+    result = runner.invoke(args=["revoke-api", "--", OPEN_API, own.client_id])
+    assert result.exit_code == 0, result.output
+    assert test_client.post("/oauth/introspect", data={"token": granted.json["access_token"]},
+                            auth=(own.client_id, own_secret)).json == {"active": False}
+    assert client_credentials(test_client, own.client_id, own_secret, audience=OPEN_API).json["error"] == "invalid_target"
+    with app.app_context():
+        events = db.session.scalars(db.select(AuditEvent).where(AuditEvent.event.like("api_client_%"))
+                                    .order_by(AuditEvent.id)).all()
+        assert [(e.event, e.client_id, e.detail["api"]) for e in events] == [
+            ("api_client_granted", own.client_id, OPEN_API), ("api_client_revoked", own.client_id, OPEN_API)]
+
+
+def test_grant_and_revoke_api_refuse_unknown_names(runner, make_client, api):
+    client, _ = make_client()
+    for args, message in [
+        (["grant-api", "--", "https://nope.example.com/", client.client_id], "No API"),
+        (["grant-api", "--", API, "no-such-client"], "No client"),
+        (["revoke-api", "--", API, client.client_id], "is not allowed"),
+        (["create-api", "--identifier", "https://x.example.com/", "--name", "X", "--allow-client", "nope"],
+         "No client"),
+    ]:
+        result = runner.invoke(args=args)
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+    assert runner.invoke(args=["grant-api", "--", API, client.client_id]).exit_code == 0
+    assert "already" in runner.invoke(args=["grant-api", "--", API, client.client_id]).output
+    # Deleting the API (or the client) takes its grants with it.
+    assert runner.invoke(args=["delete-api", API]).exit_code == 0

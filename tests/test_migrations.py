@@ -180,3 +180,39 @@ def test_upgrade_never_hands_out_the_id_of_a_user_deleted_before_it(fresh_app):
     assert rows[0] == ("kept", 1, "1")
     assert rows[1].username == "newcomer" and rows[1].id > 7
     assert rows[1].sub not in ("1", "7", str(rows[1].id))
+
+
+def test_upgrade_keeps_scope_based_api_access_as_explicit_grants(fresh_app):
+    """Before 0503 a client that had registered one of an API's scopes got its tokens; the
+    upgrade writes that down as a grant (and lets consents that allowed the scope name the API),
+    while an API without scopes stops being open to every client."""
+    before = script_directory(fresh_app).get_revision("0503_api_client_grants").down_revision
+    with fresh_app.app_context():
+        flask_migrate.upgrade(revision=FIRST_REVISION)
+        insert_rows_in_first_schema()
+        flask_migrate.upgrade(revision=before)
+        at = datetime.now(timezone.utc)
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE oauth2_clients SET scope = 'openid profile read:orders'"))
+            for api_id, identifier, scopes in ((1, "https://orders.example.com/", '["read:orders"]'),
+                                               (2, "https://open.example.com/", "[]")):
+                conn.execute(sa.text(
+                    "INSERT INTO oauth2_resource_servers (id, identifier, name, scopes, access_token_lifetime,"
+                    " created_at) VALUES (:id, :identifier, 'API', :scopes, 600, :at)"
+                ), {"id": api_id, "identifier": identifier, "scopes": scopes, "at": at})
+            conn.execute(sa.text(
+                "INSERT INTO oauth2_consents (id, user_id, client_id, scope, created_at, updated_at)"
+                " VALUES (1, 1, 'old-client', 'openid read:orders', :at, :at)"), {"at": at})
+
+    assert fresh_app.test_cli_runner().invoke(args=["initdb"]).exit_code == 0
+    test_client = fresh_app.test_client()
+
+    def token(audience):
+        return test_client.post("/oauth/token", auth=("old-client", "old-client-secret"), data={
+            "grant_type": "client_credentials", "audience": audience})
+
+    kept = token("https://orders.example.com/")
+    assert kept.status_code == 200, kept.json
+    assert token("https://open.example.com/").json["error"] == "invalid_target"
+    with fresh_app.app_context(), db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT audiences FROM oauth2_consents")).scalar() == "https://orders.example.com/"

@@ -189,8 +189,9 @@ def test_prompt_consent_shows_the_consent_page(idp, user, oidc_client):
 
 def test_audience_is_accepted(idp, user, oidc_client, runner):
     # An audience names an API registered on this server (unknown ones get invalid_target).
-    assert runner.invoke(args=["create-api", "--identifier", "https://api.example.com", "--name", "API"]).exit_code == 0
     client, _ = oidc_client
+    assert runner.invoke(args=["create-api", "--identifier", "https://api.example.com", "--name", "API",
+                               "--allow-client", client.client_id]).exit_code == 0
     params = query_params(Browser(idp).authorize(
         authorization_url(idp, client, audience="https://api.example.com")))
     assert "code" in params

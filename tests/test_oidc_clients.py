@@ -98,8 +98,9 @@ def test_seed_001_flask_auth0_guide_calls(idp, user, make_client, runner):
     """Seed 001: /authorize with prompt=login and audience, a JSON token request carrying
     client_id and client_secret, and id_token verification."""
     # The guide's AUDIENCE is an API registered on this server.
-    assert runner.invoke(args=["create-api", "--identifier", "https://api.example.com", "--name", "API"]).exit_code == 0
     client, secret = make_client(redirect_uris=[CALLBACK], token_endpoint_auth_method="client_secret_post")
+    assert runner.invoke(args=["create-api", "--identifier", "https://api.example.com", "--name", "API",
+                               "--allow-client", client.client_id]).exit_code == 0
     browser = Browser(idp)
     browser.login()
     auth_url = f"{idp}/authorize?" + urlencode({

@@ -7,7 +7,7 @@ from .auth import end_all_sessions, login_required
 from .consent import list_consents, revoke_consent
 from .forms import ChangeEmailForm, ChangePasswordForm, ConfirmForm
 from .models import db
-from .resources import scope_descriptions
+from .resources import api_names, scope_descriptions
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -67,7 +67,7 @@ def change_email():
 def apps():
     """List the apps the user approved, with the scopes in words and when."""
     return render_template("account/apps.html", consents=list_consents(g.user), form=ConfirmForm(),
-                           scope_descriptions=scope_descriptions())
+                           scope_descriptions=scope_descriptions(), api_names=api_names())
 
 
 @bp.route("/apps/<client_id>/revoke", methods=["POST"])

@@ -1,7 +1,9 @@
 """Remembered consent: what each user allowed each client, and taking it back.
 
-Once a user allowed a client a set of scopes, later authorization requests for a subset skip
-the consent page (unless the client asks again with ``prompt=consent``). Revoking an app
+Once a user allowed a client a set of scopes (and the APIs, ``audience`` / ``resource``, it may
+get tokens for), later authorization requests for a subset skip the consent page (unless the
+client asks again with ``prompt=consent``); a request for an API the consent did not name shows
+the page again. Revoking an app
 deletes the consent and stops every token and unused code the app holds for that user.
 """
 
@@ -25,24 +27,32 @@ def effective_scope(grant) -> str:
     return grant.client.get_allowed_scope(grant.request.payload.scope or "")
 
 
+def requested_audience(grant) -> str | None:
+    """The identifier of the API the request asks tokens for, once validated (resources.py
+    sets it after the consent request is validated); None for none."""
+    return getattr(grant.request, "audience", None)
+
+
 def consent_required(grant, user: User) -> bool:
     """Tell whether the authorize view must ask the user before granting ``grant``."""
     prompts = (grant.request.payload.data.get("prompt") or "").split()
     if "consent" in prompts:
         return True
     consent = find_consent(user, grant.client)
-    return consent is None or not consent.covers(effective_scope(grant))
+    return consent is None or not consent.covers(effective_scope(grant), requested_audience(grant))
 
 
-def remember_consent(user: User, client: OAuth2Client, scope: str | None) -> Consent:
-    """Record that the user allowed these scopes (see ``effective_scope``), adding to what was
-    allowed before."""
+def remember_consent(user: User, client: OAuth2Client, scope: str | None, audience: str | None = None) -> Consent:
+    """Record that the user allowed these scopes (see ``effective_scope``) and the API
+    ``audience`` (if any), adding to what was allowed before."""
     consent = find_consent(user, client)
     if consent is None:
-        consent = Consent(user_id=user.id, client_id=client.client_id, scope="")
+        consent = Consent(user_id=user.id, client_id=client.client_id, scope="", audiences="")
         db.session.add(consent)
     allowed = scope_to_list(consent.scope) or []
     consent.scope = " ".join(dict.fromkeys(allowed + (scope_to_list(scope) or [])))
+    if audience:
+        consent.audiences = " ".join(dict.fromkeys(consent.audience_list() + [audience]))
     db.session.commit()
     return consent
 
@@ -75,6 +85,7 @@ def revoke_consent(user: User, client_id: str) -> bool:
         AuthorizationCode.used_at.is_(None),
     ))
     db.session.delete(consent)
-    audit.record("consent_revoked", user=user, client_id=client_id, scope=consent.scope)
+    audit.record("consent_revoked", user=user, client_id=client_id, scope=consent.scope,
+                 audiences=consent.audience_list())
     db.session.commit()
     return True

@@ -398,6 +398,8 @@ class Consent(db.Model):
         ForeignKey("oauth2_clients.client_id", ondelete="CASCADE"), index=True
     )
     scope: Mapped[str] = mapped_column(Text, default="")
+    #: The APIs (their identifiers, space-separated) the user allowed the client tokens for.
+    audiences: Mapped[str | None] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -406,9 +408,16 @@ class Consent(db.Model):
         primaryjoin="Consent.client_id == OAuth2Client.client_id", viewonly=True
     )
 
-    def covers(self, scope: str) -> bool:
-        """Tell whether every scope in ``scope`` was already allowed."""
+    def covers(self, scope: str, audience: str | None = None) -> bool:
+        """Tell whether every scope in ``scope``, and the API ``audience`` (if any), were
+        already allowed."""
+        if audience is not None and audience not in self.audience_list():
+            return False
         return set(scope_to_list(scope) or []) <= set(scope_to_list(self.scope) or [])
+
+    def audience_list(self) -> list[str]:
+        """The identifiers of the APIs the user allowed (identifiers hold no spaces)."""
+        return (self.audiences or "").split()
 
 
 class InitialAccessToken(db.Model):
@@ -458,6 +467,23 @@ class ResourceServer(db.Model):
     #: The client the API authenticates as to introspect tokens issued for it (RFC 7662).
     introspection_client_id: Mapped[str | None] = mapped_column(
         ForeignKey("oauth2_clients.client_id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiClientGrant(db.Model):
+    """An API allows a client to get access tokens for it (granted by an administrator with
+    ``flask grant-api``); without one the client gets ``invalid_target`` for that API."""
+
+    __tablename__ = "oauth2_api_grants"
+    __table_args__ = (UniqueConstraint("api_id", "client_id", name="uq_oauth2_api_grants_api_id_client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth2_resource_servers.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth2_clients.client_id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -540,7 +566,7 @@ def delete_clients(condition) -> None:
     """Delete the clients matching ``condition`` with everything that names them by client_id
     (tokens, codes, consents, registration access tokens), in the caller's transaction."""
     client_ids = select(OAuth2Client.client_id).where(condition).scalar_subquery()
-    for model in (Token, AuthorizationCode, Consent, RegistrationAccessToken):
+    for model in (Token, AuthorizationCode, Consent, RegistrationAccessToken, ApiClientGrant):
         db.session.execute(delete(model).where(model.client_id.in_(client_ids)))
     db.session.execute(delete(OAuth2Client).where(condition))
 

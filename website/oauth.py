@@ -5,12 +5,12 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, g, redirect, render_template, request, session
 
 from . import audit, oidc
-from .consent import consent_required, effective_scope, remember_consent
+from .consent import consent_required, effective_scope, remember_consent, requested_audience
 from .forms import ConsentForm
 from .models import db
 from .oauth2 import authorization
 from .oidc import advertise
-from .resources import scope_descriptions
+from .resources import find_api, scope_descriptions
 
 bp = Blueprint("oauth", __name__)
 
@@ -44,14 +44,17 @@ def authorize():
     form = ConsentForm()
     if request.method == "GET" or not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
+        audience = requested_audience(grant)
         return render_template("oauth/authorize.html", grant=grant, form=form,
                                scopes=effective_scope(grant).split(),
+                               apis=[find_api(audience)] if audience else [],
                                scope_descriptions=scope_descriptions()), status
     grant_user = g.user if form.allow.data else None
     if grant_user is not None:
-        remember_consent(grant_user, grant.client, effective_scope(grant))
+        remember_consent(grant_user, grant.client, effective_scope(grant), requested_audience(grant))
     audit.record("consent_granted" if grant_user else "consent_denied", user=g.user,
-                 client_id=grant.client.client_id, scope=grant.request.scope)
+                 client_id=grant.client.client_id, scope=grant.request.scope,
+                 audience=requested_audience(grant))
     db.session.commit()
     return authorization.create_authorization_response(grant=grant, grant_user=grant_user)
 

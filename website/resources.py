@@ -5,7 +5,9 @@ scopes it defines and an access token lifetime. A client asks for a token for it
 ``audience`` (as with Auth0) or ``resource`` (RFC 8707) at the authorization or the token
 endpoint; that token is a JWT access token (RFC 9068: typ ``at+jwt``, ``aud`` the API) signed
 with the server's keys, so the API can verify it with the JWKS. An unknown API gets
-``invalid_target``. Without either parameter tokens stay opaque. Either way the Token table
+``invalid_target``, and so does an API that does not allow the client: an administrator allows
+a client with ``flask grant-api`` (an ApiClientGrant row). Without either parameter tokens stay
+opaque. Either way the Token table
 keeps the token's hash, so revocation and introspection work the same.
 """
 
@@ -18,10 +20,11 @@ from authlib.oauth2.rfc6749 import InvalidScopeError, scope_to_list
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from flask import current_app, g
 from flask.cli import with_appcontext
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .models import OAuth2Client, ResourceServer, db
+from . import audit
+from .models import ApiClientGrant, AuthorizationCode, OAuth2Client, ResourceServer, Token, db, now
 from .oidc import get_issuer
 from .signing import SIGNING_ALG, get_signing_keyset
 
@@ -62,6 +65,11 @@ def api_scopes() -> set[str]:
     return {scope for scopes in db.session.scalars(select(ResourceServer.scopes)) for scope in scopes or []}
 
 
+def api_names() -> dict[str, str]:
+    """Each registered API's name for people, by its identifier."""
+    return dict(db.session.execute(select(ResourceServer.identifier, ResourceServer.name)).all())
+
+
 def scope_descriptions() -> dict[str, str]:
     """Each scope in words for people: the server's, and each API's scopes named after the API."""
     from .client_metadata import SCOPE_DESCRIPTIONS
@@ -83,13 +91,20 @@ def resolve_api(identifier: str | None, **error_args) -> ResourceServer | None:
     return api
 
 
+def api_allows(api: ResourceServer, client_id: str) -> bool:
+    """Tell whether an administrator allowed the client tokens for the API (``grant-api``)."""
+    return db.session.scalar(select(ApiClientGrant.id).where(
+        ApiClientGrant.api_id == api.id, ApiClientGrant.client_id == client_id)) is not None
+
+
 def check_api_access(client, api: ResourceServer | None, **error_args) -> None:
-    """A client gets tokens for an API that defines scopes only if it registered one of them
-    (which takes an administrator: see client_metadata.validate_client_metadata)."""
-    if api is None or not api.scopes:
+    """A client gets tokens for an API only if the API allows it: an explicit grant by an
+    administrator, whether or not the API defines scopes (registering an API's scope is not
+    enough, and an API without scopes is not open to every client)."""
+    if api is None:
         return
-    if not set(api.scopes) & set(scope_to_list(client.scope) or []):
-        raise InvalidTargetError("This client is not registered for that API.", **error_args)
+    if not api_allows(api, client.client_id):
+        raise InvalidTargetError("This client is not allowed to get tokens for that API.", **error_args)
 
 
 def check_api_scopes(scope: str | None, api: ResourceServer | None, **error_args) -> None:
@@ -131,6 +146,8 @@ class ResourceIndicators:
         api = resolve_api(requested_resource(data), **error_args)
         check_api_access(grant.request.client, api, **error_args)
         check_api_scopes(grant.request.payload.scope, api, **error_args)
+        # The consent page names the API, and remembered consent covers only the APIs it named.
+        grant.request.audience = api.identifier if api else None
 
     def before_authorization_response(self, grant, redirect_uri, grant_user) -> None:
         # Implicit and hybrid responses carry an access token made right here.
@@ -223,7 +240,9 @@ def validate_identifier(identifier: str) -> str | None:
               help="Access token lifetime in seconds (default: OAUTH2_ACCESS_TOKEN_LIFETIME).")
 @click.option("--introspection-client", "introspection_client", default=None,
               help="client_id of a confidential client the API uses to introspect its tokens.")
-def create_api_command(identifier, name, scopes, lifetime, introspection_client):
+@click.option("--allow-client", "allowed_clients", multiple=True,
+              help="client_id of a client allowed tokens for the API (repeatable; see grant-api).")
+def create_api_command(identifier, name, scopes, lifetime, introspection_client, allowed_clients):
     """Register an API whose access tokens are JWTs with aud = its identifier."""
     if problem := validate_identifier(identifier):
         raise click.ClickException(problem)
@@ -240,16 +259,83 @@ def create_api_command(identifier, name, scopes, lifetime, introspection_client)
         client = db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == introspection_client))
         if client is None or client.is_public:
             raise click.ClickException(f"No confidential client with client_id {introspection_client}.")
+    allowed = [_find_client(client_id) for client_id in dict.fromkeys(allowed_clients)]
     api = ResourceServer(identifier=identifier, name=name.strip(), scopes=scopes,
                          access_token_lifetime=lifetime or current_app.config["OAUTH2_ACCESS_TOKEN_LIFETIME"],
                          introspection_client_id=introspection_client)
     db.session.add(api)
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError:
+        db.session.rollback()
         raise click.ClickException(f"An API with the identifier {identifier} already exists.")
+    for client in allowed:
+        _grant(api, client)
+    db.session.commit()
     click.echo(f"Created API {api.name} ({api.identifier}); scopes: {' '.join(scopes) or '(none)'}; "
-               f"token lifetime {api.access_token_lifetime}s.")
+               f"token lifetime {api.access_token_lifetime}s; allowed clients: "
+               f"{' '.join(c.client_id for c in allowed) or '(none yet: see grant-api)'}.")
+
+
+def _find_client(client_id: str) -> OAuth2Client:
+    client = db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == client_id))
+    if client is None:
+        raise click.ClickException(f"No client with client_id {client_id}.")
+    return client
+
+
+def _find_api_or_fail(identifier: str) -> ResourceServer:
+    api = find_api(identifier)
+    if api is None:
+        raise click.ClickException(f"No API with the identifier {identifier}.")
+    return api
+
+
+def _grant(api: ResourceServer, client: OAuth2Client) -> None:
+    db.session.add(ApiClientGrant(api_id=api.id, client_id=client.client_id))
+    audit.record("api_client_granted", client_id=client.client_id, api=api.identifier, by="cli")
+
+
+@click.command("grant-api")
+@with_appcontext
+@click.argument("identifier")
+@click.argument("client_id")
+def grant_api_command(identifier, client_id):
+    """Allow a client access tokens for an API (client credentials, or a user's consent)."""
+    api = _find_api_or_fail(identifier)
+    client = _find_client(client_id)
+    if api_allows(api, client.client_id):
+        click.echo(f"{client_id} was already allowed tokens for {identifier}.")
+        return
+    _grant(api, client)
+    db.session.commit()
+    click.echo(f"{client_id} may now get tokens for {identifier}.")
+
+
+@click.command("revoke-api")
+@with_appcontext
+@click.argument("identifier")
+@click.argument("client_id")
+def revoke_api_command(identifier, client_id):
+    """Take back a client's access to an API: its tokens and unused codes for the API stop now."""
+    api = _find_api_or_fail(identifier)
+    grant = db.session.scalar(select(ApiClientGrant).where(
+        ApiClientGrant.api_id == api.id, ApiClientGrant.client_id == client_id))
+    if grant is None:
+        raise click.ClickException(f"{client_id} is not allowed tokens for {identifier}.")
+    stamp = now()
+    owned = (Token.client_id == client_id, Token.audience == api.identifier)
+    db.session.execute(update(Token).where(*owned, Token.access_token_revoked_at == 0)
+                       .values(access_token_revoked_at=stamp))
+    db.session.execute(update(Token).where(*owned, Token.refresh_token_revoked_at == 0)
+                       .values(refresh_token_revoked_at=stamp))
+    db.session.execute(delete(AuthorizationCode).where(
+        AuthorizationCode.client_id == client_id, AuthorizationCode.resource == api.identifier,
+        AuthorizationCode.used_at.is_(None)))
+    db.session.delete(grant)
+    audit.record("api_client_revoked", client_id=client_id, api=api.identifier, by="cli")
+    db.session.commit()
+    click.echo(f"{client_id} may no longer get tokens for {identifier}.")
 
 
 @click.command("list-apis")
@@ -260,8 +346,10 @@ def list_apis_command():
     if not apis:
         click.echo("No APIs registered.")
     for api in apis:
+        allowed = db.session.scalars(select(ApiClientGrant.client_id).where(ApiClientGrant.api_id == api.id)
+                                     .order_by(ApiClientGrant.id)).all()
         click.echo(f"{api.identifier}\t{api.name}\t{' '.join(api.scopes) or '-'}\t{api.access_token_lifetime}s"
-                   f"\t{api.introspection_client_id or '-'}")
+                   f"\t{api.introspection_client_id or '-'}\tallowed: {' '.join(allowed) or '-'}")
 
 
 @click.command("delete-api")
@@ -269,9 +357,8 @@ def list_apis_command():
 @click.argument("identifier")
 def delete_api_command(identifier):
     """Delete an API; tokens already issued for it stay valid until they expire or are revoked."""
-    api = find_api(identifier)
-    if api is None:
-        raise click.ClickException(f"No API with the identifier {identifier}.")
+    api = _find_api_or_fail(identifier)
+    db.session.execute(delete(ApiClientGrant).where(ApiClientGrant.api_id == api.id))
     db.session.delete(api)
     db.session.commit()
     click.echo(f"Deleted API {identifier}.")
@@ -284,5 +371,6 @@ def init_app(app) -> None:
     server = app.extensions["authorization_server"]
     server.register_token_generator("default", ResourceTokenGenerator(create_token_generator(app.config)))
     server.register_grant_extension(ResourceIndicators())
-    for command in (create_api_command, list_apis_command, delete_api_command):
+    for command in (create_api_command, list_apis_command, delete_api_command, grant_api_command,
+                    revoke_api_command):
         app.cli.add_command(command)
