@@ -20,6 +20,7 @@ FORMS = [
     ("/clients/{id}/rotate-secret", {}),
     ("/clients/{id}/delete", {}),
     ("/logout", {}),
+    ("/account/sign-out-everywhere", {}),
     ("consent", {"allow": "Allow"}),
 ]
 

@@ -1,5 +1,7 @@
 """Logging out from an app: RP-Initiated Logout at /oauth/logout and Auth0's /v2/logout."""
 
+import html
+import re
 import time
 from urllib.parse import quote_plus, urlencode
 
@@ -8,6 +10,8 @@ import requests
 from oauth_helpers import csrf_token, get_user_token
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from website.oidc import get_issuer
+from website.signing import SIGNING_ALG, get_signing_keyset
 
 LOGOUT_URI = "https://app.example.com/logged-out"
 
@@ -25,6 +29,18 @@ def signed_in(test_client) -> bool:
 def id_token_for(test_client, auth, client, secret) -> str:
     auth.login()
     return get_user_token(test_client, client, secret, scope="openid profile")["id_token"]
+
+
+def continue_link(page: str) -> tuple[str, str] | None:
+    """The page's "Continue to HOST" link or button: (where it leads, the host it names)."""
+    link = re.search(r'<a[^>]*href="([^"]+)"[^>]*>Continue to ([^<]+)</a>', page)
+    return (html.unescape(link.group(1)), link.group(2)) if link else None
+
+
+def confirmation_destination_host(page: str) -> str | None:
+    """The host the confirmation page says the person goes to afterwards."""
+    named = re.search(r"Afterwards you go to <strong>([^<]+)</strong>", page)
+    return named.group(1) if named else None
 
 
 def test_logout_with_id_token_hint_returns_to_the_registered_uri_with_state(test_client, auth, user, rp):
@@ -135,6 +151,92 @@ def test_post_from_the_app_continues_as_get(test_client, auth, user, rp):
     assert followed.headers["Location"] == LOGOUT_URI
 
 
+def test_id_token_hint_of_another_user_asks_first_and_keeps_the_session(app, test_client, auth, user,
+                                                                       make_user, rp):
+    # Mallory signs in to the app herself and sends Alice a logout link with her own id_token.
+    client, secret = rp
+    make_user("mallory")
+    mallory = app.test_client()
+    type(auth)(mallory).login("mallory")
+    mallorys_token = get_user_token(mallory, client, secret, scope="openid profile")["id_token"]
+    auth.login()
+    url = "/oauth/logout?" + urlencode({"id_token_hint": mallorys_token, "post_logout_redirect_uri": LOGOUT_URI,
+                                        "state": "st"})
+    page = test_client.get(url)
+    assert page.status_code == 200
+    assert "Location" not in page.headers
+    html_text = page.get_data(as_text=True)
+    assert "Log out of Test App?" in html_text
+    assert confirmation_destination_host(html_text) == "app.example.com"
+    assert signed_in(test_client)
+    # Confirming (with the form's CSRF token) logs Alice out here and goes to the named host.
+    response = test_client.post("/oauth/logout", data={
+        "csrf_token": csrf_token(test_client, url), "confirm": "yes", "client_id": client.client_id,
+        "post_logout_redirect_uri": LOGOUT_URI, "state": "st"})
+    assert response.headers["Location"] == LOGOUT_URI + "?state=st"
+    assert not signed_in(test_client)
+    assert signed_in(mallory)
+
+
+def test_id_token_hint_naming_no_single_client_asks_first(app, test_client, auth, user, rp):
+    # Signed by this server for Alice, but its audience names no one client: not tied to the app.
+    client, _ = rp
+    auth.login()
+    with app.test_request_context():
+        claims = {"iss": get_issuer(), "sub": str(user.id), "aud": [client.client_id, "another-app"],
+                  "iat": int(time.time()), "exp": int(time.time()) + 300}
+        keyset = get_signing_keyset()
+        hint = jwt.encode({"alg": SIGNING_ALG, "kid": keyset.keys[0].kid}, claims, keyset)
+    page = test_client.get("/oauth/logout?" + urlencode({"id_token_hint": hint,
+                                                         "post_logout_redirect_uri": LOGOUT_URI}))
+    assert page.status_code == 200
+    assert "Location" not in page.headers
+    assert "Log out?" in page.get_data(as_text=True)
+    assert signed_in(test_client)
+
+
+def test_valid_hint_logs_out_this_browser_only(app, test_client, auth, user, rp):
+    client, secret = rp
+    id_token = id_token_for(test_client, auth, client, secret)
+    other_browser = app.test_client()
+    type(auth)(other_browser).login()
+    assert signed_in(other_browser)
+    response = test_client.get("/oauth/logout?" + urlencode({
+        "id_token_hint": id_token, "post_logout_redirect_uri": LOGOUT_URI}))
+    assert response.headers["Location"] == LOGOUT_URI
+    assert not signed_in(test_client)
+    assert signed_in(other_browser)
+
+
+def test_anonymous_logout_names_the_host_instead_of_redirecting(test_client, rp):
+    client, _ = rp
+    url = "/oauth/logout?" + urlencode({"client_id": client.client_id, "post_logout_redirect_uri": LOGOUT_URI,
+                                        "state": "s1"})
+    page = test_client.get(url)
+    assert page.status_code == 200
+    assert "Location" not in page.headers
+    html_text = page.get_data(as_text=True)
+    assert confirmation_destination_host(html_text) == "app.example.com"
+    assert "Continue to app.example.com" in html_text
+    # The person chooses to go on: only then the browser leaves.
+    response = test_client.post("/oauth/logout", data={
+        "csrf_token": csrf_token(test_client, url), "confirm": "yes", "client_id": client.client_id,
+        "post_logout_redirect_uri": LOGOUT_URI, "state": "s1"})
+    assert response.headers["Location"] == LOGOUT_URI + "?state=s1"
+
+
+def test_anonymous_logout_with_a_valid_hint_still_asks(app, test_client, auth, user, rp):
+    # A hint ties the redirect to a session only when that session is signed in.
+    client, secret = rp
+    id_token = id_token_for(test_client, auth, client, secret)
+    auth.logout()
+    page = test_client.get("/oauth/logout?" + urlencode({
+        "id_token_hint": id_token, "post_logout_redirect_uri": LOGOUT_URI}))
+    assert page.status_code == 200
+    assert "Location" not in page.headers
+    assert confirmation_destination_host(page.get_data(as_text=True)) == "app.example.com"
+
+
 def test_unknown_client_id_is_refused(test_client):
     response = test_client.get("/oauth/logout?client_id=nope&post_logout_redirect_uri=" + LOGOUT_URI)
     assert response.status_code == 400
@@ -149,8 +251,8 @@ def auth0_logout_url(**params) -> str:
 
 
 def test_v2_logout_returns_to_a_registered_logout_url(test_client, auth, user, make_client):
-    client, _ = make_client(post_logout_redirect_uris=["http://localhost:5000/"])
-    auth.login()
+    client, secret = make_client(post_logout_redirect_uris=["http://localhost:5000/"])
+    id_token_for(test_client, auth, client, secret)  # this session signed in to the client
     response = test_client.get(auth0_logout_url(returnTo="http://localhost:5000/", client_id=client.client_id))
     assert response.status_code == 302
     assert response.headers["Location"] == "http://localhost:5000/"
@@ -169,6 +271,32 @@ def test_v2_logout_with_an_unregistered_return_to_shows_a_page(test_client, auth
     assert "You are signed out" in html and "has not registered" in html
     assert "Signed in as" not in html  # the page itself shows the person signed out
     assert not signed_in(test_client)
+
+
+def test_v2_logout_for_a_client_this_session_never_used_names_the_host(app, test_client, auth, user, rp):
+    client, _ = rp
+    auth.login()
+    other_browser = app.test_client()
+    type(auth)(other_browser).login()
+    response = test_client.get(auth0_logout_url(returnTo=LOGOUT_URI, client_id=client.client_id))
+    assert response.status_code == 200
+    assert "Location" not in response.headers
+    html_text = response.get_data(as_text=True)
+    assert "You are signed out" in html_text
+    assert continue_link(html_text) == (LOGOUT_URI, "app.example.com")
+    assert not signed_in(test_client)
+    assert signed_in(other_browser)  # this browser only
+
+
+def test_v2_logout_of_a_used_client_ends_only_this_browser_session(app, test_client, auth, user, rp):
+    client, secret = rp
+    id_token_for(test_client, auth, client, secret)
+    other_browser = app.test_client()
+    type(auth)(other_browser).login()
+    response = test_client.get(auth0_logout_url(returnTo=LOGOUT_URI, client_id=client.client_id))
+    assert response.headers["Location"] == LOGOUT_URI
+    assert not signed_in(test_client)
+    assert signed_in(other_browser)
 
 
 def test_v2_logout_without_client_id_never_redirects(test_client, auth, user, rp):
@@ -207,8 +335,10 @@ def test_v2_logout_over_http_with_requests(live_server, make_client):
     client, _ = make_client(post_logout_redirect_uris=["http://localhost:5000/"])
     url = live_server + auth0_logout_url(returnTo="http://localhost:5000/", client_id=client.client_id)
     response = requests.get(url, allow_redirects=False, timeout=10)
-    assert response.status_code == 302
-    assert response.headers["Location"] == "http://localhost:5000/"
+    # A visitor with no session that signed in to the client is not sent on without a word.
+    assert response.status_code == 200
+    assert "Location" not in response.headers
+    assert continue_link(response.text) == ("http://localhost:5000/", "localhost:5000")
     refused = requests.get(live_server + auth0_logout_url(returnTo="http://localhost:5001/",
                                                           client_id=client.client_id),
                            allow_redirects=False, timeout=10)

@@ -1,6 +1,8 @@
 """The authorization endpoint under OpenID Connect: implicit and hybrid response types,
 prompt, max_age, login_hint, audience, RFC 9207 iss, PKCE, and the errors it redirects."""
 
+import html
+import re
 from urllib.parse import urlsplit
 
 import jwt
@@ -15,13 +17,24 @@ def verify(idp, id_token, client):
     return jwt.decode(id_token, key, algorithms=["RS256"], audience=client.client_id, issuer=idp + "/")
 
 
-def redirect_of(url: str) -> dict:
-    """Follow nothing: the parameters of the redirect an authorization request answers with."""
+def error_link_of(url: str) -> str:
+    """A visitor who is not signed in sends a failing authorization request: the server shows
+    a page, never a redirect (anyone can register a client: RFC 9700 §4.11.2), whose
+    "Continue" link names the client's host and carries the error. That link's URL."""
     response = requests.get(url, allow_redirects=False)
-    assert response.status_code == 302, response.text[:300]
-    location = response.headers["Location"]
+    assert response.status_code == 400, response.text[:300]
+    assert "Location" not in response.headers
+    link = re.search(r'<a[^>]*href="([^"]+)"[^>]*>Continue to ([^<]+)</a>', response.text)
+    assert link, response.text[:1000]
+    location = html.unescape(link.group(1))
     assert location.startswith(CALLBACK)
-    return query_params(location)
+    assert link.group(2) == urlsplit(CALLBACK).netloc
+    return location
+
+
+def redirect_of(url: str) -> dict:
+    """The parameters of the error the page's link would carry to the client."""
+    return query_params(error_link_of(url))
 
 
 @pytest.fixture
@@ -58,10 +71,10 @@ def test_prompt_none_with_a_session_but_no_consent_is_consent_required(idp, user
 def test_implicit_and_hybrid_need_a_nonce(idp, oidc_client, response_type):
     client, _ = oidc_client
     url = authorization_url(idp, client, response_type=response_type)
-    response = requests.get(url, allow_redirects=False)
-    location = urlsplit(response.headers["Location"])
+    sent = error_link_of(url)
+    location = urlsplit(sent)
     assert not location.query  # the error comes in the fragment, like the tokens would
-    params = query_params(response.headers["Location"])
+    params = query_params(sent)
     assert params["error"] == "invalid_request"
     assert "nonce" in params["error_description"]
     assert params["iss"] == idp + "/"
@@ -272,10 +285,10 @@ def test_wrong_code_verifier_is_invalid_grant(idp, user, make_client):
 ])
 def test_other_response_modes_are_refused(idp, oidc_client, response_type, response_mode, in_fragment):
     client, _ = oidc_client
-    response = requests.get(authorization_url(idp, client, response_type=response_type, nonce="n",
-                                              response_mode=response_mode), allow_redirects=False)
-    location = urlsplit(response.headers["Location"])
+    sent = error_link_of(authorization_url(idp, client, response_type=response_type, nonce="n",
+                                           response_mode=response_mode))
+    location = urlsplit(sent)
     assert bool(location.fragment) == in_fragment
-    params = query_params(response.headers["Location"])
+    params = query_params(sent)
     assert params["error"] == "invalid_request"
     assert "response_mode" in params["error_description"]

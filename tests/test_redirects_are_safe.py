@@ -1,6 +1,9 @@
 """RFC 9700 §2.1 and §4.1, §4.11: exact redirect URI matching (any port only for loopback IP
 redirect URIs of native apps, RFC 8252 §7.3) and no open redirect anywhere."""
 
+import html
+import re
+
 import pytest
 
 from oauth_helpers import authorize_url, csrf_token
@@ -65,6 +68,40 @@ def test_unknown_client_renders_a_page_not_a_redirect(test_client, client_id):
     assert response.status_code in (400, 401)
     assert "Location" not in response.headers
     assert "This sign-in request cannot continue" in response.get_data(as_text=True)
+
+
+#: Authorization requests of a registered client (any visitor can register one) that fail
+#: with an error the client's redirect URI would receive.
+FAILING_REQUESTS = {
+    "invalid_scope": {"scope": "profile admin"},
+    "unsupported_response_type": {"response_type": "magic"},
+    "invalid_request": {"code_challenge": "a" * 43, "code_challenge_method": "plain"},
+    "login_required": {"prompt": "none"},
+}
+
+
+@pytest.mark.parametrize("error", FAILING_REQUESTS)
+def test_authorization_error_for_a_visitor_not_signed_in_is_a_page_naming_the_host(test_client, make_client,
+                                                                                   error):
+    # RFC 9700 §4.11.2: the person is authenticated before the server redirects to a client.
+    client, _ = make_client(redirect_uris=["https://evil.example/cb"])
+    response = test_client.get(authorize_url(client, **FAILING_REQUESTS[error]))
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    page = response.get_data(as_text=True)
+    assert "This sign-in request cannot continue" in page
+    link = re.search(r'<a[^>]*href="([^"]+)"[^>]*>Continue to evil.example</a>', page)
+    assert link and html.unescape(link.group(1)).startswith("https://evil.example/cb?error=" + error)
+
+
+@pytest.mark.parametrize("error", ["invalid_scope", "unsupported_response_type", "invalid_request"])
+def test_authorization_error_for_a_signed_in_person_goes_back_to_the_client(test_client, auth, user,
+                                                                            make_client, error):
+    client, _ = make_client()
+    auth.login()
+    response = test_client.get(authorize_url(client, **FAILING_REQUESTS[error]))
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(f"https://app.example.com/callback?error={error}")
 
 
 TRICKY_NEXT = [

@@ -54,6 +54,18 @@ def test_a_copied_cookie_stops_working_after_log_out(app, auth, user):
     assert "Signed in as" not in thief.get("/").get_data(as_text=True)
 
 
+def test_sign_out_everywhere_on_the_account_page_ends_every_session(app, test_client, auth, user):
+    auth.login()
+    other_browser = app.test_client()
+    type(auth)(other_browser).login()
+    page = test_client.get("/account/").get_data(as_text=True)
+    assert "Sign out everywhere" in page
+    response = test_client.post("/account/sign-out-everywhere", data={"csrf_token": auth.csrf_token("/account/")})
+    assert response.status_code == 302
+    assert test_client.get("/account/").status_code == 302
+    assert other_browser.get("/account/").status_code == 302
+
+
 def test_log_in_again_after_log_out_works(test_client, auth, user):
     auth.login()
     auth.logout()

@@ -3,7 +3,7 @@ they approved, and revoking one)."""
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, session, url_for
 
-from .auth import end_all_sessions, login_required
+from .auth import end_all_sessions, log_out, login_required
 from .consent import list_consents, revoke_consent
 from .forms import ChangeEmailForm, ChangePasswordForm, ConfirmForm
 from .models import db
@@ -17,7 +17,8 @@ def render_account(password_form=None, email_form=None):
     password_form = password_form or ChangePasswordForm(prefix="password", formdata=None)
     email_form = email_form or ChangeEmailForm(prefix="email", formdata=None)
     status = 400 if password_form.errors or email_form.errors else 200
-    return render_template("account/index.html", password_form=password_form, email_form=email_form), status
+    return render_template("account/index.html", password_form=password_form, email_form=email_form,
+                           sessions_form=ConfirmForm(formdata=None)), status
 
 
 @bp.route("/")
@@ -60,6 +61,18 @@ def change_email():
             flash("Your email address was changed.")
             return redirect(url_for("account.index"))
     return render_account(email_form=form)
+
+
+@bp.route("/sign-out-everywhere", methods=["POST"])
+@login_required
+def sign_out_everywhere():
+    """End every session of the person, this one and those on other devices (logging out
+    from an app ends only the browser it happens in)."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    log_out(everywhere=True)
+    flash("You are signed out everywhere.")
+    return redirect(url_for("auth.index"))
 
 
 @bp.route("/apps")

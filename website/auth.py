@@ -70,6 +70,23 @@ def log_out(everywhere: bool = True) -> None:
     g.user = None  # the page this request still renders shows the person signed out
 
 
+#: How many client_ids a session remembers having signed in to (the newest are kept).
+_SESSION_CLIENTS_KEPT = 20
+
+
+def remember_client_in_session(client_id: str) -> None:
+    """Note that this browser session signed in to the client (an authorization was issued):
+    Auth0's /v2/logout may then send the browser back to that client without asking."""
+    used = [c for c in session.get("clients", []) if c != client_id]
+    session["clients"] = (used + [client_id])[-_SESSION_CLIENTS_KEPT:]
+
+
+def session_used_client(client_id: str | None) -> bool:
+    """Whether the signed-in person signed in to this client in this browser session."""
+    used = session.get("clients")
+    return bool(g.get("user") is not None and client_id and isinstance(used, list) and client_id in used)
+
+
 def end_all_sessions(user: User) -> None:
     """Make every session cookie of the user invalid (log-out, password change)."""
     user.end_all_sessions()

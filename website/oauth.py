@@ -1,10 +1,13 @@
 """Blueprint: the OAuth 2.0 and OpenID Connect protocol endpoints (authorize, token, revoke,
 userinfo, discovery, JWKS), with Auth0-style aliases so apps written for Auth0 work here."""
 
+from urllib.parse import urlsplit
+
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, g, redirect, render_template, request, session
 
 from . import audit, oidc
+from .auth import remember_client_in_session
 from .consent import consent_required, effective_scope, remember_consent, requested_audience
 from .forms import ConsentForm
 from .models import db
@@ -16,13 +19,29 @@ bp = Blueprint("oauth", __name__)
 
 
 def render_authorization_error(error: OAuth2Error):
-    """Redirect the error to the client only when its redirect URI was validated;
-    otherwise (unknown client, unregistered redirect URI) show it to the person."""
+    """Redirect the error to the client only when its redirect URI was validated and the
+    person is signed in; otherwise show it to the person.
+
+    Anyone can register a client with their own redirect URIs, so an error sent to a visitor
+    who is not signed in would make this server an open redirector (RFC 9700 §4.11.2: the
+    person is authenticated first). The page names where the app wants to go, with a link.
+    """
     if error.redirect_uri:
         response = authorization.handle_error_response(None, error)
         oidc.issuer_parameter.add_issuer_parameter(authorization, response)
-        return response
+        if g.user is not None:
+            return response
+        continue_url = response.headers["Location"]
+        return render_template("oauth/error.html", error=error, continue_url=continue_url,
+                               continue_host=urlsplit(continue_url).netloc), 400
     return render_template("oauth/error.html", error=error), error.status_code
+
+
+def _authorization_response(grant, grant_user):
+    """The redirect back to the client; a successful one is remembered in the session."""
+    if grant_user is not None:
+        remember_client_in_session(grant.client.client_id)
+    return authorization.create_authorization_response(grant=grant, grant_user=grant_user)
 
 
 # url_for, and so discovery, gives the route nearest the function; /authorize is Auth0's path.
@@ -40,7 +59,7 @@ def authorize():
         return redirect(oidc.login_redirect(step))
     if request.method == "GET" and not consent_required(grant, g.user):
         # The user already allowed these scopes: no need to ask again.
-        return authorization.create_authorization_response(grant=grant, grant_user=g.user)
+        return _authorization_response(grant, g.user)
     form = ConsentForm()
     if request.method == "GET" or not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
@@ -56,7 +75,7 @@ def authorize():
                  client_id=grant.client.client_id, scope=grant.request.scope,
                  audience=requested_audience(grant))
     db.session.commit()
-    return authorization.create_authorization_response(grant=grant, grant_user=grant_user)
+    return _authorization_response(grant, grant_user)
 
 
 @bp.route("/oauth/token", methods=["POST"])
