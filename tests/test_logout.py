@@ -183,7 +183,7 @@ def test_id_token_hint_naming_no_single_client_asks_first(app, test_client, auth
     client, _ = rp
     auth.login()
     with app.test_request_context():
-        claims = {"iss": get_issuer(), "sub": str(user.id), "aud": [client.client_id, "another-app"],
+        claims = {"iss": get_issuer(), "sub": user.sub, "aud": [client.client_id, "another-app"],
                   "iat": int(time.time()), "exp": int(time.time()) + 300}
         keyset = get_signing_keyset()
         hint = jwt.encode({"alg": SIGNING_ALG, "kid": keyset.keys[0].kid}, claims, keyset)

@@ -10,6 +10,7 @@ session). Anyone can register a client, so otherwise a page names the destinatio
 the person decides (RFC 9700 §4.11.2).
 """
 
+import hmac
 from urllib.parse import urlencode, urlsplit
 
 from authlib.common.urls import add_params_to_uri
@@ -38,7 +39,7 @@ def hint_ties_session(claims: dict | None, client) -> bool:
         return False
     aud = claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    return client.client_id in audiences and claims.get("sub") == str(g.user.id)
+    return client.client_id in audiences and hmac.compare_digest(str(claims.get("sub", "")), g.user.sub)
 
 
 class EndSessionEndpoint(_EndSessionEndpoint):
