@@ -53,7 +53,10 @@ DEFAULTS = {
     "THROTTLE_REDIS_RETRY": 10,
 }
 
+
 _BOOLEAN_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)} | {"SESSION_COOKIE_SECURE"}
+
+
 _INTEGER_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and k not in _BOOLEAN_KEYS}
 
 

@@ -11,12 +11,14 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
-from wtforms.fields.choices import SelectChoice  # tuples are deprecated in WTForms 3.3
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
-from .client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES, RESPONSE_TYPE_GRANTS
+from website.oauth2.client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES, RESPONSE_TYPE_GRANTS
 
 USERNAME_RULE = Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores only.")
+
+
 EMAIL_RULE = Regexp(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$", message="Enter an email address such as ada@example.com.")
 
 
@@ -32,6 +34,8 @@ GRANT_LABELS = {
     "implicit": "Implicit (legacy, discouraged) — tokens in the URL; use the code flow instead",
     "password": "Password (legacy, discouraged) — the app sees the user's password",
 }
+
+
 RESPONSE_TYPE_LABELS = {
     "code": "code — authorization code flow (recommended)",
     "token": "token — OAuth implicit (legacy)",
@@ -41,6 +45,8 @@ RESPONSE_TYPE_LABELS = {
     "code token": "code token — OpenID Connect hybrid",
     "code id_token token": "code id_token token — OpenID Connect hybrid",
 }
+
+
 AUTH_METHOD_LABELS = {
     "client_secret_basic": "Client secret in HTTP Basic (confidential client)",
     "client_secret_post": "Client secret in the POST body (confidential client)",
@@ -143,4 +149,3 @@ class ChangeEmailForm(FlaskForm):
     )
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
     submit = SubmitField("Change email")
-

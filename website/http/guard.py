@@ -1,0 +1,114 @@
+"""The input guard: malformed protocol requests get a spec-shaped 400 before Authlib
+reads them."""
+
+import base64
+import binascii
+from urllib.parse import unquote_to_bytes
+
+from flask import current_app, render_template, request
+
+from website.http.endpoints import FORM, JSON, JSON_ENDPOINTS, PAGE_ENDPOINTS, ProtocolEndpoint
+from website.http.errors import _printable, json_error
+
+#: Parameters whose syntax is ASCII VSCHAR (%x20-7E) per RFC 6749 Appendix A, RFC 7636 §4 and
+#: RFC 7009 §2.1. Refusing anything else up front also keeps Authlib from building an error
+#: description it must reject (it raises ValueError on characters RFC 6749 §5.2 forbids).
+VSCHAR_PARAMETERS = {
+    "client_id", "client_secret", "response_type", "scope", "state", "redirect_uri", "grant_type",
+    "code", "refresh_token", "code_verifier", "code_challenge", "code_challenge_method", "token",
+    "token_type_hint", "response_mode",
+}
+
+
+class ProtocolInputError(Exception):
+    """A malformed protocol request: ``error`` is the OAuth error code."""
+
+    def __init__(self, description: str, error: str = "invalid_request", status_code: int = 400):
+        super().__init__(description)
+        self.description = description
+        self.error = error
+        self.status_code = status_code
+
+    def get_error_description(self) -> str:
+        """The description, as OAuth2Error names it (the error page shows it)."""
+        return self.description
+
+
+def _is_vschar(value: str) -> bool:
+    return all(0x20 <= ord(c) <= 0x7E for c in value)
+
+
+def _check_utf8(raw: bytes, where: str) -> None:
+    # Plain ASCII without escapes is valid as it stands (nearly every client's request).
+    if raw.isascii() and b"%" not in raw:
+        return
+    # One decode of the whole string answers for every name and value: "&" and "=" are ASCII,
+    # which never occurs inside a valid multi-byte sequence, so the whole is valid UTF-8
+    # exactly when each part between them is.
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolInputError(f"The {where} is not valid UTF-8.")
+
+
+def _check_basic_auth() -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "basic":
+        return
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        decoded = None
+    if decoded is None or ":" not in decoded:
+        raise ProtocolInputError(
+            "Malformed HTTP Basic credentials: send base64 of 'client_id:client_secret' in UTF-8.",
+            error="invalid_client", status_code=401,
+        )
+
+
+def check_protocol_request(spec: ProtocolEndpoint) -> None:
+    """Refuse malformed input before Authlib reads it; raise ProtocolInputError."""
+    limit = current_app.config["OAUTH2_MAX_PARAMETER_LENGTH"]
+    _check_utf8(request.query_string, "query string")
+    has_body = request.method in ("POST", "PUT", "PATCH") and (request.content_length or request.mimetype)
+    if has_body:
+        if request.mimetype not in spec.content_types:
+            accepted = " or ".join(spec.content_types) or "no body"
+            raise ProtocolInputError(f"The request body must be {accepted}, not {_printable(request.mimetype) or 'untyped'}.",
+                                     error=spec.body_error)
+        if request.mimetype == FORM:
+            _check_utf8(request.get_data(cache=True), "request body")
+        elif request.mimetype == JSON:
+            body = request.get_json(silent=True)
+            if not isinstance(body, dict):
+                raise ProtocolInputError("The request body must be a JSON object.", error=spec.body_error)
+    if spec.client_auth:
+        _check_basic_auth()
+    seen = set()
+    for source in (request.args, request.form if has_body and request.mimetype == FORM else {}):
+        for key in source:
+            values = source.getlist(key)
+            if key in seen or len(values) > 1:
+                raise ProtocolInputError(f"The parameter '{_printable(key[:40])}' was sent more than once.")
+            seen.add(key)
+            if len(key) > limit or any(len(value) > limit for value in values):
+                raise ProtocolInputError(f"The parameter '{_printable(key[:40])}' is too long (limit {limit} characters).")
+            if key in VSCHAR_PARAMETERS and any(not _is_vschar(value) for value in values):
+                raise ProtocolInputError(
+                    f"The parameter '{key}' may contain only printable ASCII characters (RFC 6749 Appendix A).")
+
+
+def _guard_protocol_request():
+    name = request.endpoint
+    spec = JSON_ENDPOINTS.get(name) or PAGE_ENDPOINTS.get(name)
+    if spec is None:
+        return None
+    try:
+        check_protocol_request(spec)
+    except ProtocolInputError as error:
+        if name in JSON_ENDPOINTS:
+            headers = {"WWW-Authenticate": 'Basic realm="token"'} if error.status_code == 401 else None
+            return json_error(error.error, error.description, error.status_code, headers)
+        return render_template("oauth/error.html", error=error), error.status_code
+    return None

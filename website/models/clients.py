@@ -1,0 +1,169 @@
+"""OAuth clients and the tokens of dynamic registration (RFC 7591/7592)."""
+
+import hmac
+import secrets
+import time
+
+from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from website.extensions import db
+from website.models.base import hash_secret, now
+from website.models.redirect_uris import redirect_uri_matches
+from website.models.users import User
+
+
+class OAuth2Client(db.Model, ClientMixin):
+    """A registered client with its RFC 7591 metadata; the secret is kept only as a hash."""
+
+    __tablename__ = "oauth2_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(48), unique=True)
+    client_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    client_id_issued_at: Mapped[int] = mapped_column(default=now)
+    client_secret_expires_at: Mapped[int] = mapped_column(default=0)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    client_name: Mapped[str] = mapped_column(String(100))
+    client_uri: Mapped[str | None] = mapped_column(String(2000))
+    logo_uri: Mapped[str | None] = mapped_column(String(2000))
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list] = mapped_column(JSON, default=list)
+    response_types: Mapped[list] = mapped_column(JSON, default=list)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
+    contacts: Mapped[list] = mapped_column(JSON, default=list)
+    #: Any other RFC 7591 / OpenID metadata (post_logout_redirect_uris, tos_uri, ...).
+    extra_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    owner: Mapped[User | None] = relationship()
+
+    METADATA_FIELDS = (
+        "client_name",
+        "client_uri",
+        "logo_uri",
+        "redirect_uris",
+        "grant_types",
+        "response_types",
+        "scope",
+        "token_endpoint_auth_method",
+        "contacts",
+    )
+
+    @property
+    def client_metadata(self) -> dict:
+        """All registered metadata as one RFC 7591 dictionary."""
+        data = dict(self.extra_metadata or {})
+        for field in self.METADATA_FIELDS:
+            value = getattr(self, field)
+            if value not in (None, "", []):
+                data[field] = value
+        return data
+
+    def set_client_metadata(self, metadata: dict) -> None:
+        """Store RFC 7591 metadata: known fields in columns, the rest in extra_metadata."""
+        extra = {}
+        for key, value in metadata.items():
+            if key in self.METADATA_FIELDS:
+                setattr(self, key, value)
+            else:
+                extra[key] = value
+        self.extra_metadata = extra
+
+    @property
+    def is_public(self) -> bool:
+        """A public client has no secret and authenticates with ``none``."""
+        return self.token_endpoint_auth_method == "none"
+
+    @classmethod
+    def register(cls, metadata: dict, owner: User | None = None) -> tuple["OAuth2Client", str | None]:
+        """Make a client from validated metadata; return it with its plain secret (None if public)."""
+        client = cls(client_id=secrets.token_urlsafe(24), owner=owner, client_id_issued_at=now())
+        client.set_client_metadata(metadata)
+        return client, client.rotate_secret()
+
+    def rotate_secret(self) -> str | None:
+        """Give a confidential client a new secret; return it (the only time it is seen)."""
+        if self.is_public:
+            self.client_secret_hash = None
+            return None
+        secret = secrets.token_urlsafe(48)
+        self.client_secret_hash = hash_secret(secret)
+        return secret
+
+    # Authlib's ClientMixin interface.
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Only unambiguous: with several registered URIs the request must name one.
+        if len(self.redirect_uris) == 1:
+            return self.redirect_uris[0]
+        return None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        if not scope:
+            return self.scope
+        allowed = set(scope_to_list(self.scope))
+        return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return any(redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.client_secret_hash or not client_secret:
+            return False
+        return hmac.compare_digest(self.client_secret_hash, hash_secret(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        # The same registered method authenticates the client at every endpoint
+        # (token, revocation, introspection).
+        return self.token_endpoint_auth_method == method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type in self.response_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+
+class InitialAccessToken(db.Model):
+    """A bearer token that allows one to use dynamic client registration (RFC 7591 §3)."""
+
+    __tablename__ = "oauth2_initial_access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(default=now)
+    #: 0 means it never expires.
+    expires_at: Mapped[int] = mapped_column(default=0)
+
+    def is_active(self) -> bool:
+        """Tell whether the token can still be used."""
+        return not self.expires_at or self.expires_at > time.time()
+
+
+class RegistrationAccessToken(db.Model):
+    """The token a dynamically registered client uses to manage itself (RFC 7592)."""
+
+    __tablename__ = "oauth2_registration_access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth2_clients.client_id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[int] = mapped_column(default=now)
+
+    def check_client(self, client) -> bool:
+        """Tell whether the token was issued for this client."""
+        return self.client_id == client.get_client_id()

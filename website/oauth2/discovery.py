@@ -1,0 +1,66 @@
+"""The discovery documents (OpenID Connect Discovery, RFC 8414), built from what the
+server registered."""
+
+import json
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import grants
+from flask import current_app, url_for
+
+from website.http.endpoints import ADVERTISED_ENDPOINTS
+from website.oauth2.keys import ID_TOKEN_ALG, get_issuer
+from website.oauth2.oidc import ID_TOKEN_CLAIMS, PROMPT_VALUES, SCOPE_CLAIMS
+
+DISCOVERY_MAX_AGE = 3600
+
+
+def _endpoint_url(origin: str, view) -> str:
+    endpoint = next(name for name, func in current_app.view_functions.items() if func is view)
+    return origin + url_for(endpoint)
+
+
+def server_metadata(server, issuer: str) -> dict:
+    """Every metadata value, read from what the server registered and uses."""
+    from .oauth2 import pkce_methods
+
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    metadata = {"issuer": issuer}
+    for name, view in ADVERTISED_ENDPOINTS.items():
+        metadata[name] = _endpoint_url(origin, view)
+    metadata["scopes_supported"] = list(server.scopes_supported)
+    response_types, grant_types, auth_methods = [], [], []
+    for grant_cls in server.authorization_grant_classes:
+        response_types += sorted(grant_cls.RESPONSE_TYPES)
+        if issubclass(grant_cls, grants.ImplicitGrant) and "implicit" not in grant_types:
+            grant_types.append("implicit")
+    for grant_cls in server.token_grant_classes:
+        grant_types.append(grant_cls.GRANT_TYPE)
+        auth_methods += [m for m in grant_cls.TOKEN_ENDPOINT_AUTH_METHODS if m not in auth_methods]
+    metadata["response_types_supported"] = response_types
+    metadata["response_modes_supported"] = ["query", "fragment"]
+    metadata["grant_types_supported"] = grant_types
+    metadata["token_endpoint_auth_methods_supported"] = auth_methods
+    for name, endpoints in server.endpoint_registry.items():
+        methods = getattr(endpoints[0], "CLIENT_AUTH_METHODS", None)
+        if methods and f"{name}_endpoint" in metadata:
+            metadata[f"{name}_endpoint_auth_methods_supported"] = list(methods)
+    metadata["code_challenge_methods_supported"] = pkce_methods()
+    metadata["authorization_response_iss_parameter_supported"] = True
+    metadata["subject_types_supported"] = ["public"]
+    metadata["id_token_signing_alg_values_supported"] = [ID_TOKEN_ALG]
+    metadata["claims_supported"] = ID_TOKEN_CLAIMS + [c for cs in SCOPE_CLAIMS.values() for c in cs]
+    metadata["prompt_values_supported"] = PROMPT_VALUES
+    metadata["claims_parameter_supported"] = False
+    metadata["request_parameter_supported"] = False
+    metadata["request_uri_parameter_supported"] = False
+    return metadata
+
+
+def discovery_json(server) -> str:
+    """The discovery document for the current issuer, serialized once per process and issuer."""
+    issuer = get_issuer()
+    cache = current_app.extensions["oidc_discovery"]
+    if issuer not in cache:
+        cache[issuer] = json.dumps(server_metadata(server, issuer))
+    return cache[issuer]

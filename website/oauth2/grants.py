@@ -1,0 +1,306 @@
+"""The OAuth 2.0 grants and the hooks Authlib leaves to the application."""
+
+import secrets
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+)
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
+from flask import current_app
+from sqlalchemy import case, update
+
+from website.extensions import db
+from website.models.base import hash_secret, now
+from website.models.grants import AuthorizationCode, Token
+from website.models.users import User
+from website.oauth2.audiences import requested_resource
+from website.store import audit, throttle
+from website.store.clients import query_client
+from website.store.codes import _CODE_BY_HASH, _revoke_code_tokens
+from website.store.tokens import (
+    _INSERT_TOKEN,
+    TokenRecord,
+    read_token_by_refresh_token,
+    revoke_family,
+)
+from website.store.users import authenticate_user
+
+#: The client authentication methods every token-endpoint grant accepts.
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
+def save_token(token: dict, request) -> None:
+    """Store a newly issued token as hashes, in one transaction with the code or refresh
+    token it was exchanged for, so a crash leaves nothing half-issued."""
+    issued_at = now()
+    config = current_app.config
+    parent = getattr(request, "refresh_token", None)
+    code = getattr(request, "authorization_code", None)
+    refresh_token = token.get("refresh_token")
+    values = dict(
+        client_id=request.client.client_id,
+        user_id=request.user.get_user_id() if request.user else None,
+        token_type=token.get("token_type", "Bearer"),
+        access_token_hash=hash_secret(token["access_token"]),
+        refresh_token_hash=hash_secret(refresh_token) if refresh_token else None,
+        scope=token.get("scope", ""),
+        issued_at=issued_at,
+        expires_in=token["expires_in"],
+        expires_at=issued_at + token["expires_in"],
+        refresh_token_expires_at=(
+            issued_at + config["OAUTH2_REFRESH_TOKEN_LIFETIME"] if refresh_token else None
+        ),
+        authorization_code_id=code.id if isinstance(code, AuthorizationCode) else None,
+        family_id=parent.family_id if parent is not None else secrets.token_hex(16),
+        audience=getattr(request, "audience", None),
+    )
+    # A Core INSERT on the table skips the unit of work and the ORM's bulk-insert
+    # bookkeeping for an object nothing reads again (the column defaults still apply).
+    db.session.execute(_INSERT_TOKEN, values)
+    audit.insert("token_issued", user=request.user, client_id=request.client.client_id,
+                 grant_type=request.payload.grant_type or "implicit", scope=values["scope"],
+                 family_id=values["family_id"])
+    # Nothing this request loaded has changed (the claim was a Core UPDATE), and the id_token
+    # still reads the client and the code: expiring them made two SELECTs to reload them.
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
+
+
+def pkce_methods() -> list[str]:
+    """The PKCE code_challenge_methods this server accepts: S256, and plain if configured."""
+    return ["S256", "plain"] if current_app.config["OAUTH2_PKCE_ALLOW_PLAIN"] else ["S256"]
+
+
+class LockedOutGrantError(InvalidGrantError):
+    """The resource owner's account (or the client's address) is locked after failed attempts."""
+
+    def __init__(self, wait: int):
+        super().__init__(throttle.wait_message(wait))
+        self.wait = wait
+
+    def get_headers(self):
+        return super().get_headers() + [("Retry-After", str(self.wait))]
+
+
+class LockedOutClientError(InvalidClientError):
+    """The client (or its address) is locked after failed client authentications."""
+
+    def __init__(self, wait: int):
+        super().__init__(status_code=401, description=throttle.wait_message(wait))
+        self.wait = wait
+
+    def get_headers(self):
+        return super().get_headers() + [("Retry-After", str(self.wait))]
+
+
+def request_client_id(request) -> str:
+    """The client_id a token-endpoint request claims (HTTP Basic or body), before authentication."""
+    try:
+        client_id, _ = extract_basic_authorization(request.headers)
+    except ValueError:  # malformed Basic credentials: Authlib's parser raises
+        client_id = None
+    return client_id or request.payload.client_id or ""
+
+
+class CodeChallenge(_CodeChallenge):
+    """PKCE (RFC 7636): S256 only unless ``plain`` is configured; required for public clients."""
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        request = grant.request
+        data = request.payload.data
+        challenge = data.get("code_challenge")
+        method = data.get("code_challenge_method")
+        if challenge and not method:
+            method = "plain"
+        if request.client.is_public and not challenge:
+            raise InvalidRequestError(
+                "Public clients must use PKCE: send 'code_challenge' with 'code_challenge_method=S256'."
+            )
+        if method and method not in pkce_methods():
+            raise InvalidRequestError("Unsupported 'code_challenge_method': use S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def save_authorization_code(self, code: str, request) -> AuthorizationCode:
+        data = request.payload.data
+        item = AuthorizationCode(
+            resource=requested_resource(request.payload.datalist),
+            code_hash=hash_secret(code),
+            client_id=request.client.client_id,
+            user_id=request.user.id,
+            redirect_uri=request.payload.redirect_uri or "",
+            response_type=request.payload.response_type,
+            scope=request.scope or "",
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method") or (
+                "plain" if data.get("code_challenge") else None
+            ),
+            auth_time=getattr(request, "auth_time", None) or now(),
+            expires_at=now() + current_app.config["OAUTH2_CODE_LIFETIME"],
+        )
+        db.session.add(item)
+        db.session.commit()
+        # A hybrid response issues a token right after the code: link it to the code, so a
+        # second redemption of the code revokes it too.
+        request.authorization_code = item
+        return item
+
+    def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
+        """Find an unused, unexpired code of this client (and its user, in the same query).
+
+        The code is claimed later, in ``save_token``, in the transaction that stores the
+        token: a write transaction (on SQLite, the database's write lock) then lasts only
+        for the claim, the insert and the commit, not for the whole grant.
+        """
+        if not code or len(code) > 512:
+            return None
+        item = db.session.scalar(_CODE_BY_HASH, {"hash": hash_secret(code)})
+        if item is None or item.client_id != client.client_id:
+            return None
+        if item.used_at is not None:
+            _revoke_code_tokens(item)
+            return None
+        if item.is_expired():
+            return None
+        return item
+
+    def save_token(self, token: dict) -> None:
+        """Claim the code, then store the token in the same transaction.
+
+        The claim is an UPDATE guarded by ``used_at IS NULL``; the database lets exactly one
+        concurrent transaction change the row, so only one redemption can ever succeed.
+        """
+        item = self.request.authorization_code
+        claimed = db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == item.id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=now())
+        ).rowcount
+        if not claimed:
+            db.session.rollback()
+            _revoke_code_tokens(item)
+            raise InvalidGrantError("Invalid 'code' in request.")
+        super().save_token(token)
+
+    def delete_authorization_code(self, authorization_code) -> None:
+        # The code was marked used when claimed; the row stays to detect reuse.
+        pass
+
+    def authenticate_user(self, authorization_code) -> User | None:
+        return authorization_code.user
+
+
+class ImplicitGrant(grants.ImplicitGrant):
+    """The implicit grant (legacy): any client registered for response_type=token."""
+
+    def authenticate_token_endpoint_client(self):
+        # At the authorization endpoint there is no client authentication, only the
+        # client_id; Authlib's default would admit public clients only.
+        client = query_client(self.request.payload.client_id)
+        if client is None:
+            raise InvalidClientError(description="The client does not exist on this server.")
+        return client
+
+
+class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+    """The resource owner password grant (legacy), for confidential clients."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def authenticate_user(self, username: str, password: str) -> User | None:
+        # The same throttle as the log-in form: it guards the same passwords.
+        # Counted before the password is checked, so simultaneous guesses get no extra checks.
+        attempt = throttle.begin_attempt(*throttle.login_subjects(username))
+        if wait := attempt.wait:
+            raise LockedOutGrantError(wait)
+        user = authenticate_user(username, password)
+        if user is None:
+            wait = attempt.failed()
+            audit.record("login_failed", client_id=request_client_id(self.request)[:48],
+                         attempted_username=username[:40], grant_type="password")
+            db.session.commit()
+            if wait:
+                raise LockedOutGrantError(wait)
+            # RFC 6749 §5.2: wrong resource owner credentials are an invalid grant;
+            # Authlib would answer invalid_request.
+            raise InvalidGrantError("Wrong username or password.")
+        attempt.succeeded()
+        return user
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """Refresh tokens rotate for public clients always, for confidential clients when
+    configured; presenting a rotated refresh token again revokes the whole family."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def _rotates(self, client) -> bool:
+        return client.is_public or current_app.config["OAUTH2_ROTATE_CONFIDENTIAL_REFRESH_TOKENS"]
+
+    def authenticate_refresh_token(self, refresh_token: str) -> TokenRecord | None:
+        if not refresh_token or len(refresh_token) > 512:
+            return None
+        # A plain record is enough: the old row is changed by UPDATEs (save_token,
+        # revoke_family), never through the object.
+        token = read_token_by_refresh_token(refresh_token)
+        if token is None or token.client_id != self.request.client.client_id:
+            return None
+        if token.refresh_token_revoked_at:
+            if token.rotated_at:
+                # A rotated refresh token came back: it was stolen or replayed.
+                revoke_family(token.family_id, reason="rotated refresh token reused")
+                db.session.commit()
+            return None
+        if not token.is_refresh_token_active():
+            return None
+        return token
+
+    def issue_token(self, user, refresh_token):
+        self.INCLUDE_NEW_REFRESH_TOKEN = self._rotates(self.request.client)
+        return super().issue_token(user, refresh_token)
+
+    def authenticate_user(self, refresh_token) -> User | None:
+        return refresh_token.user
+
+    def save_token(self, token: dict) -> None:
+        """Spend the old refresh token and store the new token in one short transaction.
+
+        The old access token is revoked with it and, when refresh tokens rotate, the old
+        refresh token too: an UPDATE guarded by ``refresh_token_revoked_at = 0``, so of two
+        concurrent refreshes with one token only one succeeds.
+        """
+        old = self.request.refresh_token
+        stamp = now()
+        values = {"access_token_revoked_at": case((Token.access_token_revoked_at == 0, stamp),
+                                                  else_=Token.access_token_revoked_at)}
+        if self._rotates(self.request.client):
+            values.update(refresh_token_revoked_at=stamp, rotated_at=stamp)
+        claimed = db.session.execute(
+            update(Token).where(Token.id == old.id, Token.refresh_token_revoked_at == 0).values(values),
+            # Nothing reads the old row again in this request; skip re-reading it.
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if not claimed:
+            db.session.rollback()
+            raise InvalidGrantError()
+        super().save_token(token)
+
+    def revoke_old_credential(self, refresh_token) -> None:
+        # Done by save_token, in the transaction that stored the new token.
+        pass

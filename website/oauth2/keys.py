@@ -1,0 +1,200 @@
+"""The issuer and the signing keys: the key ring every instance reloads when another
+rotates the keys, rotation itself, and the JWKS."""
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+from flask import current_app, g, request
+from joserfc.jwk import KeySet, RSAKey
+from sqlalchemy import delete, func, or_, select
+
+from website.extensions import db
+from website.models.apis import ResourceServer
+from website.models.base import now
+from website.models.keys import SigningKey
+from website.store import audit
+
+#: The one algorithm id_tokens are signed with (OpenID Connect's mandatory default).
+ID_TOKEN_ALG = "RS256"
+
+
+RSA_KEY_SIZE = 2048
+
+
+#: Extra seconds a retired key stays published, for clock skew and in-flight tokens.
+KEY_RETIREMENT_LEEWAY = 300
+
+
+#: How long clients may cache the JWKS and discovery documents.
+JWKS_MAX_AGE = 300
+
+
+def get_issuer() -> str:
+    """The issuer: ``OAUTH2_ISSUER`` exactly as configured, else the URL the request came in on."""
+    return current_app.config.get("OAUTH2_ISSUER") or request.url_root
+
+
+def create_signing_key() -> SigningKey:
+    """Generate an RSA signing key and add it to the session (the caller commits)."""
+    key = RSAKey.generate_key(RSA_KEY_SIZE, auto_kid=True)  # kid: the RFC 7638 thumbprint
+    row = SigningKey(
+        kid=key.kid,
+        alg=ID_TOKEN_ALG,
+        public_jwk={**key.as_dict(private=False), "use": "sig", "alg": ID_TOKEN_ALG},
+        private_jwk=key.as_dict(private=True),
+        created_at=now(),
+    )
+    db.session.add(row)
+    return row
+
+
+def ensure_signing_key() -> SigningKey | None:
+    """Create the first signing key when there is none; return it, or None if one existed."""
+    if db.session.scalar(select(SigningKey.id).limit(1)) is not None:
+        return None
+    row = create_signing_key()
+    db.session.commit()
+    return row
+
+
+def rotate_signing_keys() -> tuple[SigningKey, list[SigningKey], int]:
+    """Add a new signing key and retire the others.
+
+    A retired key loses its private half at once but stays published until every token it
+    may have signed has expired. Returns the new key, the retired keys still published, and
+    how many long-expired keys were deleted.
+    """
+    config = current_app.config
+    stamp = now()
+    # JWT access tokens for APIs (resources.py) may live longer than the default lifetime.
+    longest_api = db.session.scalar(select(func.max(ResourceServer.access_token_lifetime))) or 0
+    keep = max(config["OAUTH2_ID_TOKEN_LIFETIME"], config["OAUTH2_ACCESS_TOKEN_LIFETIME"], longest_api)
+    deleted = db.session.execute(
+        delete(SigningKey).where(SigningKey.publish_until <= stamp)
+    ).rowcount
+    for old in db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))):
+        old.retired_at = stamp
+        old.publish_until = stamp + keep + KEY_RETIREMENT_LEEWAY
+        old.private_jwk = None
+    new = create_signing_key()
+    audit.record("key_rotated", kid=new.kid, retired=deleted)
+    db.session.commit()
+    key_ring().expire()
+    published = db.session.scalars(
+        select(SigningKey).where(SigningKey.retired_at.is_not(None), SigningKey.publish_until > stamp)
+        .order_by(SigningKey.id)
+    ).all()
+    return new, list(published), deleted
+
+
+@dataclass(frozen=True)
+class LoadedKeys:
+    """One loaded generation of the signing keys."""
+
+    newest_kid: str
+    signing_key: RSAKey
+    #: (publish_until or None, public JWK) for every key that may still be published.
+    public_keys: list[tuple[int | None, dict]]
+    jwks_cache: dict = field(default_factory=dict, compare=False)
+
+    def jwks_json(self, at: int) -> str:
+        """The JWKS of the keys published at ``at``, serialized once per set of keys."""
+        published = tuple(jwk["kid"] for until, jwk in self.public_keys if until is None or until > at)
+        cached = self.jwks_cache.get(published)
+        if cached is None:
+            keys = [jwk for _, jwk in self.public_keys if jwk["kid"] in published]
+            cached = self.jwks_cache[published] = json.dumps({"keys": keys})
+        return cached
+
+
+class KeyRing:
+    """The signing keys this process loaded, reloaded when another instance rotates them.
+
+    The newest kid is read (one indexed query) at most once per OIDC_KEY_CHECK_INTERVAL
+    seconds; keys are parsed only when it changes. A rotation by this process shows at once
+    (``expire``); one by another instance within the interval, while the key this instance
+    signed with stays published (rotate_signing_keys), so its tokens keep verifying.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._keys: LoadedKeys | None = None
+        self._checked_at = float("-inf")
+
+    def expire(self) -> None:
+        """Read the keys again on next use (after this process rotated them)."""
+        self._checked_at = float("-inf")
+
+    def current(self) -> LoadedKeys:
+        """The current key set, creating the first key if the database has none."""
+        keys = self._keys
+        checked = time.monotonic()
+        if keys is not None and checked - self._checked_at < current_app.config["OIDC_KEY_CHECK_INTERVAL"]:
+            return keys
+        keys = self._check()
+        self._checked_at = checked
+        return keys
+
+    def _check(self) -> LoadedKeys:
+        newest = db.session.scalar(select(SigningKey.kid).order_by(SigningKey.id.desc()).limit(1))
+        if newest is None:
+            ensure_signing_key()
+            newest = db.session.scalar(select(SigningKey.kid).order_by(SigningKey.id.desc()).limit(1))
+        keys = self._keys
+        if keys is not None and keys.newest_kid == newest:
+            return keys
+        with self._lock:
+            if self._keys is None or self._keys.newest_kid != newest:
+                self._keys = self._load()
+            return self._keys
+
+    def _load(self) -> LoadedKeys:
+        rows = db.session.scalars(
+            select(SigningKey)
+            .where(or_(SigningKey.publish_until.is_(None), SigningKey.publish_until > now()))
+            .order_by(SigningKey.id.desc())
+        ).all()
+        signer = next((row for row in rows if row.private_jwk), None)
+        if signer is None:
+            # Two rotations at once retired each other's keys: start a fresh one.
+            create_signing_key()
+            db.session.commit()
+            return self._load()
+        return LoadedKeys(
+            newest_kid=rows[0].kid,
+            signing_key=RSAKey.import_key(signer.private_jwk),
+            public_keys=[(row.publish_until, row.public_jwk) for row in rows],
+        )
+
+
+def key_ring() -> KeyRing:
+    """This app's key ring (one per app and process)."""
+    return current_app.extensions["oidc_key_ring"]
+
+
+def signing_key() -> RSAKey:
+    """The key that signs in this request; fixed for the request so kid and signature agree."""
+    if "oidc_signing_key" not in g:
+        g.oidc_signing_key = key_ring().current().signing_key
+    return g.oidc_signing_key
+
+
+def jwks_json() -> str:
+    """The published public keys as a serialized JWKS."""
+    return key_ring().current().jwks_json(now())
+
+
+#: The algorithm of every token this server signs.
+SIGNING_ALG = ID_TOKEN_ALG
+
+
+def get_signing_keyset() -> KeySet:
+    """A key set holding only the current private signing key, so its kid goes in headers."""
+    return KeySet([signing_key()])
+
+
+def get_public_jwks() -> KeySet:
+    """Every public key the JWKS publishes: what verifies the tokens this server signed."""
+    return KeySet.import_key_set(json.loads(jwks_json()))

@@ -1,0 +1,160 @@
+"""OpenID Connect on top of the grants: id_tokens and their claims, the OIDC grants
+and the UserInfo endpoint."""
+
+import time
+from datetime import timezone
+
+from authlib.consts import default_json_headers
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6750.errors import InvalidTokenError
+from authlib.oidc.core import OpenIDCode as _OpenIDCode
+from authlib.oidc.core import OpenIDHybridGrant as _OpenIDHybridGrant
+from authlib.oidc.core import OpenIDImplicitGrant as _OpenIDImplicitGrant
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
+from authlib.oidc.core.grants.util import validate_request_prompt
+from flask import current_app
+from sqlalchemy import select
+
+from website.extensions import db
+from website.models.grants import AuthorizationCode
+from website.models.users import User
+from website.oauth2.keys import ID_TOKEN_ALG, get_issuer, signing_key
+
+#: The claims each scope releases, in the id_token and from UserInfo.
+SCOPE_CLAIMS = {
+    "openid": ["sub"],
+    "profile": ["name", "preferred_username", "updated_at"],
+    "email": ["email", "email_verified"],
+}
+
+
+#: Claims of the id_token itself (nonce, at_hash and c_hash when they apply), besides scope claims.
+ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash"]
+
+
+#: The ``prompt`` values this server acts on (others are ignored, as OIDC Core allows).
+PROMPT_VALUES = ["none", "login", "consent"]
+
+
+def generate_user_info(user: User, scope: str) -> UserInfo:
+    """The user's claims that the scope releases (``sub`` with ``openid``)."""
+    updated_at = user.updated_at or user.created_at
+    if updated_at.tzinfo is None:  # SQLite returns naive datetimes, stored as UTC
+        updated_at = updated_at.replace(tzinfo=timezone.utc)
+    claims = {
+        "sub": user.sub,
+        "name": user.name or user.username,
+        "preferred_username": user.username,
+        "updated_at": int(updated_at.timestamp()),
+    }
+    if user.email:
+        claims["email"] = user.email
+        claims["email_verified"] = bool(user.email_verified)
+    released = {c for s in scope.split() for c in SCOPE_CLAIMS.get(s, [])}
+    return UserInfo({k: v for k, v in claims.items() if k in released})
+
+
+def nonce_was_used(nonce: str, request) -> bool:
+    """Tell whether a code was already issued to this client with this nonce (a replay)."""
+    return db.session.scalar(
+        select(AuthorizationCode.id).where(
+            AuthorizationCode.client_id == request.payload.client_id, AuthorizationCode.nonce == nonce
+        ).limit(1)
+    ) is not None
+
+
+class IdTokenSigning:
+    """How every OIDC grant here signs id_tokens: RS256 with the current key, its kid in
+    the header, iss exactly the issuer and aud the client_id."""
+
+    def get_client_algorithm(self, client) -> str:
+        return ID_TOKEN_ALG
+
+    def get_encode_header(self, client) -> dict:
+        return {"alg": ID_TOKEN_ALG, "typ": "JWT", "kid": signing_key().kid}
+
+    def resolve_client_private_key(self, client):
+        return signing_key()
+
+    def get_client_claims(self, client) -> dict:
+        return {
+            "iss": get_issuer(),
+            "aud": client.get_client_id(),
+            "exp": int(time.time()) + current_app.config["OAUTH2_ID_TOKEN_LIFETIME"],
+        }
+
+    def generate_user_info(self, user, scope):
+        return generate_user_info(user, scope)
+
+
+class OpenIDCode(IdTokenSigning, _OpenIDCode):
+    """The code flow's OpenID Connect extension: an id_token with the token response."""
+
+    def exists_nonce(self, nonce, request) -> bool:
+        return nonce_was_used(nonce, request)
+
+    def __call__(self, grant):
+        super().__call__(grant)
+        # prompt=none/login/consent apply to plain OAuth requests too (Auth0 honours them);
+        # hooks are a set, so for openid requests this is not run twice.
+        grant.register_hook("after_validate_consent_request", validate_request_prompt)
+
+
+class ImplicitAuthTime:
+    """auth_time for id_tokens issued at the authorization endpoint: the session's log-in."""
+
+    def get_compatible_claims(self, request):
+        claims = super().get_compatible_claims(request)
+        claims["auth_time"] = getattr(request, "auth_time", None) or claims["auth_time"]
+        return claims
+
+
+class OpenIDImplicitGrant(IdTokenSigning, ImplicitAuthTime, _OpenIDImplicitGrant):
+    """response_type=id_token and "id_token token" for clients registered for them."""
+
+    def authenticate_token_endpoint_client(self):
+        from .oauth2 import ImplicitGrant
+
+        return ImplicitGrant.authenticate_token_endpoint_client(self)
+
+    def exists_nonce(self, nonce, request) -> bool:
+        return nonce_was_used(nonce, request)
+
+
+class OpenIDHybridGrant(IdTokenSigning, ImplicitAuthTime, _OpenIDHybridGrant):
+    """The hybrid flow ("code id_token", "code token", "code id_token token"); its code is
+    stored and redeemed like the code flow's."""
+
+    def validate_authorization_request(self):
+        # Authlib validates like the code flow and would send errors in the query; the
+        # hybrid flow answers in the fragment (OAuth 2.0 Multiple Response Types §5).
+        try:
+            return super().validate_authorization_request()
+        except OAuth2Error as error:
+            error.redirect_fragment = True
+            raise
+
+    def save_authorization_code(self, code, request):
+        from .oauth2 import AuthorizationCodeGrant
+
+        return AuthorizationCodeGrant.save_authorization_code(self, code, request)
+
+    def exists_nonce(self, nonce, request) -> bool:
+        return nonce_was_used(nonce, request)
+
+
+class UserInfoEndpoint(_UserInfoEndpoint):
+    """OIDC UserInfo: the claims of the token's scopes, for a bearer token with ``openid``."""
+
+    def __call__(self, request):
+        # Always plain JSON: Authlib would sign for a client whose metadata names a
+        # userinfo_signed_response_alg, without a kid and failing for algorithms other than
+        # RS256; signed UserInfo is not offered (nor listed in discovery).
+        token = self.resource_protector.acquire_token("openid")
+        return 200, self.generate_user_info(token.get_user(), token.scope), default_json_headers
+
+    def generate_user_info(self, user, scope):
+        if user is None:
+            raise InvalidTokenError(description="This token was issued to a client, not for a user.")
+        return generate_user_info(user, scope)

@@ -1,0 +1,1 @@
+"""The rules of the house, shared by the views, the CLI and the protocol endpoints."""

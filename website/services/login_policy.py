@@ -1,0 +1,52 @@
+"""What a person must do before the consent page (prompt, max_age, screen_hint)."""
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+
+from website.models.base import now
+from website.services.consent import consent_required
+
+
+def _redirect_target(grant) -> tuple[str, bool]:
+    """Where an error for this (validated) request is sent, and whether in the fragment."""
+    redirect_uri = grant.redirect_uri or grant.validate_authorization_redirect_uri(
+        grant.request, grant.request.client
+    )
+    return redirect_uri, isinstance(grant, grants.ImplicitGrant)
+
+
+def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
+    """What the person must do before the consent page: "login", "signup" or nothing.
+
+    Acts on prompt (none, login, consent), max_age and screen_hint=signup; raises the
+    OAuth2Error to send back for a response_mode other than the response type's, or when
+    prompt=none forbids the page that would be needed.
+    """
+    grant.request.auth_time = auth_time
+    data = grant.request.payload.data
+    prompts = (data.get("prompt") or "").split()
+    redirect_uri, fragment = _redirect_target(grant)
+    # Each response type answers in one mode: tokens never go in the query (OAuth 2.0
+    # Multiple Response Types §3), and form_post would carry no RFC 9207 iss.
+    expected_mode = "fragment" if fragment else "query"
+    if data.get("response_mode", expected_mode) != expected_mode:
+        raise InvalidRequestError(f"This response_type answers with response_mode={expected_mode} only.",
+                                  redirect_uri=redirect_uri, redirect_fragment=fragment)
+    max_age = data.get("max_age")
+    if max_age is not None:
+        # isascii: str.isdigit() also admits digits such as "²" that int() refuses.
+        if not (max_age.isascii() and max_age.isdigit()) or len(max_age) > 10:
+            raise InvalidRequestError("'max_age' must be a whole number of seconds.",
+                                      redirect_uri=redirect_uri, redirect_fragment=fragment)
+    login = end_user is None or "login" in prompts or grant.prompt == "login"
+    if not login and max_age is not None and now() - (auth_time or 0) > int(max_age):
+        login = True
+    if login:
+        if "none" in prompts:
+            raise LoginRequiredError(redirect_uri=redirect_uri, redirect_fragment=fragment)
+        return "signup" if data.get("screen_hint") == "signup" else "login"
+    if "none" in prompts and consent_required(grant, end_user):
+        # prompt=none may go on only when the remembered consent already covers the scopes.
+        raise ConsentRequiredError(redirect_uri=redirect_uri, redirect_fragment=fragment)
+    return None

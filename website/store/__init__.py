@@ -1,0 +1,2 @@
+"""Every read and write of tokens, codes, clients and counters: the ORM path and the
+fast path (Core statements built once) side by side."""

@@ -1,0 +1,25 @@
+"""People: checking a username and password."""
+
+import secrets
+
+from sqlalchemy import (
+    select,
+)
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from website.extensions import db
+from website.models.users import User
+
+#: Checked when no such user exists, so a wrong username costs as long as a wrong password.
+_DUMMY_PASSWORD_HASH = generate_password_hash(secrets.token_hex(16), method="scrypt")
+
+
+def authenticate_user(username: str, password: str) -> User | None:
+    """Return the user whose username and password these are, or None."""
+    # PostgreSQL refuses a NUL byte even in a comparison; no username holds one.
+    known = username and "\x00" not in username
+    user = db.session.scalar(select(User).where(User.username == username)) if known else None
+    if user is None:
+        check_password_hash(_DUMMY_PASSWORD_HASH, password or "")
+        return None
+    return user if user.check_password(password) else None

@@ -1,0 +1,170 @@
+"""Blueprint: the admin area: every user (make or revoke admin, delete), every client, and the
+audit log."""
+
+import functools
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import delete, func, or_, select
+
+from website.extensions import db
+from website.forms import ConfirmForm
+from website.models.audit import AuditEvent
+from website.models.clients import OAuth2Client
+from website.models.grants import AuthorizationCode, Token
+from website.models.users import User
+from website.store import audit as audit_log
+from website.store import throttle
+from website.store.clients import delete_clients
+from website.views.auth import login_required
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+PER_PAGE = 20
+
+
+#: Audit events shown per page.
+AUDIT_PAGE_SIZE = 50
+
+
+def admin_required(view):
+    """Let only administrators in; others get a 403 page."""
+
+    @functools.wraps(view)
+    @login_required
+    def wrapped_view(**kwargs):
+        if not g.user.is_admin:
+            abort(403)
+        return view(**kwargs)
+
+    return wrapped_view
+
+
+def search_term() -> str:
+    """The list's search text from ``?q=``, trimmed to a sane length."""
+    return request.args.get("q", "").strip()[:100]
+
+
+def paginate(statement):
+    """One page of rows from ``?page=``; a page past the end or not a number is a 404."""
+    page = request.args.get("page", 1, type=int)
+    return db.paginate(statement, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE)
+
+
+@bp.route("/")
+@admin_required
+def index():
+    """The admin area starts at the user list."""
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users")
+@admin_required
+def users():
+    """List users, newest first, optionally filtered by username or email."""
+    q = search_term()
+    statement = select(User).order_by(User.id.desc())
+    if q:
+        statement = statement.where(
+            or_(User.username.icontains(q, autoescape=True), User.email.icontains(q, autoescape=True))
+        )
+    return render_template("admin/users.html", page=paginate(statement), q=q, form=ConfirmForm())
+
+
+@bp.route("/users/<int:user_id>/admin", methods=["POST"])
+@admin_required
+def set_admin(user_id: int):
+    """Make a user an administrator, or take that right away."""
+    user = db.get_or_404(User, user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    make_admin = request.form.get("make_admin") == "1"
+    if user.id == g.user.id and not make_admin:
+        # Otherwise the last administrator could lock everyone out of this area.
+        flash("You cannot revoke your own admin rights; ask another administrator.", "error")
+    else:
+        user.is_admin = make_admin
+        db.session.commit()
+        flash(f"{user.username} is {'now' if make_admin else 'no longer'} an administrator.")
+    back = request.form.get("back")
+    return redirect(back if _is_admin_path(back) else url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/unlock", methods=["POST"])
+@admin_required
+def unlock_user(user_id: int):
+    """Forget the user's failed log-ins from every address, so a lockout ends now."""
+    user = db.get_or_404(User, user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    removed = throttle.unlock_account(user.username)
+    audit_log.record("account_unlocked", user=user, by=g.user.username, counters=removed)
+    db.session.commit()
+    flash(f"{user.username} can log in again: failed log-ins forgotten.")
+    back = request.form.get("back")
+    return redirect(back if _is_admin_path(back) else url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])
+@admin_required
+def delete_user(user_id: int):
+    """Ask, then delete a user with their clients, codes and tokens."""
+    user = db.get_or_404(User, user_id)
+    if user.id == g.user.id:
+        flash("You cannot delete your own account here.", "error")
+        return redirect(url_for("admin.users"))
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        delete_clients(OAuth2Client.owner_id == user.id)
+        # The user's own tokens and codes at other clients (the foreign keys cascade too).
+        db.session.execute(delete(Token).where(Token.user_id == user.id))
+        db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
+        db.session.delete(user)
+        db.session.commit()
+        flash(f"User {user.username} deleted.")
+        return redirect(url_for("admin.users"))
+    clients = db.session.scalars(select(OAuth2Client).where(OAuth2Client.owner_id == user.id)).all()
+    return render_template("admin/delete_user.html", user=user, clients=clients, form=form)
+
+
+@bp.route("/clients")
+@admin_required
+def clients():
+    """List every client, newest first, optionally filtered by name or client id."""
+    q = search_term()
+    statement = select(OAuth2Client).order_by(OAuth2Client.id.desc())
+    if q:
+        statement = statement.where(or_(
+            OAuth2Client.client_name.icontains(q, autoescape=True),
+            OAuth2Client.client_id.icontains(q, autoescape=True),
+        ))
+    return render_template("admin/clients.html", page=paginate(statement), q=q)
+
+
+@bp.route("/audit")
+@admin_required
+def audit():
+    """The audit log, newest first, with paging and a search over event, user, client and address."""
+    query = request.args.get("q", "").strip()[:200]
+    page = request.args.get("page", "1")
+    # isascii: str.isdigit() also admits digits such as "²" that int() refuses.
+    page = max(1, int(page)) if page.isascii() and page.isdigit() and len(page) < 7 else 1
+    conditions = []
+    if query:
+        # A plain substring, case-insensitive, with LIKE's wildcards matched literally.
+        conditions.append(or_(*(
+            column.icontains(query, autoescape=True)
+            for column in (AuditEvent.event, AuditEvent.username, AuditEvent.client_id, AuditEvent.ip_address)
+        )))
+    total = db.session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))
+    events = db.session.scalars(
+        select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc())
+        .limit(AUDIT_PAGE_SIZE).offset((page - 1) * AUDIT_PAGE_SIZE)
+    ).all()
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    return render_template("admin/audit.html", events=events, query=query, page=page, pages=pages, total=total)
+
+
+def _is_admin_path(target: str | None) -> bool:
+    # Only a path inside the admin area, so a form cannot send people elsewhere.
+    return bool(target) and target.startswith("/admin/") and "//" not in target and "\\" not in target

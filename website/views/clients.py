@@ -1,0 +1,132 @@
+"""Blueprint: the signed-in user's clients: list, create, view, edit, rotate secret, delete."""
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from sqlalchemy import select
+
+from website.extensions import db
+from website.forms import ClientForm, ConfirmForm
+from website.models.clients import OAuth2Client
+from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
+from website.store import audit
+from website.store.clients import delete_clients
+from website.views.auth import login_required
+
+bp = Blueprint("clients", __name__, url_prefix="/clients")
+
+
+def get_own_client(client_id: str) -> OAuth2Client:
+    """The signed-in user's client with this id, or 404 (also for other people's clients)."""
+    if "\x00" in client_id:  # PostgreSQL refuses a NUL byte even in a comparison
+        abort(404)
+    client = db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == client_id))
+    if client is None or client.owner_id != g.user.id:
+        abort(404)
+    return client
+
+
+def validated_metadata(form: ClientForm) -> dict | None:
+    """The submitted form as validated client metadata, or None with the message on the
+    offending field."""
+    if not form.validate_on_submit():
+        return None
+    try:
+        return validate_client_metadata(form.to_metadata(), allow_api_scopes=g.user.is_admin)
+    except ClientMetadataError as error:
+        getattr(form, error.field, form.client_name).errors.append(error.message)
+        return None
+
+
+@bp.route("/")
+@login_required
+def index():
+    """List the signed-in user's clients."""
+    clients = db.session.scalars(
+        select(OAuth2Client).where(OAuth2Client.owner_id == g.user.id).order_by(OAuth2Client.id)
+    ).all()
+    return render_template("clients/index.html", clients=clients)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def create():
+    """Register a new client; its secret is shown once, on the page that follows."""
+    form = ClientForm()
+    if (metadata := validated_metadata(form)) is not None:
+        client, secret = OAuth2Client.register(metadata, owner=g.user)
+        db.session.add(client)
+        audit.record("client_created", user=g.user, client_id=client.client_id, client_name=client.client_name)
+        db.session.commit()
+        flash("Client created.")
+        return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm()), 201
+    return render_template("clients/form.html", form=form, client=None), 400 if form.errors else 200
+
+
+@bp.route("/<client_id>")
+@login_required
+def show(client_id: str):
+    """Show a client's settings."""
+    client = get_own_client(client_id)
+    return render_template("clients/show.html", client=client, secret=None, form=ConfirmForm())
+
+
+@bp.route("/<client_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(client_id: str):
+    """Change a client's settings; a client that becomes confidential gets a new secret."""
+    client = get_own_client(client_id)
+    form = ClientForm(data=_form_data(client))
+    if (metadata := validated_metadata(form)) is not None:
+        was_public = client.is_public
+        client.set_client_metadata({**client.extra_metadata, **metadata})
+        secret = client.rotate_secret() if was_public != client.is_public else None
+        audit.record("client_updated", user=g.user, client_id=client.client_id, client_name=client.client_name)
+        db.session.commit()
+        flash("Client saved.")
+        if secret:
+            return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm())
+        return redirect(url_for("clients.show", client_id=client.client_id))
+    return render_template("clients/form.html", form=form, client=client), 400 if form.errors else 200
+
+
+@bp.route("/<client_id>/rotate-secret", methods=["POST"])
+@login_required
+def rotate_secret(client_id: str):
+    """Replace the client's secret; the old one stops working at once."""
+    client = get_own_client(client_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    secret = client.rotate_secret()
+    audit.record("client_secret_rotated", user=g.user, client_id=client.client_id)
+    db.session.commit()
+    flash("New secret made; the old one no longer works.")
+    return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm())
+
+
+@bp.route("/<client_id>/delete", methods=["GET", "POST"])
+@login_required
+def delete_client(client_id: str):
+    """Ask, then delete the client with its codes and tokens."""
+    client = get_own_client(client_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        delete_clients(OAuth2Client.id == client.id)
+        audit.record("client_deleted", user=g.user, client_id=client.client_id, client_name=client.client_name)
+        db.session.commit()
+        flash(f"Client {client.client_name} deleted.")
+        return redirect(url_for("clients.index"))
+    return render_template("clients/delete.html", client=client, form=form)
+
+
+def _form_data(client: OAuth2Client) -> dict:
+    return {
+        "client_name": client.client_name,
+        "client_uri": client.client_uri,
+        "logo_uri": client.logo_uri,
+        "redirect_uris": "\n".join(client.redirect_uris),
+        "post_logout_redirect_uris": "\n".join(client.client_metadata.get("post_logout_redirect_uris", [])),
+        "grant_types": client.grant_types,
+        "response_types": client.response_types,
+        "scope": client.scope,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "contacts": "\n".join(client.contacts),
+    }

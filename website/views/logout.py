@@ -1,0 +1,96 @@
+"""Logging out from an app: OpenID Connect RP-Initiated Logout 1.0 at /oauth/logout, and
+Auth0's /v2/logout.
+
+Logging out from an app ends only this browser's session; ending every session is the
+person's own action on the account page. The browser goes back to the app only to a URL
+registered for that client (``post_logout_redirect_uris``, Auth0's "Allowed Logout URLs"),
+matched exactly, and automatically only when the request is tied to this person's session
+with that client (a valid id_token_hint; for /v2/logout, a sign-in to the client in this
+session). Anyone can register a client, so otherwise a page names the destination's host and
+the person decides (RFC 9700 §4.11.2).
+"""
+
+from urllib.parse import urlencode, urlsplit
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint, abort, g, redirect, render_template, request
+
+from website.forms import ConfirmForm
+from website.http.endpoints import advertise
+from website.oauth2.endpoints import EndSessionEndpoint, registered_logout_uris
+from website.oauth2.server import authorization
+from website.services.sessions import log_out, session_used_client
+from website.store.clients import query_client
+
+bp = Blueprint("logout", __name__)
+
+
+#: The request parameters carried through the confirmation page.
+_CARRIED = ("client_id", "post_logout_redirect_uri", "state", "logout_hint", "ui_locales")
+
+
+@bp.route("/oauth/logout", methods=["GET", "POST"])
+@advertise("end_session_endpoint")
+def end_session():
+    """Log the person out of this browser for an app (RP-Initiated Logout), then return to it
+    if allowed."""
+    confirming = request.method == "POST" and "confirm" in request.form
+    if request.method == "POST" and not confirming:
+        # A cross-site POST carries no SameSite=Lax session cookie: continue as a top-level GET.
+        return redirect(request.path + "?" + urlencode(list(request.form.items(multi=True))), 303)
+    if confirming and not ConfirmForm().validate_on_submit():
+        abort(400)
+    g.logout_confirmed = confirming
+    try:
+        end_session_request = authorization.validate_endpoint_request(EndSessionEndpoint.ENDPOINT_NAME)
+    except OAuth2Error as error:
+        # Never redirect on an invalid request (RP-Initiated Logout §4).
+        return render_template("logout/error.html", error=error), 400
+    client = end_session_request.client
+    requested_uri = request.values.get("post_logout_redirect_uri")
+    if end_session_request.needs_confirmation and not confirming:
+        destination = None
+        if requested_uri and requested_uri in registered_logout_uris(client):
+            state = request.values.get("state")
+            destination = add_params_to_uri(requested_uri, {"state": state}) if state else requested_uri
+        if g.user is not None or destination:
+            carried = {k: request.values[k] for k in _CARRIED if request.values.get(k)}
+            if client is not None:
+                carried["client_id"] = client.client_id  # it may have come from the hint
+            return render_template("logout/confirm.html", client=client, carried=carried, form=ConfirmForm(),
+                                   destination=destination, destination_host=_host(destination))
+    response = authorization.create_endpoint_response(EndSessionEndpoint.ENDPOINT_NAME, end_session_request)
+    return response or _logged_out_page(client, requested_uri)
+
+
+@bp.route("/v2/logout")
+def auth0_logout():
+    """Auth0's logout: sign this browser out, then go to ``returnTo`` if it is registered for
+    ``client_id``: at once when this session signed in to that client, otherwise from a page
+    that names where it leads."""
+    # A plain GET that any site can send the browser to (no CSRF token, by Auth0's design):
+    # it may end this browser's session, but not the user's sessions on other devices.
+    client_id = request.args.get("client_id", "")
+    client = query_client(client_id)
+    used_by_this_session = client is not None and session_used_client(client.client_id)
+    log_out(everywhere=False)
+    return_to = request.args.get("returnTo")
+    if return_to and return_to in registered_logout_uris(client):
+        if used_by_this_session:
+            return redirect(return_to)
+        return render_template("logout/done.html", client=client, refused_uri=None,
+                               destination=return_to, destination_host=_host(return_to))
+    return _logged_out_page(client, return_to)
+
+
+def _host(url: str | None) -> str | None:
+    """The host (and port) a URL leads to, as the person should read it."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+
+
+def _logged_out_page(client, refused_uri: str | None):
+    return render_template("logout/done.html", client=client, refused_uri=refused_uri)

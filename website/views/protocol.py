@@ -1,0 +1,194 @@
+"""Blueprint: the OAuth 2.0 and OpenID Connect protocol endpoints (authorize, token,
+revoke, introspect, register, userinfo, discovery, JWKS), with Auth0-style aliases."""
+
+from urllib.parse import urlencode, urlsplit
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc7591 import InvalidClientMetadataError
+from flask import (
+    Blueprint,
+    Response,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask import request as flask_request
+
+from website.extensions import db
+from website.forms import ConsentForm
+from website.http.endpoints import advertise
+from website.oauth2.compat import issuer_parameter
+from website.oauth2.discovery import DISCOVERY_MAX_AGE, discovery_json
+from website.oauth2.endpoints import IntrospectionEndpoint
+from website.oauth2.keys import JWKS_MAX_AGE, jwks_json
+from website.oauth2.registration import ClientConfigurationEndpoint, ClientRegistrationEndpoint
+from website.oauth2.scopes import scope_descriptions
+from website.oauth2.server import authorization
+from website.services.consent import consent_required, effective_scope, remember_consent, requested_audience
+from website.services.login_policy import authentication_step
+from website.services.sessions import remember_client_in_session
+from website.store import audit
+from website.store.apis import find_api
+
+
+def login_redirect(step: str) -> str:
+    """The log-in (or sign-up) page, returning to this authorization request afterwards.
+
+    The request comes back without "login" in prompt and without max_age, so the fresh
+    log-in satisfies it instead of asking again; the id_token's auth_time tells the client.
+    """
+    back = []
+    for key, value in request.args.items(multi=True):
+        if key == "max_age":
+            continue
+        if key == "prompt":
+            value = " ".join(p for p in value.split() if p != "login")
+            if not value:
+                continue
+        back.append((key, value))
+    next_url = request.path + ("?" + urlencode(back) if back else "")
+    args = {"next": next_url}
+    login_hint = request.args.get("login_hint")
+    if step == "login" and login_hint:
+        args["login_hint"] = login_hint
+    return url_for("auth.signup" if step == "signup" else "auth.login", **args)
+
+
+bp = Blueprint("oauth", __name__)
+
+
+def render_authorization_error(error: OAuth2Error):
+    """Redirect the error to the client only when its redirect URI was validated and the
+    person is signed in; otherwise show it to the person.
+
+    Anyone can register a client with their own redirect URIs, so an error sent to a visitor
+    who is not signed in would make this server an open redirector (RFC 9700 §4.11.2: the
+    person is authenticated first). The page names where the app wants to go, with a link.
+    """
+    if error.redirect_uri:
+        response = authorization.handle_error_response(None, error)
+        issuer_parameter.add_issuer_parameter(authorization, response)
+        if g.user is not None:
+            return response
+        continue_url = response.headers["Location"]
+        return render_template("oauth/error.html", error=error, continue_url=continue_url,
+                               continue_host=urlsplit(continue_url).netloc), 400
+    return render_template("oauth/error.html", error=error), error.status_code
+
+
+def _authorization_response(grant, grant_user):
+    """The redirect back to the client; a successful one is remembered in the session."""
+    if grant_user is not None:
+        remember_client_in_session(grant.client.client_id)
+    return authorization.create_authorization_response(grant=grant, grant_user=grant_user)
+
+
+# url_for, and so discovery, gives the route nearest the function; /authorize is Auth0's path.
+@bp.route("/authorize", methods=["GET", "POST"])
+@bp.route("/oauth/authorize", methods=["GET", "POST"])
+@advertise("authorization_endpoint")
+def authorize():
+    """Ask the signed-in person to allow or deny the client's request."""
+    try:
+        grant = authorization.get_consent_grant(end_user=g.user)
+        step = authentication_step(grant, g.user, session.get("auth_time"))
+    except OAuth2Error as error:
+        return render_authorization_error(error)
+    if step is not None:
+        return redirect(login_redirect(step))
+    if request.method == "GET" and not consent_required(grant, g.user):
+        # The user already allowed these scopes: no need to ask again.
+        return _authorization_response(grant, g.user)
+    form = ConsentForm()
+    if request.method == "GET" or not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        audience = requested_audience(grant)
+        return render_template("oauth/authorize.html", grant=grant, form=form,
+                               scopes=effective_scope(grant).split(),
+                               apis=[find_api(audience)] if audience else [],
+                               scope_descriptions=scope_descriptions()), status
+    grant_user = g.user if form.allow.data else None
+    if grant_user is not None:
+        remember_consent(grant_user, grant.client, effective_scope(grant), requested_audience(grant))
+    audit.record("consent_granted" if grant_user else "consent_denied", user=g.user,
+                 client_id=grant.client.client_id, scope=grant.request.scope,
+                 audience=requested_audience(grant))
+    db.session.commit()
+    return _authorization_response(grant, grant_user)
+
+
+@bp.route("/oauth/token", methods=["POST"])
+@advertise("token_endpoint")
+def issue_token():
+    """Exchange a grant for tokens (RFC 6749 §3.2); a JSON body works too, as with Auth0."""
+    return authorization.create_token_response()
+
+
+@bp.route("/oauth/revoke", methods=["POST"])
+@advertise("revocation_endpoint")
+def revoke_token():
+    """Revoke an access or refresh token (RFC 7009)."""
+    return authorization.create_endpoint_response("revocation")
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+@bp.route("/oauth/userinfo", methods=["GET", "POST"])
+@advertise("userinfo_endpoint")
+def userinfo():
+    """The claims about the token's user that its scopes allow (OpenID Connect UserInfo)."""
+    return authorization.create_endpoint_response("userinfo")
+
+
+@bp.route("/.well-known/jwks.json")
+@advertise("jwks_uri")
+def jwks():
+    """The public keys that verify id_tokens (JWKS), old ones until their tokens expire."""
+    return _cached_json(jwks_json(), JWKS_MAX_AGE)
+
+
+@bp.route("/.well-known/openid-configuration")
+@bp.route("/.well-known/oauth-authorization-server")
+def discovery():
+    """OpenID Connect Discovery and RFC 8414 metadata (one document serves both)."""
+    return _cached_json(discovery_json(authorization), DISCOVERY_MAX_AGE)
+
+
+def _cached_json(body: str, max_age: int) -> Response:
+    response = Response(body, mimetype="application/json")
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return response
+
+
+@bp.route("/oauth/introspect", methods=["POST"])
+@advertise("introspection_endpoint")
+def introspect_token():
+    """Tell an authenticated client whether its token is active (RFC 7662)."""
+    return authorization.create_endpoint_response(IntrospectionEndpoint.ENDPOINT_NAME)
+
+
+def _json_body_error():
+    """A JSON error for a body that is not a JSON object, before Authlib tries to parse it."""
+    if flask_request.method in ("POST", "PUT") and not isinstance(flask_request.get_json(silent=True), dict):
+        error = InvalidClientMetadataError("Send the client metadata as a JSON object "
+                                           "(Content-Type: application/json).")
+        return jsonify(dict(error.get_body())), error.status_code, {"Cache-Control": "no-store"}
+    return None
+
+
+@bp.route("/oauth/register", methods=["POST"])
+@advertise("registration_endpoint")
+def register_client():
+    """Register a client (RFC 7591); the answer holds its secret, shown this once."""
+    return _json_body_error() or authorization.create_endpoint_response(ClientRegistrationEndpoint.ENDPOINT_NAME)
+
+
+@bp.route("/oauth/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+def manage_client(client_id: str):
+    """Read, replace or delete a dynamically registered client (RFC 7592)."""
+    return _json_body_error() or authorization.create_endpoint_response(
+        ClientConfigurationEndpoint.ENDPOINT_NAME)
