@@ -29,7 +29,7 @@ import sqlalchemy as sa  # noqa: E402
 from bench.run import postgres_database  # noqa: E402
 from website import create_app  # noqa: E402
 from website.models import AuthorizationCode, Token, User, db  # noqa: E402
-from website.oauth2 import query_token_by_access_token, query_token_by_refresh_token  # noqa: E402
+from website.store.tokens import query_token_by_access_token, query_token_by_refresh_token  # noqa: E402
 
 #: How the filled tokens are made up: which ones `purge-expired` may delete and which it must keep.
 MIX = (

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from website import create_app
-from website.client_metadata import validate_client_metadata
+from website.oauth2.client_metadata import validate_client_metadata
 from website.models import OAuth2Client, User, db
 
 #: Fast password hashing for tests; production uses scrypt.

@@ -3,7 +3,8 @@
 import pytest
 from conftest import PASSWORD
 
-from website.models import User, authenticate_user, db
+from website.models import User, db
+from website.store.users import authenticate_user
 
 
 def csrf(auth, prefix):

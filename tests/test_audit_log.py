@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from oauth_helpers import csrf_token, get_code, redeem, refresh
-from website import audit
+from website.store import audit
 from website.models import AuditEvent, db
 
 

@@ -30,7 +30,7 @@ def assert_escaped(html: str) -> None:
                                  'https://app.example.com/"onmouseover="alert(1)',
                                  "https://app.example.com/<script>"])
 def test_uris_with_markup_characters_are_refused(app, field, uri):
-    from website.client_metadata import ClientMetadataError, validate_client_metadata
+    from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
 
     value = [uri] if field == "redirect_uris" else uri
     data = {"client_name": "X", "redirect_uris": ["https://app.example.com/cb"], field: value}
@@ -62,7 +62,7 @@ def test_client_pages_escape_client_metadata(test_client, auth, evil_client, pag
 @pytest.mark.parametrize("field", ["redirect_uris", "client_uri", "logo_uri"])
 @pytest.mark.parametrize("uri", ['https://app.example.com/cb?a="x', "https://app.example.com/<b>", "https://app.example.com/`x`"])
 def test_uris_with_characters_rfc_3986_forbids_are_refused(app, field, uri):
-    from website.client_metadata import ClientMetadataError, validate_client_metadata
+    from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
     data = {"client_name": "x", "redirect_uris": ["https://app.example.com/cb"]}
     data[field] = [uri] if field == "redirect_uris" else uri
     with app.app_context(), pytest.raises(ClientMetadataError) as raised:

@@ -143,7 +143,7 @@ def test_client_secret_comparison_is_constant_time(monkeypatch, make_client, app
     """The secret check goes through hmac.compare_digest (timing-safe)."""
     import hmac
 
-    from website import models
+    from website.models import clients as models
 
     calls = []
     real = hmac.compare_digest

@@ -188,7 +188,7 @@ def test_unexpected_exception_on_a_protocol_endpoint_is_a_json_500_without_trace
 
 
 def test_unexpected_exception_on_a_page_is_an_error_page(app, monkeypatch):
-    from website import auth as auth_module
+    from website.views import auth as auth_module
 
     app.config["PROPAGATE_EXCEPTIONS"] = False
     monkeypatch.setattr(auth_module, "render_template", lambda *a, **k: 1 / 0)

@@ -8,7 +8,7 @@ from authlib.oidc.discovery import OpenIDProviderMetadata
 from conftest import PASSWORD
 from oidc_support import CALLBACK, code_flow_tokens
 
-from website.client_metadata import AUTH_METHODS, RESPONSE_TYPE_GRANTS, validate_client_metadata
+from website.oauth2.client_metadata import AUTH_METHODS, RESPONSE_TYPE_GRANTS, validate_client_metadata
 from website.models import OAuth2Client, db
 
 

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from oauth_helpers import authorize_url, csrf_token
-from website.client_metadata import ClientMetadataError, validate_client_metadata
-from website.redirect_uris import redirect_uri_matches
+from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
+from website.models.redirect_uris import redirect_uri_matches
 
 REGISTERED = "https://app.example.com/callback"
 

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import PASSWORD
 from oauth_helpers import csrf_token
-from website import create_app, throttle
+from website import create_app
+from website.store import throttle
 from website.models import db
 
 LOCKOUT = 60

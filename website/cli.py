@@ -62,7 +62,7 @@ def create_api_command(identifier, name, scopes, lifetime, introspection_client,
         raise click.ClickException(problem)
     if not name.strip() or len(name) > 100:
         raise click.ClickException("The name must be 1 to 100 characters.")
-    server_scopes = current_app.config["OAUTH2_SCOPES_SUPPORTED"].split()
+    server_scopes = current_app.config["OAUTH2_SCOPES"]
     scopes = list(dict.fromkeys(s for value in scopes for s in value.split()))
     for scope in scopes:
         if not _SCOPE_TOKEN.match(scope) or len(scope) > 100:
@@ -345,5 +345,7 @@ def _purge(model, *conditions) -> int:
 def init_app(app) -> None:
     """Register the commands with the app."""
     for command in (initdb_command, create_user_command, create_client_command, rotate_keys_command,
-                    purge_expired_command, unlock_user_command):
+                    purge_expired_command, unlock_user_command, create_api_command, list_apis_command,
+                    delete_api_command, grant_api_command, revoke_api_command,
+                    create_initial_access_token_command):
         app.cli.add_command(command)

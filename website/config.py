@@ -119,3 +119,31 @@ def database_uri(url: str | None, instance_path: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def load(app, test_config: dict | None = None) -> None:
+    """Fill ``app.config``: defaults, then instance/config.py, the environment, then
+    ``test_config``; derive the secret key, the database URI and the engine options."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(from_environment())
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = read_or_create_secret_key(app.instance_path)
+    # Scopes are a space-separated string in the environment, a list everywhere else.
+    scopes = app.config["OAUTH2_SCOPES_SUPPORTED"]
+    app.config["OAUTH2_SCOPES"] = scopes.split() if isinstance(scopes, str) else list(scopes)
+    uri = database_uri(app.config["DATABASE_URL"], app.instance_path)
+    app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    if uri.startswith("sqlite"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        # A file has no connection to lose: no ping (a query) on every checkout.
+        engine_options = {"connect_args": {"timeout": app.config["SQLITE_BUSY_TIMEOUT"]}}
+    else:
+        engine_options = {"pool_pre_ping": True}
+        if uri.startswith("postgresql"):
+            # Fail fast while the database is unreachable: requests answer 503 (http/ops.py).
+            engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead

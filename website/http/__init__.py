@@ -1,36 +1,35 @@
 """HTTP plumbing below every other layer: the protocol-endpoint registry, the input
-guard, security headers, error responses and operations."""
+guard, security headers, error responses and operations. It imports nothing of the
+layers above it."""
 
-import base64
-import binascii
-from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes
+from werkzeug.exceptions import HTTPException
 
-from flask import current_app, has_request_context, jsonify, render_template, request
-from flask.sessions import SecureCookieSessionInterface
-from werkzeug.exceptions import (
-    HTTPException,
-    InternalServerError,
-    MethodNotAllowed,
-    NotFound,
-    RequestEntityTooLarge,
+from website.http import endpoints, ops
+from website.http.errors import (
+    forbidden_description_response,
+    http_error_response,
+    prefer_json,
+    register_error_pages,
 )
-
-from website.http.errors import _forbidden_description_response, _prefer_json, http_error_response
-from website.http.guard import _guard_protocol_request
-from website.http.headers import CONTENT_SECURITY_POLICY, SessionInterface, _set_security_headers
+from website.http.guard import guard_protocol_request
+from website.http.headers import CONTENT_SECURITY_POLICY, SessionInterface, set_security_headers
 
 
-def init_app(app) -> None:
-    """Install the headers, the protocol input checks, the error responses and the cookie rules."""
+def init_app(app, csrf) -> None:
+    """Install the registry, the error pages, operations, the headers, the protocol input
+    checks and the cookie rules (after every blueprint is registered)."""
+    endpoints.init_app(app, csrf)
+    register_error_pages(app)
+    ops.init_app(app)  # /healthz, request log, proxies, 503 while the database is down
     app.config.setdefault("CONTENT_SECURITY_POLICY", CONTENT_SECURITY_POLICY)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     # Flask's own default is None, so setdefault would never apply: set it unless configured.
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.session_interface = SessionInterface()
-    app.before_request(_guard_protocol_request)
-    app.after_request(_set_security_headers)
+    app.before_request(guard_protocol_request)
+    app.after_request(set_security_headers)
     app.register_error_handler(HTTPException, http_error_response)
-    app.register_error_handler(ValueError, _forbidden_description_response)
+    app.register_error_handler(ValueError, forbidden_description_response)
+    # After the error pages: keep them for people, answer JSON on protocol endpoints.
     for code in (404, 405, 500):
-        _prefer_json(app, code)
+        prefer_json(app, code)

@@ -1,30 +1,26 @@
-"""The registry of protocol endpoints: how each takes input and answers errors."""
+"""The registry of protocol endpoints: one decorator declares how an endpoint takes input,
+how it answers errors, whether it is exempt from CSRF and what discovery calls it.
+
+    @bp.route("/oauth/token", methods=["POST"])
+    @protocol_endpoint(FORM, JSON, client_auth=True, advertise="token_endpoint")
+    def issue_token(): ...
+
+The input guard (``guard.py``), the error handlers (``errors.py``), the headers
+(``headers.py``), CSRF and the discovery documents all read this one declaration.
+"""
 
 from dataclasses import dataclass
 
-#: Metadata name -> view function, filled by ``advertise`` where the views are defined.
-ADVERTISED_ENDPOINTS: dict[str, object] = {}
-
-
-def advertise(name: str):
-    """Decorator: list this view in the discovery documents as ``name`` (e.g. token_endpoint)."""
-
-    def decorate(view):
-        ADVERTISED_ENDPOINTS[name] = view
-        return view
-
-    return decorate
-
+from flask import current_app, has_request_context, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 FORM = "application/x-www-form-urlencoded"
-
-
 JSON = "application/json"
 
 
 @dataclass(frozen=True)
 class ProtocolEndpoint:
-    """How a protocol endpoint takes its input."""
+    """How a protocol endpoint takes its input and answers errors."""
 
     #: Body media types accepted on POST; () for endpoints without a body.
     content_types: tuple[str, ...] = ()
@@ -32,27 +28,78 @@ class ProtocolEndpoint:
     client_auth: bool = False
     #: The error code for a body that is not what the endpoint takes (RFC 7591 has its own).
     body_error: str = "invalid_request"
+    #: Errors are JSON (RFC 6749 §5.2 / RFC 6750); False for endpoints a browser visits,
+    #: whose errors are pages, never redirects (the redirect URI is not yet trusted).
+    json: bool = True
+    #: Called by clients with their own credentials, not a browser session: no CSRF token.
+    csrf_exempt: bool = True
+    #: The name discovery lists the endpoint under (e.g. ``token_endpoint``).
+    advertise: str | None = None
 
 
-#: Endpoints that answer JSON (errors per RFC 6749 §5.2 / RFC 6750), by Flask endpoint name.
-JSON_ENDPOINTS = {
-    # JSON bodies too: Auth0's SDKs post token requests as JSON.
-    "oauth.issue_token": ProtocolEndpoint((FORM, JSON), client_auth=True),
-    "oauth.revoke_token": ProtocolEndpoint((FORM,), client_auth=True),
-    "introspection.introspect_token": ProtocolEndpoint((FORM,), client_auth=True),
-    "registration.register_client": ProtocolEndpoint((JSON,), body_error="invalid_client_metadata"),
-    "registration.manage_client": ProtocolEndpoint((JSON,), body_error="invalid_client_metadata"),
-    "oauth.userinfo": ProtocolEndpoint((FORM,)),
-    "oauth.discovery": ProtocolEndpoint(),
-    "oauth.jwks": ProtocolEndpoint(),
-    "api.me": ProtocolEndpoint(),
-}
+#: View function -> its declaration, filled by the decorator at import time.
+_DECLARED: dict[object, ProtocolEndpoint] = {}
 
 
-#: Protocol endpoints a browser visits: same input checks, but errors are pages, never
-#: redirects (the redirect URI is not trusted until it has been validated).
-PAGE_ENDPOINTS = {
-    "oauth.authorize": ProtocolEndpoint((FORM,)),
-    "logout.end_session": ProtocolEndpoint((FORM,)),
-    "logout.auth0_logout": ProtocolEndpoint(),
-}
+def protocol_endpoint(*content_types: str, client_auth: bool = False, body_error: str = "invalid_request",
+                      json: bool = True, csrf_exempt: bool | None = None, advertise: str | None = None):
+    """Declare a view a protocol endpoint (put it below ``@bp.route``)."""
+    spec = ProtocolEndpoint(tuple(content_types), client_auth, body_error, json,
+                            json if csrf_exempt is None else csrf_exempt, advertise)
+
+    def decorate(view):
+        _DECLARED[view] = spec
+        return view
+
+    return decorate
+
+
+def init_app(app, csrf) -> None:
+    """Index the app's protocol endpoints by endpoint name and exempt those that need it from CSRF.
+
+    Call it after every blueprint is registered.
+    """
+    registry = {}
+    for name, view in app.view_functions.items():
+        spec = _DECLARED.get(view)
+        if spec is not None:
+            registry[name] = spec
+            if spec.csrf_exempt:
+                csrf.exempt(view)
+    app.extensions["protocol_endpoints"] = registry
+
+
+def spec_for(endpoint: str | None) -> ProtocolEndpoint | None:
+    """The declaration of the endpoint with this Flask endpoint name, if it is a protocol endpoint."""
+    return current_app.extensions["protocol_endpoints"].get(endpoint)
+
+
+def is_json_endpoint(endpoint: str | None) -> bool:
+    """Tell whether the endpoint answers JSON (its errors are JSON too)."""
+    spec = current_app.extensions["protocol_endpoints"].get(endpoint)
+    return spec is not None and spec.json
+
+
+def advertised_endpoints() -> dict[str, str]:
+    """Discovery metadata name -> Flask endpoint name, for every advertised endpoint."""
+    return {spec.advertise: name for name, spec in current_app.extensions["protocol_endpoints"].items()
+            if spec.advertise}
+
+
+def current_endpoint() -> str | None:
+    """The endpoint the request is for, also when routing failed on the method (405)."""
+    if request.url_rule is not None:
+        return request.url_rule.endpoint
+    if isinstance(request.routing_exception, MethodNotAllowed):
+        adapter = current_app.url_map.bind_to_environ(request.environ)
+        for method in request.routing_exception.valid_methods or ():
+            try:
+                return adapter.match(method=method)[0]
+            except HTTPException:
+                continue
+    return None
+
+
+def wants_json() -> bool:
+    """Tell whether this request is for a JSON protocol endpoint (its errors are JSON)."""
+    return has_request_context() and is_json_endpoint(current_endpoint())

@@ -2,7 +2,7 @@
 
 import secrets
 
-from flask import Flask, current_app, has_request_context, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import (
     HTTPException,
@@ -12,27 +12,21 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
 )
 
-from website.http.endpoints import JSON_ENDPOINTS
-from website.http.guard import ProtocolInputError
+from website.http.endpoints import wants_json
 
 
-def _endpoint_name() -> str | None:
-    """The endpoint the request is for, also when routing failed on the method (405)."""
-    if request.url_rule is not None:
-        return request.url_rule.endpoint
-    if isinstance(request.routing_exception, MethodNotAllowed):
-        adapter = current_app.url_map.bind_to_environ(request.environ)
-        for method in request.routing_exception.valid_methods or ():
-            try:
-                return adapter.match(method=method)[0]
-            except HTTPException:
-                continue
-    return None
+class ProtocolInputError(Exception):
+    """A malformed protocol request: ``error`` is the OAuth error code."""
 
+    def __init__(self, description: str, error: str = "invalid_request", status_code: int = 400):
+        super().__init__(description)
+        self.description = description
+        self.error = error
+        self.status_code = status_code
 
-def wants_json() -> bool:
-    """Tell whether this request is for a JSON protocol endpoint (its errors are JSON)."""
-    return has_request_context() and _endpoint_name() in JSON_ENDPOINTS
+    def get_error_description(self) -> str:
+        """The description, as OAuth2Error names it (the error page shows it)."""
+        return self.description
 
 
 def json_error(error: str, description: str, status_code: int, headers=None):
@@ -65,7 +59,7 @@ def http_error_response(error: HTTPException):
     return render_template("error.html", title=error.name, message=message), code
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """Text safe in an error_description (RFC 6749 §5.2 allows %x20-21 / %x23-5B / %x5D-7E)."""
     return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in text)
 
@@ -78,7 +72,7 @@ def _is_json(error: HTTPException) -> bool:
     return headers.get("Content-Type", "").startswith("application/json")
 
 
-def _forbidden_description_response(error: ValueError):
+def forbidden_description_response(error: ValueError):
     """Authlib refuses to build an error whose description would echo characters RFC 6749 §5.2
     forbids (a quote in a response_type, say): that is the client's malformed request, a 400."""
     if not str(error).startswith("Error description contains forbidden characters"):
@@ -89,7 +83,7 @@ def _forbidden_description_response(error: ValueError):
     return render_template("oauth/error.html", error=problem), 400
 
 
-def _prefer_json(app, code: int) -> None:
+def prefer_json(app, code: int) -> None:
     """Keep the page for ``code`` but answer JSON on protocol endpoints."""
     exc_class = {404: NotFound, 405: MethodNotAllowed, 500: InternalServerError}[code]
     page_handler = app.error_handler_spec[None][code].get(exc_class)

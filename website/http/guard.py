@@ -7,8 +7,8 @@ from urllib.parse import unquote_to_bytes
 
 from flask import current_app, render_template, request
 
-from website.http.endpoints import FORM, JSON, JSON_ENDPOINTS, PAGE_ENDPOINTS, ProtocolEndpoint
-from website.http.errors import _printable, json_error
+from website.http.endpoints import FORM, JSON, ProtocolEndpoint, spec_for
+from website.http.errors import ProtocolInputError, json_error, printable
 
 #: Parameters whose syntax is ASCII VSCHAR (%x20-7E) per RFC 6749 Appendix A, RFC 7636 §4 and
 #: RFC 7009 §2.1. Refusing anything else up front also keeps Authlib from building an error
@@ -18,20 +18,6 @@ VSCHAR_PARAMETERS = {
     "code", "refresh_token", "code_verifier", "code_challenge", "code_challenge_method", "token",
     "token_type_hint", "response_mode",
 }
-
-
-class ProtocolInputError(Exception):
-    """A malformed protocol request: ``error`` is the OAuth error code."""
-
-    def __init__(self, description: str, error: str = "invalid_request", status_code: int = 400):
-        super().__init__(description)
-        self.description = description
-        self.error = error
-        self.status_code = status_code
-
-    def get_error_description(self) -> str:
-        """The description, as OAuth2Error names it (the error page shows it)."""
-        return self.description
 
 
 def _is_vschar(value: str) -> bool:
@@ -75,7 +61,7 @@ def check_protocol_request(spec: ProtocolEndpoint) -> None:
     if has_body:
         if request.mimetype not in spec.content_types:
             accepted = " or ".join(spec.content_types) or "no body"
-            raise ProtocolInputError(f"The request body must be {accepted}, not {_printable(request.mimetype) or 'untyped'}.",
+            raise ProtocolInputError(f"The request body must be {accepted}, not {printable(request.mimetype) or 'untyped'}.",
                                      error=spec.body_error)
         if request.mimetype == FORM:
             _check_utf8(request.get_data(cache=True), "request body")
@@ -90,24 +76,24 @@ def check_protocol_request(spec: ProtocolEndpoint) -> None:
         for key in source:
             values = source.getlist(key)
             if key in seen or len(values) > 1:
-                raise ProtocolInputError(f"The parameter '{_printable(key[:40])}' was sent more than once.")
+                raise ProtocolInputError(f"The parameter '{printable(key[:40])}' was sent more than once.")
             seen.add(key)
             if len(key) > limit or any(len(value) > limit for value in values):
-                raise ProtocolInputError(f"The parameter '{_printable(key[:40])}' is too long (limit {limit} characters).")
+                raise ProtocolInputError(f"The parameter '{printable(key[:40])}' is too long (limit {limit} characters).")
             if key in VSCHAR_PARAMETERS and any(not _is_vschar(value) for value in values):
                 raise ProtocolInputError(
                     f"The parameter '{key}' may contain only printable ASCII characters (RFC 6749 Appendix A).")
 
 
-def _guard_protocol_request():
-    name = request.endpoint
-    spec = JSON_ENDPOINTS.get(name) or PAGE_ENDPOINTS.get(name)
+def guard_protocol_request():
+    """Before every request: refuse malformed input to a protocol endpoint (see ``check_protocol_request``)."""
+    spec = spec_for(request.endpoint)
     if spec is None:
         return None
     try:
         check_protocol_request(spec)
     except ProtocolInputError as error:
-        if name in JSON_ENDPOINTS:
+        if spec.json:
             headers = {"WWW-Authenticate": 'Basic realm="token"'} if error.status_code == 401 else None
             return json_error(error.error, error.description, error.status_code, headers)
         return render_template("oauth/error.html", error=error), error.status_code

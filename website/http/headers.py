@@ -4,8 +4,7 @@
 from flask import current_app, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
-from website.http.endpoints import JSON_ENDPOINTS
-from website.http.errors import _endpoint_name
+from website.http.endpoints import current_endpoint, is_json_endpoint
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
@@ -48,7 +47,8 @@ class SessionInterface(SecureCookieSessionInterface):
         return issuer.startswith("https://") or (has_request_context() and request.is_secure)
 
 
-def _set_security_headers(response):
+def set_security_headers(response):
+    """After every request: the security headers, and no-store on protocol responses and pages."""
     headers = response.headers
     # One pass over the response's headers instead of one per setdefault (each lower-cases
     # every header name): this hook ran longer than the discovery view itself.
@@ -71,7 +71,7 @@ def _set_security_headers(response):
     for name, value in defaults:
         if name.lower() not in present:
             headers.add(name, value)
-    if _endpoint_name() in JSON_ENDPOINTS:
+    if is_json_endpoint(current_endpoint()):
         if "cache-control" in present:
             headers["Cache-Control"] = headers.get("Cache-Control") or "no-store"
         else:

@@ -4,20 +4,16 @@ from website.extensions import db
 from website.models.apis import ApiClientGrant
 from website.models.apis import ResourceServer
 from website.models.audit import AuditEvent
-from website.models.base import hash_secret
-from website.models.base import now
-from website.models.base import utcnow
-from website.models.clients import InitialAccessToken
-from website.models.clients import OAuth2Client
-from website.models.clients import RegistrationAccessToken
-from website.models.grants import AuthorizationCode
-from website.models.grants import Consent
-from website.models.grants import Token
+from website.models.base import hash_secret, now, utcnow
+from website.models.clients import InitialAccessToken, OAuth2Client, RegistrationAccessToken
+from website.models.grants import AuthorizationCode, Consent, Token
 from website.models.keys import SigningKey
-from website.models.redirect_uris import DANGEROUS_SCHEMES
-from website.models.redirect_uris import redirect_uri_matches
-from website.models.redirect_uris import validate_redirect_uri
-from website.models.redirect_uris import validate_web_uri
+from website.models.redirect_uris import (
+    DANGEROUS_SCHEMES,
+    redirect_uri_matches,
+    validate_redirect_uri,
+    validate_web_uri,
+)
 from website.models.throttle import ThrottleCounter
 from website.models.users import User
 from website.models.users import new_session_secret

@@ -60,7 +60,7 @@ def check_api_access(client, api: ResourceServer | None, **error_args) -> None:
 
 def check_api_scopes(scope: str | None, api: ResourceServer | None, **error_args) -> None:
     """An API's own scopes may be asked for only in a token for that API."""
-    server_scopes = set(current_app.config["OAUTH2_SCOPES_SUPPORTED"].split())
+    server_scopes = set(current_app.config["OAUTH2_SCOPES"])
     allowed = server_scopes | set(api.scopes if api else [])
     foreign = [s for s in scope_to_list(scope) or [] if s not in allowed]
     if foreign:

@@ -158,7 +158,7 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
     scope = data.get("scope")
     if scope is None or scope == "":
         # The server's own scopes; an API's scopes are given only on purpose (below).
-        scopes = current_app.config["OAUTH2_SCOPES_SUPPORTED"].split()
+        scopes = current_app.config["OAUTH2_SCOPES"]
     elif isinstance(scope, str):
         scopes = list(dict.fromkeys(scope.split()))
     else:
@@ -166,7 +166,7 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
     unknown = [s for s in scopes if s not in supported_scopes()]
     if unknown:
         raise ClientMetadataError("scope", f"Unsupported scope: {' '.join(unknown)}.")
-    api_only = [s for s in scopes if s not in current_app.config["OAUTH2_SCOPES_SUPPORTED"].split()]
+    api_only = [s for s in scopes if s not in current_app.config["OAUTH2_SCOPES"]]
     if api_only and not allow_api_scopes:
         # An API's scopes let a client get tokens for that API: an administrator grants them.
         raise ClientMetadataError(

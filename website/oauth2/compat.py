@@ -34,7 +34,7 @@ def json_body_parameters(request) -> MultiDict | None:
     return MultiDict(body)
 
 
-def _has_json_body() -> bool:
+def has_json_body() -> bool:
     return flask_request.method == "POST" and flask_request.is_json
 
 

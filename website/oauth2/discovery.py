@@ -7,27 +7,21 @@ from urllib.parse import urlsplit
 from authlib.oauth2.rfc6749 import grants
 from flask import current_app, url_for
 
-from website.http.endpoints import ADVERTISED_ENDPOINTS
+from website.http.endpoints import advertised_endpoints
+from website.oauth2.grants import pkce_methods
 from website.oauth2.keys import ID_TOKEN_ALG, get_issuer
 from website.oauth2.oidc import ID_TOKEN_CLAIMS, PROMPT_VALUES, SCOPE_CLAIMS
 
 DISCOVERY_MAX_AGE = 3600
 
 
-def _endpoint_url(origin: str, view) -> str:
-    endpoint = next(name for name, func in current_app.view_functions.items() if func is view)
-    return origin + url_for(endpoint)
-
-
 def server_metadata(server, issuer: str) -> dict:
     """Every metadata value, read from what the server registered and uses."""
-    from .oauth2 import pkce_methods
-
     parts = urlsplit(issuer)
     origin = f"{parts.scheme}://{parts.netloc}"
     metadata = {"issuer": issuer}
-    for name, view in ADVERTISED_ENDPOINTS.items():
-        metadata[name] = _endpoint_url(origin, view)
+    for name, endpoint in advertised_endpoints().items():
+        metadata[name] = origin + url_for(endpoint)
     metadata["scopes_supported"] = list(server.scopes_supported)
     response_types, grant_types, auth_methods = [], [], []
     for grant_cls in server.authorization_grant_classes:

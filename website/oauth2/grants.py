@@ -8,29 +8,33 @@ from authlib.oauth2.rfc6749.errors import (
     InvalidGrantError,
     InvalidRequestError,
 )
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from flask import current_app
-from sqlalchemy import case, update
 
 from website.extensions import db
 from website.models.base import hash_secret, now
-from website.models.grants import AuthorizationCode, Token
+from website.models.grants import AuthorizationCode
 from website.models.users import User
 from website.oauth2.audiences import requested_resource
+from website.oauth2.client_auth import CLIENT_AUTH_METHODS
 from website.store import audit, throttle
 from website.store.clients import query_client
-from website.store.codes import _CODE_BY_HASH, _revoke_code_tokens
+from website.store.codes import (
+    claim_code,
+    query_code,
+    revoke_code_tokens,
+    save_code,
+)
 from website.store.tokens import (
-    _INSERT_TOKEN,
+    MAX_REFRESH_TOKEN_LENGTH,
     TokenRecord,
+    claim_refresh_token,
+    commit_keeping_loaded,
+    insert_token,
     read_token_by_refresh_token,
     revoke_family,
 )
 from website.store.users import authenticate_user
-
-#: The client authentication methods every token-endpoint grant accepts.
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
 def save_token(token: dict, request) -> None:
@@ -58,20 +62,11 @@ def save_token(token: dict, request) -> None:
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
         audience=getattr(request, "audience", None),
     )
-    # A Core INSERT on the table skips the unit of work and the ORM's bulk-insert
-    # bookkeeping for an object nothing reads again (the column defaults still apply).
-    db.session.execute(_INSERT_TOKEN, values)
+    insert_token(values)
     audit.insert("token_issued", user=request.user, client_id=request.client.client_id,
                  grant_type=request.payload.grant_type or "implicit", scope=values["scope"],
                  family_id=values["family_id"])
-    # Nothing this request loaded has changed (the claim was a Core UPDATE), and the id_token
-    # still reads the client and the code: expiring them made two SELECTs to reload them.
-    session = db.session()
-    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = expire_on_commit
+    commit_keeping_loaded()
 
 
 def pkce_methods() -> list[str]:
@@ -88,26 +83,6 @@ class LockedOutGrantError(InvalidGrantError):
 
     def get_headers(self):
         return super().get_headers() + [("Retry-After", str(self.wait))]
-
-
-class LockedOutClientError(InvalidClientError):
-    """The client (or its address) is locked after failed client authentications."""
-
-    def __init__(self, wait: int):
-        super().__init__(status_code=401, description=throttle.wait_message(wait))
-        self.wait = wait
-
-    def get_headers(self):
-        return super().get_headers() + [("Retry-After", str(self.wait))]
-
-
-def request_client_id(request) -> str:
-    """The client_id a token-endpoint request claims (HTTP Basic or body), before authentication."""
-    try:
-        client_id, _ = extract_basic_authorization(request.headers)
-    except ValueError:  # malformed Basic credentials: Authlib's parser raises
-        client_id = None
-    return client_id or request.payload.client_id or ""
 
 
 class CodeChallenge(_CodeChallenge):
@@ -129,14 +104,14 @@ class CodeChallenge(_CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+class SavesCodes:
+    """How the code and hybrid flows store a code with what the request asked for."""
 
     def save_authorization_code(self, code: str, request) -> AuthorizationCode:
         data = request.payload.data
-        item = AuthorizationCode(
+        item = save_code(
+            code,
             resource=requested_resource(request.payload.datalist),
-            code_hash=hash_secret(code),
             client_id=request.client.client_id,
             user_id=request.user.id,
             redirect_uri=request.payload.redirect_uri or "",
@@ -150,12 +125,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             auth_time=getattr(request, "auth_time", None) or now(),
             expires_at=now() + current_app.config["OAUTH2_CODE_LIFETIME"],
         )
-        db.session.add(item)
-        db.session.commit()
         # A hybrid response issues a token right after the code: link it to the code, so a
         # second redemption of the code revokes it too.
         request.authorization_code = item
         return item
+
+
+class AuthorizationCodeGrant(SavesCodes, grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
         """Find an unused, unexpired code of this client (and its user, in the same query).
@@ -164,33 +141,23 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         token: a write transaction (on SQLite, the database's write lock) then lasts only
         for the claim, the insert and the commit, not for the whole grant.
         """
-        if not code or len(code) > 512:
-            return None
-        item = db.session.scalar(_CODE_BY_HASH, {"hash": hash_secret(code)})
+        item = query_code(code)
         if item is None or item.client_id != client.client_id:
             return None
         if item.used_at is not None:
-            _revoke_code_tokens(item)
+            revoke_code_tokens(item)
             return None
         if item.is_expired():
             return None
         return item
 
     def save_token(self, token: dict) -> None:
-        """Claim the code, then store the token in the same transaction.
-
-        The claim is an UPDATE guarded by ``used_at IS NULL``; the database lets exactly one
-        concurrent transaction change the row, so only one redemption can ever succeed.
-        """
+        """Claim the code, then store the token in the same transaction: only one redemption
+        of a code can ever succeed (see ``claim_code``)."""
         item = self.request.authorization_code
-        claimed = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == item.id, AuthorizationCode.used_at.is_(None))
-            .values(used_at=now())
-        ).rowcount
-        if not claimed:
+        if not claim_code(item):
             db.session.rollback()
-            _revoke_code_tokens(item)
+            revoke_code_tokens(item)
             raise InvalidGrantError("Invalid 'code' in request.")
         super().save_token(token)
 
@@ -202,8 +169,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return authorization_code.user
 
 
-class ImplicitGrant(grants.ImplicitGrant):
-    """The implicit grant (legacy): any client registered for response_type=token."""
+class ClientByIdOnly:
+    """Grants answered at the authorization endpoint (implicit, and OpenID Connect's implicit):
+    the client is named by its client_id, with no authentication."""
 
     def authenticate_token_endpoint_client(self):
         # At the authorization endpoint there is no client authentication, only the
@@ -212,6 +180,10 @@ class ImplicitGrant(grants.ImplicitGrant):
         if client is None:
             raise InvalidClientError(description="The client does not exist on this server.")
         return client
+
+
+class ImplicitGrant(ClientByIdOnly, grants.ImplicitGrant):
+    """The implicit grant (legacy): any client registered for response_type=token."""
 
 
 class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
@@ -228,7 +200,7 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
         user = authenticate_user(username, password)
         if user is None:
             wait = attempt.failed()
-            audit.record("login_failed", client_id=request_client_id(self.request)[:48],
+            audit.record("login_failed", client_id=self.request.client.client_id,
                          attempted_username=username[:40], grant_type="password")
             db.session.commit()
             if wait:
@@ -254,7 +226,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return client.is_public or current_app.config["OAUTH2_ROTATE_CONFIDENTIAL_REFRESH_TOKENS"]
 
     def authenticate_refresh_token(self, refresh_token: str) -> TokenRecord | None:
-        if not refresh_token or len(refresh_token) > 512:
+        if not refresh_token or len(refresh_token) > MAX_REFRESH_TOKEN_LENGTH:
             return None
         # A plain record is enough: the old row is changed by UPDATEs (save_token,
         # revoke_family), never through the object.
@@ -279,24 +251,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return refresh_token.user
 
     def save_token(self, token: dict) -> None:
-        """Spend the old refresh token and store the new token in one short transaction.
-
-        The old access token is revoked with it and, when refresh tokens rotate, the old
-        refresh token too: an UPDATE guarded by ``refresh_token_revoked_at = 0``, so of two
-        concurrent refreshes with one token only one succeeds.
-        """
-        old = self.request.refresh_token
-        stamp = now()
-        values = {"access_token_revoked_at": case((Token.access_token_revoked_at == 0, stamp),
-                                                  else_=Token.access_token_revoked_at)}
-        if self._rotates(self.request.client):
-            values.update(refresh_token_revoked_at=stamp, rotated_at=stamp)
-        claimed = db.session.execute(
-            update(Token).where(Token.id == old.id, Token.refresh_token_revoked_at == 0).values(values),
-            # Nothing reads the old row again in this request; skip re-reading it.
-            execution_options={"synchronize_session": False},
-        ).rowcount
-        if not claimed:
+        """Spend the old refresh token and store the new token in one short transaction
+        (see ``claim_refresh_token``)."""
+        if not claim_refresh_token(self.request.refresh_token.id, self._rotates(self.request.client)):
             db.session.rollback()
             raise InvalidGrantError()
         super().save_token(token)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from website.extensions import db
 from website.models.grants import AuthorizationCode
 from website.models.users import User
+from website.oauth2.grants import ClientByIdOnly, SavesCodes
 from website.oauth2.keys import ID_TOKEN_ALG, get_issuer, signing_key
 
 #: The claims each scope releases, in the id_token and from UserInfo.
@@ -110,19 +111,14 @@ class ImplicitAuthTime:
         return claims
 
 
-class OpenIDImplicitGrant(IdTokenSigning, ImplicitAuthTime, _OpenIDImplicitGrant):
+class OpenIDImplicitGrant(ClientByIdOnly, IdTokenSigning, ImplicitAuthTime, _OpenIDImplicitGrant):
     """response_type=id_token and "id_token token" for clients registered for them."""
-
-    def authenticate_token_endpoint_client(self):
-        from .oauth2 import ImplicitGrant
-
-        return ImplicitGrant.authenticate_token_endpoint_client(self)
 
     def exists_nonce(self, nonce, request) -> bool:
         return nonce_was_used(nonce, request)
 
 
-class OpenIDHybridGrant(IdTokenSigning, ImplicitAuthTime, _OpenIDHybridGrant):
+class OpenIDHybridGrant(SavesCodes, IdTokenSigning, ImplicitAuthTime, _OpenIDHybridGrant):
     """The hybrid flow ("code id_token", "code token", "code id_token token"); its code is
     stored and redeemed like the code flow's."""
 
@@ -134,11 +130,6 @@ class OpenIDHybridGrant(IdTokenSigning, ImplicitAuthTime, _OpenIDHybridGrant):
         except OAuth2Error as error:
             error.redirect_fragment = True
             raise
-
-    def save_authorization_code(self, code, request):
-        from .oauth2 import AuthorizationCodeGrant
-
-        return AuthorizationCodeGrant.save_authorization_code(self, code, request)
 
     def exists_nonce(self, nonce, request) -> bool:
         return nonce_was_used(nonce, request)

@@ -57,7 +57,7 @@ def _bearer_token(request) -> str | None:
 
 def _registration_info(client: OAuth2Client, access_token: str) -> dict:
     return {
-        "registration_client_uri": url_for("registration.manage_client", client_id=client.client_id,
+        "registration_client_uri": url_for("oauth.manage_client", client_id=client.client_id,
                                            _external=True),
         "registration_access_token": access_token,
     }

@@ -5,12 +5,11 @@ from sqlalchemy import select
 
 from website.extensions import db
 from website.models.apis import ResourceServer
+from website.store.apis import api_scopes
 
 
 def scope_descriptions() -> dict[str, str]:
     """Each scope in words for people: the server's, and each API's scopes named after the API."""
-    from .client_metadata import SCOPE_DESCRIPTIONS
-
     described = {}
     for api in db.session.scalars(select(ResourceServer).order_by(ResourceServer.id)):
         for scope in api.scopes or []:
@@ -29,7 +28,5 @@ SCOPE_DESCRIPTIONS = {
 
 def supported_scopes() -> list[str]:
     """The scopes a client may register and request: the server's and its APIs'."""
-    from .resources import api_scopes  # APIs are rows in the database
-
-    server_scopes = current_app.config["OAUTH2_SCOPES_SUPPORTED"].split()
+    server_scopes = current_app.config["OAUTH2_SCOPES"]
     return server_scopes + sorted(api_scopes() - set(server_scopes))

@@ -1,53 +1,40 @@
-"""The composition root: the AuthorizationServer with every grant, endpoint and extension."""
+"""The composition root: the AuthorizationServer with every grant, endpoint and extension.
+
+Everything the server does is registered in ``init_app`` below, and the discovery documents
+read the same registrations, so they cannot drift from what the server does.
+"""
 
 import secrets
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import InvalidScopeError, scope_to_list
-from authlib.oauth2.rfc6749.errors import (
-    InvalidClientError,
-    InvalidRequestError,
-)
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
-from flask import current_app, g
+from flask import current_app
 from flask import request as flask_request
 from werkzeug.datastructures import MultiDict
 from werkzeug.local import LocalProxy
 
-from website.cli import (
-    create_api_command,
-    delete_api_command,
-    grant_api_command,
-    list_apis_command,
-    revoke_api_command,
-)
-from website.extensions import db
+from website.oauth2 import client_auth
 from website.oauth2.audiences import ResourceIndicators, ResourceTokenGenerator
-from website.oauth2.client_auth import authenticating_client_id
-from website.oauth2.compat import (
-    JsonBodyRequest,
-    _has_json_body,
-    authenticate_client_secret_basic,
-    issuer_parameter,
-    json_body_parameters,
-)
-from website.oauth2.endpoints import RevocationEndpoint
+from website.oauth2.compat import JsonBodyRequest, has_json_body, issuer_parameter, json_body_parameters
+from website.oauth2.endpoints import EndSessionEndpoint, IntrospectionEndpoint, RevocationEndpoint
 from website.oauth2.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
     CodeChallenge,
     ImplicitGrant,
-    LockedOutClientError,
     PasswordGrant,
     RefreshTokenGrant,
     save_token,
 )
 from website.oauth2.keys import KeyRing
 from website.oauth2.oidc import OpenIDCode, OpenIDHybridGrant, OpenIDImplicitGrant, UserInfoEndpoint
-from website.store import throttle
+from website.oauth2.protector import require_oauth
+from website.oauth2.registration import ClientConfigurationEndpoint, ClientRegistrationEndpoint
 from website.store.apis import api_scopes
-from website.store.clients import _CLIENT_AND_LOCK, _possible_client_id, query_client
+from website.store.clients import query_client
 
 
 class AuthorizationServer(_AuthorizationServer):
@@ -56,52 +43,45 @@ class AuthorizationServer(_AuthorizationServer):
     building error descriptions it cannot send; failed client authentications are throttled
     per client and address."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: What was registered, for the discovery documents.
+        self.authorization_grant_classes: list[type] = []
+        self.token_grant_classes: list[type] = []
+        self.endpoint_registry: dict[str, list] = {}
+
+    def register_grant(self, grant_cls, extensions=None):
+        super().register_grant(grant_cls, extensions)
+        if hasattr(grant_cls, "check_authorization_endpoint"):
+            self.authorization_grant_classes.append(grant_cls)
+        if hasattr(grant_cls, "check_token_endpoint"):
+            self.token_grant_classes.append(grant_cls)
+
+    def register_endpoint(self, endpoint):
+        super().register_endpoint(endpoint)
+        name = endpoint.ENDPOINT_NAME
+        self.endpoint_registry[name] = self.endpoint_registry.get(name, []) + [endpoint]
+
     def create_oauth2_request(self, request):
-        if _has_json_body():
+        if has_json_body():
             return JsonBodyRequest(flask_request, json_body_parameters(flask_request) or MultiDict())
         return super().create_oauth2_request(request)
 
     def create_token_response(self, request=None):
-        if _has_json_body() and json_body_parameters(flask_request) is None:
+        if has_json_body() and json_body_parameters(flask_request) is None:
             error = InvalidRequestError("A JSON request body must be an object whose values are strings.")
             return self.handle_error_response(None, error)
         return super().create_token_response(request)
 
     def authenticate_client(self, request, methods, endpoint="token"):
-        client_id = authenticating_client_id(request)  # one method only, or invalid_request
-        subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
-        if wait := self._locked_for_prefetching_client(client_id, subjects):
-            raise LockedOutClientError(wait)
+        if wait := client_auth.read_client_with_lock(request):
+            raise client_auth.LockedOutClientError(wait)
         try:
             return super().authenticate_client(request, methods, endpoint)
         except InvalidClientError:
-            if wait := throttle.record_failure(*subjects):
-                raise LockedOutClientError(wait)
+            if wait := client_auth.record_failure(request):
+                raise client_auth.LockedOutClientError(wait)
             raise
-        finally:
-            g.pop("prefetched_client", None)
-
-    @staticmethod
-    def _locked_for_prefetching_client(client_id: str, subjects) -> int:
-        """The lockout of the subjects; with counters in the database, read in the same query
-        as the client, which query_client then returns without a second query."""
-        if throttle.uses_database() and _possible_client_id(client_id):
-            row = db.session.execute(
-                _CLIENT_AND_LOCK, {"client_id": client_id, **throttle.key_parameters(*subjects)}
-            ).first()
-            if row is not None:
-                g.prefetched_client = row[0]
-                return throttle.wait_until(row[1])
-        return throttle.locked_for(*subjects)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        #: Extensions applied to every grant, whichever registered it (see register_grant_extension).
-        self._grant_extensions = []
-
-    def register_grant_extension(self, extension) -> None:
-        """Apply ``extension`` to every grant the server creates, like a per-grant extension."""
-        self._grant_extensions.append(extension)
 
     def get_authorization_grant(self, request):
         # Values are stored with the code (nonce, scope, ...): PostgreSQL text cannot hold NUL.
@@ -113,39 +93,15 @@ class AuthorizationServer(_AuthorizationServer):
             value = request.payload.data.get(name)
             if value and invalid_error_characters(value):
                 raise InvalidRequestError(f"Invalid '{name}' in request.")
-        grant = super().get_authorization_grant(request)
-        for extension in self._grant_extensions:
-            extension(grant)
-        return grant
-
-    def get_token_grant(self, request):
-        grant = super().get_token_grant(request)
-        for extension in self._grant_extensions:
-            extension(grant)
-        return grant
+        return super().get_authorization_grant(request)
 
     def validate_requested_scope(self, scope):
-        # Registered APIs define scopes of their own besides the server's (resources.py).
+        # Registered APIs define scopes of their own besides the server's (audiences.py).
         if scope and self.scopes_supported:
             requested = set(scope_to_list(scope)) - set(self.scopes_supported)
             # Only a scope the server does not define needs the query for the APIs' scopes.
             if requested and not api_scopes().issuperset(requested):
                 raise InvalidScopeError()
-
-    @property
-    def authorization_grant_classes(self) -> list[type]:
-        """The grants registered for the authorization endpoint."""
-        return [grant_cls for grant_cls, _ in self._authorization_grants]
-
-    @property
-    def token_grant_classes(self) -> list[type]:
-        """The grants registered for the token endpoint."""
-        return [grant_cls for grant_cls, _ in self._token_grants]
-
-    @property
-    def endpoint_registry(self) -> dict[str, list]:
-        """Endpoint name (revocation, userinfo, ...) -> its registered endpoint objects."""
-        return self._endpoints
 
 
 #: The current app's AuthorizationServer (one per app, built by ``init_app``).
@@ -156,7 +112,7 @@ def create_token_generator(config) -> BearerTokenGenerator:
     """Random opaque bearer tokens with the configured lifetime."""
     lifetime = config["OAUTH2_ACCESS_TOKEN_LIFETIME"]
     # secrets.token_urlsafe reads the OS random source once per token; Authlib's
-    # generate_token draws each character separately, 50x slower for the same entropy.
+    # generate_token draws each character separately, much slower for the same entropy.
     return BearerTokenGenerator(
         access_token_generator=lambda **kwargs: secrets.token_urlsafe(32),  # 256 bits
         refresh_token_generator=lambda **kwargs: secrets.token_urlsafe(36),  # 288 bits
@@ -165,43 +121,28 @@ def create_token_generator(config) -> BearerTokenGenerator:
 
 
 def init_app(app) -> AuthorizationServer:
-    """Build the app's authorization server with its grants and endpoints."""
-
-    authorization = AuthorizationServer()
-    authorization.init_app(app, query_client=query_client, save_token=save_token)
-    authorization.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
-    authorization.register_token_generator("default", create_token_generator(app.config))
-    authorization.scopes_supported = app.config["OAUTH2_SCOPES_SUPPORTED"].split()
-    authorization.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), OpenIDCode()])
-    authorization.register_grant(ImplicitGrant)
-    authorization.register_grant(PasswordGrant)
-    authorization.register_grant(ClientCredentialsGrant)
-    authorization.register_grant(RefreshTokenGrant)
-    authorization.register_endpoint(RevocationEndpoint)
-    register(app, authorization)
-    app.extensions["authorization_server"] = authorization
-    return authorization
-
-
-def register(app, server) -> None:
-    """Add OpenID Connect to the app's authorization server."""
-    from .oauth2 import CodeChallenge, require_oauth
-
-    server.register_grant(OpenIDImplicitGrant)
-    server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True)])
+    """Build the app's authorization server with every grant, endpoint and extension."""
+    server = AuthorizationServer()
+    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.scopes_supported = app.config["OAUTH2_SCOPES"]
+    client_auth.register(server)
+    # A JWT (RFC 9068) for the API a request names, else an opaque bearer token.
+    server.register_token_generator("default", ResourceTokenGenerator(create_token_generator(app.config)))
+    # Every grant takes ``resource`` / ``audience`` (RFC 8707); code flows take PKCE.
+    server.register_grant(AuthorizationCodeGrant,
+                          [CodeChallenge(required=True), OpenIDCode(), ResourceIndicators()])
+    server.register_grant(ImplicitGrant, [ResourceIndicators()])
+    server.register_grant(PasswordGrant, [ResourceIndicators()])
+    server.register_grant(ClientCredentialsGrant, [ResourceIndicators()])
+    server.register_grant(RefreshTokenGrant, [ResourceIndicators()])
+    server.register_grant(OpenIDImplicitGrant, [ResourceIndicators()])
+    server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), ResourceIndicators()])
+    for endpoint in (RevocationEndpoint, IntrospectionEndpoint, ClientRegistrationEndpoint,
+                     ClientConfigurationEndpoint, EndSessionEndpoint):
+        server.register_endpoint(endpoint)
     server.register_endpoint(UserInfoEndpoint(resource_protector=require_oauth))
     server.register_extension(issuer_parameter)
+    app.extensions["authorization_server"] = server
     app.extensions["oidc_key_ring"] = KeyRing()
     app.extensions["oidc_discovery"] = {}
-
-
-def init_audiences(app) -> None:
-    """Make the server issue JWT access tokens for registered APIs, and add the CLI commands."""
-    from .oauth2 import create_token_generator
-
-    server = app.extensions["authorization_server"]
-    server.register_token_generator("default", ResourceTokenGenerator(create_token_generator(app.config)))
-    server.register_grant_extension(ResourceIndicators())
-    for command in (create_api_command, list_apis_command, delete_api_command, grant_api_command,
-                    revoke_api_command):
-        app.cli.add_command(command)
+    return server

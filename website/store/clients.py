@@ -1,13 +1,7 @@
 """Clients: lookup by client_id (with the throttle lock in one query) and deletion
 with everything that names them."""
 
-
-from flask import g
-from sqlalchemy import (
-    bindparam,
-    delete,
-    select,
-)
+from sqlalchemy import bindparam, delete, select
 
 from website.extensions import db
 from website.models.apis import ApiClientGrant
@@ -34,16 +28,26 @@ _CLIENT_AND_LOCK = select(OAuth2Client, throttle.locked_until_subquery(2)).where
 )
 
 
-def _possible_client_id(client_id: str) -> bool:
+def possible_client_id(client_id: str) -> bool:
+    """Tell whether a value can be a client_id at all (so it is worth a query)."""
     # A NUL byte is never in a client_id, and PostgreSQL refuses to even compare one.
     return bool(client_id) and len(client_id) <= 48 and "\x00" not in client_id
 
 
 def query_client(client_id: str) -> OAuth2Client | None:
     """Find a client by its client_id."""
-    if not _possible_client_id(client_id):
+    if not possible_client_id(client_id):
         return None
-    prefetched = g.get("prefetched_client")
-    if prefetched is not None and prefetched.client_id == client_id:
-        return prefetched  # read with its lock by AuthorizationServer.authenticate_client
     return db.session.scalar(_CLIENT_BY_ID, {"client_id": client_id})
+
+
+def query_client_and_lock(client_id: str, subjects) -> tuple[OAuth2Client | None, int]:
+    """The client and the seconds until its two throttle subjects are unlocked; in one query
+    when the counters live in the database."""
+    if throttle.uses_database() and possible_client_id(client_id):
+        row = db.session.execute(
+            _CLIENT_AND_LOCK, {"client_id": client_id, **throttle.key_parameters(*subjects)}
+        ).first()
+        if row is not None:
+            return row[0], throttle.wait_until(row[1])
+    return query_client(client_id), throttle.locked_for(*subjects)

@@ -2,7 +2,7 @@
 checks), the insert of a new token, and revocation of a token family."""
 
 from authlib.oauth2.rfc6749 import TokenMixin
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import joinedload
 
 from website.extensions import db
@@ -58,11 +58,13 @@ class TokenRecord(TokenMixin):
 
 #: The longest token value looked up: JWT access tokens (RFC 9068) run to about a kilobyte.
 MAX_TOKEN_LENGTH = 4096
+#: The longest refresh token looked up (they are opaque, 48 characters).
+MAX_REFRESH_TOKEN_LENGTH = 512
 
 
-# The hot lookups, built once: building and cache-keying a select() on every request cost
-# a third of a bearer check. Each is one indexed query that also loads the token's user,
-# so the view reading ``current_token.user`` needs no second query.
+# The hot statements, built once: building and cache-keying a select() on every request cost
+# a third of a bearer check. Each lookup is one indexed query that also loads the token's
+# user, so the view reading ``current_token.user`` needs no second query.
 _INSERT_TOKEN = insert(Token.__table__)
 
 
@@ -153,3 +155,45 @@ def revoke_family(family_id: str, reason: str = "revoked") -> None:
         .where(Token.family_id == family_id, Token.refresh_token_revoked_at == 0)
         .values(refresh_token_revoked_at=stamp)
     )
+
+
+def insert_token(values: dict) -> None:
+    """Add a token row in the caller's transaction.
+
+    A Core INSERT skips the unit of work and the ORM's bulk-insert bookkeeping for an object
+    nothing reads again (the column defaults still apply).
+    """
+    db.session.execute(_INSERT_TOKEN, values)
+
+
+def claim_refresh_token(token_id: int, rotate: bool) -> bool:
+    """Spend a refresh token in the caller's transaction: revoke its access token and, when
+    refresh tokens rotate, the refresh token itself. False if another request spent it first.
+
+    The UPDATE is guarded by ``refresh_token_revoked_at = 0``, so of two concurrent
+    refreshes with one token only one succeeds.
+    """
+    stamp = now()
+    values = {"access_token_revoked_at": case((Token.access_token_revoked_at == 0, stamp),
+                                              else_=Token.access_token_revoked_at)}
+    if rotate:
+        values.update(refresh_token_revoked_at=stamp, rotated_at=stamp)
+    return bool(db.session.execute(
+        update(Token).where(Token.id == token_id, Token.refresh_token_revoked_at == 0).values(values),
+        # Nothing reads the old row again in this request; skip re-reading it.
+        execution_options={"synchronize_session": False},
+    ).rowcount)
+
+
+def commit_keeping_loaded() -> None:
+    """Commit without expiring what the request loaded.
+
+    After a token is stored nothing loaded has changed (the claims were Core UPDATEs), and
+    the id_token still reads the client and the code: expiring them cost two SELECTs.
+    """
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit

@@ -1,19 +1,10 @@
-"""The blueprints, one module each."""
+"""The blueprints, one module each: pages for people and the protocol endpoints."""
 
-import secrets
-import sqlite3
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, render_template, request
-from flask_migrate import Migrate
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from werkzeug.exceptions import InternalServerError
+from website.views import account, admin, api, auth, clients, logout, protocol
 
-from website import config as default_config
-from website.extensions import db
+BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp)
 
 
 def url_host(uri: str) -> str:
@@ -22,3 +13,10 @@ def url_host(uri: str) -> str:
         return urlsplit(uri).netloc or uri
     except ValueError:
         return uri
+
+
+def init_app(app) -> None:
+    """Register every blueprint and the template filters."""
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    app.add_template_filter(url_host, "urlhost")

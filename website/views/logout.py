@@ -17,7 +17,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, abort, g, redirect, render_template, request
 
 from website.forms import ConfirmForm
-from website.http.endpoints import advertise
+from website.http.endpoints import FORM, protocol_endpoint
 from website.oauth2.endpoints import EndSessionEndpoint, registered_logout_uris
 from website.oauth2.server import authorization
 from website.services.sessions import log_out, session_used_client
@@ -31,7 +31,8 @@ _CARRIED = ("client_id", "post_logout_redirect_uri", "state", "logout_hint", "ui
 
 
 @bp.route("/oauth/logout", methods=["GET", "POST"])
-@advertise("end_session_endpoint")
+# Apps send people here from their own pages; the confirmation form checks its own token.
+@protocol_endpoint(FORM, json=False, csrf_exempt=True, advertise="end_session_endpoint")
 def end_session():
     """Log the person out of this browser for an app (RP-Initiated Logout), then return to it
     if allowed."""
@@ -65,6 +66,7 @@ def end_session():
 
 
 @bp.route("/v2/logout")
+@protocol_endpoint(json=False)
 def auth0_logout():
     """Auth0's logout: sign this browser out, then go to ``returnTo`` if it is registered for
     ``client_id``: at once when this session signed in to that client, otherwise from a page

@@ -4,7 +4,6 @@ revoke, introspect, register, userinfo, discovery, JWKS), with Auth0-style alias
 from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc7591 import InvalidClientMetadataError
 from flask import (
     Blueprint,
@@ -17,11 +16,10 @@ from flask import (
     session,
     url_for,
 )
-from flask import request as flask_request
 
 from website.extensions import db
 from website.forms import ConsentForm
-from website.http.endpoints import advertise
+from website.http.endpoints import FORM, JSON, protocol_endpoint
 from website.oauth2.compat import issuer_parameter
 from website.oauth2.discovery import DISCOVERY_MAX_AGE, discovery_json
 from website.oauth2.endpoints import IntrospectionEndpoint
@@ -91,7 +89,7 @@ def _authorization_response(grant, grant_user):
 # url_for, and so discovery, gives the route nearest the function; /authorize is Auth0's path.
 @bp.route("/authorize", methods=["GET", "POST"])
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
-@advertise("authorization_endpoint")
+@protocol_endpoint(FORM, json=False, csrf_exempt=False, advertise="authorization_endpoint")
 def authorize():
     """Ask the signed-in person to allow or deny the client's request."""
     try:
@@ -123,14 +121,15 @@ def authorize():
 
 
 @bp.route("/oauth/token", methods=["POST"])
-@advertise("token_endpoint")
+# JSON bodies too: Auth0's SDKs post token requests as JSON.
+@protocol_endpoint(FORM, JSON, client_auth=True, advertise="token_endpoint")
 def issue_token():
     """Exchange a grant for tokens (RFC 6749 §3.2); a JSON body works too, as with Auth0."""
     return authorization.create_token_response()
 
 
 @bp.route("/oauth/revoke", methods=["POST"])
-@advertise("revocation_endpoint")
+@protocol_endpoint(FORM, client_auth=True, advertise="revocation_endpoint")
 def revoke_token():
     """Revoke an access or refresh token (RFC 7009)."""
     return authorization.create_endpoint_response("revocation")
@@ -138,14 +137,14 @@ def revoke_token():
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
-@advertise("userinfo_endpoint")
+@protocol_endpoint(FORM, advertise="userinfo_endpoint")
 def userinfo():
     """The claims about the token's user that its scopes allow (OpenID Connect UserInfo)."""
     return authorization.create_endpoint_response("userinfo")
 
 
 @bp.route("/.well-known/jwks.json")
-@advertise("jwks_uri")
+@protocol_endpoint(advertise="jwks_uri")
 def jwks():
     """The public keys that verify id_tokens (JWKS), old ones until their tokens expire."""
     return _cached_json(jwks_json(), JWKS_MAX_AGE)
@@ -153,6 +152,7 @@ def jwks():
 
 @bp.route("/.well-known/openid-configuration")
 @bp.route("/.well-known/oauth-authorization-server")
+@protocol_endpoint()
 def discovery():
     """OpenID Connect Discovery and RFC 8414 metadata (one document serves both)."""
     return _cached_json(discovery_json(authorization), DISCOVERY_MAX_AGE)
@@ -165,7 +165,7 @@ def _cached_json(body: str, max_age: int) -> Response:
 
 
 @bp.route("/oauth/introspect", methods=["POST"])
-@advertise("introspection_endpoint")
+@protocol_endpoint(FORM, client_auth=True, advertise="introspection_endpoint")
 def introspect_token():
     """Tell an authenticated client whether its token is active (RFC 7662)."""
     return authorization.create_endpoint_response(IntrospectionEndpoint.ENDPOINT_NAME)
@@ -173,7 +173,7 @@ def introspect_token():
 
 def _json_body_error():
     """A JSON error for a body that is not a JSON object, before Authlib tries to parse it."""
-    if flask_request.method in ("POST", "PUT") and not isinstance(flask_request.get_json(silent=True), dict):
+    if request.method in ("POST", "PUT") and not isinstance(request.get_json(silent=True), dict):
         error = InvalidClientMetadataError("Send the client metadata as a JSON object "
                                            "(Content-Type: application/json).")
         return jsonify(dict(error.get_body())), error.status_code, {"Cache-Control": "no-store"}
@@ -181,13 +181,14 @@ def _json_body_error():
 
 
 @bp.route("/oauth/register", methods=["POST"])
-@advertise("registration_endpoint")
+@protocol_endpoint(JSON, body_error="invalid_client_metadata", advertise="registration_endpoint")
 def register_client():
     """Register a client (RFC 7591); the answer holds its secret, shown this once."""
     return _json_body_error() or authorization.create_endpoint_response(ClientRegistrationEndpoint.ENDPOINT_NAME)
 
 
 @bp.route("/oauth/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+@protocol_endpoint(JSON, body_error="invalid_client_metadata")
 def manage_client(client_id: str):
     """Read, replace or delete a dynamically registered client (RFC 7592)."""
     return _json_body_error() or authorization.create_endpoint_response(
