@@ -60,7 +60,40 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
         return self.auth_time
 
 
-class Token(db.Model, TokenMixin):
+class TokenState(TokenMixin):
+    """What a token's columns say about it (Authlib's TokenMixin interface): one definition
+    for the ORM row (``Token``) and the plain record the read-only checks use
+    (``store.tokens.TokenRecord``)."""
+
+    def check_client(self, client) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_in
+
+    def get_expires_at(self) -> int:
+        return self.expires_at
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= time.time()
+
+    def is_revoked(self) -> bool:
+        return bool(self.access_token_revoked_at)
+
+    def is_refresh_token_active(self) -> bool:
+        """Tell whether the refresh token can still be exchanged."""
+        if not self.refresh_token_hash or self.refresh_token_revoked_at:
+            return False
+        return self.refresh_token_expires_at is None or self.refresh_token_expires_at > time.time()
+
+    def get_user(self) -> User | None:
+        return self.user
+
+
+class Token(db.Model, TokenState):
     """An access token and its optional refresh token, both stored as hashes."""
 
     __tablename__ = "oauth2_tokens"
@@ -97,35 +130,6 @@ class Token(db.Model, TokenMixin):
     client: Mapped[OAuth2Client] = relationship(
         primaryjoin="foreign(Token.client_id) == OAuth2Client.client_id", viewonly=True
     )
-
-    # Authlib's TokenMixin interface.
-
-    def check_client(self, client) -> bool:
-        return self.client_id == client.get_client_id()
-
-    def get_scope(self) -> str:
-        return self.scope
-
-    def get_expires_in(self) -> int:
-        return self.expires_in
-
-    def get_expires_at(self) -> int:
-        return self.expires_at
-
-    def is_expired(self) -> bool:
-        return self.expires_at <= time.time()
-
-    def is_revoked(self) -> bool:
-        return bool(self.access_token_revoked_at)
-
-    def is_refresh_token_active(self) -> bool:
-        """Tell whether the refresh token can still be exchanged."""
-        if not self.refresh_token_hash or self.refresh_token_revoked_at:
-            return False
-        return self.refresh_token_expires_at is None or self.refresh_token_expires_at > time.time()
-
-    def get_user(self) -> User | None:
-        return self.user
 
     def get_client(self) -> OAuth2Client:
         return self.client

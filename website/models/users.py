@@ -27,7 +27,16 @@ def new_session_secret() -> str:
     return secrets.token_hex(32)
 
 
-class User(db.Model):
+class Subject:
+    """What a person is to the protocol: the id Authlib stores with codes and tokens. Shared
+    by the ORM row and ``store.tokens.UserRecord``."""
+
+    def get_user_id(self) -> int:
+        """The user id Authlib stores with codes and tokens."""
+        return self.id
+
+
+class User(db.Model, Subject):
     __tablename__ = "users"
     # AUTOINCREMENT: SQLite otherwise hands the id of a deleted newest user to the next one,
     # and ids (in /api/me, the audit log) must name one person for ever.
@@ -60,6 +69,7 @@ class User(db.Model):
         """Tell whether the password matches the stored hash."""
         return check_password_hash(self.password_hash, password)
 
+<<<<<<< HEAD
     def get_user_id(self) -> int:
         """The user id Authlib stores with codes and tokens (the ``sub`` is ``self.sub``)."""
         return self.id
@@ -77,5 +87,7 @@ class User(db.Model):
         """Make every session cookie of the user invalid (log-out everywhere, password change)."""
         self.session_secret = new_session_secret()
 
+=======
+>>>>>>> 505c3f7 (Store: one TokenState mixin for the ORM row and the plain record (no methods copied one by one), a parity test of the two read paths)
     def __repr__(self) -> str:
         return f"<User {self.username}>"

@@ -1,19 +1,18 @@
 """Tokens: lookups by hash (ORM rows to change them, plain records for read-only
 checks), the insert of a new token, and revocation of a token family."""
 
-from authlib.oauth2.rfc6749 import TokenMixin
 from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import joinedload
 
 from website.extensions import db
 from website.models.base import hash_secret, now
 from website.models.clients import OAuth2Client
-from website.models.grants import Token
-from website.models.users import User
+from website.models.grants import Token, TokenState
+from website.models.users import Subject, User
 from website.store import audit
 
 
-class UserRecord:
+class UserRecord(Subject):
     """A user's public columns read with a Core query (see TokenRecord); not an ORM object."""
 
     COLUMNS = ("id", "sub", "username", "email", "name", "email_verified", "created_at", "updated_at")
@@ -23,16 +22,14 @@ class UserRecord:
         for name, value in zip(self.COLUMNS, values):
             setattr(self, name, value)
 
-    get_user_id = User.get_user_id
-
     def __repr__(self) -> str:
         return f"<User {self.username}>"
 
 
-class TokenRecord(TokenMixin):
+class TokenRecord(TokenState):
     """A token row and its user, read with one Core query for the read-only checks (bearer
-    tokens, introspection): the same columns and methods as Token, without the ORM's
-    instance state and identity map, which cost more than the query itself."""
+    tokens, introspection): the same columns and TokenState methods as Token, without the
+    ORM's instance state and identity map, which cost more than the query itself."""
 
     COLUMNS = tuple(column.key for column in Token.__table__.columns)
     #: Set by the introspection lookup: the value presented was the refresh token.
@@ -41,15 +38,6 @@ class TokenRecord(TokenMixin):
     def __init__(self, values, user: UserRecord | None):
         self.__dict__.update(zip(self.COLUMNS, values))
         self.user = user
-
-    check_client = Token.check_client
-    get_scope = Token.get_scope
-    get_expires_in = Token.get_expires_in
-    get_expires_at = Token.get_expires_at
-    is_expired = Token.is_expired
-    is_revoked = Token.is_revoked
-    is_refresh_token_active = Token.is_refresh_token_active
-    get_user = Token.get_user
 
     def get_client(self) -> OAuth2Client | None:
         # client_id is not the primary key (id is): look it up by its column.
