@@ -88,25 +88,44 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
     and administrators may; self-service and dynamic registration may not).
     """
     metadata = dict(data)
+    metadata["client_name"] = _client_name(data)
+    for field in ("client_uri", "logo_uri"):
+        metadata[field] = _web_uri(data, field)
+    metadata["token_endpoint_auth_method"] = method = _auth_method(data)
+    metadata["grant_types"] = grant_types = _grant_types(data, method)
+    metadata["response_types"] = _response_types(data, grant_types)
+    metadata["redirect_uris"] = _redirect_uris(data, grant_types)
+    metadata["post_logout_redirect_uris"] = _logout_uris(data)
+    metadata["scope"] = _scope(data, allow_api_scopes)
+    metadata["contacts"] = _contacts(data)
+    return metadata
+
+
+def _client_name(data: dict) -> str:
     name = _optional_string(data, "client_name", 100)
     if not name:
         raise ClientMetadataError("client_name", "Give the client a name.")
-    metadata["client_name"] = name
+    return name
 
-    for field in ("client_uri", "logo_uri"):
-        uri = _optional_string(data, field, 2000)
-        if uri and (problem := validate_web_uri(uri)):
-            raise ClientMetadataError(field, f"{field}: {problem}")
-        metadata[field] = uri
 
+def _web_uri(data: dict, field: str) -> str | None:
+    uri = _optional_string(data, field, 2000)
+    if uri and (problem := validate_web_uri(uri)):
+        raise ClientMetadataError(field, f"{field}: {problem}")
+    return uri
+
+
+def _auth_method(data: dict) -> str:
     method = data.get("token_endpoint_auth_method") or "client_secret_basic"
     if method not in AUTH_METHODS:
         raise ClientMetadataError(
             "token_endpoint_auth_method",
             f"token_endpoint_auth_method must be one of: {', '.join(AUTH_METHODS)}.",
         )
-    metadata["token_endpoint_auth_method"] = method
+    return method
 
+
+def _grant_types(data: dict, method: str) -> list[str]:
     grant_types = _string_list(data, "grant_types") if "grant_types" in data else ["authorization_code"]
     for grant in grant_types:
         if grant not in GRANT_TYPES:
@@ -119,8 +138,10 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
                 raise ClientMetadataError(
                     "grant_types", f"A public client (no secret) cannot use the {grant} grant."
                 )
-    metadata["grant_types"] = grant_types
+    return grant_types
 
+
+def _response_types(data: dict, grant_types: list[str]) -> list[str]:
     if "response_types" in data:
         # "token id_token" and "id_token token" are the same response type.
         requested = _string_list(data, "response_types")
@@ -136,8 +157,10 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
                 "response_types",
                 f"The response type {response_type} needs the grant types: {', '.join(sorted(needs))}.",
             )
-    metadata["response_types"] = response_types
+    return response_types
 
+
+def _redirect_uris(data: dict, grant_types: list[str]) -> list[str]:
     allow_http = current_app.config["OAUTH2_ALLOW_HTTP_REDIRECT_URIS"]
     redirect_uris = _string_list(data, "redirect_uris")
     for uri in redirect_uris:
@@ -145,16 +168,21 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
             raise ClientMetadataError("redirect_uris", problem)
     if REDIRECT_GRANTS & set(grant_types) and not redirect_uris:
         raise ClientMetadataError("redirect_uris", "Register at least one redirect URI.")
-    metadata["redirect_uris"] = redirect_uris
+    return redirect_uris
 
-    # OpenID Connect RP-Initiated Logout §3.1 (Auth0's "Allowed Logout URLs"): where the
-    # logout endpoints may send the browser back to; the same rules as redirect URIs.
+
+def _logout_uris(data: dict) -> list[str]:
+    """OpenID Connect RP-Initiated Logout §3.1 (Auth0's "Allowed Logout URLs"): where the
+    logout endpoints may send the browser back to; the same rules as redirect URIs."""
+    allow_http = current_app.config["OAUTH2_ALLOW_HTTP_REDIRECT_URIS"]
     logout_uris = _string_list(data, "post_logout_redirect_uris")
     for uri in logout_uris:
         if problem := validate_redirect_uri(uri, allow_http=allow_http):
             raise ClientMetadataError("post_logout_redirect_uris", f"Logout URL: {problem}")
-    metadata["post_logout_redirect_uris"] = logout_uris
+    return logout_uris
 
+
+def _scope(data: dict, allow_api_scopes: bool) -> str:
     scope = data.get("scope")
     if scope is None or scope == "":
         # The server's own scopes; an API's scopes are given only on purpose (below).
@@ -171,11 +199,12 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
         # An API's scopes let a client get tokens for that API: an administrator grants them.
         raise ClientMetadataError(
             "scope", f"Only an administrator can give a client an API's scopes: {' '.join(api_only)}.")
-    metadata["scope"] = " ".join(scopes)
+    return " ".join(scopes)
 
+
+def _contacts(data: dict) -> list[str]:
     contacts = _string_list(data, "contacts")
     for contact in contacts:
         if not _EMAIL.match(contact) or len(contact) > 254:
             raise ClientMetadataError("contacts", f"{contact} is not an email address.")
-    metadata["contacts"] = contacts
-    return metadata
+    return contacts
