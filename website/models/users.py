@@ -32,7 +32,7 @@ class Subject:
     by the ORM row and ``store.tokens.UserRecord``."""
 
     def get_user_id(self) -> int:
-        """The user id Authlib stores with codes and tokens."""
+        """The user id Authlib stores with codes and tokens (the ``sub`` is ``self.sub``)."""
         return self.id
 
 
@@ -69,11 +69,6 @@ class User(db.Model, Subject):
         """Tell whether the password matches the stored hash."""
         return check_password_hash(self.password_hash, password)
 
-<<<<<<< HEAD
-    def get_user_id(self) -> int:
-        """The user id Authlib stores with codes and tokens (the ``sub`` is ``self.sub``)."""
-        return self.id
-
     def session_key(self) -> str:
         """What a session cookie of this user carries: a digest of the session secret, so the
         cookie never holds the secret itself."""
@@ -87,7 +82,5 @@ class User(db.Model, Subject):
         """Make every session cookie of the user invalid (log-out everywhere, password change)."""
         self.session_secret = new_session_secret()
 
-=======
->>>>>>> 505c3f7 (Store: one TokenState mixin for the ORM row and the plain record (no methods copied one by one), a parity test of the two read paths)
     def __repr__(self) -> str:
         return f"<User {self.username}>"
