@@ -10,8 +10,8 @@ import requests
 from oauth_helpers import csrf_token, get_user_token
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from website.oidc import get_issuer
-from website.signing import SIGNING_ALG, get_signing_keyset
+from website.oauth2.keys import get_issuer
+from website.oauth2.keys import SIGNING_ALG, get_signing_keyset
 
 LOGOUT_URI = "https://app.example.com/logged-out"
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import PASSWORD
 from oauth_helpers import csrf_token
-from website import throttle
+from website.store import throttle
 
 redis = pytest.importorskip("redis")
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")

@@ -200,7 +200,7 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
         user = authenticate_user(username, password)
         if user is None:
             wait = attempt.failed()
-            audit.record("login_failed", client_id=self.request.client.client_id,
+            audit.record("login_failed", client_id=self.request.claimed_client.client_id,
                          attempted_username=username[:40], grant_type="password")
             db.session.commit()
             if wait:

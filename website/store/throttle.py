@@ -30,7 +30,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from website.extensions import db
 from website.models.throttle import ThrottleCounter
 
-log = logging.getLogger(__name__)
+#: Named as before the package layout, so operators' log filters keep working.
+log = logging.getLogger("website.throttle")
 
 
 #: Seconds a Redis command may take (connect, read, write) before the database stands in.
