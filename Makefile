@@ -23,8 +23,9 @@ initdb: install
 run: initdb
 	$(BIN)/flask run
 
-## Install the test dependencies and run the whole suite (PostgreSQL too when TEST_DATABASE_URL is set)
+## Install the test dependencies, check the layers contract, run the whole suite (PostgreSQL too when TEST_DATABASE_URL is set)
 test: install-dev
+	$(BIN)/lint-imports pyproject.toml
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Re-take the README's screenshots (docs/screenshots/) in headless Chromium

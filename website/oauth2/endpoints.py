@@ -18,7 +18,6 @@ from website.models.base import now
 from website.models.grants import Token
 from website.oauth2.grants import CLIENT_AUTH_METHODS
 from website.oauth2.keys import SIGNING_ALG, get_issuer, get_public_jwks
-from website.services.sessions import log_out
 from website.store import audit
 from website.store.tokens import (
     TokenRecord,
@@ -159,4 +158,6 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         return bool(g.get("logout_confirmed"))
 
     def end_session(self, end_session_request) -> None:
-        log_out(everywhere=False)
+        # The view ends this browser's session right after (services.sessions.log_out): the
+        # protocol layer knows no browser sessions.
+        pass

@@ -62,6 +62,7 @@ def end_session():
             return render_template("logout/confirm.html", client=client, carried=carried, form=ConfirmForm(),
                                    destination=destination, destination_host=_host(destination))
     response = authorization.create_endpoint_response(EndSessionEndpoint.ENDPOINT_NAME, end_session_request)
+    log_out(everywhere=False)  # this browser only (see EndSessionEndpoint.end_session)
     return response or _logged_out_page(client, requested_uri)
 
 
