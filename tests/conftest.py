@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from werkzeug.serving import make_server
 
 from website import create_app
@@ -21,6 +22,9 @@ from website.models import OAuth2Client, User, db
 #: Fast password hashing for tests; production uses scrypt.
 TEST_PASSWORD_METHOD = "pbkdf2:sha256:1000"
 PASSWORD = "correct horse battery"
+#: The key that encrypts the private signing keys, one for the whole run: the session's database
+#: is made by one app and used by many.
+TEST_KEY_ENCRYPTION_KEY = Fernet.generate_key().decode()
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +69,7 @@ def _test_config(url: str, **overrides) -> dict:
     return {
         "TESTING": True,
         "SECRET_KEY": "test-" + secrets.token_hex(8),
+        "KEY_ENCRYPTION_KEYS": TEST_KEY_ENCRYPTION_KEY,
         "DATABASE_URL": url,
         "PASSWORD_HASH_METHOD": TEST_PASSWORD_METHOD,
         "OAUTH2_ISSUER": "http://127.0.0.1",

@@ -1,13 +1,16 @@
 """Configuration from the environment, and a fresh install's generated secret key and database."""
 
+import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import _test_config
+from cryptography.fernet import Fernet
 
 from website import create_app
 from website.models import db
@@ -57,14 +60,15 @@ def test_database_url_names_the_driver(url, expected):
 
 
 def test_fresh_install_generates_a_secret_key_and_a_sqlite_database(tmp_path):
-    """`flask initdb` in a fresh checkout: no SECRET_KEY, no DATABASE_URL."""
+    """`flask initdb` in a fresh checkout: no SECRET_KEY, no KEY_ENCRYPTION_KEYS, no DATABASE_URL."""
     project = tmp_path / "project"
     project.mkdir()
     for name in ("website", "migrations"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "app.py", project / "app.py")
     env = {k: v for k, v in os.environ.items()
-           if k not in ("SECRET_KEY", "DATABASE_URL") and not k.startswith(("OAUTH2_", "FLASK_"))}
+           if k not in ("SECRET_KEY", "DATABASE_URL", "KEY_ENCRYPTION_KEYS")
+           and not k.startswith(("OAUTH2_", "FLASK_"))}
 
     def flask(*args):
         return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=project, env=env,
@@ -77,9 +81,21 @@ def test_fresh_install_generates_a_secret_key_and_a_sqlite_database(tmp_path):
     assert len(key) >= 40
     assert key_file.stat().st_mode & 0o077 == 0  # readable by its owner only
     assert (project / "instance" / "website.sqlite").exists()
+    # The private signing key is encrypted with a generated key-encryption key, said in one line.
+    kek_file = project / "instance" / "key_encryption_key"
+    kek = kek_file.read_text().strip()
+    assert kek_file.stat().st_mode & 0o077 == 0
+    [warning] = [line for line in first.stderr.splitlines() if "in production" in line]
+    assert "generated in" in warning and "set KEY_ENCRYPTION_KEYS in production" in warning
+    with sqlite3.connect(project / "instance" / "website.sqlite") as conn:
+        [(ciphertext,)] = conn.execute("SELECT private_key_encrypted FROM oauth2_signing_keys").fetchall()
+    assert json.loads(Fernet(kek).decrypt(ciphertext.encode()))["kty"] == "RSA"
     second = flask("initdb")
     assert second.returncode == 0, second.stderr
     assert key_file.read_text().strip() == key
+    assert kek_file.read_text().strip() == kek
+    rotated = flask("rotate-keys")  # the server signs with the key it reads back
+    assert rotated.returncode == 0 and "Traceback" not in rotated.stderr, rotated.stderr
     user = flask("create-user", "admin", "--password", "a long password", "--admin")
     assert user.returncode == 0, user.stderr
     assert "Created user admin" in user.stdout

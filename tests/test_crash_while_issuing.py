@@ -32,6 +32,7 @@ def start_server(app) -> tuple[subprocess.Popen, str]:
     """Run the app with `flask run` (threaded) on a free port, on the test database."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"], "SECRET_KEY": app.config["SECRET_KEY"],
+           "KEY_ENCRYPTION_KEYS": app.config["KEY_ENCRYPTION_KEYS"],
            "OAUTH2_ISSUER": "http://127.0.0.1", "PYTHONDONTWRITEBYTECODE": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "app", "run", "--host", "127.0.0.1", "--port", str(port),

@@ -5,6 +5,7 @@ Generic over the revisions in migrations/versions: new revisions are walked with
 """
 
 import hashlib
+import json
 import time
 from datetime import datetime, timezone
 
@@ -14,8 +15,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import PASSWORD, TEST_PASSWORD_METHOD, _test_config
+from conftest import PASSWORD, TEST_KEY_ENCRYPTION_KEY, TEST_PASSWORD_METHOD, _test_config
+from cryptography.fernet import Fernet
 from databases import empty_database
+from joserfc.jwk import RSAKey
 from werkzeug.security import generate_password_hash
 
 from website import create_app
@@ -216,3 +219,41 @@ def test_upgrade_keeps_scope_based_api_access_as_explicit_grants(fresh_app):
     assert token("https://open.example.com/").json["error"] == "invalid_target"
     with fresh_app.app_context(), db.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT audiences FROM oauth2_consents")).scalar() == "https://orders.example.com/"
+
+
+def test_initdb_encrypts_the_private_keys_of_an_existing_database(fresh_app):
+    """A database from before 0506 kept private JWKs in plain: the upgrade encrypts them with
+    KEY_ENCRYPTION_KEYS in the same transaction, and the server signs with them as before."""
+    revisions = ordered_revisions(fresh_app)
+    before = revisions[revisions.index("0506_encrypted_signing_keys") - 1]
+    key = RSAKey.generate_key(2048, auto_kid=True)
+    public = {**key.as_dict(private=False), "use": "sig", "alg": "RS256"}
+    with fresh_app.app_context():
+        flask_migrate.upgrade(revision=before)
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO oauth2_signing_keys (kid, alg, public_jwk, private_jwk, created_at)"
+                " VALUES (:kid, 'RS256', :public, :private, :at)"
+            ), {"kid": key.kid, "public": json.dumps(public),
+                "private": json.dumps(key.as_dict(private=True)), "at": int(time.time())})
+
+    result = fresh_app.test_cli_runner().invoke(args=["initdb"])
+    assert result.exit_code == 0, result.output
+    assert "Created the first signing key" not in result.output  # the old key is kept
+    with fresh_app.app_context(), db.engine.connect() as conn:
+        [(ciphertext,)] = conn.execute(
+            sa.text("SELECT private_key_encrypted FROM oauth2_signing_keys")).all()
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("oauth2_signing_keys")}
+    assert "private_jwk" not in columns
+    assert key.as_dict(private=True)["d"] not in ciphertext
+    decrypted = Fernet(TEST_KEY_ENCRYPTION_KEY).decrypt(ciphertext.encode())
+    assert json.loads(decrypted) == key.as_dict(private=True)
+    jwks = fresh_app.test_client().get("/.well-known/jwks.json")
+    assert [k["kid"] for k in jwks.json["keys"]] == [key.kid]
+
+    # And back: the downgrade decrypts them into the plain column again.
+    with fresh_app.app_context():
+        flask_migrate.downgrade(revision=before)
+        with db.engine.connect() as conn:
+            [(private,)] = conn.execute(sa.text("SELECT private_jwk FROM oauth2_signing_keys")).all()
+    assert (json.loads(private) if isinstance(private, str) else private) == key.as_dict(private=True)

@@ -59,7 +59,7 @@ def test_rotation_by_another_instance_keeps_old_tokens_valid(app_config, app, id
     with other.app_context():
         new_kid = db.session.scalar(select(SigningKey.kid).order_by(SigningKey.id.desc()).limit(1))
         retired = db.session.scalar(select(SigningKey).where(SigningKey.kid == old_kid))
-        assert retired.private_jwk is None  # nothing signs with it any more
+        assert retired.private_key_encrypted is None  # nothing signs with it any more
         assert retired.publish_until >= now() + app.config["OAUTH2_ID_TOKEN_LIFETIME"]
         db.session.remove()
         db.engine.dispose()

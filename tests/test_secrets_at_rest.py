@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 from conftest import PASSWORD, approve, authorize_url, exchange_code, get_code, query_params
 
+from website.oauth2 import keys
 from website.models import db
 
 
@@ -42,3 +43,23 @@ def test_no_plain_secret_is_stored(app, test_client, auth, runner, user, make_cl
     for value in secrets:
         assert value not in stored
 
+
+
+def test_no_private_signing_key_is_stored_in_plain(app, test_client, auth, runner, user, make_client):
+    """The private JWKs (current and retired) are Fernet ciphertext: no PEM, no JWK member."""
+    assert runner.invoke(args=["initdb"]).exit_code == 0
+    assert runner.invoke(args=["rotate-keys"]).exit_code == 0  # a retired key and a current one
+    client, secret = make_client()
+    code, verifier = get_code(test_client, auth, client, scope="openid profile")
+    assert "id_token" in exchange_code(test_client, client, secret, code, verifier).json
+    with app.app_context():
+        private = keys.key_ring().current().signing_key
+        members = {name: private.as_dict(private=True)[name] for name in ("d", "p", "q", "dp", "dq", "qi")}
+        pem = private.as_pem(private=True).decode()
+
+    stored = database_text(app)
+    assert "PRIVATE KEY" not in stored
+    assert pem.splitlines()[1] not in stored
+    for name, value in members.items():
+        assert value not in stored, name
+    assert "'d':" not in stored and '"d":' not in stored

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 import click
 import flask_migrate
+from cryptography.fernet import Fernet
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import and_, delete, or_, select, update
@@ -38,7 +39,10 @@ from website.oauth2.client_metadata import (
     validate_client_metadata,
 )
 from website.oauth2.keys import (
+    KeyDecryptionError,
+    check_private_keys,
     ensure_signing_key,
+    reencrypt_private_keys,
     rotate_signing_keys,
 )
 from website.store import audit, throttle
@@ -202,6 +206,10 @@ def initdb_command():
     (safe to run again)."""
     flask_migrate.upgrade(directory=current_app.extensions["migrate"].directory)
     click.echo("Database is at the newest schema.")
+    try:
+        check_private_keys()
+    except KeyDecryptionError as error:
+        raise click.ClickException(str(error))
     if (key := ensure_signing_key()) is not None:
         click.echo(f"Created the first signing key (kid {key.kid}).")
 
@@ -298,6 +306,24 @@ def rotate_keys_command():
         click.echo(f"Deleted {deleted} retired keys whose tokens have all expired.")
 
 
+@click.command("rotate-key-encryption-key")
+@with_appcontext
+def rotate_key_encryption_key_command():
+    """Re-encrypt every private signing key under the first key of KEY_ENCRYPTION_KEYS."""
+    try:
+        count = reencrypt_private_keys()
+    except KeyDecryptionError as error:
+        raise click.ClickException(f"{error} Nothing was changed.")
+    click.echo(f"Re-encrypted {count} private signing keys with the first key of KEY_ENCRYPTION_KEYS;"
+               " keys after it may now be removed.")
+
+
+@click.command("generate-key-encryption-key")
+def generate_key_encryption_key_command():
+    """Print a new Fernet key for KEY_ENCRYPTION_KEYS."""
+    click.echo(Fernet.generate_key().decode())
+
+
 @click.command("purge-expired")
 @with_appcontext
 def purge_expired_command():
@@ -347,5 +373,6 @@ def init_app(app) -> None:
     for command in (initdb_command, create_user_command, create_client_command, rotate_keys_command,
                     purge_expired_command, unlock_user_command, create_api_command, list_apis_command,
                     delete_api_command, grant_api_command, revoke_api_command,
-                    create_initial_access_token_command):
+                    create_initial_access_token_command, rotate_key_encryption_key_command,
+                    generate_key_encryption_key_command):
         app.cli.add_command(command)

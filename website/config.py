@@ -1,14 +1,17 @@
 """Configuration defaults, read from the environment.
 
 Every key can be set as an environment variable of the same name; tests pass a dict to
-``create_app``. Secrets never live in the repository: with no ``SECRET_KEY`` in the
-environment, ``flask initdb`` writes a generated one to the instance folder.
+``create_app``. Secrets never live in the repository: with no ``SECRET_KEY`` (or no
+``KEY_ENCRYPTION_KEYS``) in the environment, ``flask initdb`` writes a generated one to the
+instance folder.
 """
 
 import os
 import secrets
 import tempfile
 from pathlib import Path
+
+from cryptography.fernet import Fernet, MultiFernet
 
 #: Defaults, overridden by environment variables of the same name.
 DEFAULTS = {
@@ -51,6 +54,9 @@ DEFAULTS = {
     "THROTTLE_REDIS_PREFIX": "idp:throttle:",
     # Seconds between tries to reach Redis again while the database counters stand in for it.
     "THROTTLE_REDIS_RETRY": 10,
+    # Fernet keys that encrypt the private signing keys in the database, comma-separated: the
+    # first encrypts, every one decrypts (for rotation). None: a key generated in the instance folder.
+    "KEY_ENCRYPTION_KEYS": None,
 }
 
 
@@ -92,15 +98,50 @@ def secret_key_path(instance_path: str) -> Path:
 
 def read_or_create_secret_key(instance_path: str) -> str:
     """Read the instance folder's secret key, generating it on first use."""
-    path = secret_key_path(instance_path)
+    return _read_or_create(secret_key_path(instance_path), lambda: secrets.token_urlsafe(48))
+
+
+def key_encryption_key_path(instance_path: str) -> Path:
+    """Where the generated key-encryption key is kept when KEY_ENCRYPTION_KEYS is unset."""
+    return Path(instance_path) / "key_encryption_key"
+
+
+def read_or_create_key_encryption_key(instance_path: str) -> str:
+    """Read the instance folder's Fernet key-encryption key, generating it on first use."""
+    return _read_or_create(key_encryption_key_path(instance_path), lambda: Fernet.generate_key().decode())
+
+
+def key_encryption(keys) -> tuple[str, MultiFernet]:
+    """Parse KEY_ENCRYPTION_KEYS (a comma-separated string or a list of Fernet keys): the
+    normalized comma-separated value and the MultiFernet that encrypts with the first key and
+    decrypts with any."""
+    if isinstance(keys, str):
+        keys = keys.split(",")
+    keys = [str(key).strip() for key in keys if str(key).strip()]
+    if not keys:
+        raise SystemExit("Configuration error: KEY_ENCRYPTION_KEYS names no key"
+                         " (make one with: flask generate-key-encryption-key)")
+    fernets = []
+    for number, key in enumerate(keys, 1):
+        try:
+            fernets.append(Fernet(key))
+        except ValueError:  # also binascii.Error: not 32 url-safe base64-encoded bytes
+            raise SystemExit(f"Configuration error: key {number} of KEY_ENCRYPTION_KEYS is not a Fernet key"
+                             " (make one with: flask generate-key-encryption-key)")
+    return ",".join(keys), MultiFernet(fernets)
+
+
+def _read_or_create(path: Path, make) -> str:
+    """Read a generated secret from the instance folder, writing ``make()`` there first if absent
+    (readable by its owner only)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write a private temporary file, then link it into place: the link either wins
         # or finds another worker's key, so every process agrees on one complete key.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(48) + "\n")
+                f.write(make() + "\n")
             try:
                 os.link(tmp, path)
             except FileExistsError:
@@ -131,6 +172,15 @@ def load(app, test_config: dict | None = None) -> None:
         app.config.update(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = read_or_create_secret_key(app.instance_path)
+    generated_key_encryption_key = not app.config.get("KEY_ENCRYPTION_KEYS")
+    if generated_key_encryption_key:
+        app.config["KEY_ENCRYPTION_KEYS"] = read_or_create_key_encryption_key(app.instance_path)
+    app.config["KEY_ENCRYPTION_KEYS"], app.extensions["key_encryption"] = key_encryption(
+        app.config["KEY_ENCRYPTION_KEYS"])
+    if generated_key_encryption_key:
+        app.logger.warning(
+            "Signing keys are encrypted with a key generated in %s: set KEY_ENCRYPTION_KEYS in production.",
+            key_encryption_key_path(app.instance_path))
     # Scopes are a space-separated string in the environment, a list everywhere else.
     scopes = app.config["OAUTH2_SCOPES_SUPPORTED"]
     app.config["OAUTH2_SCOPES"] = scopes.split() if isinstance(scopes, str) else list(scopes)

@@ -4,6 +4,7 @@
 from sqlalchemy import (
     JSON,
     String,
+    Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -16,7 +17,9 @@ class SigningKey(db.Model):
 
     The newest key signs. Older keys keep their public half published in the JWKS until
     ``publish_until``, when every token they signed has expired; their private half is
-    erased when they are retired, since nothing may sign with them any more.
+    erased when they are retired, since nothing may sign with them any more. The private half
+    is stored only encrypted, with the key-encryption key from the environment (or the
+    instance folder): KEY_ENCRYPTION_KEYS, website/config.py.
     """
 
     __tablename__ = "oauth2_signing_keys"
@@ -26,8 +29,9 @@ class SigningKey(db.Model):
     kid: Mapped[str] = mapped_column(String(64), unique=True)
     alg: Mapped[str] = mapped_column(String(16), default="RS256")
     public_jwk: Mapped[dict] = mapped_column(JSON)
-    #: SQL NULL (not JSON null) once erased, so "no private key" is plain to see and query.
-    private_jwk: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    #: The private JWK as JSON, Fernet-encrypted (MultiFernet of KEY_ENCRYPTION_KEYS); NULL once
+    #: erased, so "no private key" is plain to see and query.
+    private_key_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(default=now)
     retired_at: Mapped[int | None] = mapped_column()
     publish_until: Mapped[int | None] = mapped_column()

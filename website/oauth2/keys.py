@@ -2,13 +2,17 @@
 rotates the keys, rotation itself, and the JWKS."""
 
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
-from flask import current_app, g, request
+from cryptography.fernet import InvalidToken
+from flask import Flask, current_app, g, request
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import ServiceUnavailable
 
 from website.extensions import db
 from website.models.apis import ResourceServer
@@ -36,6 +40,70 @@ def get_issuer() -> str:
     return current_app.config.get("OAUTH2_ISSUER") or request.url_root
 
 
+class KeyDecryptionError(Exception):
+    """A stored private signing key that no key of KEY_ENCRYPTION_KEYS decrypts."""
+
+    def __init__(self, kid: str):
+        super().__init__(
+            f"Signing key {kid} cannot be decrypted with KEY_ENCRYPTION_KEYS: set the key-encryption key"
+            " it was encrypted with (keep the old key after the new one until `flask"
+            " rotate-key-encryption-key` has run)."
+        )
+        self.kid = kid
+
+
+def _decrypt(kid: str, ciphertext: str) -> bytes:
+    try:
+        return current_app.extensions["key_encryption"].decrypt(ciphertext.encode())
+    except InvalidToken:
+        raise KeyDecryptionError(kid) from None
+
+
+def encrypt_private_key(key: RSAKey) -> str:
+    """The private JWK as Fernet ciphertext, under the first key of KEY_ENCRYPTION_KEYS."""
+    plain = json.dumps(key.as_dict(private=True)).encode()
+    return current_app.extensions["key_encryption"].encrypt(plain).decode()
+
+
+def decrypt_private_key(row: SigningKey) -> RSAKey:
+    """The row's private key, parsed; KeyDecryptionError if no configured key decrypts it."""
+    return RSAKey.import_key(json.loads(_decrypt(row.kid, row.private_key_encrypted)))
+
+
+def check_private_keys() -> int:
+    """Decrypt every stored private key (keeping none): raise KeyDecryptionError for the first
+    that KEY_ENCRYPTION_KEYS cannot decrypt; return how many there are."""
+    rows = db.session.execute(
+        select(SigningKey.kid, SigningKey.private_key_encrypted)
+        .where(SigningKey.private_key_encrypted.is_not(None))
+    ).all()
+    for kid, ciphertext in rows:
+        _decrypt(kid, ciphertext)
+    return len(rows)
+
+
+def reencrypt_private_keys() -> int:
+    """Re-encrypt every private key under the first key of KEY_ENCRYPTION_KEYS, in one
+    transaction (all or none); return how many. Raises KeyDecryptionError, changing nothing,
+    if one cannot be decrypted."""
+    fernet = current_app.extensions["key_encryption"]
+    rows = db.session.scalars(
+        select(SigningKey).where(SigningKey.private_key_encrypted.is_not(None)).with_for_update()
+    ).all()
+    try:
+        for row in rows:
+            try:
+                row.private_key_encrypted = fernet.rotate(row.private_key_encrypted.encode()).decode()
+            except InvalidToken:
+                raise KeyDecryptionError(row.kid) from None
+        audit.record("key_encryption_key_rotated", keys=len(rows))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return len(rows)
+
+
 def create_signing_key() -> SigningKey:
     """Generate an RSA signing key and add it to the session (the caller commits)."""
     key = RSAKey.generate_key(RSA_KEY_SIZE, auto_kid=True)  # kid: the RFC 7638 thumbprint
@@ -43,7 +111,7 @@ def create_signing_key() -> SigningKey:
         kid=key.kid,
         alg=ID_TOKEN_ALG,
         public_jwk={**key.as_dict(private=False), "use": "sig", "alg": ID_TOKEN_ALG},
-        private_jwk=key.as_dict(private=True),
+        private_key_encrypted=encrypt_private_key(key),
         created_at=now(),
     )
     db.session.add(row)
@@ -77,7 +145,7 @@ def rotate_signing_keys() -> tuple[SigningKey, list[SigningKey], int]:
     for old in db.session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))):
         old.retired_at = stamp
         old.publish_until = stamp + keep + KEY_RETIREMENT_LEEWAY
-        old.private_jwk = None
+        old.private_key_encrypted = None
     new = create_signing_key()
     audit.record("key_rotated", kid=new.kid, retired=deleted)
     db.session.commit()
@@ -156,7 +224,7 @@ class KeyRing:
             .where(or_(SigningKey.publish_until.is_(None), SigningKey.publish_until > now()))
             .order_by(SigningKey.id.desc())
         ).all()
-        signer = next((row for row in rows if row.private_jwk), None)
+        signer = next((row for row in rows if row.private_key_encrypted), None)
         if signer is None:
             # Two rotations at once retired each other's keys: start a fresh one.
             create_signing_key()
@@ -164,7 +232,7 @@ class KeyRing:
             return self._load()
         return LoadedKeys(
             newest_kid=rows[0].kid,
-            signing_key=RSAKey.import_key(signer.private_jwk),
+            signing_key=decrypt_private_key(signer),  # once per generation, not per request
             public_keys=[(row.publish_until, row.public_jwk) for row in rows],
         )
 
@@ -174,16 +242,26 @@ def key_ring() -> KeyRing:
     return current_app.extensions["oidc_key_ring"]
 
 
+def _current_keys() -> LoadedKeys:
+    """The key ring's current keys for a request: 503 and one log line (no traceback) when the
+    signing key cannot be decrypted with this instance's KEY_ENCRYPTION_KEYS."""
+    try:
+        return key_ring().current()
+    except KeyDecryptionError as error:
+        current_app.logger.error("%s Answered 503.", error)
+        raise ServiceUnavailable("The server cannot sign tokens right now; try again later.") from None
+
+
 def signing_key() -> RSAKey:
     """The key that signs in this request; fixed for the request so kid and signature agree."""
     if "oidc_signing_key" not in g:
-        g.oidc_signing_key = key_ring().current().signing_key
+        g.oidc_signing_key = _current_keys().signing_key
     return g.oidc_signing_key
 
 
 def jwks_json() -> str:
     """The published public keys as a serialized JWKS."""
-    return key_ring().current().jwks_json(now())
+    return _current_keys().jwks_json(now())
 
 
 #: The algorithm of every token this server signs.
@@ -198,3 +276,25 @@ def get_signing_keyset() -> KeySet:
 def get_public_jwks() -> KeySet:
     """Every public key the JWKS publishes: what verifies the tokens this server signed."""
     return KeySet.import_key_set(json.loads(jwks_json()))
+
+
+#: gunicorn's "worker failed to boot" exit status: gunicorn stops rather than restarting the
+#: worker for ever (and any other non-zero status is an error for `flask`).
+EXIT_CANNOT_START = 3
+
+
+def check_private_keys_at_start(app: Flask) -> None:
+    """Refuse to start, with one line and a non-zero exit, when a stored private signing key
+    cannot be decrypted with KEY_ENCRYPTION_KEYS (instead of failing every request later)."""
+    with app.app_context():
+        try:
+            check_private_keys()
+        except KeyDecryptionError as error:
+            print(f"Error: {error}", file=sys.stderr)
+            raise SystemExit(EXIT_CANNOT_START)
+        except SQLAlchemyError:
+            # No database, not migrated yet (`flask initdb` checks after migrating) or
+            # unreachable (requests answer 503 meanwhile): nothing to check.
+            pass
+        finally:
+            db.session.remove()
