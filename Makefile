@@ -1,10 +1,11 @@
 # The README's two commands: `make run` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
+LOWEST_VENV ?= .venv-lowest
 BIN := $(VENV)/bin
 export FLASK_APP := app.py
 
-.PHONY: run test install install-dev initdb clean screenshots bench
+.PHONY: run test test-lowest install install-dev initdb clean screenshots bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +29,22 @@ test: install-dev
 	$(BIN)/lint-imports pyproject.toml
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## Run the suite with the lowest version of each dependency the requirements allow (a fresh
+## $(LOWEST_VENV); pip's output goes to $(LOWEST_VENV)/pip.log and is shown only when it fails)
+test-lowest:
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(PYTHON) .ci/lowest-constraints.py > $(LOWEST_VENV)/constraints.txt
+	$(LOWEST_VENV)/bin/pip install --quiet -r requirements-dev.txt -c $(LOWEST_VENV)/constraints.txt \
+		> $(LOWEST_VENV)/pip.log 2>&1 || { cat $(LOWEST_VENV)/pip.log; exit 1; }
+	$(LOWEST_VENV)/bin/python -m pytest -x -q $(PYTEST_ARGS)
+
 ## Re-take the README's screenshots (docs/screenshots/) in headless Chromium
 screenshots: install-dev
 	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py -k accessible
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(LOWEST_VENV) .pytest_cache
 
 ## Benchmark the endpoints against a bare Flask app (needs wrk); writes bench/results.md
 bench: install-dev

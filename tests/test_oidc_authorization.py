@@ -100,6 +100,38 @@ def test_unknown_client_gets_a_page_not_a_redirect(idp):
     assert "invalid_client" in response.text
 
 
+@pytest.mark.parametrize("parameter, value, error, response_type", [
+    ("request", "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9.", "request_not_supported", "code"),
+    ("request", "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9.", "request_not_supported", "id_token token"),
+    ("request_uri", "https://app.example.com/request.jwt", "request_uri_not_supported", "code"),
+    ("request_uri", "https://app.example.com/request.jwt", "request_uri_not_supported", "code id_token"),
+])
+def test_request_objects_are_refused_not_ignored(idp, user, oidc_client, parameter, value, error,
+                                                 response_type):
+    # OIDC Core §6.1, §6.2: an OP without request objects answers with these errors.
+    client, _ = oidc_client
+    browser = Browser(idp)
+    browser.login()
+    location = browser.authorize(authorization_url(idp, client, response_type=response_type, nonce="n",
+                                                   state="s2", **{parameter: value}))
+    assert location.startswith(CALLBACK)
+    assert browser.pages == []  # refused before any page, consent included
+    assert bool(urlsplit(location).fragment) == (response_type != "code")
+    params = query_params(location)
+    assert params["error"] == error
+    assert params["state"] == "s2"
+    assert params["iss"] == idp + "/"
+    assert "code" not in params and "id_token" not in params and "access_token" not in params
+
+
+def test_request_object_with_an_unregistered_redirect_uri_gets_a_page(idp, oidc_client):
+    client, _ = oidc_client
+    url = authorization_url(idp, client, redirect_uri="https://evil.example.com/cb", request="x.y.z")
+    response = requests.get(url, allow_redirects=False)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+
+
 def test_invalid_max_age_is_an_invalid_request(idp, user, oidc_client):
     client, _ = oidc_client
     browser = Browser(idp)

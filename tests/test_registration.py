@@ -43,7 +43,7 @@ def test_register_with_initial_access_token(app, test_client, initial_token):
     assert body["token_endpoint_auth_method"] == "client_secret_basic"
     assert body["response_types"] == ["code"]
     assert body["client_secret"] and body["client_secret_expires_at"] == 0
-    assert body["registration_client_uri"].endswith(f"/oauth/register/{body['client_id']}")
+    assert body["registration_client_uri"] == f"http://127.0.0.1/oauth/register/{body['client_id']}"
     with app.app_context():
         client = db.session.scalar(db.select(OAuth2Client).where(OAuth2Client.client_id == body["client_id"]))
         # Only hashes are stored: the secret and the registration token are seen once.
@@ -138,6 +138,28 @@ def test_a_body_that_is_not_a_json_object_is_refused(test_client, initial_token,
     assert form.json["error"] == "invalid_client_metadata"
 
 
+def test_registration_client_uri_is_under_the_issuer_whatever_the_host_header(app, test_client,
+                                                                           initial_token):
+    # A forged Host must not make the client send its registration access token elsewhere.
+    forged = {"Host": "evil.example.com", "X-Forwarded-Host": "evil.example.com"}
+    response = test_client.post("/oauth/register", json=METADATA, headers={
+        **forged, "Authorization": f"Bearer {initial_token}"})
+    assert response.status_code == 201, response.json
+    body = response.json
+    assert body["registration_client_uri"] == f"http://127.0.0.1/oauth/register/{body['client_id']}"
+    headers = {**forged, "Authorization": f"Bearer {body['registration_access_token']}"}
+    for answer in (test_client.get(f"/oauth/register/{body['client_id']}", headers=headers),
+                   test_client.put(f"/oauth/register/{body['client_id']}",
+                                   json={**METADATA, "client_id": body["client_id"]}, headers=headers)):
+        assert answer.status_code == 200, answer.json
+        assert answer.json["registration_client_uri"] == body["registration_client_uri"]
+    # The URI follows the configured issuer (its scheme too), not the request.
+    app.config["OAUTH2_ISSUER"] = "https://id.example.com/"
+    again = test_client.post("/oauth/register", json=METADATA, headers={
+        **forged, "Authorization": f"Bearer {initial_token}"}).json
+    assert again["registration_client_uri"] == f"https://id.example.com/oauth/register/{again['client_id']}"
+
+
 def test_unknown_metadata_is_ignored(test_client, initial_token):
     body = register(test_client, {**METADATA, "software_id": "x", "is_admin": True}, initial_token).json
     assert "is_admin" not in body and "software_id" not in body
@@ -147,7 +169,7 @@ def test_read_update_and_delete_with_the_registration_access_token(app, test_cli
     body = register(test_client, {**METADATA, "client_uri": "https://app.example.com/"}, initial_token).json
     assert body["client_uri"] == "https://app.example.com/"
     assert "logo_uri" not in body  # not registered, not echoed
-    uri = body["registration_client_uri"].split("localhost", 1)[1]
+    uri = body["registration_client_uri"].removeprefix("http://127.0.0.1")
     headers = {"Authorization": f"Bearer {body['registration_access_token']}"}
 
     read = test_client.get(uri, headers=headers)
@@ -201,7 +223,8 @@ def test_switching_to_confidential_returns_a_new_secret(app, test_client, initia
         assert client.check_client_secret(updated["client_secret"])
 
 
-def test_registration_over_http_like_the_readme(live_server, runner):
+def test_registration_over_http_like_the_readme(idp, runner):
+    live_server = idp
     token = runner.invoke(args=["create-initial-access-token", "--expires-in", "3600"]).output.strip()
     response = requests.post(f"{live_server}/oauth/register", json=METADATA,
                              headers={"Authorization": f"Bearer {token}"}, timeout=10)

@@ -5,6 +5,7 @@ import time
 from datetime import timezone
 
 from authlib.consts import default_json_headers
+from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oidc.core import OpenIDCode as _OpenIDCode
@@ -12,6 +13,10 @@ from authlib.oidc.core import OpenIDHybridGrant as _OpenIDHybridGrant
 from authlib.oidc.core import OpenIDImplicitGrant as _OpenIDImplicitGrant
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
+from authlib.oidc.core.errors import (
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from authlib.oidc.core.grants.util import validate_request_prompt
 from flask import current_app
 from sqlalchemy import select
@@ -149,3 +154,23 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         if user is None:
             raise InvalidTokenError(description="This token was issued to a client, not for a user.")
         return generate_user_info(user, scope)
+
+
+def refuse_request_objects(grant) -> None:
+    """A grant extension: refuse ``request`` and ``request_uri`` (OIDC Core §6), which this
+    server does not support (discovery says so), instead of ignoring them."""
+    grant.register_hook("after_validate_consent_request", _check_no_request_object)
+
+
+def _check_no_request_object(grant, redirect_uri) -> None:
+    # Runs once client and redirect_uri are validated, so the error goes back to the client
+    # (OIDC Core §3.1.2.6); before that, Authlib's own errors show the error page.
+    # Ignoring the parameters would answer a request other than the one the client signed.
+    data = grant.request.payload.data
+    fragment = isinstance(grant, grants.ImplicitGrant)
+    if "request" in data:
+        raise RequestNotSupportedError("Request objects (the 'request' parameter) are not supported.",
+                                       redirect_uri=redirect_uri, redirect_fragment=fragment)
+    if "request_uri" in data:
+        raise RequestURINotSupportedError("The 'request_uri' parameter is not supported.",
+                                          redirect_uri=redirect_uri, redirect_fragment=fragment)

@@ -8,6 +8,7 @@ access token to read, update and delete itself. Both kinds of token are stored a
 """
 
 import secrets
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint as _ClientRegistrationEndpoint
@@ -21,6 +22,7 @@ from website.extensions import db
 from website.models.base import hash_secret
 from website.models.clients import InitialAccessToken, OAuth2Client, RegistrationAccessToken
 from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
+from website.oauth2.keys import get_issuer
 from website.store.clients import delete_clients, query_client
 
 #: The metadata a client may register; anything else in a request is ignored (RFC 7591 §2).
@@ -55,10 +57,17 @@ def _bearer_token(request) -> str | None:
     return value.strip()
 
 
+def _registration_client_uri(client: OAuth2Client) -> str:
+    # Under the issuer, like the endpoints in discovery: url_for(_external=True) would take the
+    # request's Host header, so a forged Host could send the client's registration access
+    # token to another server when the client manages its registration.
+    parts = urlsplit(get_issuer())
+    return f"{parts.scheme}://{parts.netloc}" + url_for("oauth.manage_client", client_id=client.client_id)
+
+
 def _registration_info(client: OAuth2Client, access_token: str) -> dict:
     return {
-        "registration_client_uri": url_for("oauth.manage_client", client_id=client.client_id,
-                                           _external=True),
+        "registration_client_uri": _registration_client_uri(client),
         "registration_access_token": access_token,
     }
 

@@ -30,7 +30,13 @@ from website.oauth2.grants import (
     save_token,
 )
 from website.oauth2.keys import KeyRing
-from website.oauth2.oidc import OpenIDCode, OpenIDHybridGrant, OpenIDImplicitGrant, UserInfoEndpoint
+from website.oauth2.oidc import (
+    OpenIDCode,
+    OpenIDHybridGrant,
+    OpenIDImplicitGrant,
+    UserInfoEndpoint,
+    refuse_request_objects,
+)
 from website.oauth2.protector import require_oauth
 from website.oauth2.registration import ClientConfigurationEndpoint, ClientRegistrationEndpoint
 from website.store.apis import api_scopes
@@ -129,14 +135,16 @@ def init_app(app) -> AuthorizationServer:
     # A JWT (RFC 9068) for the API a request names, else an opaque bearer token.
     server.register_token_generator("default", ResourceTokenGenerator(create_token_generator(app.config)))
     # Every grant takes ``resource`` / ``audience`` (RFC 8707); code flows take PKCE.
-    server.register_grant(AuthorizationCodeGrant,
-                          [CodeChallenge(required=True), OpenIDCode(), ResourceIndicators()])
-    server.register_grant(ImplicitGrant, [ResourceIndicators()])
+    # Every authorization-endpoint grant refuses request objects (OIDC Core §6) until they are supported.
+    server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), OpenIDCode(),
+                                                   refuse_request_objects, ResourceIndicators()])
+    server.register_grant(ImplicitGrant, [refuse_request_objects, ResourceIndicators()])
     server.register_grant(PasswordGrant, [ResourceIndicators()])
     server.register_grant(ClientCredentialsGrant, [ResourceIndicators()])
     server.register_grant(RefreshTokenGrant, [ResourceIndicators()])
-    server.register_grant(OpenIDImplicitGrant, [ResourceIndicators()])
-    server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), ResourceIndicators()])
+    server.register_grant(OpenIDImplicitGrant, [refuse_request_objects, ResourceIndicators()])
+    server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), refuse_request_objects,
+                                              ResourceIndicators()])
     for endpoint in (RevocationEndpoint, IntrospectionEndpoint, ClientRegistrationEndpoint,
                      ClientConfigurationEndpoint, EndSessionEndpoint):
         server.register_endpoint(endpoint)
