@@ -31,7 +31,7 @@ DEFAULTS = {
     "OAUTH2_OPEN_REGISTRATION": False,
     "PASSWORD_HASH_METHOD": "scrypt",
     "SQLITE_BUSY_TIMEOUT": 30,
-    # Production serving (website/ops.py). How many reverse proxies set X-Forwarded-* in
+    # Production serving (website/http/ops.py). How many reverse proxies set X-Forwarded-* in
     # front of the app; 0 trusts none of those headers.
     "PROXY_COUNT": 0,
     # None: secure cookies exactly when OAUTH2_ISSUER is https.

@@ -15,7 +15,7 @@ CONTENT_SECURITY_POLICY = (
 class SessionInterface(SecureCookieSessionInterface):
     """The signed-cookie session, with the Secure flag whenever the site is served over https.
 
-    Flask builds a new serializer for every request (a fifth of a discovery request's CPU);
+    Flask builds a new serializer for every request;
     this one is built once per secret key (and fallbacks), and an empty session that nothing
     changed costs no cookie work at all, as clients of protocol endpoints send no cookie.
     """
@@ -51,7 +51,7 @@ def set_security_headers(response):
     """After every request: the security headers, and no-store on protocol responses and pages."""
     headers = response.headers
     # One pass over the response's headers instead of one per setdefault (each lower-cases
-    # every header name): this hook ran longer than the discovery view itself.
+    # every header name); this hook runs on every response.
     present = {name.lower() for name in headers.keys()}  # noqa: SIM118 - iterating Headers gives pairs
     req = request._get_current_object()
     # No URL of ours ever reaches another site as a referrer (authorization requests carry

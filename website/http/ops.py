@@ -124,7 +124,7 @@ def database_unavailable(error):
 class _ErrorStreamHandler(logging.StreamHandler):
     """Flask's default log handler (same format, same stream: the request's ``wsgi.errors``,
     else stderr), resolving that stream once per line: Flask's resolves it through a context
-    proxy on every write and flush, half the cost of the request log line."""
+    proxy on every write and flush."""
 
     def __init__(self):
         super().__init__(sys.stderr)

@@ -136,7 +136,7 @@ def rotate_signing_keys() -> tuple[SigningKey, list[SigningKey], int]:
     """
     config = current_app.config
     stamp = now()
-    # JWT access tokens for APIs (resources.py) may live longer than the default lifetime.
+    # JWT access tokens for APIs (audiences.py) may live longer than the default lifetime.
     longest_api = db.session.scalar(select(func.max(ResourceServer.access_token_lifetime))) or 0
     keep = max(config["OAUTH2_ID_TOKEN_LIFETIME"], config["OAUTH2_ACCESS_TOKEN_LIFETIME"], longest_api)
     deleted = db.session.execute(

@@ -32,7 +32,7 @@ def effective_scope(grant) -> str:
 
 
 def requested_audience(grant) -> str | None:
-    """The identifier of the API the request asks tokens for, once validated (resources.py
+    """The identifier of the API the request asks tokens for, once validated (oauth2/audiences.py
     sets it after the consent request is validated); None for none."""
     return getattr(grant.request, "audience", None)
 

@@ -29,7 +29,7 @@ class UserRecord(Subject):
 class TokenRecord(TokenState):
     """A token row and its user, read with one Core query for the read-only checks (bearer
     tokens, introspection): the same columns and TokenState methods as Token, without the
-    ORM's instance state and identity map, which cost more than the query itself."""
+    ORM's instance state and identity map, which nothing here needs."""
 
     COLUMNS = tuple(column.key for column in Token.__table__.columns)
     #: Set by the introspection lookup: the value presented was the refresh token.
@@ -50,9 +50,9 @@ MAX_TOKEN_LENGTH = 4096
 MAX_REFRESH_TOKEN_LENGTH = 512
 
 
-# The hot statements, built once: building and cache-keying a select() on every request cost
-# a third of a bearer check. Each lookup is one indexed query that also loads the token's
-# user, so the view reading ``current_token.user`` needs no second query.
+# The hot statements, built once rather than built and cache-keyed per request. Each lookup
+# is one indexed query that also loads the token's user, so the view reading
+# ``current_token.user`` needs no second query.
 _INSERT_TOKEN = insert(Token.__table__)
 
 
@@ -177,7 +177,7 @@ def commit_keeping_loaded() -> None:
     """Commit without expiring what the request loaded.
 
     After a token is stored nothing loaded has changed (the claims were Core UPDATEs), and
-    the id_token still reads the client and the code: expiring them cost two SELECTs.
+    the id_token still reads the client and the code: expiring them would reload both.
     """
     session = db.session()
     expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
