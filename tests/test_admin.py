@@ -63,14 +63,55 @@ def test_user_list_pages(test_client, auth, admin, make_user):
 def test_make_and_revoke_admin(app, test_client, auth, admin, user):
     auth.login("grace")
     token = csrf_token(test_client, "/admin/users")
-    response = test_client.post(f"/admin/users/{user.id}/admin",
-                                data={"csrf_token": token, "make_admin": "1", "back": "/admin/users?q=ali"})
+    response = test_client.post(f"/admin/users/{user.id}/admin", data={
+        "csrf_token": token, "make_admin": "1", "confirm": "yes", "back": "/admin/users?q=ali"})
     assert response.status_code == 302
     assert response.headers["Location"] == "/admin/users?q=ali"
     with app.app_context():
         assert db.session.get(User, user.id).is_admin
     test_client.post(f"/admin/users/{user.id}/admin",
                      data={"csrf_token": token, "make_admin": "0", "back": "https://evil.test/"})
+    with app.app_context():
+        assert not db.session.get(User, user.id).is_admin
+
+
+def test_make_admin_asks_first(app, test_client, auth, admin, user):
+    auth.login("grace")
+    users = test_client.get("/admin/users?q=ali").get_data(as_text=True)
+    link = f'href="/admin/users/{user.id}/admin?back=/admin/users?q%3Dali"'
+    assert link in users  # a link to the question, not a form that acts
+    path = f"/admin/users/{user.id}/admin"
+    asking = test_client.get(path + "?back=/admin/users?q%3Dali")
+    assert asking.status_code == 200
+    html = asking.get_data(as_text=True)
+    assert "Make alice an administrator?" in html
+    assert "alice will be able to see every user and client" in html
+    assert 'href="/admin/users?q=ali">Cancel</a>' in html
+    assert 'name="confirm" value="yes"' in html
+    token = csrf_token(test_client, path)
+    # The users list's old one-step form: a valid CSRF token, no confirmation.
+    response = test_client.post(path, data={"csrf_token": token, "make_admin": "1"})
+    assert response.status_code == 200
+    assert "Make alice an administrator?" in response.get_data(as_text=True)
+    with app.app_context():
+        assert not db.session.get(User, user.id).is_admin
+    response = test_client.post(path, data={"csrf_token": token, "make_admin": "1", "confirm": "yes"},
+                                follow_redirects=True)
+    assert "alice is now an administrator." in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(User, user.id).is_admin
+    # Already an administrator: nothing to ask.
+    response = test_client.get(path, follow_redirects=True)
+    assert "alice is already an administrator." in response.get_data(as_text=True)
+
+
+def test_make_admin_is_for_admins_only(app, test_client, auth, user, make_user):
+    make_user("bob")
+    auth.login("alice")
+    token = auth.csrf_token("/clients/new")
+    assert test_client.get("/admin/users/2/admin").status_code == 403
+    assert test_client.post("/admin/users/1/admin",
+                            data={"csrf_token": token, "make_admin": "1", "confirm": "yes"}).status_code == 403
     with app.app_context():
         assert not db.session.get(User, user.id).is_admin
 

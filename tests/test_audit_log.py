@@ -62,15 +62,15 @@ def test_client_lifecycle_is_recorded(app, test_client, auth, user):
     created = test_client.post("/clients/new", data={
         "csrf_token": csrf_token(test_client, "/clients/new"), "client_name": "Audited",
         "redirect_uris": "https://a.example/cb", "grant_types": ["authorization_code"],
-        "token_endpoint_auth_method": "client_secret_basic"})
-    assert created.status_code == 201
+        "token_endpoint_auth_method": "client_secret_basic"}, follow_redirects=True)
+    assert created.status_code == 200  # the one-time secret page, after a 303
     client_id = created.get_data(as_text=True).split('id="client-id">', 1)[1].split("<", 1)[0]
     edit = f"/clients/{client_id}/edit"
     test_client.post(edit, data={"csrf_token": csrf_token(test_client, edit), "client_name": "Renamed",
                                  "redirect_uris": "https://a.example/cb", "grant_types": ["authorization_code"],
                                  "token_endpoint_auth_method": "client_secret_basic"})
     show = f"/clients/{client_id}"
-    test_client.post(f"{show}/rotate-secret", data={"csrf_token": csrf_token(test_client, show)})
+    test_client.post(f"{show}/rotate-secret", data={"csrf_token": csrf_token(test_client, show), "confirm": "yes"})
     delete = f"/clients/{client_id}/delete"
     test_client.post(delete, data={"csrf_token": csrf_token(test_client, delete)})
     recorded = [e for e in events(app) if e[0].startswith("client_")]

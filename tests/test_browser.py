@@ -144,6 +144,11 @@ def test_sign_up_register_client_and_run_the_code_flow(page, live_server, fake_a
     sign_up(page, "ada")
     client_id, secret = register_client(page, "Fake App", fake_app.redirect_uri)
     assert client_id and len(secret) > 40
+    page.reload()  # the page after a redirect: reloading repeats no POST and shows no secret
+    expect(page.get_by_text("This secret was shown once; rotate it if you lost it.")).to_be_visible()
+    expect(page.locator("#client-secret")).to_have_count(0)
+    page.goto("/clients/")
+    expect(page.get_by_role("link", name="Fake App")).to_have_count(1)
     page.goto(f"/clients/{client_id}")  # shown once: a second look shows no secret
     expect(page.locator("#client-secret")).to_have_count(0)
 
@@ -170,6 +175,33 @@ def test_sign_up_register_client_and_run_the_code_flow(page, live_server, fake_a
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("status")).to_have_text("You are signed out.")
     expect(page.get_by_role("link", name="Log in").first).to_be_visible()
+
+
+def test_rotate_secret_and_make_admin_ask_first(page, live_server, make_user, make_client):
+    admin = make_user("grace", is_admin=True)
+    make_user("bob")
+    client, old_secret = make_client(owner=admin, client_name="Weather Station")
+    log_in(page, "grace")
+    page.goto(f"/clients/{client.client_id}")
+    page.get_by_role("link", name="Rotate secret").click()
+    expect(page.get_by_text("The old secret stops working at once")).to_be_visible()
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_role("heading", name="Weather Station")).to_be_visible()
+    page.get_by_role("link", name="Rotate secret").click()
+    page.get_by_role("button", name="Rotate secret").click()
+    expect(page.get_by_text("New secret made; the old one no longer works.")).to_be_visible()
+    new_secret = page.locator("#client-secret").inner_text()
+    assert new_secret and new_secret != old_secret
+    data = {"grant_type": "refresh_token", "refresh_token": "x"}
+    old = requests.post(f"{live_server}/oauth/token", data=data, auth=(client.client_id, old_secret), timeout=10)
+    assert old.status_code == 401
+
+    page.goto("/admin/users")
+    page.get_by_role("link", name="Make admin").click()  # bob's: grace is an admin already
+    expect(page.get_by_text("bob will be able to see every user and client")).to_be_visible()
+    page.get_by_role("button", name="Make admin").click()
+    expect(page.get_by_text("bob is now an administrator.")).to_be_visible()
+    expect(page.get_by_role("button", name="Revoke admin")).to_be_visible()
 
 
 def test_denying_consent_sends_access_denied_back_to_the_app(page, user, make_client, fake_app):
@@ -338,12 +370,17 @@ def tour(page, make_user, make_client, fake_app):
     expect(page.locator("#client-secret")).to_be_visible()
     yield "client-secret"
     client_id = page.locator("#client-id").inner_text()
+    page.reload()
+    expect(page.get_by_text("This secret was shown once")).to_be_visible()
+    yield "client-secret-shown"
     page.goto("/clients/")
     yield "clients"
     page.goto(f"/clients/{client_id}/edit")
     yield "client-edit"
     page.goto(f"/clients/{client_id}/delete")
     yield "client-delete"
+    page.goto(f"/clients/{client_id}/rotate-secret")
+    yield "client-rotate-secret"
 
     _, challenge = pkce_pair()
     page.goto(authorize_path(client_id, fake_app.redirect_uri, challenge, scope="openid profile email"))
@@ -372,6 +409,8 @@ def tour(page, make_user, make_client, fake_app):
     other = make_user("mallory")
     page.goto(f"/admin/users/{other.id}/delete")
     yield "admin-delete-user"
+    page.goto(f"/admin/users/{other.id}/admin")
+    yield "admin-make-admin"
 
     page.goto("/oauth/logout?client_id=unknown")
     yield "logout-error"
@@ -432,7 +471,7 @@ def test_every_page_is_accessible_and_self_contained(page, viewport, make_user, 
             page.screenshot(path=str(path), full_page=True)
             assert path.stat().st_size > 5000
             photographed.append(stop)
-    assert len(stops) == 24
+    assert len(stops) == 27
     assert not violations, json.dumps(violations, indent=2)
     assert not inline, f"inline or external scripts or styles on: {inline}"
     assert sorted(photographed) == sorted(names)

@@ -1,12 +1,13 @@
 """Registering and managing OAuth clients in the web UI."""
 
+import json
 import re
 
 import pytest
-from conftest import bearer, count_rows, csrf_from, exchange_code, get_code
+from conftest import bearer, count_rows, csrf_from, exchange_code, get_code, update_rows
 from sqlalchemy import select
 
-from website.models import OAuth2Client, Token, db, hash_secret
+from website.models import OAuth2Client, SecretView, Token, db, hash_secret
 
 FORM = {
     "client_name": "My App",
@@ -35,6 +36,26 @@ def shown_client_id(html: str) -> str:
     return re.search(r'<code id="client-id">([^<]+)</code>', html).group(1)
 
 
+SECRET_VIEW = re.compile(r"^/clients/([^/]+)/secret/([^/]+)$")
+SHOWN_ONCE = "This secret was shown once; rotate it if you lost it."
+
+
+def see_other_to_secret_view(response) -> str:
+    """The one-time secret page a POST that made a secret redirects to (303, see other)."""
+    assert response.status_code == 303
+    assert SECRET_VIEW.match(response.headers["Location"]), response.headers["Location"]
+    return response.headers["Location"]
+
+
+def confirm_post(test_client, path, **data):
+    """Open a confirmation page and press its confirming button (name="confirm")."""
+    page = test_client.get(path)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'name="confirm" value="yes"' in html
+    return test_client.post(path, data={"csrf_token": csrf_from(html), "confirm": "yes", **data})
+
+
 def field_error(html: str, field: str) -> str:
     """The error text rendered with a form field."""
     if field == "grant_types":
@@ -58,9 +79,11 @@ def test_pages_need_a_signed_in_user(test_client):
 
 
 def test_register_a_client_shows_the_secret_once_and_stores_its_hash(app, test_client, logged_in):
-    response = post_form(test_client, "/clients/new")
-    assert response.status_code == 201
+    view = see_other_to_secret_view(post_form(test_client, "/clients/new"))
+    response = test_client.get(view)
+    assert response.status_code == 200
     html = response.get_data(as_text=True)
+    assert "Client created." in html
     secret = shown_secret(html)
     client_id = shown_client_id(html)
     assert secret and len(secret) >= 40
@@ -96,8 +119,9 @@ def test_new_client_form_leaves_legacy_grants_off_and_labels_them(test_client, l
 
 def test_register_a_public_client(app, test_client, logged_in):
     response = post_form(test_client, "/clients/new", token_endpoint_auth_method="none")
-    assert response.status_code == 201
-    html = response.get_data(as_text=True)
+    assert response.status_code == 303  # no secret to show: straight to the client's page
+    assert re.fullmatch(r"/clients/[^/]+", response.headers["Location"])
+    html = test_client.get(response.headers["Location"]).get_data(as_text=True)
     assert shown_secret(html) is None
     assert "public client" in html
     with app.app_context():
@@ -193,24 +217,44 @@ def test_switching_between_public_and_confidential(app, test_client, own_client)
         assert db.session.get(OAuth2Client, client.id).client_secret_hash is None
     response = post_form(test_client, f"/clients/{client.client_id}/edit",
                          token_endpoint_auth_method="client_secret_post")
-    assert response.status_code == 200
-    secret = shown_secret(response.get_data(as_text=True))
+    view = see_other_to_secret_view(response)
+    secret = shown_secret(test_client.get(view).get_data(as_text=True))
+    assert secret
+    assert shown_secret(test_client.get(view).get_data(as_text=True)) is None
     with app.app_context():
         assert db.session.get(OAuth2Client, client.id).client_secret_hash == hash_secret(secret)
 
 
 def test_rotate_secret(app, test_client, own_client):
     client, old_secret = own_client
-    token = csrf_from(test_client.get(f"/clients/{client.client_id}").get_data(as_text=True))
-    response = test_client.post(f"/clients/{client.client_id}/rotate-secret", data={"csrf_token": token})
-    assert response.status_code == 200
-    new_secret = shown_secret(response.get_data(as_text=True))
+    page = test_client.get(f"/clients/{client.client_id}").get_data(as_text=True)
+    assert f'href="/clients/{client.client_id}/rotate-secret"' in page  # a link to the question
+    asking = test_client.get(f"/clients/{client.client_id}/rotate-secret").get_data(as_text=True)
+    assert "The old secret stops working at once" in asking
+    assert f'href="/clients/{client.client_id}">Cancel</a>' in asking
+    view = see_other_to_secret_view(confirm_post(test_client, f"/clients/{client.client_id}/rotate-secret"))
+    html = test_client.get(view).get_data(as_text=True)
+    assert "New secret made; the old one no longer works." in html
+    new_secret = shown_secret(html)
     assert new_secret and new_secret != old_secret
     data = {"grant_type": "refresh_token", "refresh_token": "x"}
     old = test_client.post("/oauth/token", data=data, auth=(client.client_id, old_secret))
     assert old.status_code == 401
     new = test_client.post("/oauth/token", data=data, auth=(client.client_id, new_secret))
     assert new.json["error"] == "invalid_grant"
+
+
+def test_rotate_without_confirmation_changes_nothing(app, test_client, own_client):
+    client, secret = own_client
+    path = f"/clients/{client.client_id}/rotate-secret"
+    assert test_client.get(path).status_code == 200  # asking is not rotating
+    token = csrf_from(test_client.get(f"/clients/{client.client_id}").get_data(as_text=True))
+    response = test_client.post(path, data={"csrf_token": token})  # a valid form, but not confirmed
+    assert response.status_code == 200
+    assert "The old secret stops working at once" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(OAuth2Client, client.id).client_secret_hash == hash_secret(secret)
+    assert count_rows(app, SecretView) == 0
 
 
 def test_rotate_without_csrf_token_is_refused(app, test_client, own_client):
@@ -252,8 +296,9 @@ def test_other_peoples_clients_are_not_found(app, test_client, make_user, make_c
     assert test_client.get(f"/clients/{client.client_id}/edit").status_code == 404
     assert test_client.post(f"/clients/{client.client_id}/edit",
                             data={**FORM, "csrf_token": token}).status_code == 404
+    assert test_client.get(f"/clients/{client.client_id}/rotate-secret").status_code == 404
     assert test_client.post(f"/clients/{client.client_id}/rotate-secret",
-                            data={"csrf_token": token}).status_code == 404
+                            data={"csrf_token": token, "confirm": "yes"}).status_code == 404
     assert test_client.post(f"/clients/{client.client_id}/delete",
                             data={"csrf_token": token}).status_code == 404
     assert "Test App" not in test_client.get("/clients/").get_data(as_text=True)
@@ -265,3 +310,118 @@ def test_other_peoples_clients_are_not_found(app, test_client, make_user, make_c
 
 def test_unknown_client_id_is_not_found(test_client, logged_in):
     assert test_client.get("/clients/no-such-client").status_code == 404
+
+
+# The new secret: post/redirect/get to a page that shows it once.
+
+
+def register_and_follow(test_client) -> tuple[str, str]:
+    """Register a client through the form; return the secret page's path and the secret shown."""
+    view = see_other_to_secret_view(post_form(test_client, "/clients/new"))
+    secret = shown_secret(test_client.get(view).get_data(as_text=True))
+    assert secret
+    return view, secret
+
+
+def test_reloading_the_secret_page_shows_no_secret_and_registers_nothing(app, test_client, logged_in):
+    view, secret = register_and_follow(test_client)
+    again = test_client.get(view)
+    assert again.status_code == 200
+    html = again.get_data(as_text=True)
+    assert SHOWN_ONCE in html
+    assert shown_secret(html) is None and secret not in html
+    assert shown_client_id(html) == SECRET_VIEW.match(view).group(1)
+    assert count_rows(app, OAuth2Client) == 1
+    assert count_rows(app, SecretView) == 0  # deleted when it was shown
+
+
+def test_the_secret_page_is_only_for_the_user_who_made_the_client(app, test_client, auth, make_user,
+                                                                   logged_in):
+    view = see_other_to_secret_view(post_form(test_client, "/clients/new"))
+    make_user("mallory")
+    auth.login("mallory")
+    assert test_client.get(view).status_code == 404
+    auth.login("alice")
+    assert shown_secret(test_client.get(view).get_data(as_text=True))  # mallory's try took nothing
+    # A view token is bound to its client too: on another of alice's clients it shows nothing.
+    other = see_other_to_secret_view(post_form(test_client, "/clients/new", client_name="Other"))
+    other_client_id, token = SECRET_VIEW.match(other).groups()
+    first_client_id = SECRET_VIEW.match(view).group(1)
+    html = test_client.get(f"/clients/{first_client_id}/secret/{token}").get_data(as_text=True)
+    assert SHOWN_ONCE in html and shown_secret(html) is None
+    assert shown_secret(test_client.get(other).get_data(as_text=True))
+
+
+@pytest.mark.parametrize("token", ["x", "é" * 10, "a" * 5000, "%00", "%ff%fe"])
+def test_a_made_up_secret_view_shows_a_message(test_client, own_client, token):
+    client, _ = own_client
+    response = test_client.get(f"/clients/{client.client_id}/secret/{token}")
+    assert response.status_code == 200
+    assert SHOWN_ONCE in response.get_data(as_text=True)
+
+
+def test_the_new_secret_never_goes_into_the_session_cookie(app, test_client, logged_in):
+    serializer = app.session_interface.get_signing_serializer(app)
+    view = see_other_to_secret_view(post_form(test_client, "/clients/new"))
+    after_post = test_client.get_cookie("session").value
+    response = test_client.get(view)
+    secret = shown_secret(response.get_data(as_text=True))
+    after_view = test_client.get_cookie("session").value
+    for cookie in (after_post, after_view):
+        data = serializer.loads(cookie)
+        assert data["user_id"] == logged_in.id  # the real session, decoded
+        assert secret not in cookie
+        assert secret not in json.dumps(data, default=str)
+    assert "Client created." in json.dumps(serializer.loads(after_post), default=str)  # flashed, not shown
+
+
+def test_the_database_never_holds_the_plain_secret(app, test_client, logged_in):
+    view = see_other_to_secret_view(post_form(test_client, "/clients/new"))
+    token = SECRET_VIEW.match(view).group(2)
+    with app.app_context():
+        stashed = db.session.scalar(select(SecretView))
+        assert stashed.token_hash == hash_secret(token)  # the page's token only as a hash
+        assert stashed.expires_at - stashed.created_at == 600
+        # Every column of every table, while the secret waits to be shown.
+        rows = [str(row) for table in db.metadata.sorted_tables
+                for row in db.session.execute(table.select()).all()]
+    secret = shown_secret(test_client.get(view).get_data(as_text=True))
+    assert secret and not any(secret in row for row in rows)
+    assert not any(token in row for row in rows)
+
+
+def test_a_secret_nobody_opened_in_time_is_not_shown_and_is_purged(app, test_client, runner, logged_in):
+    view = see_other_to_secret_view(post_form(test_client, "/clients/new"))
+    update_rows(app, SecretView, {"expires_at": 1})
+    result = runner.invoke(args=["purge-expired"])
+    assert result.exit_code == 0, result.output
+    assert "Deleted 1 new client secrets nobody opened in time." in result.output
+    assert count_rows(app, SecretView) == 0
+    assert SHOWN_ONCE in test_client.get(view).get_data(as_text=True)
+    # Expired but not yet purged: not shown either, and gone afterwards.
+    view = see_other_to_secret_view(post_form(test_client, "/clients/new", client_name="Second"))
+    update_rows(app, SecretView, {"expires_at": 1})
+    html = test_client.get(view).get_data(as_text=True)
+    assert SHOWN_ONCE in html and shown_secret(html) is None
+    assert count_rows(app, SecretView) == 0
+
+
+def test_a_new_rotation_drops_the_unopened_view_of_the_old_secret(app, test_client, own_client):
+    client, _ = own_client
+    path = f"/clients/{client.client_id}/rotate-secret"
+    first = see_other_to_secret_view(confirm_post(test_client, path))
+    second = see_other_to_secret_view(confirm_post(test_client, path))
+    assert SHOWN_ONCE in test_client.get(first).get_data(as_text=True)
+    secret = shown_secret(test_client.get(second).get_data(as_text=True))
+    with app.app_context():
+        assert db.session.get(OAuth2Client, client.id).client_secret_hash == hash_secret(secret)
+
+
+def test_deleting_a_client_deletes_its_unopened_secret_view(app, test_client, logged_in):
+    view = see_other_to_secret_view(post_form(test_client, "/clients/new"))
+    client_id = SECRET_VIEW.match(view).group(1)
+    page = test_client.get(f"/clients/{client_id}/delete").get_data(as_text=True)
+    test_client.post(f"/clients/{client_id}/delete", data={"csrf_token": csrf_from(page)})
+    assert count_rows(app, OAuth2Client) == 0
+    assert count_rows(app, SecretView) == 0
+    assert test_client.get(view).status_code == 404

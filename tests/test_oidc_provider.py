@@ -155,8 +155,8 @@ def test_client_form_registers_response_types(test_client, auth, user):
     response = test_client.post("/clients/new", data={
         "csrf_token": token, "client_name": "Hybrid app", "redirect_uris": "https://app.example.com/cb",
         "grant_types": ["authorization_code", "implicit"], "response_types": ["code id_token", "id_token"],
-        "token_endpoint_auth_method": "client_secret_basic"})
-    assert response.status_code == 201
+        "token_endpoint_auth_method": "client_secret_basic"}, follow_redirects=True)
+    assert response.status_code == 200  # the one-time secret page, after a 303
     assert "code id_token, id_token" in response.get_data(as_text=True)
     refused = test_client.post("/clients/new", data={
         "csrf_token": token, "client_name": "Code app", "redirect_uris": "https://app.example.com/cb",

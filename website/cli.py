@@ -27,7 +27,7 @@ from website.extensions import db
 from website.forms import EMAIL_RULE, USERNAME_RULE
 from website.models.apis import ApiClientGrant, ResourceServer
 from website.models.base import hash_secret, now
-from website.models.clients import InitialAccessToken, OAuth2Client
+from website.models.clients import InitialAccessToken, OAuth2Client, SecretView
 from website.models.grants import AuthorizationCode, Token
 from website.models.users import User
 from website.oauth2.audiences import _SCOPE_TOKEN, validate_identifier
@@ -327,7 +327,7 @@ def generate_key_encryption_key_command():
 @click.command("purge-expired")
 @with_appcontext
 def purge_expired_command():
-    """Delete expired authorization codes and tokens; print how many."""
+    """Delete expired authorization codes, tokens and unopened secret views; print how many."""
     stamp = now()
     codes = _purge(AuthorizationCode, AuthorizationCode.expires_at <= stamp)
     # A token row is dead once its access token has expired and its refresh token
@@ -342,6 +342,8 @@ def purge_expired_command():
             Token.refresh_token_expires_at <= stamp),
     )
     click.echo(f"Deleted {codes} expired authorization codes and {tokens} expired tokens.")
+    if views := _purge(SecretView, SecretView.expires_at <= stamp):
+        click.echo(f"Deleted {views} new client secrets nobody opened in time.")
 
 
 @click.command("unlock-user")

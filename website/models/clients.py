@@ -167,3 +167,22 @@ class RegistrationAccessToken(db.Model):
     def check_client(self, client) -> bool:
         """Tell whether the token was issued for this client."""
         return self.client_id == client.get_client_id()
+
+
+class SecretView(db.Model):
+    """A new client secret waiting to be shown once, on the page that the POST which made it
+    redirects to (website/secret_views.py). The token in that page's address is kept as a
+    hash, the secret encrypted; the record belongs to one user and client and lives minutes."""
+
+    __tablename__ = "secret_views"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth2_clients.client_id", ondelete="CASCADE"), index=True
+    )
+    #: Fernet ciphertext (key derived from SECRET_KEY), never the plain secret.
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(default=now)
+    expires_at: Mapped[int] = mapped_column(index=True)

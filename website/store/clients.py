@@ -5,16 +5,16 @@ from sqlalchemy import bindparam, delete, select
 
 from website.extensions import db
 from website.models.apis import ApiClientGrant
-from website.models.clients import OAuth2Client, RegistrationAccessToken
+from website.models.clients import OAuth2Client, RegistrationAccessToken, SecretView
 from website.models.grants import AuthorizationCode, Consent, Token
 from website.store import throttle
 
 
 def delete_clients(condition) -> None:
     """Delete the clients matching ``condition`` with everything that names them by client_id
-    (tokens, codes, consents, registration access tokens), in the caller's transaction."""
+    (tokens, codes, consents, registration access tokens, secret views), in the caller's transaction."""
     client_ids = select(OAuth2Client.client_id).where(condition).scalar_subquery()
-    for model in (Token, AuthorizationCode, Consent, RegistrationAccessToken, ApiClientGrant):
+    for model in (Token, AuthorizationCode, Consent, RegistrationAccessToken, ApiClientGrant, SecretView):
         db.session.execute(delete(model).where(model.client_id.in_(client_ids)))
     db.session.execute(delete(OAuth2Client).where(condition))
 

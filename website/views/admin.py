@@ -71,14 +71,23 @@ def users():
     return render_template("admin/users.html", page=paginate(statement), q=q, form=ConfirmForm())
 
 
-@bp.route("/users/<int:user_id>/admin", methods=["POST"])
+@bp.route("/users/<int:user_id>/admin", methods=["GET", "POST"])
 @admin_required
 def set_admin(user_id: int):
-    """Make a user an administrator, or take that right away."""
+    """Make a user an administrator after asking (a POST without the confirmation page's
+    ``confirm`` only shows that page), or take that right away."""
     user = db.get_or_404(User, user_id)
-    if not ConfirmForm().validate_on_submit():
+    form = ConfirmForm()
+    back = request.values.get("back")
+    back = back if _is_admin_path(back) else url_for("admin.users")
+    if request.method == "POST" and not form.validate_on_submit():
         abort(400)
     make_admin = request.form.get("make_admin") == "1"
+    if request.method == "GET" or (make_admin and not form.confirm.data):
+        if user.is_admin:
+            flash(f"{user.username} is already an administrator.")
+            return redirect(back)
+        return render_template("admin/make_admin.html", user=user, back=back, form=form)
     if user.id == g.user.id and not make_admin:
         # Otherwise the last administrator could lock everyone out of this area.
         flash("You cannot revoke your own admin rights; ask another administrator.", "error")
@@ -86,8 +95,7 @@ def set_admin(user_id: int):
         user.is_admin = make_admin
         db.session.commit()
         flash(f"{user.username} is {'now' if make_admin else 'no longer'} an administrator.")
-    back = request.form.get("back")
-    return redirect(back if _is_admin_path(back) else url_for("admin.users"))
+    return redirect(back)
 
 
 @bp.route("/users/<int:user_id>/unlock", methods=["POST"])

@@ -1,6 +1,6 @@
 """Blueprint: the signed-in user's clients: list, create, view, edit, rotate secret, delete."""
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from website.extensions import db
@@ -9,6 +9,7 @@ from website.models.clients import OAuth2Client
 from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
 from website.store import audit
 from website.store.clients import delete_clients
+from website.store.secret_views import stash, take
 from website.views.auth import login_required
 
 bp = Blueprint("clients", __name__, url_prefix="/clients")
@@ -49,15 +50,14 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def create():
-    """Register a new client; its secret is shown once, on the page that follows."""
+    """Register a new client; its secret is shown once, on the page redirected to."""
     form = ClientForm()
     if (metadata := validated_metadata(form)) is not None:
         client, secret = OAuth2Client.register(metadata, owner=g.user)
         db.session.add(client)
         audit.record("client_created", user=g.user, client_id=client.client_id, client_name=client.client_name)
-        db.session.commit()
         flash("Client created.")
-        return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm()), 201
+        return _redirect_to_new_secret(client, secret)
     return render_template("clients/form.html", form=form, client=None), 400 if form.errors else 200
 
 
@@ -67,6 +67,18 @@ def show(client_id: str):
     """Show a client's settings."""
     client = get_own_client(client_id)
     return render_template("clients/show.html", client=client, secret=None, form=ConfirmForm())
+
+
+@bp.route("/<client_id>/secret/<token>")
+@login_required
+def show_secret(client_id: str, token: str):
+    """The client's page with its new secret, once: opening it deletes the stashed secret, so a
+    reload (or anyone else) sees only that it was shown."""
+    client = get_own_client(client_id)
+    secret = take(token, client, g.user)
+    db.session.commit()
+    return render_template("clients/show.html", client=client, secret=secret, secret_gone=secret is None,
+                           form=ConfirmForm())
 
 
 @bp.route("/<client_id>/edit", methods=["GET", "POST"])
@@ -80,26 +92,32 @@ def edit(client_id: str):
         client.set_client_metadata({**client.extra_metadata, **metadata})
         secret = client.rotate_secret() if was_public != client.is_public else None
         audit.record("client_updated", user=g.user, client_id=client.client_id, client_name=client.client_name)
-        db.session.commit()
         flash("Client saved.")
         if secret:
-            return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm())
+            return _redirect_to_new_secret(client, secret)
+        db.session.commit()
         return redirect(url_for("clients.show", client_id=client.client_id))
     return render_template("clients/form.html", form=form, client=client), 400 if form.errors else 200
 
 
-@bp.route("/<client_id>/rotate-secret", methods=["POST"])
+@bp.route("/<client_id>/rotate-secret", methods=["GET", "POST"])
 @login_required
 def rotate_secret(client_id: str):
-    """Replace the client's secret; the old one stops working at once."""
+    """Ask, then replace the client's secret; the old one stops working at once. A POST
+    without the confirmation page's ``confirm`` changes nothing and shows that page."""
     client = get_own_client(client_id)
-    if not ConfirmForm().validate_on_submit():
+    if client.is_public:
+        flash("A public client has no secret to rotate.", "error")
+        return redirect(url_for("clients.show", client_id=client.client_id))
+    form = ConfirmForm()
+    if request.method == "POST" and not form.validate_on_submit():
         abort(400)
-    secret = client.rotate_secret()
-    audit.record("client_secret_rotated", user=g.user, client_id=client.client_id)
-    db.session.commit()
-    flash("New secret made; the old one no longer works.")
-    return render_template("clients/show.html", client=client, secret=secret, form=ConfirmForm())
+    if request.method == "POST" and form.confirm.data:
+        secret = client.rotate_secret()
+        audit.record("client_secret_rotated", user=g.user, client_id=client.client_id)
+        flash("New secret made; the old one no longer works.")
+        return _redirect_to_new_secret(client, secret)
+    return render_template("clients/rotate.html", client=client, form=form)
 
 
 @bp.route("/<client_id>/delete", methods=["GET", "POST"])
@@ -115,6 +133,18 @@ def delete_client(client_id: str):
         flash(f"Client {client.client_name} deleted.")
         return redirect(url_for("clients.index"))
     return render_template("clients/delete.html", client=client, form=form)
+
+
+def _redirect_to_new_secret(client: OAuth2Client, secret: str | None):
+    """Commit the caller's change with the new secret stashed for one view, and redirect
+    (303) to that view; without a secret, to the client's page. Reloading the page redirected
+    to repeats nothing."""
+    if secret is None:
+        db.session.commit()
+        return redirect(url_for("clients.show", client_id=client.client_id), 303)
+    token = stash(secret, client, g.user)
+    db.session.commit()
+    return redirect(url_for("clients.show_secret", client_id=client.client_id, token=token), 303)
 
 
 def _form_data(client: OAuth2Client) -> dict:
