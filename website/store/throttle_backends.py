@@ -5,6 +5,7 @@ import logging
 import threading
 import time
 
+import redis
 from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -149,8 +150,6 @@ class RedisBackend:
     ``<prefix><key>:lock`` exists while the subject is locked."""
 
     def __init__(self, url: str, prefix: str):
-        import redis
-
         # Short timeouts: a Redis that hangs must not hold requests; the database stands in.
         self.redis = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT,
                                           socket_connect_timeout=REDIS_TIMEOUT)
@@ -214,8 +213,6 @@ class FallbackBackend:
     an outage lasts only while the database is in use."""
 
     def __init__(self, redis_backend: RedisBackend, retry: int):
-        import redis
-
         self.redis = redis_backend
         self.database = DatabaseBackend()
         self.retry = retry
