@@ -43,6 +43,8 @@ def test_create_user(app, runner):
     ["create-user", "ca", "--password", PASSWORD],
     ["create-user", "c" * 41, "--password", PASSWORD],
     ["create-user", "carol smith", "--password", PASSWORD],
+    ["create-user", "carol\n", "--password", PASSWORD],
+    ["create-user", "carol", "--password", PASSWORD, "--email", "carol@example.com\n"],
     ["create-user", "carol", "--password", PASSWORD, "--email", "not-an-email"],
     ["create-user", "carol", "--password", PASSWORD, "--email", "c" * 250 + "@example.com"],
     ["create-user", "carol"],
@@ -54,9 +56,20 @@ def test_create_user_wrong_calls(app, runner, args):
     assert count_rows(app, User) == 0
 
 
-def test_create_user_twice_is_refused(app, runner, user):
-    assert_one_line_error(runner.invoke(args=["create-user", "alice", "--password", PASSWORD]))
+@pytest.mark.parametrize("name", ["alice", "Alice", "ＡＬＩＣＥ"])
+def test_create_user_twice_is_refused(app, runner, user, name):
+    result = runner.invoke(args=["create-user", name, "--password", PASSWORD])
+    assert_one_line_error(result)
+    assert "taken" in result.output
     assert count_rows(app, User) == 1
+
+
+def test_create_client_owner_is_found_in_canonical_form(app, runner, user):
+    result = runner.invoke(args=["create-client", "--name", "Owned", "--redirect-uri", "https://o.example.com/cb",
+                                 "--owner", "Alice", "--json"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_name == "Owned")).owner_id == user.id
 
 
 def test_create_client_prints_id_and_secret(app, runner, user):

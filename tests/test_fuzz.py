@@ -8,13 +8,15 @@ method and the check its responses must pass.
 import re
 from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from oauth_helpers import csrf_token
+from werkzeug.routing import IntegerConverter
+
+from website.http.endpoints import is_json_endpoint
 
 FUZZ = settings(max_examples=50, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -210,3 +212,106 @@ def test_forms_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, d
     if response.status_code == 302 and name != "client_create":
         test_client.delete_cookie("session")  # signed in by the form: start over signed out
     assert not re.search(r"<script>alert\(1\)</script>", response.get_data(as_text=True))
+
+
+# Every route of the app, found in its URL map, so a new route is fuzzed without a line here.
+# The URL map needs no database: an app made here only to read it.
+def _routes() -> list[tuple[str, str, str]]:
+    from website import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "routes", "DATABASE_URL": "sqlite://",
+                      "OAUTH2_ISSUER": "http://127.0.0.1"})
+    return sorted({(rule.endpoint, rule.rule, method) for rule in app.url_map.iter_rules()
+                   for method in rule.methods - {"HEAD", "OPTIONS"}})
+
+
+ROUTES = _routes()
+ROUTE_FUZZ = settings(FUZZ, max_examples=6)
+
+#: Names the pages and endpoints read (KNOWN_NAMES above has the protocol ones).
+PAGE_NAMES = ["q", "page", "next", "login_hint", "make_admin", "back", "confirm", "email", "client_name",
+              "redirect_uris", "new_password", "current_password", "allow", "deny", "csrf_token"]
+#: No real password among them: a fuzzed password change would lock the fuzzer out.
+ROUTE_VALUES = (st.sampled_from(["", "1", "0", "-1", "99999999999999999999", "alice", "root", "\x00", "a\x00b",
+                                 "%00", "/admin/users", "//evil.com", "é", "\ud7ff", "<script>", "x" * 3000,
+                                 "https://app.example.com/callback", "openid profile"])
+                | st.text(max_size=40))
+
+
+def _path_value(data, converter, ctx):
+    name = type(converter).__name__
+    if isinstance(converter, IntegerConverter):
+        return str(data.draw(st.sampled_from(ctx["user_ids"]) | st.integers(min_value=0, max_value=2**70)))
+    value = data.draw(st.sampled_from([ctx["client_id"], "\x00", "a\x00b", "x" * 3000, "..", "é"])
+                      | st.text(min_size=1, max_size=30), label="path value")
+    return quote(value, safe="/" if name == "PathConverter" else "")
+
+
+def _url(rule: str, values: dict) -> str:
+    for name, value in values.items():
+        rule = re.sub(r"<(?:[^:<>]+:)?" + re.escape(name) + ">", value, rule)
+    return rule
+
+
+@pytest.fixture
+def route_context(app, make_user, make_client):
+    alice = make_user()
+    root = make_user("root", is_admin=True)
+    client, _ = make_client(owner=alice)
+    return {"client_id": client.client_id, "user_ids": [alice.id, root.id]}
+
+
+@pytest.mark.parametrize("who", ["anonymous", "admin"])
+@pytest.mark.parametrize("endpoint, rule, method", ROUTES, ids=[f"{m} {r}" for _, r, m in ROUTES])
+@ROUTE_FUZZ
+@given(data=st.data())
+def test_every_route_never_fails_with_5xx(app, test_client, auth, route_context, endpoint, rule, method, who,
+                                          data):
+    """Every route and method, anonymous and as an administrator: fuzzed path variables, query
+    and form (on PostgreSQL too with TEST_DATABASE_URL, which refuses NUL even in comparisons)."""
+    if who == "admin" and not test_client.get_cookie("session"):
+        auth.login("root")
+    converters = next(r._converters for r in app.url_map.iter_rules(endpoint) if r.rule == rule)
+    path = _url(rule, {name: _path_value(data, converter, route_context) for name, converter in converters.items()})
+    names = st.sampled_from(PAGE_NAMES + KNOWN_NAMES) | st.text(max_size=12)
+    query = data.draw(st.lists(st.tuples(names, ROUTE_VALUES), max_size=4), label="query")
+    url = path + ("?" + urlencode(query) if query else "")
+    kwargs = {}
+    if method in ("POST", "PUT", "DELETE"):
+        form = data.draw(st.lists(st.tuples(names, ROUTE_VALUES), max_size=6), label="form")
+        if who == "admin" and data.draw(st.booleans(), label="with csrf"):
+            form.append(("csrf_token", csrf_token(test_client, "/login")))
+        kwargs = {"data": urlencode(form), "content_type": "application/x-www-form-urlencoded"}
+    response = test_client.open(url, method=method, **kwargs)
+    assert response.status_code < 500, (method, url, response.get_data(as_text=True)[:300])
+    if response.status_code in (301, 302, 303):
+        location = response.headers["Location"]
+        assert not location.startswith("//"), location
+        if endpoint in ("auth.logout", "auth.login", "auth.signup"):
+            test_client.delete_cookie("session")  # signed out, or in as someone else: start over
+
+
+@pytest.mark.parametrize("endpoint, rule, method", ROUTES, ids=[f"{m} {r}" for _, r, m in ROUTES])
+def test_a_nul_anywhere_is_a_400_on_every_route(app, test_client, auth, route_context, endpoint, rule, method):
+    """The input guard answers a NUL in a path variable, a query value or a form value with 400
+    before the view runs, on every route: JSON invalid_request on protocol endpoints."""
+    auth.login("root")
+    with app.app_context():
+        answers_json = is_json_endpoint(endpoint)
+    converters = next(r._converters for r in app.url_map.iter_rules(endpoint) if r.rule == rule)
+    plain = {name: "1" if isinstance(c, IntegerConverter) else "x" for name, c in converters.items()}
+    cases = [_url(rule, plain) + "?q=a%00b", _url(rule, plain) + "?a%00=b"]
+    cases += [_url(rule, {**plain, name: "a%00b"}) for name, c in converters.items()
+              if not isinstance(c, IntegerConverter)]
+    bodies = [None] if method == "GET" else [None, "q=a%00b", "a%00=b"]
+    for url in cases:
+        for body in bodies:
+            kwargs = {"data": body, "content_type": "application/x-www-form-urlencoded"} if body else {}
+            response = test_client.open(url, method=method, **kwargs)
+            assert response.status_code == 400, (method, url, body, response.status_code)
+            if answers_json:
+                assert response.json["error"] == "invalid_request"
+    if method != "GET":
+        response = test_client.open(_url(rule, plain), method=method, data="q=a%00b",
+                                    content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 400

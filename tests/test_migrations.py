@@ -257,3 +257,37 @@ def test_initdb_encrypts_the_private_keys_of_an_existing_database(fresh_app):
         with db.engine.connect() as conn:
             [(private,)] = conn.execute(sa.text("SELECT private_jwk FROM oauth2_signing_keys")).all()
     assert (json.loads(private) if isinstance(private, str) else private) == key.as_dict(private=True)
+
+
+def test_username_canonical_upgrade_refuses_clashing_usernames_and_changes_nothing(fresh_app, caplog):
+    """0502 makes usernames unique ignoring case and NFKC look-alikes; existing clashes are named."""
+    revisions = ordered_revisions(fresh_app)
+    before = revisions[revisions.index("0508_username_canonical") - 1]
+    with fresh_app.app_context():
+        flask_migrate.upgrade(revision=before)
+        stamp = datetime.now(timezone.utc)
+        with db.engine.begin() as conn:
+            for user_id, name in [(1, "alice"), (2, "Alice"), (3, "ａｌｉｃｅ"), (4, "bob"), (5, "carol")]:
+                conn.execute(sa.text(
+                    # The schema just before 0508 (sub and session_secret came with 0501).
+                    "INSERT INTO users (id, username, email, password_hash, created_at, updated_at, is_admin,"
+                    " sub, session_secret) VALUES (:id, :name, NULL, 'x', :at, :at, :no, :sub, 's')"),
+                    {"id": user_id, "name": name, "at": stamp, "no": False, "sub": str(user_id)})
+    result = fresh_app.test_cli_runner().invoke(args=["initdb"])
+    assert result.exit_code != 0
+    message = caplog.text + result.output
+    assert "'alice', 'Alice', 'ａｌｉｃｅ'" in message and "Rename" in message, message
+    assert "bob" not in message
+    assert current_revision(fresh_app) == before  # the database is unchanged
+    with fresh_app.app_context(), db.engine.connect() as conn:
+        assert "username_canonical" not in {c["name"] for c in sa.inspect(conn).get_columns("users")}
+
+    with fresh_app.app_context(), db.engine.begin() as conn:  # the fix the message gives
+        conn.execute(sa.text("UPDATE users SET username = 'alice2' WHERE id = 2"))
+        conn.execute(sa.text("UPDATE users SET username = 'alice3' WHERE id = 3"))
+    result = fresh_app.test_cli_runner().invoke(args=["initdb"])
+    assert result.exit_code == 0, result.output
+    with fresh_app.app_context(), db.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT username, username_canonical FROM users ORDER BY id")).all()
+    assert [tuple(row) for row in rows] == [("alice", "alice"), ("alice2", "alice2"), ("alice3", "alice3"),
+                                            ("bob", "bob"), ("carol", "carol")]

@@ -86,3 +86,49 @@ def test_odd_input_is_refused_cleanly(app, test_client, auth, user, make_client,
         # Nothing reaches the client's redirect URI unless it was validated.
         assert response.status_code in (400, 401)
         assert "Location" not in response.headers
+
+
+#: The NUL bytes the outside test found reaching SQL (PostgreSQL refuses them: a 500).
+NUL_URLS = [
+    ("get", "/oauth/register/%00", {"headers": {"Authorization": "Bearer anything"}}, False),
+    ("get", "/admin/users?q=%00", {}, True),
+    ("get", "/admin/clients?q=%00", {}, True),
+    ("get", "/admin/audit?q=%00", {}, True),
+    ("post", "/account/apps/%00/revoke", {}, True),
+]
+
+
+@pytest.mark.parametrize("method, url, kwargs, as_admin", NUL_URLS, ids=[u[1] for u in NUL_URLS])
+def test_nul_in_a_path_segment_or_query_value_is_a_400(app, test_client, auth, make_user, method, url, kwargs,
+                                                       as_admin):
+    make_user(is_admin=as_admin)
+    auth.login()
+    kwargs = dict(kwargs)
+    if method == "post":
+        token = csrf_from(test_client.get("/account/").get_data(as_text=True))
+        kwargs["data"] = {"csrf_token": token}
+    response = getattr(test_client, method)(url, **kwargs)
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    if url.startswith("/oauth/"):
+        assert response.json["error"] == "invalid_request"
+    else:
+        assert response.mimetype == "text/html"
+
+
+def test_nul_in_a_form_value_or_name_is_a_400_before_any_view(app, test_client, auth, user):
+    auth.login()
+    token = csrf_from(test_client.get("/account/").get_data(as_text=True))
+    for data in ({"csrf_token": token, "q": "a\x00"}, {"csrf_token": token, "a\x00": "b"}):
+        response = test_client.post("/logout", data=data)
+        assert response.status_code == 400
+        assert test_client.get("/account/").status_code == 200  # still signed in: no view ran
+    response = test_client.post("/oauth/token", data={"grant_type": "client_credentials", "x": "\x00"})
+    assert response.status_code == 400 and response.json["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("url", ["/admin/users/2147483648/delete", "/admin/users/99999999999999999999/delete",
+                                 "/admin/users?page=99999999999999999999", "/admin/clients?page=9999999999999"])
+def test_a_number_too_large_for_the_database_is_a_404(app, test_client, auth, make_user, url):
+    make_user(is_admin=True)
+    auth.login()
+    assert test_client.get(url).status_code == 404

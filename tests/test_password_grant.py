@@ -24,6 +24,14 @@ def test_password_grant_gets_tokens_for_the_user(test_client, user, password_cli
     assert me.json["username"] == "alice"
 
 
+def test_password_grant_finds_the_user_by_canonical_username(test_client, user, password_client):
+    client, secret = password_client
+    response = test_client.post("/oauth/token", auth=(client.client_id, secret), data={
+        "grant_type": "password", "username": "ALICE", "password": PASSWORD, "scope": "profile"})
+    assert response.status_code == 200, response.json
+    assert test_client.get("/api/me", headers=bearer(response.json["access_token"])).json["username"] == "alice"
+
+
 @pytest.mark.parametrize("username, password", [
     ("alice", "wrong password"),
     ("nobody", PASSWORD),

@@ -42,7 +42,11 @@ def test_signup_creates_the_account_and_signs_in(app, test_client):
     ({"username": "x" * 41}, "username", "between 3 and 40"),
     ({"username": "bob smith"}, "username", "letters, digits"),
     ({"username": "<script>"}, "username", "letters, digits"),
+    ({"username": "bob\n"}, "username", "letters, digits"),  # "$" matched before a final newline
+    ({"username": "bob\t"}, "username", "letters, digits"),
+    ({"username": "böb"}, "username", "letters, digits"),
     ({"email": ""}, "email", "This field is required."),
+    ({"email": "bob@example.com\n"}, "email", "email address"),
     ({"email": "not-an-email"}, "email", "email address"),
     ({"password": "short", "confirm": "short"}, "password", "between 8 and 1000"),
     ({"confirm": "something else"}, "confirm", "The passwords differ."),
@@ -60,6 +64,26 @@ def test_taken_username_shows_a_message(app, test_client, user):
     assert response.status_code == 400
     assert "taken" in field_error(response.get_data(as_text=True), "username")
     assert count_rows(app, User) == 1
+
+
+@pytest.mark.parametrize("look_alike", ["Alice", "ALICE", "ａｌｉｃｅ", "Ａlice"])
+def test_a_look_alike_of_a_taken_username_is_taken(app, test_client, user, look_alike):
+    response = signup(test_client, username=look_alike)
+    assert response.status_code == 400
+    assert "taken" in field_error(response.get_data(as_text=True), "username")
+    assert count_rows(app, User) == 1
+
+
+def test_a_fullwidth_username_is_stored_in_its_plain_form(app, test_client):
+    assert signup(test_client, username="ｂｏｂ").status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(User.username)) == "bob"
+
+
+@pytest.mark.parametrize("typed", ["Alice", "ALICE", "ａｌｉｃｅ"])
+def test_log_in_matches_the_username_in_canonical_form(app, test_client, auth, user, typed):
+    assert auth.login(username=typed).status_code == 302
+    assert "Signed in as <strong>alice</strong>" in test_client.get("/").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("path, data", [

@@ -64,6 +64,15 @@ def test_account_locks_after_the_limit_even_for_the_right_password(test_client, 
     assert test_client.get("/clients/").status_code == 302  # not signed in
 
 
+def test_failures_under_look_alike_names_count_against_the_one_account(test_client, user):
+    # Otherwise every change of case would be a fresh set of guesses at alice's password. The
+    # account locks per address (a stranger elsewhere cannot lock alice out), so one source.
+    for name in ["Alice", "ALICE"]:
+        assert log_in(test_client, username=name, password="wrong", address="192.0.2.10").status_code == 400
+    assert log_in(test_client, username="ａｌｉｃｅ", password="wrong", address="192.0.2.10").status_code == 429
+    assert log_in(test_client, address="192.0.2.10").status_code == 429
+
+
 def test_lockout_ends_by_itself(app, test_client, user):
     app.config["THROTTLE_LOCKOUT"] = SHORT_LOCKOUT
     for _ in range(3):

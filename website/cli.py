@@ -24,11 +24,12 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from website.extensions import db
-from website.forms import EMAIL_RULE, USERNAME_RULE
+from website.forms import EMAIL_RULE
 from website.models.apis import ApiClientGrant, ResourceServer
 from website.models.base import hash_secret, now
 from website.models.clients import InitialAccessToken, OAuth2Client, SecretView
 from website.models.grants import AuthorizationCode, Token
+from website.models.usernames import normalize_username, username_problem
 from website.models.users import User
 from website.oauth2.audiences import _SCOPE_TOKEN, validate_identifier
 from website.oauth2.client_metadata import (
@@ -47,6 +48,7 @@ from website.oauth2.keys import (
 )
 from website.store import audit, throttle
 from website.store.apis import api_allows, find_api
+from website.store.users import find_user
 
 
 @click.command("create-api")
@@ -226,10 +228,9 @@ def create_user_command(username, password, email, name, admin):
     if len(password) < 8:
         raise click.ClickException("The password must be at least 8 characters.")
     # The same rules as the sign-up form, so every account can also log in on the site.
-    if not 3 <= len(username) <= 40:
-        raise click.ClickException("The username must be 3 to 40 characters.")
-    if not USERNAME_RULE.regex.match(username):
-        raise click.ClickException(f"The username may use {USERNAME_RULE.message[4:].rstrip('.')}.")
+    username = normalize_username(username)
+    if problem := username_problem(username):
+        raise click.ClickException(f"Username {username!r}: {problem}")
     if email is not None and (len(email) > 254 or not EMAIL_RULE.regex.match(email)):
         raise click.ClickException(f"{email!r} is not an email address.")
     if name is not None and not 1 <= len(name.strip()) <= 100:
@@ -240,7 +241,9 @@ def create_user_command(username, password, email, name, admin):
     try:
         db.session.commit()
     except IntegrityError:
-        raise click.ClickException(f"A user named {username} already exists.")
+        # Also "Alice" beside alice: usernames are unique ignoring case and look-alike forms.
+        raise click.ClickException(f"That username is taken: a user named {username} (or a look-alike "
+                                   "differing only in case or character width) already exists.")
     click.echo(f"Created user {username} (id {user.id}).")
 
 
@@ -263,7 +266,7 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:
-        owner_user = db.session.scalar(select(User).where(User.username == owner))
+        owner_user = find_user(owner)
         if owner_user is None:
             raise click.ClickException(f"No user named {owner}.")
     data = {

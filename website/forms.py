@@ -12,14 +12,19 @@ from wtforms import (
     widgets,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
+from website.models.usernames import normalize_username, username_problem
 from website.oauth2.client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES, RESPONSE_TYPE_GRANTS
 
-USERNAME_RULE = Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores only.")
+
+def username_rule(form, field) -> None:
+    """The username rule of ``usernames.username_problem`` (the CLI checks the same)."""
+    if field.data and (problem := username_problem(field.data)):
+        raise ValidationError(problem)
 
 
-EMAIL_RULE = Regexp(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$", message="Enter an email address such as ada@example.com.")
+EMAIL_RULE = Regexp(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+\Z", message="Enter an email address such as ada@example.com.")
 
 
 def strip_text(value):
@@ -55,7 +60,7 @@ AUTH_METHOD_LABELS = {
 
 
 class SignupForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(min=3, max=40), USERNAME_RULE])
+    username = StringField("Username", filters=[normalize_username], validators=[DataRequired(), username_rule])
     email = StringField("Email", validators=[DataRequired(), Length(max=254), EMAIL_RULE])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1000)])
     confirm = PasswordField(

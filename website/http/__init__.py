@@ -11,7 +11,7 @@ from website.http.errors import (
     prefer_json,
     register_error_pages,
 )
-from website.http.guard import guard_protocol_request
+from website.http.guard import guard_protocol_request, refuse_nul
 from website.http.headers import CONTENT_SECURITY_POLICY, SessionInterface, set_security_headers
 
 
@@ -26,6 +26,7 @@ def init_app(app, csrf) -> None:
     # Flask's own default is None, so setdefault would never apply: set it unless configured.
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.session_interface = SessionInterface()
+    app.before_request(refuse_nul)
     app.before_request(guard_protocol_request)
     app.after_request(set_security_headers)
     app.register_error_handler(HTTPException, http_error_response)

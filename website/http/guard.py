@@ -6,6 +6,7 @@ import binascii
 from urllib.parse import unquote_to_bytes
 
 from flask import current_app, render_template, request
+from werkzeug.routing import IntegerConverter
 
 from website.http.endpoints import FORM, JSON, ProtocolEndpoint, spec_for
 from website.http.errors import ProtocolInputError, json_error, printable
@@ -18,6 +19,14 @@ VSCHAR_PARAMETERS = {
     "code", "refresh_token", "code_verifier", "code_challenge", "code_challenge_method", "token",
     "token_type_hint", "response_mode",
 }
+
+
+class DatabaseIntegerConverter(IntegerConverter):
+    """``<int:...>`` in a URL, limited to what an INTEGER column holds: a larger id is a 404
+    (no such row) instead of an out-of-range error from PostgreSQL (a 500)."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def _is_vschar(value: str) -> bool:
@@ -83,6 +92,57 @@ def check_protocol_request(spec: ProtocolEndpoint) -> None:
             if key in VSCHAR_PARAMETERS and any(not _is_vschar(value) for value in values):
                 raise ProtocolInputError(
                     f"The parameter '{key}' may contain only printable ASCII characters (RFC 6749 Appendix A).")
+
+
+def _holds_nul(value, depth: int = 0) -> bool:
+    """Tell whether a parsed JSON value has a NUL in any string, key or value."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if depth > 20:  # deeper than any request we take: stop looking, the endpoint refuses it
+        return False
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v, depth + 1) for v in value)
+    return False
+
+
+def _nul_in_request() -> str | None:
+    """Where the request holds a NUL character (path, query or body), or None."""
+    if "\x00" in request.path:
+        return "path"
+    # A NUL in any query name or value is "%00" or a raw NUL byte in the raw query string,
+    # and either always decodes to one: one scan of the bytes answers for every parameter.
+    query = request.query_string
+    if b"%00" in query or b"\x00" in query:
+        return "query string"
+    mimetype = request.mimetype
+    if mimetype in (FORM, "multipart/form-data"):
+        if mimetype == FORM:
+            # Keep the raw bytes for check_protocol_request's UTF-8 check: parsed from the cache.
+            request.get_data(cache=True)
+        if any("\x00" in key or any("\x00" in value for value in values)
+               for key, values in request.form.lists()):
+            return "request body"
+    elif mimetype == JSON and _holds_nul(request.get_json(silent=True)):
+        return "request body"
+    return None
+
+
+def refuse_nul():
+    """Answer 400 to a request with a NUL character, on every route, before any view runs."""
+    where = _nul_in_request()
+    if where is None:
+        return None
+    error = ProtocolInputError(f"The {where} contains a NUL character, which is never valid.")
+    spec = spec_for(request.endpoint)
+    if spec is not None and spec.json:
+        # In the body, the endpoint's own code (RFC 7591 §3.2.2 has invalid_client_metadata).
+        code = spec.body_error if where == "request body" else error.error
+        return json_error(code, error.description, 400)
+    if spec is not None:
+        return render_template("oauth/error.html", error=error), 400
+    return render_template("error.html", title="Bad Request", message=error.description), 400
 
 
 def guard_protocol_request():

@@ -10,11 +10,12 @@ from sqlalchemy import (
     String,
     false,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from website.extensions import db
 from website.models.base import utcnow
+from website.models.usernames import canonical_username, normalize_username
 
 
 def new_subject() -> str:
@@ -47,6 +48,9 @@ class User(db.Model, Subject):
     #: reassigned. Accounts that existed before it was added keep ``str(id)``.
     sub: Mapped[str] = mapped_column(String(255), unique=True, default=new_subject)
     username: Mapped[str] = mapped_column(String(40), unique=True)
+    #: ``usernames.canonical_username`` of the username, set with it: unique, so "Alice" (or
+    #: fullwidth "ａｌｉｃｅ") cannot be a second account beside alice; every look-up uses it.
+    username_canonical: Mapped[str] = mapped_column(String(40), unique=True)
     email: Mapped[str | None] = mapped_column(String(254))
     #: The full name for the OpenID Connect ``name`` claim (the username when unset).
     name: Mapped[str | None] = mapped_column(String(100))
@@ -60,6 +64,12 @@ class User(db.Model, Subject):
     #: cookie carries a digest of it (``session_key``), so a cookie made before the change, or
     #: for a deleted account, matches nobody, although a cookie cannot be deleted on the server.
     session_secret: Mapped[str] = mapped_column(String(64), default=new_session_secret)
+
+    @validates("username")
+    def _keep_canonical(self, key: str, username: str) -> str:
+        username = normalize_username(username)
+        self.username_canonical = canonical_username(username)
+        return username
 
     def set_password(self, password: str, method: str = "scrypt") -> None:
         """Store a slow, salted hash of the password."""

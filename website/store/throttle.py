@@ -24,6 +24,7 @@ import time
 
 from flask import current_app, request
 
+from website.models.usernames import canonical_username
 from website.store.throttle_backends import (
     DatabaseBackend,
     FallbackBackend,
@@ -60,8 +61,9 @@ def subject_key(subject: tuple) -> str:
 
 
 def account_prefix(username: str) -> str:
-    """The key prefix of every counter of one account."""
-    return f"account:{_digest(username)}:"
+    """The key prefix of every counter of one account (by its canonical name: "Alice" and
+    "ＡＬＩＣＥ" are alice)."""
+    return f"account:{_digest(canonical_username(username))}:"
 
 
 def client_address() -> str:
@@ -192,9 +194,10 @@ def begin_attempt(*subjects: tuple) -> Attempt:
 
 def login_subjects(username: str) -> tuple:
     """What a password attempt is counted against: the account from this address, and the
-    address (across accounts)."""
+    address (across accounts). The account is its canonical name: failures under look-alike
+    names count against the one account."""
     address = client_address()
-    return ("account", (username, address)), ("address", address)
+    return ("account", (canonical_username(username), address)), ("address", address)
 
 
 def unlock_account(username: str) -> int:

@@ -8,17 +8,24 @@ from sqlalchemy import (
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from website.extensions import db
+from website.models.usernames import canonical_username
 from website.models.users import User
 
 #: Checked when no such user exists, so a wrong username costs as long as a wrong password.
 _DUMMY_PASSWORD_HASH = generate_password_hash(secrets.token_hex(16), method="scrypt")
 
 
+def find_user(username: str | None) -> User | None:
+    """The user with this username, compared in canonical form ("Alice" finds alice), or None."""
+    # PostgreSQL refuses a NUL byte even in a comparison; no username holds one.
+    if not username or "\x00" in username:
+        return None
+    return db.session.scalar(select(User).where(User.username_canonical == canonical_username(username)))
+
+
 def authenticate_user(username: str, password: str) -> User | None:
     """Return the user whose username and password these are, or None."""
-    # PostgreSQL refuses a NUL byte even in a comparison; no username holds one.
-    known = username and "\x00" not in username
-    user = db.session.scalar(select(User).where(User.username == username)) if known else None
+    user = find_user(username)
     if user is None:
         check_password_hash(_DUMMY_PASSWORD_HASH, password or "")
         return None

@@ -11,6 +11,7 @@ from website.forms import ConfirmForm
 from website.models.audit import AuditEvent
 from website.models.clients import OAuth2Client
 from website.models.grants import AuthorizationCode, Token
+from website.models.usernames import canonical_username
 from website.models.users import User
 from website.store import audit as audit_log
 from website.store import throttle
@@ -40,6 +41,10 @@ def admin_required(view):
     return wrapped_view
 
 
+#: No list has this many pages; a larger ?page= is a 404 before it reaches SQL.
+MAX_PAGE = 1_000_000
+
+
 def search_term() -> str:
     """The list's search text from ``?q=``, trimmed to a sane length."""
     return request.args.get("q", "").strip()[:100]
@@ -48,6 +53,8 @@ def search_term() -> str:
 def paginate(statement):
     """One page of rows from ``?page=``; a page past the end or not a number is a 404."""
     page = request.args.get("page", 1, type=int)
+    if page is not None and page > MAX_PAGE:
+        abort(404)  # far past any end, and past what SQL's OFFSET takes (a 500 on PostgreSQL)
     return db.paginate(statement, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE)
 
 
@@ -66,7 +73,8 @@ def users():
     statement = select(User).order_by(User.id.desc())
     if q:
         statement = statement.where(
-            or_(User.username.icontains(q, autoescape=True), User.email.icontains(q, autoescape=True))
+            or_(User.username_canonical.contains(canonical_username(q), autoescape=True),
+                User.email.icontains(q, autoescape=True))
         )
     return render_template("admin/users.html", page=paginate(statement), q=q, form=ConfirmForm())
 
