@@ -30,8 +30,14 @@ from website.oauth2.grants import (
     save_token,
 )
 from website.oauth2.keys import KeyRing
-from website.oauth2.oidc import OpenIDCode, OpenIDHybridGrant, OpenIDImplicitGrant, UserInfoEndpoint
-from website.oauth2.protector import require_oauth
+from website.oauth2.oidc import (
+    OpenIDCode,
+    OpenIDHybridGrant,
+    OpenIDImplicitGrant,
+    OpenIDRefresh,
+    UserInfoEndpoint,
+)
+from website.oauth2.protector import userinfo_protector
 from website.oauth2.registration import ClientConfigurationEndpoint, ClientRegistrationEndpoint
 from website.store.apis import api_scopes
 from website.store.clients import query_client
@@ -134,13 +140,13 @@ def init_app(app) -> AuthorizationServer:
     server.register_grant(ImplicitGrant, [ResourceIndicators()])
     server.register_grant(PasswordGrant, [ResourceIndicators()])
     server.register_grant(ClientCredentialsGrant, [ResourceIndicators()])
-    server.register_grant(RefreshTokenGrant, [ResourceIndicators()])
+    server.register_grant(RefreshTokenGrant, [OpenIDRefresh(), ResourceIndicators()])
     server.register_grant(OpenIDImplicitGrant, [ResourceIndicators()])
     server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), ResourceIndicators()])
     for endpoint in (RevocationEndpoint, IntrospectionEndpoint, ClientRegistrationEndpoint,
                      ClientConfigurationEndpoint, EndSessionEndpoint):
         server.register_endpoint(endpoint)
-    server.register_endpoint(UserInfoEndpoint(resource_protector=require_oauth))
+    server.register_endpoint(UserInfoEndpoint(resource_protector=userinfo_protector))
     server.register_extension(issuer_parameter)
     app.extensions["authorization_server"] = server
     app.extensions["oidc_key_ring"] = KeyRing()
