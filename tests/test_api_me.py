@@ -38,6 +38,13 @@ def test_missing_or_unknown_token_is_401(test_client, user, headers):
     assert_unauthorized(test_client.get("/api/me", headers=headers))
 
 
+def test_me_reads_the_token_from_the_header_only(test_client, user, access_token):
+    # /api/me is GET only and takes the header (RFC 6750 §2.1); a token in the URL is not read.
+    response = test_client.get("/api/me", query_string={"access_token": access_token})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
 def test_expired_token_is_401(app, test_client, access_token):
     update_rows(app, Token, {"expires_at": 1})
     assert_unauthorized(test_client.get("/api/me", headers=bearer(access_token)))

@@ -40,6 +40,7 @@ from website.oauth2.client_metadata import (
     validate_client_metadata,
 )
 from website.oauth2.keys import (
+    USERINFO_SIGNING_ALGS,
     KeyDecryptionError,
     check_private_keys,
     ensure_signing_key,
@@ -258,11 +259,15 @@ def create_user_command(username, password, email, name, admin):
 @click.option("--response-type", "response_types", multiple=True,
               help=f"A response type (repeatable): {', '.join(repr(r) for r in RESPONSE_TYPE_GRANTS)}.")
 @click.option("--scope", default="", help='Space-separated scopes, e.g. "openid profile".')
+@click.option("--userinfo-signed-response-alg", "userinfo_alg", default=None,
+              type=click.Choice(USERINFO_SIGNING_ALGS),
+              help="UserInfo answers as a JWT signed with this algorithm (default: plain JSON).")
 @click.option("--auth-method", default="client_secret_basic", type=click.Choice(AUTH_METHODS),
               help="How the client authenticates at the token endpoint.")
 @click.option("--owner", default=None, help="Username of the client's owner.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_types, response_types, scope, auth_method, owner, as_json):
+def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_types, response_types, scope,
+                          userinfo_alg, auth_method, owner, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:
@@ -280,6 +285,8 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_
         data["grant_types"] = list(grant_types)
     if response_types:
         data["response_types"] = list(response_types)
+    if userinfo_alg:
+        data["userinfo_signed_response_alg"] = userinfo_alg
     try:
         metadata = validate_client_metadata(data, allow_api_scopes=True)
     except ClientMetadataError as error:

@@ -16,6 +16,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, 
 
 from website.models.usernames import normalize_username, username_problem
 from website.oauth2.client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES, RESPONSE_TYPE_GRANTS
+from website.oauth2.keys import USERINFO_SIGNING_ALGS
 
 
 def username_rule(form, field) -> None:
@@ -101,6 +102,12 @@ class ClientForm(FlaskForm):
         choices=[SelectChoice(m, AUTH_METHOD_LABELS[m]) for m in AUTH_METHODS],
         default="client_secret_basic",
     )
+    userinfo_signed_response_alg = SelectField(
+        "UserInfo response",
+        choices=[SelectChoice("", "Plain JSON"),
+                 *(SelectChoice(alg, f"Signed JWT ({alg})") for alg in USERINFO_SIGNING_ALGS)],
+        default="",
+    )
     contacts = TextAreaField("Contact emails (one per line)", validators=[Length(max=5000)])
     submit = SubmitField("Save")
 
@@ -118,6 +125,7 @@ class ClientForm(FlaskForm):
             "scope": self.scope.data,
             "token_endpoint_auth_method": self.token_endpoint_auth_method.data,
             "contacts": (self.contacts.data or "").split(),
+            "userinfo_signed_response_alg": self.userinfo_signed_response_alg.data,
         }
         if self.response_types.data:
             metadata["response_types"] = self.response_types.data

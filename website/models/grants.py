@@ -122,6 +122,9 @@ class Token(db.Model, TokenState):
     family_id: Mapped[str] = mapped_column(String(32), index=True)
     #: The API a JWT access token was issued for (its aud); None for opaque tokens.
     audience: Mapped[str | None] = mapped_column(String(2000))
+    #: When the person signed in for this token family (the code's auth_time, kept through
+    #: refreshes), for the id_token a refresh returns; None without a sign-in or for old rows.
+    auth_time: Mapped[int | None] = mapped_column()
 
     #: Set by the revocation endpoint's lookup: the value presented was the refresh token.
     matched_refresh_token = False

@@ -6,6 +6,7 @@ import re
 from flask import current_app
 
 from website.models.redirect_uris import validate_redirect_uri, validate_web_uri
+from website.oauth2.keys import USERINFO_SIGNING_ALGS
 from website.oauth2.scopes import supported_scopes
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit", "password")
@@ -98,6 +99,9 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
     metadata["post_logout_redirect_uris"] = _logout_uris(data)
     metadata["scope"] = _scope(data, allow_api_scopes)
     metadata["contacts"] = _contacts(data)
+    metadata.pop("userinfo_signed_response_alg", None)
+    if alg := _userinfo_alg(data):
+        metadata["userinfo_signed_response_alg"] = alg
     return metadata
 
 
@@ -208,3 +212,16 @@ def _contacts(data: dict) -> list[str]:
         if not _EMAIL.match(contact) or len(contact) > 254:
             raise ClientMetadataError("contacts", f"{contact} is not an email address.")
     return contacts
+
+
+def _userinfo_alg(data: dict) -> str | None:
+    """OpenID Connect Registration §2: UserInfo as a JWT signed with this algorithm; absent
+    means plain JSON. Only what the server's keys sign with (no ``none``, no HMAC)."""
+    alg = data.get("userinfo_signed_response_alg")
+    if alg is None or alg == "":
+        return None
+    if alg not in USERINFO_SIGNING_ALGS:
+        allowed = ", ".join(USERINFO_SIGNING_ALGS)
+        raise ClientMetadataError("userinfo_signed_response_alg",
+                                  f"userinfo_signed_response_alg must be one of: {allowed}.")
+    return alg

@@ -9,7 +9,7 @@ from flask import current_app, url_for
 
 from website.http.endpoints import advertised_endpoints
 from website.oauth2.grants import pkce_methods
-from website.oauth2.keys import ID_TOKEN_ALG, get_issuer
+from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer
 from website.oauth2.oidc import ID_TOKEN_CLAIMS, PROMPT_VALUES, SCOPE_CLAIMS
 
 DISCOVERY_MAX_AGE = 3600
@@ -43,6 +43,7 @@ def server_metadata(server, issuer: str) -> dict:
     metadata["authorization_response_iss_parameter_supported"] = True
     metadata["subject_types_supported"] = ["public"]
     metadata["id_token_signing_alg_values_supported"] = [ID_TOKEN_ALG]
+    metadata["userinfo_signing_alg_values_supported"] = list(USERINFO_SIGNING_ALGS)
     metadata["claims_supported"] = ID_TOKEN_CLAIMS + [c for cs in SCOPE_CLAIMS.values() for c in cs]
     metadata["prompt_values_supported"] = PROMPT_VALUES
     metadata["claims_parameter_supported"] = False

@@ -61,12 +61,25 @@ def save_token(token: dict, request) -> None:
         authorization_code_id=code.id if isinstance(code, AuthorizationCode) else None,
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
         audience=getattr(request, "audience", None),
+        auth_time=_auth_time(request, parent, code, issued_at),
     )
     insert_token(values)
     audit.insert("token_issued", user=request.user, client_id=request.client.client_id,
                  grant_type=request.payload.grant_type or "implicit", scope=values["scope"],
                  family_id=values["family_id"])
     commit_keeping_loaded()
+
+
+def _auth_time(request, parent, code, issued_at: int) -> int | None:
+    """When the person signed in for this token: the code's sign-in, carried through every
+    refresh (a refreshed id_token keeps it, OIDC Core §12.2); a password grant signs in now."""
+    if parent is not None:
+        return parent.auth_time
+    if isinstance(code, AuthorizationCode):
+        return code.auth_time
+    if request.user is not None and request.payload.grant_type == "password":
+        return issued_at
+    return None
 
 
 def pkce_methods() -> list[str]:

@@ -24,6 +24,10 @@ from website.store import audit
 ID_TOKEN_ALG = "RS256"
 
 
+#: What a client may register as userinfo_signed_response_alg: signed with the same keys.
+USERINFO_SIGNING_ALGS = (ID_TOKEN_ALG,)
+
+
 RSA_KEY_SIZE = 2048
 
 

@@ -11,7 +11,7 @@ from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oidc.core import OpenIDCode as _OpenIDCode
 from authlib.oidc.core import OpenIDHybridGrant as _OpenIDHybridGrant
 from authlib.oidc.core import OpenIDImplicitGrant as _OpenIDImplicitGrant
-from authlib.oidc.core import UserInfo
+from authlib.oidc.core import OpenIDToken, UserInfo
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.core.errors import (
     RequestNotSupportedError,
@@ -19,13 +19,14 @@ from authlib.oidc.core.errors import (
 )
 from authlib.oidc.core.grants.util import validate_request_prompt
 from flask import current_app
+from joserfc import jwt
 from sqlalchemy import select
 
 from website.extensions import db
 from website.models.grants import AuthorizationCode
 from website.models.users import User
 from website.oauth2.grants import ClientByIdOnly, SavesCodes
-from website.oauth2.keys import ID_TOKEN_ALG, get_issuer, signing_key
+from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer, signing_key
 
 #: The claims each scope releases, in the id_token and from UserInfo.
 SCOPE_CLAIMS = {
@@ -140,15 +141,49 @@ class OpenIDHybridGrant(SavesCodes, IdTokenSigning, ImplicitAuthTime, _OpenIDHyb
         return nonce_was_used(nonce, request)
 
 
+class OpenIDRefresh(IdTokenSigning, OpenIDToken):
+    """The refresh grant's OpenID Connect extension (OIDC Core §12.2): a refresh whose new
+    token has the openid scope also returns a new id_token, signed like the others, for the
+    same ``sub``, with the original sign-in's ``auth_time`` (stored with the token family)
+    and no ``nonce`` (there is no authorization request to echo). Authlib's
+    ``process_token`` hook leaves tokens without openid alone."""
+
+    def get_compatible_claims(self, request):
+        claims = super().get_compatible_claims(request)
+        auth_time = request.refresh_token.auth_time
+        if auth_time:
+            claims["auth_time"] = auth_time
+        else:
+            # A token from before auth_time was stored: better none than a made-up one.
+            del claims["auth_time"]
+        return claims
+
+
+#: Headers of a signed UserInfo response: a JWT, never cached (it holds personal data).
+JWT_HEADERS = [("Content-Type", "application/jwt"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
 class UserInfoEndpoint(_UserInfoEndpoint):
-    """OIDC UserInfo: the claims of the token's scopes, for a bearer token with ``openid``."""
+    """OIDC UserInfo: the claims of the token's scopes, for a bearer token with ``openid``;
+    a JWT signed with the current key (its kid in the header) when the client registered
+    ``userinfo_signed_response_alg`` (OIDC Core §5.3.2), else JSON.
+
+    Authlib's own ``__call__`` signs without a kid and for any algorithm a client names;
+    errors go through the resource protector, so they answer as RFC 6750 §3 says."""
 
     def __call__(self, request):
-        # Always plain JSON: Authlib would sign for a client whose metadata names a
-        # userinfo_signed_response_alg, without a kid and failing for algorithms other than
-        # RS256; signed UserInfo is not offered (nor listed in discovery).
-        token = self.resource_protector.acquire_token("openid")
-        return 200, self.generate_user_info(token.get_user(), token.scope), default_json_headers
+        try:
+            token = self.resource_protector.acquire_token("openid")
+            user_info = self.generate_user_info(token.get_user(), token.scope)
+        except OAuth2Error as error:
+            return self.resource_protector.error_response(error)
+        client = token.get_client()
+        alg = client.client_metadata.get("userinfo_signed_response_alg") if client else None
+        if alg not in USERINFO_SIGNING_ALGS:
+            return 200, user_info, default_json_headers
+        key = signing_key()
+        claims = {**user_info, "iss": get_issuer(), "aud": client.get_client_id()}
+        return 200, jwt.encode({"alg": alg, "kid": key.kid}, claims, key, [alg]), JWT_HEADERS
 
     def generate_user_info(self, user, scope):
         if user is None:

@@ -1,16 +1,19 @@
-"""The ResourceProtector that guards /api/me and UserInfo."""
+"""The ResourceProtectors that guard /api/me and UserInfo."""
 
 
 from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
 from authlib.integrations.flask_oauth2.errors import raise_http_exception
 from authlib.oauth2.rfc6749.errors import (
+    InvalidRequestError,
     MissingAuthorizationError,
     UnsupportedTokenTypeError,
 )
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from flask import json
+from flask import request as flask_request
 
+from website.http.endpoints import FORM
 from website.models.grants import Token
 from website.store.tokens import MAX_TOKEN_LENGTH, read_token_by_access_token
 
@@ -33,20 +36,52 @@ class BearerValidator(BearerTokenValidator):
 class ResourceProtector(_ResourceProtector):
     """Answers resource requests per RFC 6750 §3, which Authlib leaves loose: no bearer token
     is a 401 with a bare ``Bearer`` challenge (Authlib sends a lower-case scheme and a made-up
-    error code), and a 403 for a missing scope names the error in the challenge too."""
+    error code), and a 403 for a missing scope names the error in the challenge too.
+
+    Takes the token from the ``Authorization`` header only (RFC 6750 §2.1)."""
+
+    #: What a request without a token is told.
+    MISSING_TOKEN = "Send an access token in an 'Authorization: Bearer' header."
+
+    def error_response(self, error) -> tuple[int, dict, list]:
+        """The status, JSON body and headers answering ``error`` (also for UserInfo, whose
+        errors Authlib's endpoint machinery would otherwise answer its own way)."""
+        if isinstance(error, (MissingAuthorizationError, UnsupportedTokenTypeError)):
+            # RFC 6750 §3.1: no credentials at all, so no error code in the challenge.
+            body = {"error": "invalid_token", "error_description": self.MISSING_TOKEN}
+            return 401, body, [*default_json_headers, ("WWW-Authenticate", "Bearer")]
+        if isinstance(error, (InsufficientScopeError, InvalidRequestError)):
+            challenge = f'Bearer error="{error.error}", error_description="{error.description}"'
+            headers = [*default_json_headers, ("WWW-Authenticate", challenge)]
+            return error.status_code, dict(error.get_body()), headers
+        return error.status_code, dict(error.get_body()), error.get_headers()
 
     def raise_error_response(self, error):
-        if isinstance(error, (MissingAuthorizationError, UnsupportedTokenTypeError)):
-            body = {"error": "invalid_token",
-                    "error_description": "Send an access token in an 'Authorization: Bearer' header."}
-            headers = [*default_json_headers, ("WWW-Authenticate", "Bearer")]
-            raise_http_exception(401, json.dumps(body), headers)
-        if isinstance(error, InsufficientScopeError):
-            body = dict(error.get_body())
-            challenge = f'Bearer error="insufficient_scope", error_description="{error.description}"'
-            headers = [*default_json_headers, ("WWW-Authenticate", challenge)]
-            raise_http_exception(403, json.dumps(body), headers)
-        super().raise_error_response(error)
+        status, body, headers = self.error_response(error)
+        raise_http_exception(status, json.dumps(body), headers)
+
+
+class HeaderOrBodyProtector(ResourceProtector):
+    """UserInfo's protector: the token in the ``Authorization`` header (RFC 6750 §2.1) or, on
+    a form POST, in the ``access_token`` body parameter (§2.2, what pyoidc sends by default).
+
+    A token in the query string (§2.3) is refused rather than ignored: URLs end up in logs
+    and browser history, and ignoring it would answer a confusing "no token". A request that
+    sends the token two ways is malformed (§3.1 invalid_request)."""
+
+    MISSING_TOKEN = ("Send an access token in an 'Authorization: Bearer' header, "
+                     "or as 'access_token' in a form-encoded POST body.")
+
+    def parse_request_authorization(self, request):
+        if "access_token" in flask_request.args:
+            raise InvalidRequestError("Send the access token in the Authorization header or a POST body, "
+                                      "not in the URL.")
+        form = flask_request.form if flask_request.method == "POST" and flask_request.mimetype == FORM else {}
+        if "access_token" not in form:
+            return super().parse_request_authorization(request)
+        if request.headers.get("Authorization"):
+            raise InvalidRequestError("Send the access token one way: the Authorization header or the body.")
+        return self.get_token_validator(BearerValidator.TOKEN_TYPE), form["access_token"]
 
 
 #: Protects resource endpoints such as /api/me; its validator holds no per-app state.
@@ -54,3 +89,10 @@ require_oauth = ResourceProtector()
 
 
 require_oauth.register_token_validator(BearerValidator())
+
+
+#: Protects UserInfo (OpenID Connect Core §5.3.1: GET and POST, header or body).
+userinfo_protector = HeaderOrBodyProtector()
+
+
+userinfo_protector.register_token_validator(BearerValidator())

@@ -26,7 +26,8 @@ from website.oauth2.keys import get_issuer
 from website.store.clients import delete_clients, query_client
 
 #: The metadata a client may register; anything else in a request is ignored (RFC 7591 §2).
-REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris")
+REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris",
+                      "userinfo_signed_response_alg")
 
 
 def _error_description(message: str) -> str:

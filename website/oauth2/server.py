@@ -34,10 +34,11 @@ from website.oauth2.oidc import (
     OpenIDCode,
     OpenIDHybridGrant,
     OpenIDImplicitGrant,
+    OpenIDRefresh,
     UserInfoEndpoint,
     refuse_request_objects,
 )
-from website.oauth2.protector import require_oauth
+from website.oauth2.protector import userinfo_protector
 from website.oauth2.registration import ClientConfigurationEndpoint, ClientRegistrationEndpoint
 from website.store.apis import api_scopes
 from website.store.clients import query_client
@@ -141,14 +142,14 @@ def init_app(app) -> AuthorizationServer:
     server.register_grant(ImplicitGrant, [refuse_request_objects, ResourceIndicators()])
     server.register_grant(PasswordGrant, [ResourceIndicators()])
     server.register_grant(ClientCredentialsGrant, [ResourceIndicators()])
-    server.register_grant(RefreshTokenGrant, [ResourceIndicators()])
+    server.register_grant(RefreshTokenGrant, [OpenIDRefresh(), ResourceIndicators()])
     server.register_grant(OpenIDImplicitGrant, [refuse_request_objects, ResourceIndicators()])
     server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), refuse_request_objects,
                                               ResourceIndicators()])
     for endpoint in (RevocationEndpoint, IntrospectionEndpoint, ClientRegistrationEndpoint,
                      ClientConfigurationEndpoint, EndSessionEndpoint):
         server.register_endpoint(endpoint)
-    server.register_endpoint(UserInfoEndpoint(resource_protector=require_oauth))
+    server.register_endpoint(UserInfoEndpoint(resource_protector=userinfo_protector))
     server.register_extension(issuer_parameter)
     app.extensions["authorization_server"] = server
     app.extensions["oidc_key_ring"] = KeyRing()

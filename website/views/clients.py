@@ -159,4 +159,5 @@ def _form_data(client: OAuth2Client) -> dict:
         "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "contacts": "\n".join(client.contacts),
+        "userinfo_signed_response_alg": client.client_metadata.get("userinfo_signed_response_alg", ""),
     }
