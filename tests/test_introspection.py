@@ -108,7 +108,8 @@ def test_introspection_over_http_with_requests(live_server, make_client):
 def test_discovery_lists_introspection_registration_and_logout(test_client):
     metadata = test_client.get("/.well-known/openid-configuration").json
     assert metadata["introspection_endpoint"] == "http://127.0.0.1/oauth/introspect"
-    assert metadata["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+    assert metadata["introspection_endpoint_auth_methods_supported"] == [
+        "client_secret_basic", "client_secret_post", "private_key_jwt"]
     assert metadata["registration_endpoint"] == "http://127.0.0.1/oauth/register"
     assert metadata["end_session_endpoint"] == "http://127.0.0.1/oauth/logout"
 

@@ -146,7 +146,7 @@ def test_register_a_public_client(app, test_client, logged_in):
      "public client"),
     ({"grant_types": ["password"], "token_endpoint_auth_method": "none"}, "grant_types", "public client"),
     ({"scope": "profile admin"}, "scope", "Unsupported scope: admin"),
-    ({"token_endpoint_auth_method": "private_key_jwt"}, "token_endpoint_auth_method", "Not a valid choice"),
+    ({"token_endpoint_auth_method": "client_secret_jwt"}, "token_endpoint_auth_method", "Not a valid choice"),
     ({"contacts": "not-an-email"}, "contacts", "not an email address"),
 ])
 def test_bad_client_input_shows_a_message_and_writes_nothing(app, test_client, logged_in, changes, field,
@@ -223,6 +223,27 @@ def test_switching_between_public_and_confidential(app, test_client, own_client)
     assert shown_secret(test_client.get(view).get_data(as_text=True)) is None
     with app.app_context():
         assert db.session.get(OAuth2Client, client.id).client_secret_hash == hash_secret(secret)
+
+
+def test_strict_checkbox_and_switching_to_private_key_jwt(app, test_client, own_client):
+    client, _ = own_client
+    path = f"/clients/{client.client_id}/edit"
+    assert post_form(test_client, path, strict_auth_method="y").status_code == 302
+    with app.app_context():
+        assert db.session.get(OAuth2Client, client.id).strict_auth_method is True
+    response = post_form(test_client, path, token_endpoint_auth_method="private_key_jwt")
+    assert response.status_code == 400
+    assert "jwks or jwks_uri" in response.get_data(as_text=True)
+    response = post_form(test_client, path, token_endpoint_auth_method="private_key_jwt",
+                         jwks_uri="https://myapp.example.com/jwks.json")
+    assert response.status_code == 302
+    with app.app_context():
+        row = db.session.get(OAuth2Client, client.id)
+        # Unticked: no longer strict; the key is the credential, so the secret is gone.
+        assert row.strict_auth_method is False and row.client_secret_hash is None
+        assert row.client_metadata["jwks_uri"] == "https://myapp.example.com/jwks.json"
+    page = test_client.get(f"/clients/{client.client_id}").get_data(as_text=True)
+    assert "signs its token requests with its own key" in page and "Rotate secret" not in page
 
 
 def test_rotate_secret(app, test_client, own_client):

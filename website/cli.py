@@ -263,11 +263,17 @@ def create_user_command(username, password, email, name, admin):
               type=click.Choice(USERINFO_SIGNING_ALGS),
               help="UserInfo answers as a JWT signed with this algorithm (default: plain JSON).")
 @click.option("--auth-method", default="client_secret_basic", type=click.Choice(AUTH_METHODS),
-              help="How the client authenticates at the token endpoint.")
+              help="How the client authenticates at the token endpoint (client_secret_basic and "
+                   "client_secret_post both work unless --strict-auth-method).")
+@click.option("--strict-auth-method", is_flag=True,
+              help="Accept only the registered secret method (Basic or body), not the other.")
+@click.option("--jwks-file", type=click.File("r"), default=None,
+              help="For private_key_jwt: a file holding the client's public JWKS (JSON).")
+@click.option("--jwks-uri", default=None, help="For private_key_jwt: the URL of the client's public JWKS.")
 @click.option("--owner", default=None, help="Username of the client's owner.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_types, response_types, scope,
-                          userinfo_alg, auth_method, owner, as_json):
+                          userinfo_alg, auth_method, strict_auth_method, jwks_file, jwks_uri, owner, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:
@@ -280,7 +286,14 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_
         "post_logout_redirect_uris": list(post_logout_redirect_uris),
         "scope": scope,
         "token_endpoint_auth_method": auth_method,
+        "strict_auth_method": strict_auth_method,
+        "jwks_uri": jwks_uri,
     }
+    if jwks_file is not None:
+        try:
+            data["jwks"] = json.load(jwks_file)
+        except ValueError:
+            raise click.ClickException(f"{jwks_file.name} does not hold JSON.")
     if grant_types:
         data["grant_types"] = list(grant_types)
     if response_types:
@@ -300,7 +313,8 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_
                                "client_secret": secret}))
     else:
         click.echo(f"client_id: {client.client_id}")
-        click.echo(f"client_secret: {secret if secret else '(none: public client)'}")
+        none = "(none: public client)" if client.is_public else "(none: the client signs with its own key)"
+        click.echo(f"client_secret: {secret if secret else none}")
 
 
 @click.command("rotate-keys")

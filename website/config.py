@@ -29,6 +29,12 @@ DEFAULTS = {
     "OAUTH2_ROTATE_CONFIDENTIAL_REFRESH_TOKENS": True,
     # Anyone may register clients at /oauth/register; off: an initial access token is needed.
     "OAUTH2_OPEN_REGISTRATION": False,
+    # private_key_jwt (RFC 7523): the furthest ahead a client assertion may expire, in seconds
+    # (its jti is kept that long); Authlib's and most clients' assertions live 60-3600 s.
+    "OAUTH2_CLIENT_ASSERTION_MAX_LIFETIME": 3600,
+    # Seconds to wait for a client's jwks_uri, and to keep what it returned.
+    "OAUTH2_CLIENT_JWKS_TIMEOUT": 5,
+    "OAUTH2_CLIENT_JWKS_CACHE": 300,
     "PASSWORD_HASH_METHOD": "scrypt",
     "SQLITE_BUSY_TIMEOUT": 30,
     # Production serving (website/http/ops.py). How many reverse proxies set X-Forwarded-* in

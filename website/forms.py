@@ -1,5 +1,7 @@
 """Form definitions (Flask-WTF: every form carries a CSRF token)."""
 
+import json
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -56,6 +58,7 @@ RESPONSE_TYPE_LABELS = {
 AUTH_METHOD_LABELS = {
     "client_secret_basic": "Client secret in HTTP Basic (confidential client)",
     "client_secret_post": "Client secret in the POST body (confidential client)",
+    "private_key_jwt": "private_key_jwt — a JWT signed with the client's own key (no secret)",
     "none": "None — public client (browser or native app), PKCE required",
 }
 
@@ -108,6 +111,10 @@ class ClientForm(FlaskForm):
                  *(SelectChoice(alg, f"Signed JWT ({alg})") for alg in USERINFO_SIGNING_ALGS)],
         default="",
     )
+    strict_auth_method = BooleanField("Strict: accept only this secret method (not both Basic and POST body)")
+    jwks_uri = StringField("JWKS URL (private_key_jwt)", validators=[Optional(), Length(max=2000)])
+    jwks = TextAreaField("JWKS, public keys as JSON (private_key_jwt, instead of a URL)",
+                         validators=[Length(max=20000)])
     contacts = TextAreaField("Contact emails (one per line)", validators=[Length(max=5000)])
     submit = SubmitField("Save")
 
@@ -126,10 +133,23 @@ class ClientForm(FlaskForm):
             "token_endpoint_auth_method": self.token_endpoint_auth_method.data,
             "contacts": (self.contacts.data or "").split(),
             "userinfo_signed_response_alg": self.userinfo_signed_response_alg.data,
+            "strict_auth_method": bool(self.strict_auth_method.data),
+            "jwks_uri": self.jwks_uri.data,
+            "jwks": _json_or_text(self.jwks.data),
         }
         if self.response_types.data:
             metadata["response_types"] = self.response_types.data
         return metadata
+
+
+def _json_or_text(text: str | None):
+    """Parsed JSON, or the text itself for the metadata check to refuse with a message."""
+    if not (text or "").strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 class ConsentForm(FlaskForm):

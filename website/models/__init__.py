@@ -8,14 +8,20 @@ from website.extensions import db
 from website.models.apis import ApiClientGrant, ResourceServer
 from website.models.audit import AuditEvent
 from website.models.base import hash_secret, now, utcnow
-from website.models.clients import InitialAccessToken, OAuth2Client, RegistrationAccessToken, SecretView
+from website.models.clients import (
+    ClientAssertionJti,
+    InitialAccessToken,
+    OAuth2Client,
+    RegistrationAccessToken,
+    SecretView,
+)
 from website.models.grants import AuthorizationCode, Consent, Token, TokenState
 from website.models.keys import SigningKey
 from website.models.throttle import ThrottleCounter
 from website.models.users import Subject, User
 
 __all__ = [
-    "ApiClientGrant", "AuditEvent", "AuthorizationCode", "Consent", "InitialAccessToken", "OAuth2Client",
+    "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAssertionJti", "Consent", "InitialAccessToken", "OAuth2Client",
     "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "Subject", "ThrottleCounter",
     "Token", "TokenState", "User", "db", "hash_secret", "now", "utcnow",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -17,6 +18,13 @@ from website.extensions import db
 from website.models.base import hash_secret, now
 from website.models.redirect_uris import redirect_uri_matches
 from website.models.users import User
+
+#: The two ways of sending the client secret (RFC 6749 §2.3.1): a client registered with
+#: either may use the other, unless it is marked strict.
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+
+#: Methods that prove the client with a signed JWT (RFC 7523 §2.2) instead of a secret.
+KEY_METHODS = ("private_key_jwt",)
 
 
 class OAuth2Client(db.Model, ClientMixin):
@@ -74,7 +82,7 @@ class OAuth2Client(db.Model, ClientMixin):
         for key, value in metadata.items():
             if key in self.METADATA_FIELDS:
                 setattr(self, key, value)
-            else:
+            elif value is not None:  # an optional field left unset is absent (RFC 7591 §3.2.1)
                 extra[key] = value
         self.extra_metadata = extra
 
@@ -82,6 +90,16 @@ class OAuth2Client(db.Model, ClientMixin):
     def is_public(self) -> bool:
         """A public client has no secret and authenticates with ``none``."""
         return self.token_endpoint_auth_method == "none"
+
+    @property
+    def has_secret(self) -> bool:
+        """Whether the client authenticates with a client secret (a key-based client has none)."""
+        return self.token_endpoint_auth_method in SECRET_METHODS
+
+    @property
+    def strict_auth_method(self) -> bool:
+        """A strict client may use only the exact method it registered."""
+        return (self.extra_metadata or {}).get("strict_auth_method") is True
 
     @classmethod
     def register(cls, metadata: dict, owner: User | None = None) -> tuple["OAuth2Client", str | None]:
@@ -92,7 +110,7 @@ class OAuth2Client(db.Model, ClientMixin):
 
     def rotate_secret(self) -> str | None:
         """Give a confidential client a new secret; return it (the only time it is seen)."""
-        if self.is_public:
+        if not self.has_secret:
             self.client_secret_hash = None
             return None
         secret = secrets.token_urlsafe(48)
@@ -125,15 +143,34 @@ class OAuth2Client(db.Model, ClientMixin):
         return hmac.compare_digest(self.client_secret_hash, hash_secret(client_secret))
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        # The same registered method authenticates the client at every endpoint
-        # (token, revocation, introspection).
-        return self.token_endpoint_auth_method == method
+        # The same rule at every endpoint (token, revocation, introspection). Libraries
+        # differ in how they send a secret (openid-client 6 posts it, most others use Basic),
+        # and both carry the same secret, so a client registered with one may use the other;
+        # a strict client may not. "none" and the JWT methods only as registered.
+        registered = self.token_endpoint_auth_method
+        if method == registered:
+            return True
+        return method in SECRET_METHODS and registered in SECRET_METHODS and not self.strict_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type in self.response_types
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.grant_types
+
+
+class ClientAssertionJti(db.Model):
+    """A spent client assertion (RFC 7523 §3, item 7): its ``jti`` may not be used again by
+    the client until the assertion expires; the row goes when the assertion has expired."""
+
+    __tablename__ = "oauth2_client_assertion_jtis"
+    __table_args__ = (UniqueConstraint("client_id", "jti_hash", name="uq_oauth2_client_assertion_jtis_client_id_jti_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.client_id", ondelete="CASCADE"))
+    #: SHA-256 of the jti: any length the client chose fits in one column.
+    jti_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[int] = mapped_column(index=True)
 
 
 class InitialAccessToken(db.Model):

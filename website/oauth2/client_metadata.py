@@ -6,6 +6,7 @@ import re
 from flask import current_app
 
 from website.models.redirect_uris import validate_redirect_uri, validate_web_uri
+from website.oauth2.client_keys import jwks_problem, jwks_uri_problem
 from website.oauth2.keys import USERINFO_SIGNING_ALGS
 from website.oauth2.scopes import supported_scopes
 
@@ -16,7 +17,9 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "imp
 LEGACY_GRANT_TYPES = ("implicit", "password")
 
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+#: client_secret_jwt is not offered: it needs the plain secret to check an HMAC, and secrets
+#: are stored only as hashes (SECURITY.md).
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 
 
 #: Which grants a response type needs (OpenID Connect Registration §2); multi-valued
@@ -102,6 +105,8 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
     metadata.pop("userinfo_signed_response_alg", None)
     if alg := _userinfo_alg(data):
         metadata["userinfo_signed_response_alg"] = alg
+    metadata["jwks"], metadata["jwks_uri"] = _client_keys(data, method)
+    metadata["strict_auth_method"] = _strict_auth_method(data)
     return metadata
 
 
@@ -127,6 +132,32 @@ def _auth_method(data: dict) -> str:
             f"token_endpoint_auth_method must be one of: {', '.join(AUTH_METHODS)}.",
         )
     return method
+
+
+def _client_keys(data: dict, method: str) -> tuple[dict | None, str | None]:
+    """RFC 7591 §2: a private_key_jwt client registers its public keys by value or by
+    reference, not both (OpenID Connect Registration §2)."""
+    jwks = data.get("jwks") or None
+    jwks_uri = _optional_string(data, "jwks_uri", 2000)
+    if jwks is not None and jwks_uri:
+        raise ClientMetadataError("jwks", "Register jwks or jwks_uri, not both.")
+    if jwks is not None and (problem := jwks_problem(jwks)):
+        raise ClientMetadataError("jwks", problem)
+    if jwks_uri and (problem := jwks_uri_problem(jwks_uri)):
+        raise ClientMetadataError("jwks_uri", problem)
+    if method == "private_key_jwt" and jwks is None and not jwks_uri:
+        raise ClientMetadataError("jwks", "A private_key_jwt client must register its public keys: jwks or jwks_uri.")
+    return jwks, jwks_uri
+
+
+def _strict_auth_method(data: dict) -> bool | None:
+    """A strict client may use only the secret method it registered (Basic or body)."""
+    value = data.get("strict_auth_method")
+    if value is None or value is False:
+        return None
+    if value is not True:
+        raise ClientMetadataError("strict_auth_method", "strict_auth_method must be true or false.")
+    return True
 
 
 def _grant_types(data: dict, method: str) -> list[str]:

@@ -8,6 +8,7 @@ from authlib.oauth2.rfc6749 import grants
 from flask import current_app, url_for
 
 from website.http.endpoints import advertised_endpoints
+from website.oauth2.client_keys import SIGNING_ALGS
 from website.oauth2.grants import pkce_methods
 from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer
 from website.oauth2.oidc import ID_TOKEN_CLAIMS, PROMPT_VALUES, SCOPE_CLAIMS
@@ -35,10 +36,14 @@ def server_metadata(server, issuer: str) -> dict:
     metadata["response_modes_supported"] = ["query", "fragment"]
     metadata["grant_types_supported"] = grant_types
     metadata["token_endpoint_auth_methods_supported"] = auth_methods
+    if "private_key_jwt" in auth_methods:
+        metadata["token_endpoint_auth_signing_alg_values_supported"] = SIGNING_ALGS
     for name, endpoints in server.endpoint_registry.items():
         methods = getattr(endpoints[0], "CLIENT_AUTH_METHODS", None)
         if methods and f"{name}_endpoint" in metadata:
             metadata[f"{name}_endpoint_auth_methods_supported"] = list(methods)
+            if "private_key_jwt" in methods:
+                metadata[f"{name}_endpoint_auth_signing_alg_values_supported"] = SIGNING_ALGS
     metadata["code_challenge_methods_supported"] = pkce_methods()
     metadata["authorization_response_iss_parameter_supported"] = True
     metadata["subject_types_supported"] = ["public"]

@@ -57,7 +57,7 @@ class RevocationEndpoint(TokenLookup, _RevocationEndpoint):
 
 
 #: Introspection needs a secret: public clients cannot prove who is asking.
-INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):

@@ -202,7 +202,7 @@ class ImplicitGrant(ClientByIdOnly, grants.ImplicitGrant):
 class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
     """The resource owner password grant (legacy), for confidential clients."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
     def authenticate_user(self, username: str, password: str) -> User | None:
         # The same throttle as the log-in form: it guards the same passwords.
@@ -226,7 +226,7 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):

@@ -20,14 +20,14 @@ from sqlalchemy import select
 
 from website.extensions import db
 from website.models.base import hash_secret
-from website.models.clients import InitialAccessToken, OAuth2Client, RegistrationAccessToken
+from website.models.clients import SECRET_METHODS, InitialAccessToken, OAuth2Client, RegistrationAccessToken
 from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
 from website.oauth2.keys import get_issuer
 from website.store.clients import delete_clients, query_client
 
 #: The metadata a client may register; anything else in a request is ignored (RFC 7591 §2).
-REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris",
-                      "userinfo_signed_response_alg")
+REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris", "jwks", "jwks_uri",
+                      "token_endpoint_auth_signing_alg", "strict_auth_method", "userinfo_signed_response_alg")
 
 
 def _error_description(message: str) -> str:
@@ -114,8 +114,8 @@ class ClientRegistrationEndpoint(_ClientRegistrationEndpoint):
 
     def generate_client_info(self, request):
         info = super().generate_client_info(request)
-        if request.registered_metadata["token_endpoint_auth_method"] == "none":
-            info.pop("client_secret")  # a public client has no secret
+        if request.registered_metadata["token_endpoint_auth_method"] not in SECRET_METHODS:
+            info.pop("client_secret")  # a public client has no secret, a private_key_jwt one its key
         return info
 
     def save_client(self, client_info, client_metadata, request):
@@ -175,10 +175,10 @@ class ClientConfigurationEndpoint(_ClientConfigurationEndpoint):
 
     def update_client(self, client, client_metadata, request):
         # RFC 7592 §2.2: the request replaces the registration; omitted fields are removed.
-        was_public = client.is_public
+        had_secret = client.has_secret
         # Optional fields left out are cleared, not kept from the old registration.
         client.set_client_metadata({"client_uri": None, "logo_uri": None, **client_metadata})
-        if was_public != client.is_public:
+        if had_secret != client.has_secret:
             request.new_client_secret = client.rotate_secret()
         db.session.commit()
         return client

@@ -85,9 +85,13 @@ class AuthorizationServer(_AuthorizationServer):
             raise client_auth.LockedOutClientError(wait)
         try:
             return super().authenticate_client(request, methods, endpoint)
-        except InvalidClientError:
+        except InvalidClientError as error:
             if wait := client_auth.record_failure(request):
                 raise client_auth.LockedOutClientError(wait)
+            # Authlib's "The client cannot authenticate with methods: [...]" becomes a sentence
+            # naming the method the client registered; the status (401 with WWW-Authenticate
+            # Basic where Authlib gives it) stays.
+            error.description = client_auth.failure_description(request, error, methods, endpoint)
             raise
 
     def get_authorization_grant(self, request):

@@ -1,20 +1,24 @@
 """Clients: lookup by client_id (with the throttle lock in one query) and deletion
 with everything that names them."""
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from website.extensions import db
 from website.models.apis import ApiClientGrant
-from website.models.clients import OAuth2Client, RegistrationAccessToken, SecretView
+from website.models.base import hash_secret, now
+from website.models.clients import ClientAssertionJti, OAuth2Client, RegistrationAccessToken, SecretView
 from website.models.grants import AuthorizationCode, Consent, Token
 from website.store import throttle
+from website.store.tokens import commit_keeping_loaded
 
 
 def delete_clients(condition) -> None:
     """Delete the clients matching ``condition`` with everything that names them by client_id
     (tokens, codes, consents, registration access tokens, secret views), in the caller's transaction."""
     client_ids = select(OAuth2Client.client_id).where(condition).scalar_subquery()
-    for model in (Token, AuthorizationCode, Consent, RegistrationAccessToken, ApiClientGrant, SecretView):
+    for model in (Token, AuthorizationCode, Consent, RegistrationAccessToken, ApiClientGrant, SecretView,
+                  ClientAssertionJti):
         db.session.execute(delete(model).where(model.client_id.in_(client_ids)))
     db.session.execute(delete(OAuth2Client).where(condition))
 
@@ -51,3 +55,20 @@ def query_client_and_lock(client_id: str, subjects) -> tuple[OAuth2Client | None
         if row is not None:
             return row[0], throttle.wait_until(row[1])
     return query_client(client_id), throttle.locked_for(*subjects)
+
+
+def spend_assertion_jti(client_id: str, jti: str, expires_at: int) -> bool:
+    """Record that the client used a client assertion with this jti; False if it did before
+    (a replay). The unique (client_id, jti) row decides, so of two simultaneous requests with
+    one assertion only one gets in. Committed at once: the jti is spent even if the rest of
+    the request fails. The client's expired jtis go in the same transaction."""
+    db.session.execute(delete(ClientAssertionJti).where(
+        ClientAssertionJti.client_id == client_id, ClientAssertionJti.expires_at < now()))
+    try:
+        db.session.execute(insert(ClientAssertionJti).values(
+            client_id=client_id, jti_hash=hash_secret(jti), expires_at=expires_at))
+        commit_keeping_loaded()
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    return True

@@ -1,5 +1,7 @@
 """Blueprint: the signed-in user's clients: list, create, view, edit, rotate secret, delete."""
 
+import json
+
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -84,13 +86,13 @@ def show_secret(client_id: str, token: str):
 @bp.route("/<client_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(client_id: str):
-    """Change a client's settings; a client that becomes confidential gets a new secret."""
+    """Change a client's settings; a client that starts using a secret gets a new one."""
     client = get_own_client(client_id)
     form = ClientForm(data=_form_data(client))
     if (metadata := validated_metadata(form)) is not None:
-        was_public = client.is_public
+        had_secret = client.has_secret
         client.set_client_metadata({**client.extra_metadata, **metadata})
-        secret = client.rotate_secret() if was_public != client.is_public else None
+        secret = client.rotate_secret() if had_secret != client.has_secret else None
         audit.record("client_updated", user=g.user, client_id=client.client_id, client_name=client.client_name)
         flash("Client saved.")
         if secret:
@@ -106,7 +108,7 @@ def rotate_secret(client_id: str):
     """Ask, then replace the client's secret; the old one stops working at once. A POST
     without the confirmation page's ``confirm`` changes nothing and shows that page."""
     client = get_own_client(client_id)
-    if client.is_public:
+    if not client.has_secret:
         flash("A public client has no secret to rotate.", "error")
         return redirect(url_for("clients.show", client_id=client.client_id))
     form = ConfirmForm()
@@ -160,4 +162,7 @@ def _form_data(client: OAuth2Client) -> dict:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "contacts": "\n".join(client.contacts),
         "userinfo_signed_response_alg": client.client_metadata.get("userinfo_signed_response_alg", ""),
+        "strict_auth_method": client.strict_auth_method,
+        "jwks_uri": client.client_metadata.get("jwks_uri"),
+        "jwks": json.dumps(client.client_metadata["jwks"], indent=2) if client.client_metadata.get("jwks") else "",
     }
