@@ -156,7 +156,7 @@ def fuzz_context(make_client, make_user):
 @FUZZ
 @given(data=st.data())
 def test_protocol_endpoints_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, signed_in, data):
-    if signed_in and not test_client.get_cookie("session"):
+    if signed_in and not test_client.get_cookie("idp_session"):
         auth.login()
     target = PROTOCOL_TARGETS[name]
     pairs = form_pairs(data, fuzz_context["client_id"], fuzz_context["secret"])
@@ -198,7 +198,7 @@ FORM_VALUES = st.sampled_from(["", "alice", "correct horse battery", "a@b.co", "
 @given(data=st.data())
 def test_forms_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, data):
     path, fields, needs_login = FORM_TARGETS[name]
-    if needs_login and not test_client.get_cookie("session"):
+    if needs_login and not test_client.get_cookie("idp_session"):
         auth.login()
     form = {"csrf_token": csrf_token(test_client, path)}
     for field in data.draw(st.lists(st.sampled_from(fields), unique=True), label="fields"):
@@ -208,5 +208,5 @@ def test_forms_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, d
     response = test_client.post(path + "?" + urlencode({"next": next_value}), data=form)
     check_form(response, fuzz_context)
     if response.status_code == 302 and name != "client_create":
-        test_client.delete_cookie("session")  # signed in by the form: start over signed out
+        test_client.delete_cookie("idp_session")  # signed in by the form: start over signed out
     assert not re.search(r"<script>alert\(1\)</script>", response.get_data(as_text=True))
