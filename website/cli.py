@@ -242,6 +242,9 @@ def create_user_command(username, password, email, name, admin):
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="A redirect URI (repeatable).")
 @click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True,
               help="A URL the logout endpoints may return to (repeatable).")
+@click.option("--allowed-origin", "allowed_origins", multiple=True,
+              help="A web origin (https://app.example.com) whose scripts may call the token, "
+                   "userinfo and revocation endpoints, besides the redirect URIs' (repeatable).")
 @click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES),
               help="A grant type (repeatable); default authorization_code.")
 @click.option("--response-type", "response_types", multiple=True,
@@ -251,7 +254,8 @@ def create_user_command(username, password, email, name, admin):
               help="How the client authenticates at the token endpoint.")
 @click.option("--owner", default=None, help="Username of the client's owner.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_types, response_types, scope, auth_method, owner, as_json):
+def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types, response_types, scope,
+                          auth_method, owner, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:
@@ -262,6 +266,7 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_
         "client_name": name,
         "redirect_uris": list(redirect_uris),
         "post_logout_redirect_uris": list(post_logout_redirect_uris),
+        "allowed_origins": list(allowed_origins),
         "scope": scope,
         "token_endpoint_auth_method": auth_method,
     }

@@ -6,6 +6,7 @@ from authlib.oauth2.rfc6749 import authenticate_client as methods
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
+from website.http.cors import check_client_origin
 from website.store import throttle
 from website.store.clients import query_client, query_client_and_lock
 
@@ -61,6 +62,20 @@ def read_client_with_lock(request) -> int:
     request.throttle_subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
     request.claimed_client, wait = query_client_and_lock(client_id, request.throttle_subjects)
     return wait
+
+
+def check_origin(request) -> None:
+    """Refuse a browser request from an origin the claimed client does not allow, before the
+    client is authenticated and so before the grant runs: the browser would not show the
+    answer to the script, so the request must not spend the code (or revoke the token).
+
+    An unknown client is left to fail client authentication; a request without an Origin
+    (a server-side client) is not affected.
+    """
+    client = getattr(request, "claimed_client", None)
+    if client is not None and not check_client_origin(client.allowed_origins):
+        raise InvalidRequestError("The request's Origin is not an allowed web origin of this client: "
+                                  "register it with the client (allowed_origins).")
 
 
 def record_failure(request) -> int:

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from website.extensions import db
+from website.http.cors import check_client_origin, request_origin
 from website.models.grants import AuthorizationCode
 from website.models.users import User
 from website.oauth2.grants import ClientByIdOnly, SavesCodes
@@ -143,6 +144,11 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         # userinfo_signed_response_alg, without a kid and failing for algorithms other than
         # RS256; signed UserInfo is not offered (nor listed in discovery).
         token = self.resource_protector.acquire_token("openid")
+        if request_origin() is not None:
+            # CORS for the token's client; nothing is spent here, so a refused origin simply
+            # gets no Access-Control-Allow-Origin and the browser hides the answer.
+            client = token.get_client()
+            check_client_origin(client.allowed_origins if client is not None else ())
         return 200, self.generate_user_info(token.get_user(), token.scope), default_json_headers
 
     def generate_user_info(self, user, scope):

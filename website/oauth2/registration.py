@@ -24,7 +24,7 @@ from website.oauth2.client_metadata import ClientMetadataError, validate_client_
 from website.store.clients import delete_clients, query_client
 
 #: The metadata a client may register; anything else in a request is ignored (RFC 7591 §2).
-REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris")
+REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris", "allowed_origins")
 
 
 def _error_description(message: str) -> str:
