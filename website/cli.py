@@ -254,8 +254,8 @@ def create_user_command(username, password, email, name, admin):
               help="How the client authenticates at the token endpoint.")
 @click.option("--owner", default=None, help="Username of the client's owner.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types, response_types, scope,
-                          auth_method, owner, as_json):
+def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
+                          response_types, scope, auth_method, owner, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:

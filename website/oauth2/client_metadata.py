@@ -205,17 +205,20 @@ def _allowed_origins(data: dict) -> list[str]:
     origins = []
     for value in _string_list(data, "allowed_origins"):
         if "*" in value:
-            raise ClientMetadataError("allowed_origins", "An allowed origin names one site; wildcards (*) are not allowed.")
+            raise ClientMetadataError("allowed_origins",
+                                      "An allowed origin names one site; wildcards (*) are not allowed.")
         origin = origin_of(value) if len(value) <= 2000 and _ORIGIN_CHARACTERS.fullmatch(value) else None
         if origin is None or urlsplit(value).path not in ("", "/"):
             raise ClientMetadataError(
                 "allowed_origins",
-                f"{value[:200]} is not an origin: write scheme://host[:port] only, like https://app.example.com.")
+                f"{value[:200]} is not an origin: write scheme://host[:port] only, "
+                "like https://app.example.com.")
         host = urlsplit(origin).hostname
         if origin.startswith("http:") and not allow_http and host not in ("localhost", "127.0.0.1", "::1"):
             raise ClientMetadataError(
                 "allowed_origins",
-                "Plain http origins are allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https.")
+                "Plain http origins are allowed only for loopback hosts (127.0.0.1, [::1], localhost); "
+                "use https.")
         origins.append(origin)
     origins = list(dict.fromkeys(origins))
     if len(origins) > MAX_ALLOWED_ORIGINS:
