@@ -81,12 +81,12 @@ def test_a_new_account_gets_an_opaque_sub(app, test_client):
 def test_the_copied_cookie_of_a_deleted_account_signs_in_nobody(app, admin):
     bob_browser = app.test_client()
     signup(bob_browser, "bob")
-    stolen = bob_browser.get_cookie("session").value
+    stolen = bob_browser.get_cookie("idp_session").value
     delete_user(app, "bob")
     signup(app.test_client(), "carol")
 
     thief = app.test_client()
-    thief.set_cookie("session", stolen)
+    thief.set_cookie("idp_session", stolen)
     assert signed_in_as(thief) is None
     assert "Signed in as" not in thief.get("/").get_data(as_text=True)
 
@@ -97,7 +97,7 @@ def test_the_cookie_of_a_deleted_account_signs_in_nobody_even_if_its_id_comes_ba
     bob_browser = app.test_client()
     signup(bob_browser, "bob")
     bob = account_of(app, "bob")
-    stolen = bob_browser.get_cookie("session").value
+    stolen = bob_browser.get_cookie("idp_session").value
     delete_user(app, "bob")
     with app.app_context():
         carol = User(id=bob.id, username="carol", email="carol@example.com")
@@ -106,7 +106,7 @@ def test_the_cookie_of_a_deleted_account_signs_in_nobody_even_if_its_id_comes_ba
         db.session.commit()
 
     thief = app.test_client()
-    thief.set_cookie("session", stolen)
+    thief.set_cookie("idp_session", stolen)
     assert signed_in_as(thief) is None
 
 

@@ -158,7 +158,7 @@ def fuzz_context(make_client, make_user):
 @FUZZ
 @given(data=st.data())
 def test_protocol_endpoints_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, signed_in, data):
-    if signed_in and not test_client.get_cookie("session"):
+    if signed_in and not test_client.get_cookie("idp_session"):
         auth.login()
     target = PROTOCOL_TARGETS[name]
     pairs = form_pairs(data, fuzz_context["client_id"], fuzz_context["secret"])
@@ -200,7 +200,7 @@ FORM_VALUES = st.sampled_from(["", "alice", "correct horse battery", "a@b.co", "
 @given(data=st.data())
 def test_forms_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, data):
     path, fields, needs_login = FORM_TARGETS[name]
-    if needs_login and not test_client.get_cookie("session"):
+    if needs_login and not test_client.get_cookie("idp_session"):
         auth.login()
     form = {"csrf_token": csrf_token(test_client, path)}
     for field in data.draw(st.lists(st.sampled_from(fields), unique=True), label="fields"):
@@ -210,7 +210,7 @@ def test_forms_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, d
     response = test_client.post(path + "?" + urlencode({"next": next_value}), data=form)
     check_form(response, fuzz_context)
     if response.status_code == 302 and name != "client_create":
-        test_client.delete_cookie("session")  # signed in by the form: start over signed out
+        test_client.delete_cookie("idp_session")  # signed in by the form: start over signed out
     assert not re.search(r"<script>alert\(1\)</script>", response.get_data(as_text=True))
 
 
@@ -269,7 +269,7 @@ def test_every_route_never_fails_with_5xx(app, test_client, auth, route_context,
                                           data):
     """Every route and method, anonymous and as an administrator: fuzzed path variables, query
     and form (on PostgreSQL too with TEST_DATABASE_URL, which refuses NUL even in comparisons)."""
-    if who == "admin" and not test_client.get_cookie("session"):
+    if who == "admin" and not test_client.get_cookie("idp_session"):
         auth.login("root")
     converters = next(r._converters for r in app.url_map.iter_rules(endpoint) if r.rule == rule)
     path = _url(rule, {name: _path_value(data, converter, route_context) for name, converter in converters.items()})
@@ -288,7 +288,7 @@ def test_every_route_never_fails_with_5xx(app, test_client, auth, route_context,
         location = response.headers["Location"]
         assert not location.startswith("//"), location
         if endpoint in ("auth.logout", "auth.login", "auth.signup"):
-            test_client.delete_cookie("session")  # signed out, or in as someone else: start over
+            test_client.delete_cookie("idp_session")  # signed out, or in as someone else: start over
 
 
 @pytest.mark.parametrize("endpoint, rule, method", ROUTES, ids=[f"{m} {r}" for _, r, m in ROUTES])

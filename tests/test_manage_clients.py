@@ -390,10 +390,10 @@ def test_a_secret_view_token_with_a_nul_is_refused_before_the_view(test_client, 
 def test_the_new_secret_never_goes_into_the_session_cookie(app, test_client, logged_in):
     serializer = app.session_interface.get_signing_serializer(app)
     view = see_other_to_secret_view(post_form(test_client, "/clients/new"))
-    after_post = test_client.get_cookie("session").value
+    after_post = test_client.get_cookie("idp_session").value
     response = test_client.get(view)
     secret = shown_secret(response.get_data(as_text=True))
-    after_view = test_client.get_cookie("session").value
+    after_view = test_client.get_cookie("idp_session").value
     for cookie in (after_post, after_view):
         data = serializer.loads(cookie)
         assert data["user_id"] == logged_in.id  # the real session, decoded

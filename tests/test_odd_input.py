@@ -64,7 +64,7 @@ CASES = [
                "grant_types": "authorization_code", "token_endpoint_auth_method": "client_secret_basic"}}),
     ("clients: NUL client id in the URL", "get", "/clients/a%00b", {}),
     ("clients: long client id in the URL", "get", "/clients/" + "x" * 3000, {}),
-    ("session: forged cookie", "get", "/", {"headers": {"Cookie": "session=forged"}}),
+    ("session: forged cookie", "get", "/", {"headers": {"Cookie": "idp_session=forged"}}),
 ]
 
 

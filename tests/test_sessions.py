@@ -9,8 +9,8 @@ from flask import session
 def session_cookie(response) -> str:
     for header in response.headers.getlist("Set-Cookie"):
         cookie = SimpleCookie(header)
-        if "session" in cookie:
-            return cookie["session"].value
+        if "idp_session" in cookie:
+            return cookie["idp_session"].value
     raise AssertionError("no session cookie set")
 
 
@@ -20,7 +20,7 @@ def test_a_value_planted_before_log_in_does_not_survive(test_client, auth, user)
     with test_client.session_transaction() as planted:
         planted["attacker"] = "fixed"
         planted["user_id"] = 999
-    before = test_client.get_cookie("session").value
+    before = test_client.get_cookie("idp_session").value
     response = auth.login()
     assert response.status_code == 302
     after = session_cookie(response)
@@ -45,9 +45,9 @@ def test_a_copied_cookie_stops_working_after_log_out(app, auth, user):
     browser = app.test_client()
     AuthActions = type(auth)
     AuthActions(browser).login()
-    stolen = browser.get_cookie("session").value
+    stolen = browser.get_cookie("idp_session").value
     thief = app.test_client()
-    thief.set_cookie("session", stolen)
+    thief.set_cookie("idp_session", stolen)
     assert thief.get("/clients/").status_code == 200
     AuthActions(browser).logout()
     assert thief.get("/clients/").status_code == 302

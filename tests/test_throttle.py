@@ -92,7 +92,7 @@ def test_success_resets_the_account_count(test_client, user):
     for _ in range(2):
         log_in(test_client, password="wrong")
     assert log_in(test_client).status_code == 302
-    test_client.delete_cookie("session")
+    test_client.delete_cookie("idp_session")
     for _ in range(2):
         assert log_in(test_client, password="wrong").status_code == 400
 
@@ -270,10 +270,10 @@ def test_an_admin_unlocks_an_account(test_client, auth, make_user, locked_alice)
     response = test_client.post(f"/admin/users/{locked_alice.id}/unlock",
                                 data={"csrf_token": csrf_token(test_client, "/admin/users")})
     assert response.status_code == 302
-    test_client.delete_cookie("session")
+    test_client.delete_cookie("idp_session")
     for address in ("198.51.100.1", "198.51.100.2"):
         assert log_in(test_client, address=address).status_code == 302
-        test_client.delete_cookie("session")
+        test_client.delete_cookie("idp_session")
     with test_client.application.app_context():
         from website.models import AuditEvent
         event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.event == "account_unlocked"))
@@ -286,7 +286,7 @@ def test_the_cli_unlocks_an_account(runner, test_client, locked_alice):
     assert "Unlocked alice" in result.output
     for address in ("198.51.100.1", "198.51.100.2"):
         assert log_in(test_client, address=address).status_code == 302
-        test_client.delete_cookie("session")
+        test_client.delete_cookie("idp_session")
 
 
 @pytest.mark.parametrize("way", ["form", "password_grant"])

@@ -254,6 +254,9 @@ def create_user_command(username, password, email, name, admin):
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="A redirect URI (repeatable).")
 @click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True,
               help="A URL the logout endpoints may return to (repeatable).")
+@click.option("--allowed-origin", "allowed_origins", multiple=True,
+              help="A web origin (https://app.example.com) whose scripts may call the token, "
+                   "userinfo and revocation endpoints, besides the redirect URIs' (repeatable).")
 @click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES),
               help="A grant type (repeatable); default authorization_code.")
 @click.option("--response-type", "response_types", multiple=True,
@@ -272,8 +275,9 @@ def create_user_command(username, password, email, name, admin):
 @click.option("--jwks-uri", default=None, help="For private_key_jwt: the URL of the client's public JWKS.")
 @click.option("--owner", default=None, help="Username of the client's owner.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_types, response_types, scope,
-                          userinfo_alg, auth_method, strict_auth_method, jwks_file, jwks_uri, owner, as_json):
+def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
+                          response_types, scope, userinfo_alg, auth_method, strict_auth_method, jwks_file,
+                          jwks_uri, owner, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:
@@ -284,6 +288,7 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, grant_
         "client_name": name,
         "redirect_uris": list(redirect_uris),
         "post_logout_redirect_uris": list(post_logout_redirect_uris),
+        "allowed_origins": list(allowed_origins),
         "scope": scope,
         "token_endpoint_auth_method": auth_method,
         "strict_auth_method": strict_auth_method,

@@ -42,6 +42,8 @@ DEFAULTS = {
     "PROXY_COUNT": 0,
     # None: secure cookies exactly when OAUTH2_ISSUER is https.
     "SESSION_COOKIE_SECURE": None,
+    # The provider's own cookie name, so apps served on the same host keep their "session".
+    "SESSION_COOKIE_NAME": "idp_session",
     # Seconds to wait for a PostgreSQL connection before answering 503.
     "DATABASE_CONNECT_TIMEOUT": 5,
     # Security (see SECURITY.md). Request bodies above this many bytes are refused.

@@ -90,6 +90,7 @@ class ClientForm(FlaskForm):
     logo_uri = StringField("Logo URL", validators=[Optional(), Length(max=2000)])
     redirect_uris = TextAreaField("Redirect URIs (one per line)", validators=[Length(max=20000)])
     post_logout_redirect_uris = TextAreaField("Logout URLs (one per line)", validators=[Length(max=20000)])
+    allowed_origins = TextAreaField("Allowed web origins (one per line)", validators=[Length(max=20000)])
     grant_types = MultiCheckboxField(
         "Grant types",
         choices=[SelectChoice(g, GRANT_LABELS[g]) for g in GRANT_TYPES],
@@ -128,6 +129,7 @@ class ClientForm(FlaskForm):
             "logo_uri": self.logo_uri.data,
             "redirect_uris": (self.redirect_uris.data or "").split(),
             "post_logout_redirect_uris": (self.post_logout_redirect_uris.data or "").split(),
+            "allowed_origins": (self.allowed_origins.data or "").split(),
             "grant_types": self.grant_types.data or [],
             "scope": self.scope.data,
             "token_endpoint_auth_method": self.token_endpoint_auth_method.data,

@@ -5,6 +5,7 @@ layers above it."""
 from werkzeug.exceptions import HTTPException
 
 from website.http import endpoints, ops
+from website.http.cors import add_cors_headers, answer_preflight
 from website.http.errors import (
     forbidden_description_response,
     http_error_response,
@@ -26,9 +27,11 @@ def init_app(app, csrf) -> None:
     # Flask's own default is None, so setdefault would never apply: set it unless configured.
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.session_interface = SessionInterface()
+    app.before_request(answer_preflight)  # a CORS preflight has nothing for the guard to check
     app.before_request(refuse_nul)
     app.before_request(guard_protocol_request)
     app.after_request(set_security_headers)
+    app.after_request(add_cors_headers)
     app.register_error_handler(HTTPException, http_error_response)
     app.register_error_handler(ValueError, forbidden_description_response)
     # After the error pages: keep them for people, answer JSON on protocol endpoints.

@@ -2,11 +2,11 @@
 how it answers errors, whether it is exempt from CSRF and what discovery calls it.
 
     @bp.route("/oauth/token", methods=["POST"])
-    @protocol_endpoint(FORM, JSON, client_auth=True, advertise="token_endpoint")
+    @protocol_endpoint(FORM, JSON, client_auth=True, advertise="token_endpoint", cors="client")
     def issue_token(): ...
 
 The input guard (``guard.py``), the error handlers (``errors.py``), the headers
-(``headers.py``), CSRF and the discovery documents all read this one declaration.
+(``headers.py``), CORS (``cors.py``), CSRF and the discovery documents all read this one declaration.
 """
 
 from dataclasses import dataclass
@@ -35,6 +35,8 @@ class ProtocolEndpoint:
     csrf_exempt: bool = True
     #: The name discovery lists the endpoint under (e.g. ``token_endpoint``).
     advertise: str | None = None
+    #: CORS for browser apps (``cors.py``): "any" origin, the calling "client"'s origins, or None.
+    cors: str | None = None
 
 
 #: View function -> its declaration, filled by the decorator at import time.
@@ -42,10 +44,11 @@ _DECLARED: dict[object, ProtocolEndpoint] = {}
 
 
 def protocol_endpoint(*content_types: str, client_auth: bool = False, body_error: str = "invalid_request",
-                      json: bool = True, csrf_exempt: bool | None = None, advertise: str | None = None):
+                      json: bool = True, csrf_exempt: bool | None = None, advertise: str | None = None,
+                      cors: str | None = None):
     """Declare a view a protocol endpoint (put it below ``@bp.route``)."""
     spec = ProtocolEndpoint(tuple(content_types), client_auth, body_error, json,
-                            json if csrf_exempt is None else csrf_exempt, advertise)
+                            json if csrf_exempt is None else csrf_exempt, advertise, cors)
 
     def decorate(view):
         _DECLARED[view] = spec

@@ -15,6 +15,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from website.extensions import db
+from website.http.cors import origin_of
 from website.models.base import hash_secret, now
 from website.models.redirect_uris import redirect_uri_matches
 from website.models.users import User
@@ -85,6 +86,16 @@ class OAuth2Client(db.Model, ClientMixin):
             elif value is not None:  # an optional field left unset is absent (RFC 7591 §3.2.1)
                 extra[key] = value
         self.extra_metadata = extra
+
+    @property
+    def allowed_origins(self) -> set[str]:
+        """The web origins whose scripts may call the token, revocation, introspection and
+        userinfo endpoints for this client: its redirect URIs' origins and its registered
+        ``allowed_origins`` (both compared exactly, normalised as browsers send them)."""
+        origins = {origin_of(uri) for uri in self.redirect_uris or ()}
+        origins.update((self.extra_metadata or {}).get("allowed_origins") or ())
+        origins.discard(None)
+        return origins
 
     @property
     def is_public(self) -> bool:

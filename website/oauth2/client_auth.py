@@ -15,6 +15,7 @@ from flask import request as flask_request
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, ExpiredTokenError, JoseError
 
+from website.http.cors import check_client_origin
 from website.models.base import now
 from website.oauth2.client_keys import SIGNING_ALGS, ClientKeysError, client_key_set
 from website.oauth2.keys import get_issuer
@@ -103,6 +104,20 @@ def read_client_with_lock(request) -> int:
     request.throttle_subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
     request.claimed_client, wait = query_client_and_lock(client_id, request.throttle_subjects)
     return wait
+
+
+def check_origin(request) -> None:
+    """Refuse a browser request from an origin the claimed client does not allow, before the
+    client is authenticated and so before the grant runs: the browser would not show the
+    answer to the script, so the request must not spend the code (or revoke the token).
+
+    An unknown client is left to fail client authentication; a request without an Origin
+    (a server-side client) is not affected.
+    """
+    client = getattr(request, "claimed_client", None)
+    if client is not None and not check_client_origin(client.allowed_origins):
+        raise InvalidRequestError("The request's Origin is not an allowed web origin of this client: "
+                                  "register it with the client (allowed_origins).")
 
 
 def record_failure(request) -> int:

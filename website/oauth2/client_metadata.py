@@ -2,9 +2,11 @@
 dynamic registration, so every way of registering a client obeys the same rules."""
 
 import re
+from urllib.parse import urlsplit
 
 from flask import current_app
 
+from website.http.cors import origin_of
 from website.models.redirect_uris import validate_redirect_uri, validate_web_uri
 from website.oauth2.client_keys import jwks_problem, jwks_uri_problem
 from website.oauth2.keys import USERINFO_SIGNING_ALGS
@@ -45,6 +47,14 @@ REDIRECT_GRANTS = {"authorization_code", "implicit"}
 
 #: Grants a public client (no secret) cannot use.
 CONFIDENTIAL_ONLY_GRANTS = {"client_credentials", "password"}
+
+
+#: What an origin may be written with: scheme, host (or [IPv6]), port, a trailing slash.
+_ORIGIN_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/\[\]]+")
+
+
+#: The most explicit web origins one client may list.
+MAX_ALLOWED_ORIGINS = 100
 
 
 #: No spaces or control characters (PostgreSQL text cannot even hold NUL).
@@ -100,6 +110,10 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
     metadata["response_types"] = _response_types(data, grant_types)
     metadata["redirect_uris"] = _redirect_uris(data, grant_types)
     metadata["post_logout_redirect_uris"] = _logout_uris(data)
+    # Kept in extra_metadata only when there are some, so other clients' metadata is unchanged.
+    metadata.pop("allowed_origins", None)
+    if origins := _allowed_origins(data):
+        metadata["allowed_origins"] = origins
     metadata["scope"] = _scope(data, allow_api_scopes)
     metadata["contacts"] = _contacts(data)
     metadata.pop("userinfo_signed_response_alg", None)
@@ -215,6 +229,35 @@ def _logout_uris(data: dict) -> list[str]:
         if problem := validate_redirect_uri(uri, allow_http=allow_http):
             raise ClientMetadataError("post_logout_redirect_uris", f"Logout URL: {problem}")
     return logout_uris
+
+
+def _allowed_origins(data: dict) -> list[str]:
+    """Auth0's "Allowed Web Origins": sites whose scripts may call the token, revocation,
+    introspection and userinfo endpoints (CORS) besides the redirect URIs' own origins.
+    Each is exactly ``scheme://host[:port]``, stored as browsers send it in ``Origin``."""
+    allow_http = current_app.config["OAUTH2_ALLOW_HTTP_REDIRECT_URIS"]
+    origins = []
+    for value in _string_list(data, "allowed_origins"):
+        if "*" in value:
+            raise ClientMetadataError("allowed_origins",
+                                      "An allowed origin names one site; wildcards (*) are not allowed.")
+        origin = origin_of(value) if len(value) <= 2000 and _ORIGIN_CHARACTERS.fullmatch(value) else None
+        if origin is None or urlsplit(value).path not in ("", "/"):
+            raise ClientMetadataError(
+                "allowed_origins",
+                f"{value[:200]} is not an origin: write scheme://host[:port] only, "
+                "like https://app.example.com.")
+        host = urlsplit(origin).hostname
+        if origin.startswith("http:") and not allow_http and host not in ("localhost", "127.0.0.1", "::1"):
+            raise ClientMetadataError(
+                "allowed_origins",
+                "Plain http origins are allowed only for loopback hosts (127.0.0.1, [::1], localhost); "
+                "use https.")
+        origins.append(origin)
+    origins = list(dict.fromkeys(origins))
+    if len(origins) > MAX_ALLOWED_ORIGINS:
+        raise ClientMetadataError("allowed_origins", f"List at most {MAX_ALLOWED_ORIGINS} allowed origins.")
+    return origins
 
 
 def _scope(data: dict, allow_api_scopes: bool) -> str:

@@ -23,6 +23,7 @@ from joserfc import jwt
 from sqlalchemy import select
 
 from website.extensions import db
+from website.http.cors import check_client_origin, request_origin
 from website.models.grants import AuthorizationCode
 from website.models.users import User
 from website.oauth2.grants import ClientByIdOnly, SavesCodes
@@ -178,6 +179,10 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         except OAuth2Error as error:
             return self.resource_protector.error_response(error)
         client = token.get_client()
+        if request_origin() is not None:
+            # CORS for the token's client; nothing is spent here, so a refused origin simply
+            # gets no Access-Control-Allow-Origin and the browser hides the answer.
+            check_client_origin(client.allowed_origins if client is not None else ())
         alg = client.client_metadata.get("userinfo_signed_response_alg") if client else None
         if alg not in USERINFO_SIGNING_ALGS:
             return 200, user_info, default_json_headers

@@ -81,7 +81,11 @@ class AuthorizationServer(_AuthorizationServer):
         return super().create_token_response(request)
 
     def authenticate_client(self, request, methods, endpoint="token"):
-        if wait := client_auth.read_client_with_lock(request):
+        # Every grant and endpoint authenticates the client before anything else, so the
+        # origin check here comes before any code, refresh token or password is used.
+        wait = client_auth.read_client_with_lock(request)
+        client_auth.check_origin(request)
+        if wait:
             raise client_auth.LockedOutClientError(wait)
         try:
             return super().authenticate_client(request, methods, endpoint)

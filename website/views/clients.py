@@ -156,6 +156,7 @@ def _form_data(client: OAuth2Client) -> dict:
         "logo_uri": client.logo_uri,
         "redirect_uris": "\n".join(client.redirect_uris),
         "post_logout_redirect_uris": "\n".join(client.client_metadata.get("post_logout_redirect_uris", [])),
+        "allowed_origins": "\n".join(client.client_metadata.get("allowed_origins", [])),
         "grant_types": client.grant_types,
         "response_types": client.response_types,
         "scope": client.scope,

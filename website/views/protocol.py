@@ -19,6 +19,7 @@ from flask import (
 
 from website.extensions import db
 from website.forms import ConsentForm
+from website.http.cors import ANY, CLIENT
 from website.http.endpoints import FORM, JSON, protocol_endpoint
 from website.oauth2.compat import issuer_parameter
 from website.oauth2.discovery import DISCOVERY_MAX_AGE, discovery_json
@@ -122,14 +123,14 @@ def authorize():
 
 @bp.route("/oauth/token", methods=["POST"])
 # JSON bodies too: Auth0's SDKs post token requests as JSON.
-@protocol_endpoint(FORM, JSON, client_auth=True, advertise="token_endpoint")
+@protocol_endpoint(FORM, JSON, client_auth=True, advertise="token_endpoint", cors=CLIENT)
 def issue_token():
     """Exchange a grant for tokens (RFC 6749 §3.2); a JSON body works too, as with Auth0."""
     return authorization.create_token_response()
 
 
 @bp.route("/oauth/revoke", methods=["POST"])
-@protocol_endpoint(FORM, client_auth=True, advertise="revocation_endpoint")
+@protocol_endpoint(FORM, client_auth=True, advertise="revocation_endpoint", cors=CLIENT)
 def revoke_token():
     """Revoke an access or refresh token (RFC 7009)."""
     return authorization.create_endpoint_response("revocation")
@@ -137,14 +138,14 @@ def revoke_token():
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
-@protocol_endpoint(FORM, advertise="userinfo_endpoint")
+@protocol_endpoint(FORM, advertise="userinfo_endpoint", cors=CLIENT)
 def userinfo():
     """The claims about the token's user that its scopes allow (OpenID Connect UserInfo)."""
     return authorization.create_endpoint_response("userinfo")
 
 
 @bp.route("/.well-known/jwks.json")
-@protocol_endpoint(advertise="jwks_uri")
+@protocol_endpoint(advertise="jwks_uri", cors=ANY)
 def jwks():
     """The public keys that verify id_tokens (JWKS), old ones until their tokens expire."""
     return _cached_json(jwks_json(), JWKS_MAX_AGE)
@@ -152,7 +153,7 @@ def jwks():
 
 @bp.route("/.well-known/openid-configuration")
 @bp.route("/.well-known/oauth-authorization-server")
-@protocol_endpoint()
+@protocol_endpoint(cors=ANY)
 def discovery():
     """OpenID Connect Discovery and RFC 8414 metadata (one document serves both)."""
     return _cached_json(discovery_json(authorization), DISCOVERY_MAX_AGE)
@@ -165,7 +166,7 @@ def _cached_json(body: str, max_age: int) -> Response:
 
 
 @bp.route("/oauth/introspect", methods=["POST"])
-@protocol_endpoint(FORM, client_auth=True, advertise="introspection_endpoint")
+@protocol_endpoint(FORM, client_auth=True, advertise="introspection_endpoint", cors=CLIENT)
 def introspect_token():
     """Tell an authenticated client whether its token is active (RFC 7662)."""
     return authorization.create_endpoint_response(IntrospectionEndpoint.ENDPOINT_NAME)
