@@ -38,6 +38,8 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
     #: The API (RFC 8707 resource / Auth0 audience) the tokens are for; None for opaque tokens.
     resource: Mapped[str | None] = mapped_column(String(2000))
+    #: The known claims the claims parameter asked for, as JSON by target (oauth2/claims.py).
+    claims: Mapped[str | None] = mapped_column(Text)
     auth_time: Mapped[int] = mapped_column(default=now)
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
     used_at: Mapped[int | None] = mapped_column()
@@ -125,6 +127,8 @@ class Token(db.Model, TokenState):
     #: When the person signed in for this token family (the code's auth_time, kept through
     #: refreshes), for the id_token a refresh returns; None without a sign-in or for old rows.
     auth_time: Mapped[int | None] = mapped_column()
+    #: The claims parameter's request, kept from the code (and through refreshes) for UserInfo.
+    claims: Mapped[str | None] = mapped_column(Text)
 
     #: Set by the revocation endpoint's lookup: the value presented was the refresh token.
     matched_refresh_token = False

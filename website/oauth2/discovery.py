@@ -12,6 +12,7 @@ from website.oauth2.client_keys import SIGNING_ALGS
 from website.oauth2.grants import pkce_methods
 from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer
 from website.oauth2.oidc import ID_TOKEN_CLAIMS, PROMPT_VALUES, SCOPE_CLAIMS
+from website.oauth2.response_modes import RESPONSE_MODES
 
 DISCOVERY_MAX_AGE = 3600
 
@@ -33,7 +34,7 @@ def server_metadata(server, issuer: str) -> dict:
         grant_types.append(grant_cls.GRANT_TYPE)
         auth_methods += [m for m in grant_cls.TOKEN_ENDPOINT_AUTH_METHODS if m not in auth_methods]
     metadata["response_types_supported"] = response_types
-    metadata["response_modes_supported"] = ["query", "fragment"]
+    metadata["response_modes_supported"] = list(RESPONSE_MODES)
     metadata["grant_types_supported"] = grant_types
     metadata["token_endpoint_auth_methods_supported"] = auth_methods
     if "private_key_jwt" in auth_methods:
@@ -51,7 +52,7 @@ def server_metadata(server, issuer: str) -> dict:
     metadata["userinfo_signing_alg_values_supported"] = list(USERINFO_SIGNING_ALGS)
     metadata["claims_supported"] = ID_TOKEN_CLAIMS + [c for cs in SCOPE_CLAIMS.values() for c in cs]
     metadata["prompt_values_supported"] = PROMPT_VALUES
-    metadata["claims_parameter_supported"] = False
+    metadata["claims_parameter_supported"] = True
     metadata["request_parameter_supported"] = False
     metadata["request_uri_parameter_supported"] = False
     return metadata

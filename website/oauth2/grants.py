@@ -16,6 +16,7 @@ from website.models.base import hash_secret, now
 from website.models.grants import AuthorizationCode
 from website.models.users import User
 from website.oauth2.audiences import requested_resource
+from website.oauth2.claims import dump_claims, requested_claims
 from website.oauth2.client_auth import CLIENT_AUTH_METHODS
 from website.store import audit, throttle
 from website.store.clients import query_client
@@ -62,6 +63,10 @@ def save_token(token: dict, request) -> None:
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
         audience=getattr(request, "audience", None),
         auth_time=_auth_time(request, parent, code, issued_at),
+        # What the claims parameter asked for: with the code, kept through refreshes, or
+        # asked in this (implicit) request.
+        claims=(code.claims if isinstance(code, AuthorizationCode)
+                else parent.claims if parent is not None else dump_claims(requested_claims(request))),
     )
     insert_token(values)
     audit.insert("token_issued", user=request.user, client_id=request.client.client_id,
@@ -131,6 +136,7 @@ class SavesCodes:
             response_type=request.payload.response_type,
             scope=request.scope or "",
             nonce=data.get("nonce"),
+            claims=dump_claims(requested_claims(request)),
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method") or (
                 "plain" if data.get("code_challenge") else None

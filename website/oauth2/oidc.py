@@ -26,16 +26,10 @@ from website.extensions import db
 from website.http.cors import check_client_origin, request_origin
 from website.models.grants import AuthorizationCode
 from website.models.users import User
+from website.oauth2.claims import SCOPE_CLAIMS, load_claims, requested_claims
 from website.oauth2.grants import ClientByIdOnly, SavesCodes
 from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer, signing_key
-
-#: The claims each scope releases, in the id_token and from UserInfo.
-SCOPE_CLAIMS = {
-    "openid": ["sub"],
-    "profile": ["name", "preferred_username", "updated_at"],
-    "email": ["email", "email_verified"],
-}
-
+from website.oauth2.response_modes import RedirectResponse
 
 #: Claims of the id_token itself (nonce, at_hash and c_hash when they apply), besides scope claims.
 ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash"]
@@ -45,22 +39,23 @@ ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", 
 PROMPT_VALUES = ["none", "login", "consent"]
 
 
-def generate_user_info(user: User, scope: str) -> UserInfo:
-    """The user's claims that the scope releases (``sub`` with ``openid``)."""
+def generate_user_info(user: User, scope: str, claims: list[str] = ()) -> UserInfo:
+    """The user's claims that the scope releases (``sub`` with ``openid``), and the
+    individual ``claims`` the request asked for (the claims parameter)."""
     updated_at = user.updated_at or user.created_at
     if updated_at.tzinfo is None:  # SQLite returns naive datetimes, stored as UTC
         updated_at = updated_at.replace(tzinfo=timezone.utc)
-    claims = {
+    values = {
         "sub": user.sub,
         "name": user.name or user.username,
         "preferred_username": user.username,
         "updated_at": int(updated_at.timestamp()),
     }
     if user.email:
-        claims["email"] = user.email
-        claims["email_verified"] = bool(user.email_verified)
-    released = {c for s in scope.split() for c in SCOPE_CLAIMS.get(s, [])}
-    return UserInfo({k: v for k, v in claims.items() if k in released})
+        values["email"] = user.email
+        values["email_verified"] = bool(user.email_verified)
+    released = {c for s in scope.split() for c in SCOPE_CLAIMS.get(s, [])} | set(claims)
+    return UserInfo({k: v for k, v in values.items() if k in released})
 
 
 def nonce_was_used(nonce: str, request) -> bool:
@@ -102,6 +97,14 @@ class OpenIDCode(IdTokenSigning, _OpenIDCode):
     def exists_nonce(self, nonce, request) -> bool:
         return nonce_was_used(nonce, request)
 
+    def get_authorization_code_claims(self, authorization_code) -> dict:
+        claims = super().get_authorization_code_claims(authorization_code)
+        # The id_token claims the claims parameter asked for, stored with the code; the
+        # scope's claims are added after these.
+        if requested := load_claims(authorization_code.claims, "id_token"):
+            claims.update(generate_user_info(authorization_code.user, "", requested))
+        return claims
+
     def __call__(self, grant):
         super().__call__(grant)
         # prompt=none/login/consent apply to plain OAuth requests too (Auth0 honours them);
@@ -118,14 +121,24 @@ class ImplicitAuthTime:
         return claims
 
 
-class OpenIDImplicitGrant(ClientByIdOnly, IdTokenSigning, ImplicitAuthTime, _OpenIDImplicitGrant):
+class ImplicitIdTokenClaims:
+    """id_tokens issued at the authorization endpoint: also the id_token claims the claims
+    parameter asked for."""
+
+    def generate_user_info(self, user, scope):
+        return generate_user_info(user, scope, (requested_claims(self.request) or {}).get("id_token", []))
+
+
+class OpenIDImplicitGrant(ClientByIdOnly, RedirectResponse, ImplicitIdTokenClaims, IdTokenSigning,
+                          ImplicitAuthTime, _OpenIDImplicitGrant):
     """response_type=id_token and "id_token token" for clients registered for them."""
 
     def exists_nonce(self, nonce, request) -> bool:
         return nonce_was_used(nonce, request)
 
 
-class OpenIDHybridGrant(SavesCodes, IdTokenSigning, ImplicitAuthTime, _OpenIDHybridGrant):
+class OpenIDHybridGrant(SavesCodes, RedirectResponse, ImplicitIdTokenClaims, IdTokenSigning, ImplicitAuthTime,
+                        _OpenIDHybridGrant):
     """The hybrid flow ("code id_token", "code token", "code id_token token"); its code is
     stored and redeemed like the code flow's."""
 
@@ -175,7 +188,9 @@ class UserInfoEndpoint(_UserInfoEndpoint):
     def __call__(self, request):
         try:
             token = self.resource_protector.acquire_token("openid")
-            user_info = self.generate_user_info(token.get_user(), token.scope)
+            # Besides the scope's claims, the userinfo claims the claims parameter asked for.
+            user_info = self.generate_user_info(token.get_user(), token.scope,
+                                                load_claims(token.claims, "userinfo"))
         except OAuth2Error as error:
             return self.resource_protector.error_response(error)
         client = token.get_client()
@@ -190,10 +205,10 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         claims = {**user_info, "iss": get_issuer(), "aud": client.get_client_id()}
         return 200, jwt.encode({"alg": alg, "kid": key.kid}, claims, key, [alg]), JWT_HEADERS
 
-    def generate_user_info(self, user, scope):
+    def generate_user_info(self, user, scope, claims=()):
         if user is None:
             raise InvalidTokenError(description="This token was issued to a client, not for a user.")
-        return generate_user_info(user, scope)
+        return generate_user_info(user, scope, claims)
 
 
 def refuse_request_objects(grant) -> None:

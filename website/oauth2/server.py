@@ -18,6 +18,7 @@ from werkzeug.local import LocalProxy
 
 from website.oauth2 import client_auth
 from website.oauth2.audiences import ResourceIndicators, ResourceTokenGenerator
+from website.oauth2.claims import ClaimsParameter
 from website.oauth2.compat import JsonBodyRequest, has_json_body, issuer_parameter, json_body_parameters
 from website.oauth2.endpoints import EndSessionEndpoint, IntrospectionEndpoint, RevocationEndpoint
 from website.oauth2.grants import (
@@ -143,17 +144,19 @@ def init_app(app) -> AuthorizationServer:
     client_auth.register(server)
     # A JWT (RFC 9068) for the API a request names, else an opaque bearer token.
     server.register_token_generator("default", ResourceTokenGenerator(create_token_generator(app.config)))
-    # Every grant takes ``resource`` / ``audience`` (RFC 8707); code flows take PKCE.
-    # Every authorization-endpoint grant refuses request objects (OIDC Core §6) until they are supported.
+    # Every grant takes ``resource`` / ``audience`` (RFC 8707); code flows take PKCE; those
+    # that issue id_tokens take OpenID Connect's claims parameter; every authorization-endpoint
+    # grant refuses request objects (OIDC Core §6) until they are supported.
     server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), OpenIDCode(),
-                                                   refuse_request_objects, ResourceIndicators()])
+                                                   refuse_request_objects, ResourceIndicators(),
+                                                   ClaimsParameter()])
     server.register_grant(ImplicitGrant, [refuse_request_objects, ResourceIndicators()])
     server.register_grant(PasswordGrant, [ResourceIndicators()])
     server.register_grant(ClientCredentialsGrant, [ResourceIndicators()])
     server.register_grant(RefreshTokenGrant, [OpenIDRefresh(), ResourceIndicators()])
-    server.register_grant(OpenIDImplicitGrant, [refuse_request_objects, ResourceIndicators()])
+    server.register_grant(OpenIDImplicitGrant, [refuse_request_objects, ResourceIndicators(), ClaimsParameter()])
     server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), refuse_request_objects,
-                                              ResourceIndicators()])
+                                              ResourceIndicators(), ClaimsParameter()])
     for endpoint in (RevocationEndpoint, IntrospectionEndpoint, ClientRegistrationEndpoint,
                      ClientConfigurationEndpoint, EndSessionEndpoint):
         server.register_endpoint(endpoint)

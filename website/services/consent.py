@@ -15,6 +15,7 @@ from website.models.base import now
 from website.models.clients import OAuth2Client
 from website.models.grants import AuthorizationCode, Consent, Token
 from website.models.users import User
+from website.oauth2.claims import claims_beyond_scope
 from website.store import audit
 
 
@@ -43,7 +44,17 @@ def consent_required(grant, user: User) -> bool:
     if "consent" in prompts:
         return True
     consent = find_consent(user, grant.client)
-    return consent is None or not consent.covers(effective_scope(grant), requested_audience(grant))
+    if consent is None or not consent.covers(effective_scope(grant), requested_audience(grant)):
+        return True
+    # Remembered consent names scopes: individual claims (the claims parameter) beyond what
+    # they release are asked for each time.
+    return bool(claims_beyond_scope(grant.request, consent.scope))
+
+
+def requested_claims(grant) -> list[str]:
+    """The individual claims the consent page names: those the claims parameter asks for
+    beyond what the effective scope releases."""
+    return claims_beyond_scope(grant.request, effective_scope(grant))
 
 
 def remember_consent(user: User, client: OAuth2Client, scope: str | None, audience: str | None = None) -> Consent:

@@ -5,10 +5,16 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 
 from website.models.base import now
+from website.oauth2.response_modes import (
+    FORM_POST,
+    allowed_response_modes,
+    can_form_post,
+    default_response_mode,
+)
 from website.services.consent import consent_required
 
 
-def _redirect_target(grant) -> tuple[str, bool]:
+def redirect_target(grant) -> tuple[str, bool]:
     """Where an error for this (validated) request is sent, and whether in the fragment."""
     redirect_uri = grant.redirect_uri or grant.validate_authorization_redirect_uri(
         grant.request, grant.request.client
@@ -20,19 +26,21 @@ def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
     """What the person must do before the consent page: "login", "signup" or nothing.
 
     Acts on prompt (none, login, consent), max_age and screen_hint=signup; raises the
-    OAuth2Error to send back for a response_mode other than the response type's, or when
-    prompt=none forbids the page that would be needed.
+    OAuth2Error to send back for a response_mode the response type does not answer in, or
+    when prompt=none forbids the page that would be needed.
     """
     grant.request.auth_time = auth_time
     data = grant.request.payload.data
     prompts = (data.get("prompt") or "").split()
-    redirect_uri, fragment = _redirect_target(grant)
-    # Each response type answers in one mode: tokens never go in the query (OAuth 2.0
-    # Multiple Response Types §3), and form_post would carry no RFC 9207 iss.
-    expected_mode = "fragment" if fragment else "query"
-    if data.get("response_mode", expected_mode) != expected_mode:
-        raise InvalidRequestError(f"This response_type answers with response_mode={expected_mode} only.",
+    redirect_uri, fragment = redirect_target(grant)
+    mode = data.get("response_mode", default_response_mode(fragment))
+    if mode not in allowed_response_modes(fragment):
+        modes = " or ".join(allowed_response_modes(fragment))
+        raise InvalidRequestError(f"This response_type answers with response_mode={modes} only.",
                                   redirect_uri=redirect_uri, redirect_fragment=fragment)
+    if mode == FORM_POST and not can_form_post(redirect_uri):
+        # No redirect_uri: shown to the person, since the client asked for no other mode.
+        raise InvalidRequestError("response_mode=form_post needs an http or https redirect URI.")
     max_age = data.get("max_age")
     if max_age is not None:
         # isascii: str.isdigit() also admits digits such as "²" that int() refuses.

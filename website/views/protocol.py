@@ -17,22 +17,54 @@ from flask import (
     url_for,
 )
 
-from website.extensions import db
+from website.extensions import csrf, db
 from website.forms import ConsentForm
 from website.http.cors import ANY, CLIENT
 from website.http.endpoints import FORM, JSON, protocol_endpoint
+from website.oauth2.claims import CLAIM_DESCRIPTIONS
 from website.oauth2.compat import issuer_parameter
 from website.oauth2.discovery import DISCOVERY_MAX_AGE, discovery_json
 from website.oauth2.endpoints import IntrospectionEndpoint
 from website.oauth2.keys import JWKS_MAX_AGE, jwks_json
 from website.oauth2.registration import ClientConfigurationEndpoint, ClientRegistrationEndpoint
+from website.oauth2.response_modes import FORM_POST, can_form_post, response_parameters
 from website.oauth2.scopes import scope_descriptions
 from website.oauth2.server import authorization
-from website.services.consent import consent_required, effective_scope, remember_consent, requested_audience
-from website.services.login_policy import authentication_step
+from website.services.consent import (
+    consent_required,
+    effective_scope,
+    remember_consent,
+    requested_audience,
+    requested_claims,
+)
+from website.services.login_policy import authentication_step, redirect_target
 from website.services.sessions import remember_client_in_session
 from website.store import audit
 from website.store.apis import find_api
+
+#: The consent form's own fields, never parameters of the authorization request.
+CONSENT_FIELDS = ("csrf_token", "allow", "deny")
+
+
+def is_consent_decision() -> bool:
+    """Tell whether this is the consent form coming back (Allow or Deny), not a request a
+    client sent; only the decision needs the CSRF token."""
+    return request.method == "POST" and any(name in request.form for name in CONSENT_FIELDS)
+
+
+def authorization_parameters() -> list[tuple[str, str]]:
+    """The authorization request's parameters: the query, and the body of a request a client
+    POSTed (OIDC Core §3.1.2.1: the endpoint takes GET and POST)."""
+    pairs = list(request.args.items(multi=True))
+    if request.method == "POST" and not is_consent_decision():
+        pairs += list(request.form.items(multi=True))
+    return pairs
+
+
+def authorization_request_url(pairs) -> str:
+    """This endpoint with the request's parameters as a GET URL: a POSTed request's way back
+    from the log-in page, and where the consent form posts."""
+    return request.path + ("?" + urlencode(pairs) if pairs else "")
 
 
 def login_redirect(step: str) -> str:
@@ -42,7 +74,8 @@ def login_redirect(step: str) -> str:
     log-in satisfies it instead of asking again; the id_token's auth_time tells the client.
     """
     back = []
-    for key, value in request.args.items(multi=True):
+    parameters = authorization_parameters()
+    for key, value in parameters:
         if key == "max_age":
             continue
         if key == "prompt":
@@ -50,9 +83,8 @@ def login_redirect(step: str) -> str:
             if not value:
                 continue
         back.append((key, value))
-    next_url = request.path + ("?" + urlencode(back) if back else "")
-    args = {"next": next_url}
-    login_hint = request.args.get("login_hint")
+    args = {"next": authorization_request_url(back)}
+    login_hint = dict(parameters).get("login_hint")
     if step == "login" and login_hint:
         args["login_hint"] = login_hint
     return url_for("auth.signup" if step == "signup" else "auth.login", **args)
@@ -73,26 +105,52 @@ def render_authorization_error(error: OAuth2Error):
         response = authorization.handle_error_response(None, error)
         issuer_parameter.add_issuer_parameter(authorization, response)
         if g.user is not None:
-            return response
+            return _deliver(response, error.redirect_uri)
         continue_url = response.headers["Location"]
+        form_post = None
+        if _form_post(error.redirect_uri):
+            form_post = response_parameters(continue_url, error.redirect_uri)
+            continue_url = error.redirect_uri
         return render_template("oauth/error.html", error=error, continue_url=continue_url,
-                               continue_host=urlsplit(continue_url).netloc), 400
+                               form_post=form_post, continue_host=urlsplit(continue_url).netloc), 400
     return render_template("oauth/error.html", error=error), error.status_code
 
 
+def _form_post(redirect_uri: str) -> bool:
+    """Tell whether the response goes by response_mode=form_post (to an http(s) redirect URI:
+    login_policy refuses form_post to others)."""
+    return dict(authorization_parameters()).get("response_mode") == FORM_POST and can_form_post(redirect_uri)
+
+
+def _deliver(response, redirect_uri: str):
+    """The redirect to the client as it goes: with response_mode=form_post, a page whose form
+    posts the redirect's parameters (iss and state among them) to the redirect URI."""
+    if not response.location or not _form_post(redirect_uri):
+        return response
+    params = response_parameters(response.location, redirect_uri)
+    return render_template("oauth/form_post.html", action=redirect_uri, params=params), 200, {
+        "Cache-Control": "no-store"}
+
+
 def _authorization_response(grant, grant_user):
-    """The redirect back to the client; a successful one is remembered in the session."""
+    """The response to the client; a successful one is remembered in the session."""
     if grant_user is not None:
         remember_client_in_session(grant.client.client_id)
-    return authorization.create_authorization_response(grant=grant, grant_user=grant_user)
+    response = authorization.create_authorization_response(grant=grant, grant_user=grant_user)
+    return _deliver(response, redirect_target(grant)[0])
 
 
 # url_for, and so discovery, gives the route nearest the function; /authorize is Auth0's path.
 @bp.route("/authorize", methods=["GET", "POST"])
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
-@protocol_endpoint(FORM, json=False, csrf_exempt=False, advertise="authorization_endpoint")
+# Exempt from CSRF as a whole: a client's request (GET or POST) carries no token; the
+# consent decision posted back is checked below.
+@protocol_endpoint(FORM, json=False, csrf_exempt=True, advertise="authorization_endpoint")
 def authorize():
     """Ask the signed-in person to allow or deny the client's request."""
+    decision = is_consent_decision()
+    if decision:
+        csrf.protect()  # raises CSRFError (a 400 page) without a valid token
     try:
         grant = authorization.get_consent_grant(end_user=g.user)
         step = authentication_step(grant, g.user, session.get("auth_time"))
@@ -100,17 +158,18 @@ def authorize():
         return render_authorization_error(error)
     if step is not None:
         return redirect(login_redirect(step))
-    if request.method == "GET" and not consent_required(grant, g.user):
+    if not decision and not consent_required(grant, g.user):
         # The user already allowed these scopes: no need to ask again.
         return _authorization_response(grant, g.user)
     form = ConsentForm()
-    if request.method == "GET" or not form.validate_on_submit():
-        status = 400 if request.method == "POST" else 200
+    if not decision or not form.validate_on_submit():
         audience = requested_audience(grant)
         return render_template("oauth/authorize.html", grant=grant, form=form,
-                               scopes=effective_scope(grant).split(),
+                               action=authorization_request_url(authorization_parameters()),
+                               scopes=effective_scope(grant).split(), claims=requested_claims(grant),
+                               claim_descriptions=CLAIM_DESCRIPTIONS,
                                apis=[find_api(audience)] if audience else [],
-                               scope_descriptions=scope_descriptions()), status
+                               scope_descriptions=scope_descriptions()), 400 if decision else 200
     grant_user = g.user if form.allow.data else None
     if grant_user is not None:
         remember_consent(grant_user, grant.client, effective_scope(grant), requested_audience(grant))
