@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from website import cli
+from website.cli import database as cli_database
 from website.models import AuthorizationCode, OAuth2Client, Token, User, db
 
 H = "0" * 64  # a hash-shaped literal
@@ -57,7 +57,7 @@ def test_hot_lookup_uses_an_index(app, name):
 
 def test_purge_expired_deletes_exactly_the_dead_rows_in_batches(app, runner, user, monkeypatch):
     # Small batches so 20,000 rows take many; the command must carry on to the end.
-    monkeypatch.setattr(cli, "PURGE_BATCH_SIZE", 1500)
+    monkeypatch.setattr(cli_database, "PURGE_BATCH_SIZE", 1500)
     stamp = int(time.time())
     past, future = stamp - 10, stamp + 3600
     token_kinds = {

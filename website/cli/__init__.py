@@ -1,0 +1,26 @@
+"""Every `flask` command, one module per subject; ``init_app`` registers them all."""
+
+from website.cli import accounts, apis, clients, database, keys
+
+COMMANDS = (
+    apis.create_api_command,
+    apis.grant_api_command,
+    apis.revoke_api_command,
+    apis.list_apis_command,
+    apis.delete_api_command,
+    clients.create_initial_access_token_command,
+    clients.create_client_command,
+    database.initdb_command,
+    database.purge_expired_command,
+    accounts.create_user_command,
+    accounts.unlock_user_command,
+    keys.rotate_keys_command,
+    keys.rotate_key_encryption_key_command,
+    keys.generate_key_encryption_key_command,
+)
+
+
+def init_app(app) -> None:
+    """Register the commands with the app."""
+    for command in COMMANDS:
+        app.cli.add_command(command)

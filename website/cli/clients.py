@@ -1,0 +1,110 @@
+"""`flask` commands that register clients."""
+
+import json
+import secrets
+
+import click
+from flask.cli import with_appcontext
+
+from website.extensions import db
+from website.models.base import hash_secret, now
+from website.models.clients import InitialAccessToken, OAuth2Client
+from website.oauth2.client_metadata import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    RESPONSE_TYPE_GRANTS,
+    ClientMetadataError,
+    validate_client_metadata,
+)
+from website.oauth2.keys import (
+    USERINFO_SIGNING_ALGS,
+)
+from website.store import audit
+from website.store.users import find_user
+
+
+@click.command("create-initial-access-token")
+@with_appcontext
+@click.option("--expires-in", type=click.IntRange(min=1), default=None,
+              help="Seconds until the token expires (default: never).")
+def create_initial_access_token_command(expires_in):
+    """Make a token that allows registering clients at /oauth/register; print it once."""
+    value = secrets.token_urlsafe(32)
+    db.session.add(InitialAccessToken(token_hash=hash_secret(value),
+                                      expires_at=now() + expires_in if expires_in else 0))
+    db.session.commit()
+    click.echo(value)
+
+
+@click.command("create-client")
+@with_appcontext
+@click.option("--name", required=True, help="The client's name, shown on the consent page.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="A redirect URI (repeatable).")
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True,
+              help="A URL the logout endpoints may return to (repeatable).")
+@click.option("--allowed-origin", "allowed_origins", multiple=True,
+              help="A web origin (https://app.example.com) whose scripts may call the token, "
+                   "userinfo and revocation endpoints, besides the redirect URIs' (repeatable).")
+@click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES),
+              help="A grant type (repeatable); default authorization_code.")
+@click.option("--response-type", "response_types", multiple=True,
+              help=f"A response type (repeatable): {', '.join(repr(r) for r in RESPONSE_TYPE_GRANTS)}.")
+@click.option("--scope", default="", help='Space-separated scopes, e.g. "openid profile".')
+@click.option("--userinfo-signed-response-alg", "userinfo_alg", default=None,
+              type=click.Choice(USERINFO_SIGNING_ALGS),
+              help="UserInfo answers as a JWT signed with this algorithm (default: plain JSON).")
+@click.option("--auth-method", default="client_secret_basic", type=click.Choice(AUTH_METHODS),
+              help="How the client authenticates at the token endpoint (client_secret_basic and "
+                   "client_secret_post both work unless --strict-auth-method).")
+@click.option("--strict-auth-method", is_flag=True,
+              help="Accept only the registered secret method (Basic or body), not the other.")
+@click.option("--jwks-file", type=click.File("r"), default=None,
+              help="For private_key_jwt: a file holding the client's public JWKS (JSON).")
+@click.option("--jwks-uri", default=None, help="For private_key_jwt: the URL of the client's public JWKS.")
+@click.option("--owner", default=None, help="Username of the client's owner.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
+                          response_types, scope, userinfo_alg, auth_method, strict_auth_method, jwks_file,
+                          jwks_uri, owner, as_json):
+    """Register a client and print its client_id and client_secret."""
+    owner_user = None
+    if owner is not None:
+        owner_user = find_user(owner)
+        if owner_user is None:
+            raise click.ClickException(f"No user named {owner}.")
+    data = {
+        "client_name": name,
+        "redirect_uris": list(redirect_uris),
+        "post_logout_redirect_uris": list(post_logout_redirect_uris),
+        "allowed_origins": list(allowed_origins),
+        "scope": scope,
+        "token_endpoint_auth_method": auth_method,
+        "strict_auth_method": strict_auth_method,
+        "jwks_uri": jwks_uri,
+    }
+    if jwks_file is not None:
+        try:
+            data["jwks"] = json.load(jwks_file)
+        except ValueError:
+            raise click.ClickException(f"{jwks_file.name} does not hold JSON.")
+    if grant_types:
+        data["grant_types"] = list(grant_types)
+    if response_types:
+        data["response_types"] = list(response_types)
+    if userinfo_alg:
+        data["userinfo_signed_response_alg"] = userinfo_alg
+    try:
+        metadata = validate_client_metadata(data, allow_api_scopes=True)
+    except ClientMetadataError as error:
+        raise click.ClickException(f"{error.field}: {error.message}")
+    client, secret = OAuth2Client.register(metadata, owner=owner_user)
+    db.session.add(client)
+    audit.record("client_created", user=owner_user, client_id=client.client_id, client_name=name, via="cli")
+    db.session.commit()
+    if as_json:
+        click.echo(json.dumps({**client.client_metadata, "client_id": client.client_id,
+                               "client_secret": secret}))
+    else:
+        click.echo(f"client_id: {client.client_id}")
+        none = "(none: public client)" if client.is_public else "(none: the client signs with its own key)"
+        click.echo(f"client_secret: {secret if secret else none}")

@@ -1,0 +1,69 @@
+"""`flask` commands for the database: create or upgrade it, purge what has expired."""
+
+import click
+import flask_migrate
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import and_, delete, or_, select
+
+from website.extensions import db
+from website.models.base import now
+from website.models.clients import SecretView
+from website.models.grants import AuthorizationCode, Token
+from website.oauth2.keys import (
+    KeyDecryptionError,
+    check_private_keys,
+    ensure_signing_key,
+)
+
+#: Rows deleted per transaction by purge-expired, so a big purge never holds long locks.
+PURGE_BATCH_SIZE = 5000
+
+
+@click.command("initdb")
+@with_appcontext
+def initdb_command():
+    """Create the database or upgrade it to the newest schema, with a first signing key
+    (safe to run again)."""
+    flask_migrate.upgrade(directory=current_app.extensions["migrate"].directory)
+    click.echo("Database is at the newest schema.")
+    try:
+        check_private_keys()
+    except KeyDecryptionError as error:
+        raise click.ClickException(str(error))
+    if (key := ensure_signing_key()) is not None:
+        click.echo(f"Created the first signing key (kid {key.kid}).")
+
+
+@click.command("purge-expired")
+@with_appcontext
+def purge_expired_command():
+    """Delete expired authorization codes, tokens and unopened secret views; print how many."""
+    stamp = now()
+    codes = _purge(AuthorizationCode, AuthorizationCode.expires_at <= stamp)
+    # A token row is dead once its access token has expired and its refresh token
+    # (if any) has expired or been revoked.
+    tokens = _purge(
+        Token,
+        Token.expires_at <= stamp,
+        # A rotated refresh token stays until it would have expired: if it comes back, the
+        # reuse is detected and its family revoked (RFC 9700 §4.14.2).
+        or_(Token.refresh_token_hash.is_(None),
+            and_(Token.refresh_token_revoked_at != 0, Token.rotated_at.is_(None)),
+            Token.refresh_token_expires_at <= stamp),
+    )
+    click.echo(f"Deleted {codes} expired authorization codes and {tokens} expired tokens.")
+    if views := _purge(SecretView, SecretView.expires_at <= stamp):
+        click.echo(f"Deleted {views} new client secrets nobody opened in time.")
+
+
+def _purge(model, *conditions) -> int:
+    """Delete matching rows in batches of PURGE_BATCH_SIZE; return how many."""
+    total = 0
+    while True:
+        ids = db.session.scalars(select(model.id).where(*conditions).limit(PURGE_BATCH_SIZE)).all()
+        if not ids:
+            return total
+        db.session.execute(delete(model).where(model.id.in_(ids)))
+        db.session.commit()
+        total += len(ids)
