@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oauth_helpers import csrf_token
+from support.pages import form_token
 
 FUZZ = settings(max_examples=50, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -200,7 +200,7 @@ def test_forms_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, d
     path, fields, needs_login = FORM_TARGETS[name]
     if needs_login and not test_client.get_cookie("session"):
         auth.login()
-    form = {"csrf_token": csrf_token(test_client, path)}
+    form = {"csrf_token": form_token(test_client, path)}
     for field in data.draw(st.lists(st.sampled_from(fields), unique=True), label="fields"):
         form[field] = data.draw(FORM_VALUES | st.lists(FORM_VALUES, max_size=3), label=field)
     next_value = data.draw(st.sampled_from(["", "/clients/", "//evil.com", "https://evil.com", "/\\evil.com"])

@@ -3,8 +3,10 @@
 import re
 
 import pytest
-from conftest import bearer, count_rows, csrf_from, exchange_code, get_code
 from sqlalchemy import select
+from support.factories import count_rows
+from support.flows import bearer, exchange_code, login_and_get_code
+from support.pages import csrf_token, form_token
 
 from website.models import OAuth2Client, Token, db, hash_secret
 
@@ -21,7 +23,7 @@ FORM = {
 
 
 def post_form(test_client, path, **changes):
-    token = csrf_from(test_client.get(path).get_data(as_text=True))
+    token = form_token(test_client, path)
     data = {**FORM, **changes, "csrf_token": token}
     return test_client.post(path, data={k: v for k, v in data.items() if v is not None})
 
@@ -201,7 +203,7 @@ def test_switching_between_public_and_confidential(app, test_client, own_client)
 
 def test_rotate_secret(app, test_client, own_client):
     client, old_secret = own_client
-    token = csrf_from(test_client.get(f"/clients/{client.client_id}").get_data(as_text=True))
+    token = form_token(test_client, f"/clients/{client.client_id}")
     response = test_client.post(f"/clients/{client.client_id}/rotate-secret", data={"csrf_token": token})
     assert response.status_code == 200
     new_secret = shown_secret(response.get_data(as_text=True))
@@ -223,12 +225,12 @@ def test_rotate_without_csrf_token_is_refused(app, test_client, own_client):
 
 def test_delete_a_client_and_its_tokens(app, test_client, auth, own_client):
     client, secret = own_client
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     access_token = exchange_code(test_client, client, secret, code, verifier).json["access_token"]
     page = test_client.get(f"/clients/{client.client_id}/delete")
     assert page.status_code == 200
     assert count_rows(app, OAuth2Client) == 1  # asking is not deleting
-    token = csrf_from(page.get_data(as_text=True))
+    token = csrf_token(page)
     response = test_client.post(f"/clients/{client.client_id}/delete", data={"csrf_token": token})
     assert response.status_code == 302
     assert count_rows(app, OAuth2Client) == 0
@@ -247,7 +249,7 @@ def test_delete_without_csrf_token_is_refused(app, test_client, own_client):
 def test_other_peoples_clients_are_not_found(app, test_client, make_user, make_client, logged_in):
     other = make_user("mallory")
     client, _ = make_client(owner=other)
-    token = csrf_from(test_client.get("/clients/new").get_data(as_text=True))
+    token = form_token(test_client, "/clients/new")
     assert test_client.get(f"/clients/{client.client_id}").status_code == 404
     assert test_client.get(f"/clients/{client.client_id}/edit").status_code == 404
     assert test_client.post(f"/clients/{client.client_id}/edit",

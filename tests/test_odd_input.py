@@ -6,7 +6,8 @@ NUL bytes matter in particular: PostgreSQL refuses them even in a comparison.
 import base64
 
 import pytest
-from conftest import PASSWORD, csrf_from
+from support.factories import PASSWORD
+from support.pages import form_token
 
 CHALLENGE = "a" * 50
 
@@ -76,7 +77,7 @@ def test_odd_input_is_refused_cleanly(app, test_client, auth, user, make_client,
     if kwargs.pop("secret", False):
         kwargs["auth"] = (client.client_id, secret)
     if "form" in kwargs:
-        token = csrf_from(test_client.get("/login").get_data(as_text=True))
+        token = form_token(test_client, "/login")
         kwargs["data"] = {**kwargs.pop("form"), "csrf_token": token}
     response = getattr(test_client, method)(path.replace("{cid}", client.client_id), **kwargs)
     assert response.status_code < 500
