@@ -1,16 +1,11 @@
 """The account page: change the password and the email, each only with the current password."""
 
 import pytest
-from conftest import PASSWORD
+from support.factories import PASSWORD
+from support.pages import form_token
 
 from website.models import User, db
 from website.store.users import authenticate_user
-
-
-def csrf(auth, prefix):
-    """The CSRF token of the account page's form with this prefix."""
-    html = auth._client.get("/account/").get_data(as_text=True)
-    return html.split(f'name="{prefix}-csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
 
 
 def test_account_page_needs_login(test_client):
@@ -39,7 +34,8 @@ def test_account_page_title_is_plain_text_and_links_to_connected_apps(test_clien
 def test_change_password_with_the_current_one(app, test_client, auth, user):
     auth.login()
     response = test_client.post("/account/password", data={
-        "password-csrf_token": csrf(auth, "password"), "password-current_password": PASSWORD,
+        "password-csrf_token": form_token(test_client, "/account/", "password-csrf_token"),
+        "password-current_password": PASSWORD,
         "password-new_password": "a brand new secret", "password-confirm": "a brand new secret",
     })
     assert response.status_code == 302
@@ -60,7 +56,8 @@ def test_change_password_shows_the_problem_next_to_the_field(
         app, test_client, auth, user, current, new, confirm, field, message):
     auth.login()
     response = test_client.post("/account/password", data={
-        "password-csrf_token": csrf(auth, "password"), "password-current_password": current,
+        "password-csrf_token": form_token(test_client, "/account/", "password-csrf_token"),
+        "password-current_password": current,
         "password-new_password": new, "password-confirm": confirm,
     })
     assert response.status_code == 400
@@ -74,7 +71,8 @@ def test_change_password_shows_the_problem_next_to_the_field(
 def test_change_email(app, test_client, auth, user):
     auth.login()
     response = test_client.post("/account/email", data={
-        "email-csrf_token": csrf(auth, "email"), "email-email": " ada@example.org ",
+        "email-csrf_token": form_token(test_client, "/account/", "email-csrf_token"),
+        "email-email": " ada@example.org ",
         "email-current_password": PASSWORD,
     })
     assert response.status_code == 302
@@ -89,7 +87,8 @@ def test_change_email(app, test_client, auth, user):
 def test_change_email_refuses_bad_input(app, test_client, auth, user, email, password, field, message):
     auth.login()
     response = test_client.post("/account/email", data={
-        "email-csrf_token": csrf(auth, "email"), "email-email": email, "email-current_password": password,
+        "email-csrf_token": form_token(test_client, "/account/", "email-csrf_token"),
+        "email-email": email, "email-current_password": password,
     })
     assert response.status_code == 400
     assert f'<p class="error" id="email-{field}-error">{message}</p>' in response.get_data(as_text=True)

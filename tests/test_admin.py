@@ -1,17 +1,12 @@
 """The admin area: only administrators; users (search, paging, make/revoke admin, delete) and clients."""
 
-import re
 
 import pytest
-from conftest import PASSWORD
 from sqlalchemy import func, select
+from support.factories import PASSWORD
+from support.pages import form_token
 
 from website.models import AuthorizationCode, OAuth2Client, Token, User, db, hash_secret, now
-
-
-def csrf_token(test_client, path):
-    html = test_client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
 
 
 @pytest.fixture
@@ -62,7 +57,7 @@ def test_user_list_pages(test_client, auth, admin, make_user):
 
 def test_make_and_revoke_admin(app, test_client, auth, admin, user):
     auth.login("grace")
-    token = csrf_token(test_client, "/admin/users")
+    token = form_token(test_client, "/admin/users")
     response = test_client.post(f"/admin/users/{user.id}/admin", data={
         "csrf_token": token, "make_admin": "1", "confirm": "yes", "back": "/admin/users?q=ali"})
     assert response.status_code == 302
@@ -88,7 +83,7 @@ def test_make_admin_asks_first(app, test_client, auth, admin, user):
     assert "alice will be able to see every user and client" in html
     assert 'href="/admin/users?q=ali">Cancel</a>' in html
     assert 'name="confirm" value="yes"' in html
-    token = csrf_token(test_client, path)
+    token = form_token(test_client, path)
     # The users list's old one-step form: a valid CSRF token, no confirmation.
     response = test_client.post(path, data={"csrf_token": token, "make_admin": "1"})
     assert response.status_code == 200
@@ -118,7 +113,7 @@ def test_make_admin_is_for_admins_only(app, test_client, auth, user, make_user):
 
 def test_admin_cannot_revoke_own_rights(app, test_client, auth, admin):
     auth.login("grace")
-    token = csrf_token(test_client, "/admin/users")
+    token = form_token(test_client, "/admin/users")
     response = test_client.post(f"/admin/users/{admin.id}/admin", data={"csrf_token": token, "make_admin": "0"},
                                 follow_redirects=True)
     assert "You cannot revoke your own admin rights" in response.get_data(as_text=True)
@@ -149,7 +144,7 @@ def test_delete_user_asks_then_removes_the_user_and_what_they_own(app, test_clie
     page = test_client.get(f"/admin/users/{user.id}/delete")
     assert page.status_code == 200
     assert "Alice&#39;s App" in page.get_data(as_text=True)
-    token = csrf_token(test_client, f"/admin/users/{user.id}/delete")
+    token = form_token(test_client, f"/admin/users/{user.id}/delete")
     response = test_client.post(f"/admin/users/{user.id}/delete", data={"csrf_token": token})
     assert response.status_code == 302
     with app.app_context():

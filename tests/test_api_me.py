@@ -1,7 +1,8 @@
 """Calling /api/me with a bearer token."""
 
 import pytest
-from conftest import bearer, exchange_code, get_code, update_rows
+from support.factories import update_rows
+from support.flows import bearer, exchange_code, login_and_get_code
 
 from website.models import Token
 
@@ -9,7 +10,7 @@ from website.models import Token
 @pytest.fixture
 def access_token(test_client, auth, user, make_client):
     client, secret = make_client()
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     return exchange_code(test_client, client, secret, code, verifier).json["access_token"]
 
 
@@ -57,7 +58,7 @@ def test_revoked_token_is_401(app, test_client, access_token):
 
 def test_token_without_profile_is_403_insufficient_scope(test_client, auth, user, make_client):
     client, secret = make_client()
-    code, verifier = get_code(test_client, auth, client, scope="email")
+    code, verifier = login_and_get_code(test_client, auth, client, scope="email")
     token = exchange_code(test_client, client, secret, code, verifier).json["access_token"]
     response = test_client.get("/api/me", headers=bearer(token))
     assert response.status_code == 403

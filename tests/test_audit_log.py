@@ -3,7 +3,8 @@
 import pytest
 from sqlalchemy import select
 
-from oauth_helpers import csrf_token, get_code, redeem, refresh
+from support.flows import get_code, redeem, refresh
+from support.pages import form_token
 from website.store import audit
 from website.models import AuditEvent, db
 
@@ -50,9 +51,9 @@ def test_consent_and_tokens_are_recorded(app, test_client, auth, user, make_clie
 def test_denied_consent_is_recorded(app, test_client, auth, user, make_client):
     client, _ = make_client()
     auth.login()
-    from oauth_helpers import authorize_url
+    from support.flows import authorize_url
     url = authorize_url(client, code_challenge="a" * 43, code_challenge_method="S256")
-    response = test_client.post(url, data={"csrf_token": csrf_token(test_client, url), "deny": "Deny"})
+    response = test_client.post(url, data={"csrf_token": form_token(test_client, url), "deny": "Deny"})
     assert "error=access_denied" in response.headers["Location"]
     assert "consent_denied" in names(app)
 
@@ -60,19 +61,19 @@ def test_denied_consent_is_recorded(app, test_client, auth, user, make_client):
 def test_client_lifecycle_is_recorded(app, test_client, auth, user):
     auth.login()
     created = test_client.post("/clients/new", data={
-        "csrf_token": csrf_token(test_client, "/clients/new"), "client_name": "Audited",
+        "csrf_token": form_token(test_client, "/clients/new"), "client_name": "Audited",
         "redirect_uris": "https://a.example/cb", "grant_types": ["authorization_code"],
         "token_endpoint_auth_method": "client_secret_basic"}, follow_redirects=True)
     assert created.status_code == 200  # the one-time secret page, after a 303
     client_id = created.get_data(as_text=True).split('id="client-id">', 1)[1].split("<", 1)[0]
     edit = f"/clients/{client_id}/edit"
-    test_client.post(edit, data={"csrf_token": csrf_token(test_client, edit), "client_name": "Renamed",
+    test_client.post(edit, data={"csrf_token": form_token(test_client, edit), "client_name": "Renamed",
                                  "redirect_uris": "https://a.example/cb", "grant_types": ["authorization_code"],
                                  "token_endpoint_auth_method": "client_secret_basic"})
     show = f"/clients/{client_id}"
-    test_client.post(f"{show}/rotate-secret", data={"csrf_token": csrf_token(test_client, show), "confirm": "yes"})
+    test_client.post(f"{show}/rotate-secret", data={"csrf_token": form_token(test_client, show), "confirm": "yes"})
     delete = f"/clients/{client_id}/delete"
-    test_client.post(delete, data={"csrf_token": csrf_token(test_client, delete)})
+    test_client.post(delete, data={"csrf_token": form_token(test_client, delete)})
     recorded = [e for e in events(app) if e[0].startswith("client_")]
     assert [e[0] for e in recorded] == ["client_created", "client_updated", "client_secret_rotated",
                                         "client_deleted"]

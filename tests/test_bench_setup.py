@@ -2,7 +2,7 @@
 refuses runs with errors (the benchmark itself is run with `make bench`, never in tests)."""
 
 from bench import run as bench
-from conftest import pkce_pair
+from support.flows import pkce_pair
 from website.models import db
 
 

@@ -15,8 +15,10 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-from conftest import PASSWORD, pkce_pair, query_params
 from playwright.sync_api import expect, sync_playwright
+from support.factories import PASSWORD
+from support.flows import pkce_pair
+from support.pages import query_params
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

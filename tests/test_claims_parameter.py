@@ -5,8 +5,8 @@ import json
 
 import jwt
 import pytest
-from conftest import approve, authorize_url, bearer, pkce_pair, query_params
-from oauth_helpers import redeem, refresh
+from support.flows import approve, authorize_url, bearer, pkce_pair, redeem, refresh
+from support.pages import query_params
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from conftest import PASSWORD, count_rows
 from sqlalchemy import select
+from support.factories import PASSWORD, count_rows
 
 from website.models import AuthorizationCode, OAuth2Client, Token, User, db, hash_secret, now
 

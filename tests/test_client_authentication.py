@@ -13,9 +13,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
-from conftest import count_rows, exchange_code, get_code
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
+from support.factories import count_rows
+from support.flows import login_and_get_code
 
 from website.models import ClientAssertionJti, Token
 
@@ -273,7 +274,7 @@ def test_a_private_key_jwt_client_cannot_use_a_secret_or_none(test_client, key_c
 
 def test_private_key_jwt_exchanges_a_code(test_client, auth, user, make_client, rsa_key):
     client, _ = make_client(token_endpoint_auth_method="private_key_jwt", jwks=public_jwks(rsa_key))
-    code, verifier = get_code(test_client, auth, client, scope="openid profile")
+    code, verifier = login_and_get_code(test_client, auth, client, scope="openid profile")
     response = test_client.post("/oauth/token", data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uris[0],
         "code_verifier": verifier, "client_assertion_type": ASSERTION_TYPE,

@@ -3,8 +3,8 @@
 import base64
 
 import pytest
-from conftest import bearer
 from sqlalchemy import select
+from support.flows import bearer
 
 from website.models import Token, db
 

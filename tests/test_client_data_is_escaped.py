@@ -2,7 +2,8 @@
 
 import pytest
 
-from oauth_helpers import authorize_url, csrf_token
+from support.flows import authorize_url
+from support.pages import form_token
 
 EVIL_NAME = "<script>alert(1)</script>"
 # Quotes and angle brackets are not URI characters (RFC 3986): registration refuses them (see
@@ -72,7 +73,7 @@ def test_uris_with_characters_rfc_3986_forbids_are_refused(app, field, uri):
 
 def test_client_created_through_the_form_is_escaped_on_its_page(test_client, auth, user):
     auth.login()
-    token = csrf_token(test_client, "/clients/new")
+    token = form_token(test_client, "/clients/new")
     response = test_client.post("/clients/new", data={
         "csrf_token": token, "client_name": EVIL_NAME, "redirect_uris": EVIL_URI,
         "grant_types": ["authorization_code"], "token_endpoint_auth_method": "client_secret_basic",

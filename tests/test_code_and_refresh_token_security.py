@@ -4,7 +4,7 @@ PKCE; refresh tokens rotated with reuse detection; secrets only as hashes at res
 import pytest
 from sqlalchemy import select, text
 
-from oauth_helpers import get_code, me, redeem, refresh
+from support.flows import authorize_url, get_code, me, redeem, refresh
 from website.models import AuthorizationCode, OAuth2Client, Token, db
 
 
@@ -68,7 +68,6 @@ def test_code_is_bound_to_its_pkce_challenge(test_client, signed_in, make_client
 
 def test_public_client_must_use_pkce_s256(test_client, signed_in, make_client):
     client, _ = make_client(token_endpoint_auth_method="none")
-    from oauth_helpers import authorize_url
     page = test_client.get(authorize_url(client))
     assert page.status_code == 302
     assert "error=invalid_request" in page.headers["Location"]

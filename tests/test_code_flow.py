@@ -1,17 +1,10 @@
 """The authorization code grant, end to end through the Flask test client."""
 
 import pytest
-from conftest import (
-    approve,
-    authorize_url,
-    bearer,
-    exchange_code,
-    get_code,
-    pkce_pair,
-    query_params,
-    update_rows,
-)
 from sqlalchemy import select
+from support.factories import update_rows
+from support.flows import approve, authorize_url, bearer, exchange_code, login_and_get_code, pkce_pair
+from support.pages import query_params
 
 from website.models import AuthorizationCode, Token, db
 
@@ -47,7 +40,7 @@ def test_code_flow_with_pkce_gets_tokens_and_reads_me(test_client, auth, user, m
 
 def test_reused_code_is_refused_and_revokes_its_tokens(app, test_client, auth, user, make_client):
     client, secret = make_client()
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     body = exchange_code(test_client, client, secret, code, verifier).json
     again = exchange_code(test_client, client, secret, code, verifier)
     assert again.status_code == 400
@@ -77,7 +70,7 @@ def test_confidential_client_without_pkce_and_with_client_secret_post(test_clien
 def test_public_client_with_pkce_gets_tokens_without_a_secret(test_client, auth, user, make_client):
     client, secret = make_client(token_endpoint_auth_method="none")
     assert secret is None
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     token = test_client.post("/oauth/token", data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uris[0],
         "client_id": client.client_id, "code_verifier": verifier,
@@ -116,7 +109,8 @@ class TestPlainPkceWhenConfigured:
     def test_plain_pkce_is_accepted(self, test_client, auth, user, make_client):
         client, secret = make_client()
         verifier, _ = pkce_pair()
-        code, _ = get_code(test_client, auth, client, code_challenge=verifier, code_challenge_method="plain")
+        code, _ = login_and_get_code(test_client, auth, client, code_challenge=verifier,
+                                     code_challenge_method="plain")
         assert exchange_code(test_client, client, secret, code, verifier).status_code == 200
 
 
@@ -127,7 +121,7 @@ class TestPlainPkceWhenConfigured:
 ])
 def test_wrong_pkce_verifier_is_refused(test_client, auth, user, make_client, verifier, error):
     client, secret = make_client()
-    code, _ = get_code(test_client, auth, client)
+    code, _ = login_and_get_code(test_client, auth, client)
     response = exchange_code(test_client, client, secret, code, verifier)
     assert response.status_code == 400
     assert response.json["error"] == error
@@ -149,7 +143,7 @@ def test_verifier_without_challenge_is_refused(test_client, auth, user, make_cli
 ])
 def test_wrong_or_missing_client_secret_is_invalid_client(test_client, auth, user, make_client, credentials):
     client, secret = make_client()
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     data = {"grant_type": "authorization_code", "code": code,
             "redirect_uri": client.redirect_uris[0], "code_verifier": verifier}
     if credentials == "wrong-secret":
@@ -174,7 +168,7 @@ def test_malformed_basic_header_is_invalid_client(test_client, user, make_client
 def test_code_redeemed_by_another_client_is_refused(test_client, auth, user, make_client):
     client, secret = make_client()
     other, other_secret = make_client(client_name="Other App")
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     response = test_client.post("/oauth/token", auth=(other.client_id, other_secret), data={
         "grant_type": "authorization_code", "code": code,
         "redirect_uri": client.redirect_uris[0], "code_verifier": verifier,
@@ -187,7 +181,7 @@ def test_code_redeemed_by_another_client_is_refused(test_client, auth, user, mak
 
 def test_expired_code_is_refused(app, test_client, auth, user, make_client):
     client, secret = make_client()
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     update_rows(app, AuthorizationCode, {"expires_at": 1})
     response = exchange_code(test_client, client, secret, code, verifier)
     assert response.status_code == 400
@@ -197,7 +191,7 @@ def test_expired_code_is_refused(app, test_client, auth, user, make_client):
 def test_redirect_uri_must_match_at_the_token_endpoint(test_client, auth, user, make_client):
     client, secret = make_client(redirect_uris=["https://app.example.com/callback",
                                                 "https://app.example.com/other"])
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     response = exchange_code(test_client, client, secret, code, verifier,
                              redirect_uri="https://app.example.com/other")
     assert response.status_code == 400
@@ -233,7 +227,8 @@ def test_several_redirect_uris_need_one_named(test_client, auth, user, make_clie
 
 def test_loopback_redirect_uri_may_use_any_port(test_client, auth, user, make_client):
     client, secret = make_client(redirect_uris=["http://127.0.0.1/callback"])
-    code, verifier = get_code(test_client, auth, client, redirect_uri="http://127.0.0.1:53682/callback")
+    code, verifier = login_and_get_code(test_client, auth, client,
+                                        redirect_uri="http://127.0.0.1:53682/callback")
     token = exchange_code(test_client, client, secret, code, verifier,
                           redirect_uri="http://127.0.0.1:53682/callback")
     assert token.status_code == 200, token.json
@@ -318,7 +313,7 @@ def test_signed_out_person_logs_in_and_comes_back(test_client, auth, user, make_
 
 def test_client_without_refresh_grant_gets_no_refresh_token(test_client, auth, user, make_client):
     client, secret = make_client(grant_types=["authorization_code"])
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     body = exchange_code(test_client, client, secret, code, verifier).json
     assert body["access_token"]
     assert "refresh_token" not in body
@@ -326,7 +321,7 @@ def test_client_without_refresh_grant_gets_no_refresh_token(test_client, auth, u
 
 def test_code_row_keeps_pkce_and_marks_use(app, test_client, auth, user, make_client):
     client, secret = make_client()
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     with app.app_context():
         row = db.session.scalar(select(AuthorizationCode))
         assert row.code_challenge_method == "S256"

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import _test_config
 from cryptography.fernet import Fernet
+from support.factories import config_for
 
 from website import create_app
 from website.models import db
@@ -23,7 +23,7 @@ def test_environment_overrides_defaults(monkeypatch, database_url):
     monkeypatch.setenv("OAUTH2_ALLOW_HTTP_REDIRECT_URIS", "true")
     monkeypatch.setenv("OAUTH2_PKCE_ALLOW_PLAIN", "off")
     monkeypatch.setenv("OAUTH2_SCOPES_SUPPORTED", "profile email")
-    config = _test_config(database_url)
+    config = config_for(database_url)
     app = create_app({k: v for k, v in config.items() if not k.startswith("OAUTH2_")})
     assert app.config["OAUTH2_ACCESS_TOKEN_LIFETIME"] == 60
     assert app.config["OAUTH2_ALLOW_HTTP_REDIRECT_URIS"] is True
@@ -33,7 +33,7 @@ def test_environment_overrides_defaults(monkeypatch, database_url):
 
 def test_token_lifetime_from_the_environment(monkeypatch, database_url, make_client):
     monkeypatch.setenv("OAUTH2_ACCESS_TOKEN_LIFETIME", "60")
-    app = create_app(_test_config(database_url))
+    app = create_app(config_for(database_url))
     client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[])
     response = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials"},
                                       auth=(client.client_id, secret))
@@ -45,7 +45,7 @@ def test_token_lifetime_from_the_environment(monkeypatch, database_url, make_cli
 def test_bad_number_in_the_environment_is_a_clear_error(monkeypatch, database_url):
     monkeypatch.setenv("OAUTH2_CODE_LIFETIME", "five minutes")
     with pytest.raises(SystemExit, match="OAUTH2_CODE_LIFETIME must be a whole number"):
-        create_app(_test_config(database_url))
+        create_app(config_for(database_url))
 
 
 @pytest.mark.parametrize("url, expected", [
@@ -55,7 +55,7 @@ def test_bad_number_in_the_environment_is_a_clear_error(monkeypatch, database_ur
     ("sqlite:////var/lib/idp.sqlite", "sqlite:////var/lib/idp.sqlite"),
 ])
 def test_database_url_names_the_driver(url, expected):
-    app = create_app({**_test_config(url)})
+    app = create_app({**config_for(url)})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == expected
 
 

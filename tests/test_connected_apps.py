@@ -1,7 +1,7 @@
 """Remembered consent and the Connected apps page (/account/apps)."""
 
-from conftest import AuthActions, pkce_pair, query_params
-from oauth_helpers import approve, authorize_url, csrf_token, exchange_code, get_user_token
+from support.flows import approve, authorize_url, exchange_code, get_user_token, pkce_pair
+from support.pages import AuthActions, form_token, query_params
 
 from website.models import AuthorizationCode, Consent, db
 
@@ -46,7 +46,7 @@ def test_denying_remembers_nothing(app, test_client, auth, user, make_client):
     auth.login()
     _, challenge = pkce_pair()
     url = authorize_url(client, code_challenge=challenge, code_challenge_method="S256")
-    response = test_client.post(url, data={"csrf_token": csrf_token(test_client, url), "deny": "Deny"})
+    response = test_client.post(url, data={"csrf_token": form_token(test_client, url), "deny": "Deny"})
     assert query_params(response.headers["Location"])["error"] == "access_denied"
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Consent.id))) == 0
@@ -80,7 +80,7 @@ def test_revoking_an_app_stops_its_tokens_at_once(app, test_client, auth, user, 
     assert test_client.get("/api/me", headers=bearer).status_code == 200
 
     response = test_client.post(f"/account/apps/{client.client_id}/revoke",
-                                data={"csrf_token": csrf_token(test_client, "/account/apps")})
+                                data={"csrf_token": form_token(test_client, "/account/apps")})
     assert response.status_code == 302
     assert test_client.get("/api/me", headers=bearer).status_code == 401
     refreshed = test_client.post("/oauth/token", data={"grant_type": "refresh_token",
@@ -103,7 +103,7 @@ def test_revoke_needs_csrf_and_an_approved_app(test_client, auth, user, make_cli
     auth.login()
     get_user_token(test_client, client, secret)
     assert test_client.post(f"/account/apps/{client.client_id}/revoke").status_code == 400
-    token = csrf_token(test_client, "/account/apps")
+    token = form_token(test_client, "/account/apps")
     assert test_client.post("/account/apps/unknown/revoke", data={"csrf_token": token}).status_code == 404
     assert "Test App" in test_client.get("/account/apps").get_data(as_text=True)
 
@@ -141,7 +141,7 @@ def test_deleting_a_client_removes_its_consents(app, test_client, auth, user, ma
     auth.login()
     get_user_token(test_client, client, secret)
     page = f"/clients/{client.client_id}/delete"
-    assert test_client.post(page, data={"csrf_token": csrf_token(test_client, page)}).status_code == 302
+    assert test_client.post(page, data={"csrf_token": form_token(test_client, page)}).status_code == 302
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Consent.id))) == 0
     assert "You have not allowed any apps" in test_client.get("/account/apps").get_data(as_text=True)

@@ -2,7 +2,7 @@
 
 from urllib.parse import urlencode
 
-from conftest import pkce_pair
+from support.flows import pkce_pair
 
 
 def consent_page(test_client, client, scope):

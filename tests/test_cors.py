@@ -4,8 +4,9 @@
 import json
 
 import pytest
-from conftest import PASSWORD, bearer, pkce_pair, query_params
-from oauth_helpers import approve, authorize_url, get_code, redeem
+from support.factories import PASSWORD
+from support.flows import approve, authorize_url, bearer, get_code, pkce_pair, redeem
+from support.pages import csrf_token, query_params
 from test_jwt_access_tokens import API, allow
 
 from website import create_app
@@ -204,7 +205,7 @@ def test_the_client_form_takes_allowed_origins(app, test_client, auth, user):
     auth.login()
     page = test_client.get("/clients/new").get_data(as_text=True)
     assert 'name="allowed_origins"' in page
-    token = page.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
+    token = csrf_token(page)
     form = {"client_name": "SPA", "redirect_uris": f"{SPA}/callback", "grant_types": ["authorization_code"],
             "scope": "openid", "token_endpoint_auth_method": "none", "csrf_token": token}
     bad = test_client.post("/clients/new", data={**form, "allowed_origins": "https://x.example/path"})

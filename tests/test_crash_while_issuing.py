@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from oauth_helpers import get_code
+from support.flows import get_code
 from website.models import AuthorizationCode, Token, db, hash_secret
 
 ROOT = Path(__file__).resolve().parent.parent

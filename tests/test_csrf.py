@@ -2,7 +2,7 @@
 
 import pytest
 
-from oauth_helpers import authorize_url
+from support.flows import authorize_url
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@ anyone else (OIDC Core §2), and a copy of its session cookie signs in nobody, e
 account comes along afterwards."""
 
 import pytest
-from conftest import PASSWORD
-from oauth_helpers import csrf_token, get_user_token
+from support.factories import PASSWORD
+from support.flows import get_user_token
+from support.pages import form_token
 
 from website.models import User, db
 
@@ -15,7 +16,7 @@ def admin(make_user):
 
 
 def signup(browser, username):
-    token = csrf_token(browser, "/signup")
+    token = form_token(browser, "/signup")
     response = browser.post("/signup", data={"username": username, "email": f"{username}@example.com",
                                              "password": PASSWORD, "confirm": PASSWORD, "csrf_token": token})
     assert response.status_code == 302, response.get_data(as_text=True)
@@ -24,13 +25,13 @@ def signup(browser, username):
 def delete_user(app, username):
     """Delete the account through the admin pages, as grace."""
     admin = app.test_client()
-    login = csrf_token(admin, "/login")
+    login = form_token(admin, "/login")
     assert admin.post("/login", data={"username": "grace", "password": PASSWORD,
                                       "csrf_token": login}).status_code == 302
     with app.app_context():
         user_id = db.session.query(User.id).filter_by(username=username).scalar()
     path = f"/admin/users/{user_id}/delete"
-    assert admin.post(path, data={"csrf_token": csrf_token(admin, path)}).status_code == 302
+    assert admin.post(path, data={"csrf_token": form_token(admin, path)}).status_code == 302
     with app.app_context():
         assert db.session.get(User, user_id) is None
 

@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
-from conftest import PASSWORD, authorize_url, csrf_from, pkce_pair, query_params
-from oauth_helpers import redeem
+from support.factories import PASSWORD
+from support.flows import authorize_url, pkce_pair, redeem
+from support.pages import csrf_token, query_params
 
 CHROMIUM = "/usr/bin/chromium"
 ISSUER = "https://id.example.com/"
@@ -56,7 +57,7 @@ def consent(test_client, url: str, button="allow", method="get"):
     text = page.get_data(as_text=True)
     form = re.search(r'<form method="post" action="([^"]+)">\s*<input id="csrf_token"', text)
     action = html.unescape(form.group(1))
-    return test_client.post(action, data={"csrf_token": csrf_from(text), button: button.title()})
+    return test_client.post(action, data={"csrf_token": csrf_token(text), button: button.title()})
 
 
 # form_post ---------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ def test_a_posted_request_from_a_visitor_comes_back_from_log_in_as_a_get(test_cl
     assert dict(parse_qsl(back.query)) == dict(parse_qsl(query))
     page = test_client.get("/login?" + login.query)
     done = test_client.post("/login?" + login.query, data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "username": "alice", "password": PASSWORD})
+        "csrf_token": csrf_token(page.get_data(as_text=True)), "username": "alice", "password": PASSWORD})
     assert done.status_code == 302
     assert done.headers["Location"] == args["next"][0]
 

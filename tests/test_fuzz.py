@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from oauth_helpers import csrf_token
+from support.pages import form_token
 from werkzeug.routing import IntegerConverter
 
 from website.http.endpoints import is_json_endpoint
@@ -202,7 +202,7 @@ def test_forms_never_fail_with_5xx(app, test_client, auth, fuzz_context, name, d
     path, fields, needs_login = FORM_TARGETS[name]
     if needs_login and not test_client.get_cookie("idp_session"):
         auth.login()
-    form = {"csrf_token": csrf_token(test_client, path)}
+    form = {"csrf_token": form_token(test_client, path)}
     for field in data.draw(st.lists(st.sampled_from(fields), unique=True), label="fields"):
         form[field] = data.draw(FORM_VALUES | st.lists(FORM_VALUES, max_size=3), label=field)
     next_value = data.draw(st.sampled_from(["", "/clients/", "//evil.com", "https://evil.com", "/\\evil.com"])
@@ -280,7 +280,7 @@ def test_every_route_never_fails_with_5xx(app, test_client, auth, route_context,
     if method in ("POST", "PUT", "DELETE"):
         form = data.draw(st.lists(st.tuples(names, ROUTE_VALUES), max_size=6), label="form")
         if who == "admin" and data.draw(st.booleans(), label="with csrf"):
-            form.append(("csrf_token", csrf_token(test_client, "/login")))
+            form.append(("csrf_token", form_token(test_client, "/login")))
         kwargs = {"data": urlencode(form), "content_type": "application/x-www-form-urlencoded"}
     response = test_client.open(url, method=method, **kwargs)
     assert response.status_code < 500, (method, url, response.get_data(as_text=True)[:300])

@@ -4,8 +4,9 @@ Auth0's cross-site logout, odd parameter values."""
 
 import time
 
-from conftest import PASSWORD, approve, authorize_url, bearer, csrf_from, pkce_pair, query_params
-from oauth_helpers import get_user_token, refresh
+from support.factories import PASSWORD
+from support.flows import approve, authorize_url, bearer, get_user_token, pkce_pair, refresh
+from support.pages import csrf_token, query_params
 from website.models import Token
 
 
@@ -31,7 +32,7 @@ def test_changing_the_password_ends_other_sessions(app, user, auth, test_client)
     assert elsewhere.get("/account/").status_code == 200
     page = test_client.get("/account/").get_data(as_text=True)
     response = test_client.post("/account/password", data={
-        "csrf_token": csrf_from(page), "password-current_password": PASSWORD,
+        "csrf_token": csrf_token(page), "password-current_password": PASSWORD,
         "password-new_password": "a brand new secret", "password-confirm": "a brand new secret"})
     assert response.status_code == 302
     assert test_client.get("/account/").status_code == 200  # this session carries on

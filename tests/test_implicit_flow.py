@@ -3,8 +3,9 @@
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import approve, authorize_url, bearer, query_params
 from sqlalchemy import select
+from support.flows import approve, authorize_url, bearer
+from support.pages import query_params
 
 from website.models import Token, db
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 import requests
-from oauth_helpers import get_user_token
+from support.flows import get_user_token
 
 from website.models import Token, db
 

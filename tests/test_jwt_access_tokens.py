@@ -5,8 +5,9 @@ import time
 import jwt
 import pytest
 import requests
-from conftest import PASSWORD, pkce_pair, query_params
-from oauth_helpers import approve, authorize_url, get_user_token
+from support.factories import PASSWORD
+from support.flows import approve, authorize_url, get_user_token, pkce_pair
+from support.pages import query_params
 
 from website.models import AuditEvent, db
 

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import jwt
 import pytest
-from conftest import TEST_KEY_ENCRYPTION_KEY, AuthActions, exchange_code, get_code
 from cryptography.fernet import Fernet
 from sqlalchemy import select
+from support.factories import TEST_KEY_ENCRYPTION_KEY
+from support.flows import exchange_code, login_and_get_code
+from support.pages import AuthActions
 
 from website import create_app
 from website.models import SigningKey, db
@@ -39,7 +41,7 @@ def id_token_from(app, make_client_result) -> str:
     """Sign in as alice on ``app`` and run the code flow for an id_token."""
     client, secret = make_client_result
     test_client = app.test_client()
-    code, verifier = get_code(test_client, AuthActions(test_client), client, scope="openid profile")
+    code, verifier = login_and_get_code(test_client, AuthActions(test_client), client, scope="openid profile")
     response = exchange_code(test_client, client, secret, code, verifier)
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.json["id_token"]

@@ -7,9 +7,10 @@ from urllib.parse import quote_plus, urlencode
 
 import pytest
 import requests
-from oauth_helpers import csrf_token, get_user_token
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from support.flows import get_user_token
+from support.pages import form_token
 from website.oauth2.keys import get_issuer
 from website.oauth2.keys import SIGNING_ALG, get_signing_keyset
 
@@ -134,7 +135,7 @@ def test_without_id_token_hint_the_person_confirms_first(test_client, auth, user
     assert forged.status_code == 400
     assert signed_in(test_client)
     response = test_client.post("/oauth/logout", data={
-        "csrf_token": csrf_token(test_client, url), "confirm": "yes", "client_id": client.client_id,
+        "csrf_token": form_token(test_client, url), "confirm": "yes", "client_id": client.client_id,
         "post_logout_redirect_uri": LOGOUT_URI, "state": "abc"})
     assert response.status_code == 302
     assert response.headers["Location"] == LOGOUT_URI + "?state=abc"
@@ -171,7 +172,7 @@ def test_id_token_hint_of_another_user_asks_first_and_keeps_the_session(app, tes
     assert signed_in(test_client)
     # Confirming (with the form's CSRF token) logs Alice out here and goes to the named host.
     response = test_client.post("/oauth/logout", data={
-        "csrf_token": csrf_token(test_client, url), "confirm": "yes", "client_id": client.client_id,
+        "csrf_token": form_token(test_client, url), "confirm": "yes", "client_id": client.client_id,
         "post_logout_redirect_uri": LOGOUT_URI, "state": "st"})
     assert response.headers["Location"] == LOGOUT_URI + "?state=st"
     assert not signed_in(test_client)
@@ -220,7 +221,7 @@ def test_anonymous_logout_names_the_host_instead_of_redirecting(test_client, rp)
     assert "Continue to app.example.com" in html_text
     # The person chooses to go on: only then the browser leaves.
     response = test_client.post("/oauth/logout", data={
-        "csrf_token": csrf_token(test_client, url), "confirm": "yes", "client_id": client.client_id,
+        "csrf_token": form_token(test_client, url), "confirm": "yes", "client_id": client.client_id,
         "post_logout_redirect_uri": LOGOUT_URI, "state": "s1"})
     assert response.headers["Location"] == LOGOUT_URI + "?state=s1"
 
@@ -319,7 +320,7 @@ def test_logout_urls_are_registered_in_the_form_and_the_cli(test_client, auth, u
     assert "post_logout_redirect_uris" in bad.output
 
     auth.login()
-    form = {"csrf_token": csrf_token(test_client, "/clients/new"), "client_name": "Form App",
+    form = {"csrf_token": form_token(test_client, "/clients/new"), "client_name": "Form App",
             "redirect_uris": "https://form.example.com/cb", "grant_types": ["authorization_code"],
             "token_endpoint_auth_method": "client_secret_basic",
             "post_logout_redirect_uris": "https://form.example.com/bye\nhttp://127.0.0.1:8000/"}

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from oauth_helpers import authorize_url
+from support.flows import authorize_url
 
 
 @pytest.fixture

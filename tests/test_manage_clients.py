@@ -4,8 +4,10 @@ import json
 import re
 
 import pytest
-from conftest import bearer, count_rows, csrf_from, exchange_code, get_code, update_rows
 from sqlalchemy import select
+from support.factories import count_rows, update_rows
+from support.flows import bearer, exchange_code, login_and_get_code
+from support.pages import csrf_token
 
 from website.models import OAuth2Client, SecretView, Token, db, hash_secret
 
@@ -22,7 +24,7 @@ FORM = {
 
 
 def post_form(test_client, path, **changes):
-    token = csrf_from(test_client.get(path).get_data(as_text=True))
+    token = csrf_token(test_client.get(path).get_data(as_text=True))
     data = {**FORM, **changes, "csrf_token": token}
     return test_client.post(path, data={k: v for k, v in data.items() if v is not None})
 
@@ -53,7 +55,7 @@ def confirm_post(test_client, path, **data):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'name="confirm" value="yes"' in html
-    return test_client.post(path, data={"csrf_token": csrf_from(html), "confirm": "yes", **data})
+    return test_client.post(path, data={"csrf_token": csrf_token(html), "confirm": "yes", **data})
 
 
 def field_error(html: str, field: str) -> str:
@@ -269,7 +271,7 @@ def test_rotate_without_confirmation_changes_nothing(app, test_client, own_clien
     client, secret = own_client
     path = f"/clients/{client.client_id}/rotate-secret"
     assert test_client.get(path).status_code == 200  # asking is not rotating
-    token = csrf_from(test_client.get(f"/clients/{client.client_id}").get_data(as_text=True))
+    token = csrf_token(test_client.get(f"/clients/{client.client_id}").get_data(as_text=True))
     response = test_client.post(path, data={"csrf_token": token})  # a valid form, but not confirmed
     assert response.status_code == 200
     assert "The old secret stops working at once" in response.get_data(as_text=True)
@@ -288,12 +290,12 @@ def test_rotate_without_csrf_token_is_refused(app, test_client, own_client):
 
 def test_delete_a_client_and_its_tokens(app, test_client, auth, own_client):
     client, secret = own_client
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     access_token = exchange_code(test_client, client, secret, code, verifier).json["access_token"]
     page = test_client.get(f"/clients/{client.client_id}/delete")
     assert page.status_code == 200
     assert count_rows(app, OAuth2Client) == 1  # asking is not deleting
-    token = csrf_from(page.get_data(as_text=True))
+    token = csrf_token(page.get_data(as_text=True))
     response = test_client.post(f"/clients/{client.client_id}/delete", data={"csrf_token": token})
     assert response.status_code == 302
     assert count_rows(app, OAuth2Client) == 0
@@ -312,7 +314,7 @@ def test_delete_without_csrf_token_is_refused(app, test_client, own_client):
 def test_other_peoples_clients_are_not_found(app, test_client, make_user, make_client, logged_in):
     other = make_user("mallory")
     client, _ = make_client(owner=other)
-    token = csrf_from(test_client.get("/clients/new").get_data(as_text=True))
+    token = csrf_token(test_client.get("/clients/new").get_data(as_text=True))
     assert test_client.get(f"/clients/{client.client_id}").status_code == 404
     assert test_client.get(f"/clients/{client.client_id}/edit").status_code == 404
     assert test_client.post(f"/clients/{client.client_id}/edit",
@@ -448,7 +450,7 @@ def test_deleting_a_client_deletes_its_unopened_secret_view(app, test_client, lo
     view = see_other_to_secret_view(post_form(test_client, "/clients/new"))
     client_id = SECRET_VIEW.match(view).group(1)
     page = test_client.get(f"/clients/{client_id}/delete").get_data(as_text=True)
-    test_client.post(f"/clients/{client_id}/delete", data={"csrf_token": csrf_from(page)})
+    test_client.post(f"/clients/{client_id}/delete", data={"csrf_token": csrf_token(page)})
     assert count_rows(app, OAuth2Client) == 0
     assert count_rows(app, SecretView) == 0
     assert test_client.get(view).status_code == 404

@@ -4,14 +4,9 @@ issues, revokes or signs in, the other honours. (Runs on a shared SQLite file to
 from urllib.parse import urlencode
 
 import requests
-from conftest import PASSWORD, pkce_pair, query_params
-
-CSRF_MARKER = 'name="csrf_token" type="hidden" value="'
-
-
-def csrf_token(html: str) -> str:
-    return html.split(CSRF_MARKER, 1)[1].split('"', 1)[0]
-
+from support.factories import PASSWORD
+from support.flows import pkce_pair
+from support.pages import csrf_token, query_params
 
 def log_in(browser: requests.Session, base_url: str, username="alice") -> None:
     """Sign in through the log-in form of the instance at ``base_url``."""

@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import PASSWORD, TEST_KEY_ENCRYPTION_KEY, TEST_PASSWORD_METHOD, _test_config
 from cryptography.fernet import Fernet
-from databases import empty_database
 from joserfc.jwk import RSAKey
+from support.databases import empty_database
+from support.factories import PASSWORD, TEST_KEY_ENCRYPTION_KEY, TEST_PASSWORD_METHOD, config_for
+from support.pages import form_token
 from werkzeug.security import generate_password_hash
 
 from website import create_app
@@ -32,7 +33,7 @@ FIRST_REVISION = "0001_core"
 def fresh_app(database_url, tmp_path):
     """An app on an empty database of its own (no revision applied), removed afterwards."""
     with empty_database(database_url, tmp_path) as config:
-        app = create_app(_test_config(config["DATABASE_URL"], **config))
+        app = create_app(config_for(config["DATABASE_URL"], **config))
         yield app
         with app.app_context():
             db.session.remove()
@@ -106,8 +107,7 @@ def test_initdb_upgrades_existing_database_and_keeps_its_rows(fresh_app):
     token = test_client.post("/oauth/token", data={"grant_type": "client_credentials"},
                              auth=("old-client", "old-client-secret"))
     assert token.status_code == 200, token.json
-    login = test_client.get("/login")
-    csrf = login.get_data(as_text=True).split('name="csrf_token" type="hidden" value="', 1)[1].split('"')[0]
+    csrf = form_token(test_client, "/login")
     signed_in = test_client.post("/login", data={"username": "olduser", "password": PASSWORD,
                                                  "csrf_token": csrf})
     assert signed_in.status_code == 302
@@ -173,8 +173,7 @@ def test_upgrade_never_hands_out_the_id_of_a_user_deleted_before_it(fresh_app):
         flask_migrate.upgrade(revision="head")
 
     signup = fresh_app.test_client()
-    page = signup.get("/signup").get_data(as_text=True)
-    csrf = page.split('name="csrf_token" type="hidden" value="', 1)[1].split('"')[0]
+    csrf = form_token(signup, "/signup")
     response = signup.post("/signup", data={"username": "newcomer", "email": "new@example.com",
                                             "password": PASSWORD, "confirm": PASSWORD, "csrf_token": csrf})
     assert response.status_code == 302, response.get_data(as_text=True)

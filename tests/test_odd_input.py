@@ -6,7 +6,8 @@ NUL bytes matter in particular: PostgreSQL refuses them even in a comparison.
 import base64
 
 import pytest
-from conftest import PASSWORD, csrf_from
+from support.factories import PASSWORD
+from support.pages import csrf_token, form_token
 
 CHALLENGE = "a" * 50
 
@@ -76,7 +77,7 @@ def test_odd_input_is_refused_cleanly(app, test_client, auth, user, make_client,
     if kwargs.pop("secret", False):
         kwargs["auth"] = (client.client_id, secret)
     if "form" in kwargs:
-        token = csrf_from(test_client.get("/login").get_data(as_text=True))
+        token = form_token(test_client, "/login")
         kwargs["data"] = {**kwargs.pop("form"), "csrf_token": token}
     response = getattr(test_client, method)(path.replace("{cid}", client.client_id), **kwargs)
     assert response.status_code < 500
@@ -105,7 +106,7 @@ def test_nul_in_a_path_segment_or_query_value_is_a_400(app, test_client, auth, m
     auth.login()
     kwargs = dict(kwargs)
     if method == "post":
-        token = csrf_from(test_client.get("/account/").get_data(as_text=True))
+        token = csrf_token(test_client.get("/account/").get_data(as_text=True))
         kwargs["data"] = {"csrf_token": token}
     response = getattr(test_client, method)(url, **kwargs)
     assert response.status_code == 400, response.get_data(as_text=True)[:300]
@@ -117,7 +118,7 @@ def test_nul_in_a_path_segment_or_query_value_is_a_400(app, test_client, auth, m
 
 def test_nul_in_a_form_value_or_name_is_a_400_before_any_view(app, test_client, auth, user):
     auth.login()
-    token = csrf_from(test_client.get("/account/").get_data(as_text=True))
+    token = csrf_token(test_client.get("/account/").get_data(as_text=True))
     for data in ({"csrf_token": token, "q": "a\x00"}, {"csrf_token": token, "a\x00": "b"}):
         response = test_client.post("/logout", data=data)
         assert response.status_code == 400

@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 import requests
-from conftest import pkce_pair, query_params
-from oidc_support import CALLBACK, Browser, authorization_url, half_hash
+from support.flows import pkce_pair
+from support.oidc import CALLBACK, Browser, authorization_url, half_hash
+from support.pages import query_params
 
 
 def verify(idp, id_token, client):

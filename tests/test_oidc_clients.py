@@ -8,8 +8,8 @@ import jwt
 import requests
 from auth_code_flow import FlowManager
 from authlib.integrations.requests_client import OAuth2Session
-from conftest import query_params
-from oidc_support import CALLBACK, Browser
+from support.oidc import CALLBACK, Browser
+from support.pages import query_params
 
 
 def verify_id_token(idp, id_token, client_id, **options):

@@ -7,8 +7,8 @@ import time
 import jwt
 import requests
 from joserfc.jwk import RSAKey
-from oidc_support import CALLBACK, Browser, code_flow_tokens
 from sqlalchemy import delete, select, update
+from support.oidc import CALLBACK, Browser, code_flow_tokens
 
 from website import create_app
 from website.models import SigningKey, db, now

@@ -5,8 +5,8 @@ import pytest
 import requests
 from authlib.oauth2 import rfc8414, rfc9207
 from authlib.oidc.discovery import OpenIDProviderMetadata
-from conftest import PASSWORD
-from oidc_support import CALLBACK, code_flow_tokens
+from support.factories import PASSWORD
+from support.oidc import CALLBACK, code_flow_tokens
 
 from website.oauth2.client_metadata import AUTH_METHODS, RESPONSE_TYPE_GRANTS, validate_client_metadata
 from website.models import OAuth2Client, db

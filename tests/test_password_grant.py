@@ -1,8 +1,9 @@
 """The resource owner password grant (legacy)."""
 
 import pytest
-from conftest import PASSWORD, bearer
 from sqlalchemy import select
+from support.factories import PASSWORD
+from support.flows import bearer
 
 from website.models import Token, db
 

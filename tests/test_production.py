@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
-from conftest import _test_config
-from databases import on_postgresql
-from tcpproxy import TCPProxy
+from support.databases import on_postgresql
+from support.factories import config_for
+from support.tcpproxy import TCPProxy
 from werkzeug.serving import make_server
 
 from website import create_app
@@ -133,7 +133,7 @@ def unreachable_database_url(tmp_path) -> str:
 
 
 def test_an_unreachable_database_gets_503_not_a_traceback(tmp_path, caplog):
-    app = create_app(_test_config(unreachable_database_url(tmp_path)))
+    app = create_app(config_for(unreachable_database_url(tmp_path)))
     test_client = app.test_client()
     with test_client.session_transaction() as session:
         session["user_id"] = 1  # a signed-in browser: every page looks the user up

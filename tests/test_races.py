@@ -9,7 +9,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from oauth_helpers import get_code, redeem
+from support.flows import get_code, redeem
 from website.models import Token, db
 
 THREADS = 16

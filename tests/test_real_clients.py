@@ -1,12 +1,11 @@
 """Real client libraries against the server over HTTP: requests-oauthlib for every grant."""
 
-import re
-
 import pytest
 import requests
-from conftest import PASSWORD
 from oauthlib.oauth2 import BackendApplicationClient, LegacyApplicationClient
 from requests_oauthlib import OAuth2Session
+from support.factories import PASSWORD
+from support.pages import csrf_token
 
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
 
@@ -21,12 +20,11 @@ def browser_allow(live_server: str, authorization_url: str) -> str:
     """Log in as alice, press Allow on the consent page, return where the browser is sent."""
     browser = requests.Session()
     page = browser.get(f"{live_server}/login").text
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    browser.post(f"{live_server}/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf})
+    browser.post(f"{live_server}/login", data={"username": "alice", "password": PASSWORD,
+                                               "csrf_token": csrf_token(page)})
     page = browser.get(authorization_url)
     assert page.status_code == 200, page.text
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
-    response = browser.post(authorization_url, data={"csrf_token": csrf, "allow": "Allow"},
+    response = browser.post(authorization_url, data={"csrf_token": csrf_token(page), "allow": "Allow"},
                             allow_redirects=False)
     assert response.status_code == 302, response.text
     return response.headers["Location"]

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from oauth_helpers import authorize_url, csrf_token
+from support.flows import authorize_url
+from support.pages import form_token
 from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
 from website.models.redirect_uris import redirect_uri_matches
 
@@ -129,7 +130,7 @@ TRICKY_NEXT = [
 @pytest.mark.parametrize("target", TRICKY_NEXT)
 def test_next_after_login_accepts_only_local_paths(test_client, user, target):
     login_url = "/login?" + __import__("urllib.parse").parse.urlencode({"next": target})
-    token = csrf_token(test_client, login_url)
+    token = form_token(test_client, login_url)
     response = test_client.post(login_url, data={"username": "alice", "password": "correct horse battery",
                                                  "csrf_token": token})
     assert response.status_code == 302
@@ -140,7 +141,7 @@ def test_next_after_login_accepts_only_local_paths(test_client, user, target):
 @pytest.mark.parametrize("target", TRICKY_NEXT[:6])
 def test_next_after_signup_accepts_only_local_paths(test_client, target):
     url = "/signup?" + __import__("urllib.parse").parse.urlencode({"next": target})
-    token = csrf_token(test_client, url)
+    token = form_token(test_client, url)
     response = test_client.post(url, data={"username": "bob", "email": "bob@example.com",
                                            "password": "a long password", "confirm": "a long password",
                                            "csrf_token": token})
@@ -151,7 +152,7 @@ def test_next_after_signup_accepts_only_local_paths(test_client, target):
 def test_next_keeps_a_local_path_with_its_query(test_client, user):
     target = "/oauth/authorize?client_id=abc&state=x%2Fy"
     url = "/login?" + __import__("urllib.parse").parse.urlencode({"next": target})
-    token = csrf_token(test_client, url)
+    token = form_token(test_client, url)
     response = test_client.post(url, data={"username": "alice", "password": "correct horse battery",
                                            "csrf_token": token})
     assert response.headers["Location"] == target

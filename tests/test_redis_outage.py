@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from conftest import PASSWORD
-from oauth_helpers import csrf_token
+from support.factories import PASSWORD
+from support.pages import form_token
 from website.store import throttle
 
 redis = pytest.importorskip("redis")
@@ -99,10 +99,10 @@ def test_a_redis_outage_falls_back_to_the_database_and_back(app, test_client, us
     assert locked.status_code == 401 and "Try again in" in locked.json["error_description"]
     for _ in range(3):
         login = test_client.post("/login", data={"username": "alice", "password": "wrong",
-                                                 "csrf_token": csrf_token(test_client, "/login")})
+                                                 "csrf_token": form_token(test_client, "/login")})
         assert login.status_code in (400, 429)
     right = test_client.post("/login", data={"username": "alice", "password": PASSWORD,
-                                             "csrf_token": csrf_token(test_client, "/login")})
+                                             "csrf_token": form_token(test_client, "/login")})
     assert right.status_code == 429
 
     # Redis comes back on the same port: after the retry interval it is used again.

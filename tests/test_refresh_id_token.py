@@ -4,8 +4,8 @@ no ``nonce``. Without openid there is no id_token."""
 
 import jwt
 import requests
-from conftest import query_params
-from oidc_support import CALLBACK, Browser, authorization_url, half_hash
+from support.oidc import CALLBACK, Browser, authorization_url, half_hash
+from support.pages import query_params
 
 from website.models import AuthorizationCode, Token, db
 

@@ -6,7 +6,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from oauth_helpers import get_user_token
+from support.flows import get_user_token
 
 from website.models import InitialAccessToken, OAuth2Client, RegistrationAccessToken, db, hash_secret
 

@@ -1,13 +1,13 @@
 """Revoking tokens (RFC 7009)."""
 
 import pytest
-from conftest import bearer, exchange_code, get_code
+from support.flows import bearer, exchange_code, login_and_get_code, refresh
 
 
 @pytest.fixture
 def tokens(test_client, auth, user, make_client):
     client, secret = make_client()
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     return client, secret, exchange_code(test_client, client, secret, code, verifier).json
 
 
@@ -20,11 +20,6 @@ def me_status(test_client, access_token):
     return test_client.get("/api/me", headers=bearer(access_token)).status_code
 
 
-def refresh(test_client, client, secret, refresh_token):
-    return test_client.post("/oauth/token", auth=(client.client_id, secret),
-                            data={"grant_type": "refresh_token", "refresh_token": refresh_token})
-
-
 @pytest.mark.parametrize("hint", [None, "access_token", "refresh_token"])
 def test_revoking_an_access_token(test_client, tokens, hint):
     client, secret, body = tokens
@@ -33,18 +28,18 @@ def test_revoking_an_access_token(test_client, tokens, hint):
     assert response.status_code == 200
     assert me_status(test_client, body["access_token"]) == 401
     # Only the access token: the refresh token still works.
-    assert refresh(test_client, client, secret, body["refresh_token"]).status_code == 200
+    assert refresh(test_client, client, body["refresh_token"], secret).status_code == 200
 
 
 @pytest.mark.parametrize("hint", [None, "access_token", "refresh_token"])
 def test_revoking_a_refresh_token_revokes_its_access_tokens(test_client, tokens, hint):
     client, secret, body = tokens
-    second = refresh(test_client, client, secret, body["refresh_token"]).json
+    second = refresh(test_client, client, body["refresh_token"], secret).json
     extra = {"token_type_hint": hint} if hint else {}
     response = revoke(test_client, client, secret, second["refresh_token"], **extra)
     assert response.status_code == 200
     assert me_status(test_client, second["access_token"]) == 401
-    assert refresh(test_client, client, secret, second["refresh_token"]).json["error"] == "invalid_grant"
+    assert refresh(test_client, client, second["refresh_token"], secret).json["error"] == "invalid_grant"
 
 
 def test_a_client_cannot_revoke_another_clients_token(test_client, tokens, make_client):
@@ -55,7 +50,7 @@ def test_a_client_cannot_revoke_another_clients_token(test_client, tokens, make_
         assert response.status_code == 400
         assert response.json["error"] in ("invalid_grant", "unauthorized_client")
     assert me_status(test_client, body["access_token"]) == 200
-    assert refresh(test_client, client, secret, body["refresh_token"]).status_code == 200
+    assert refresh(test_client, client, body["refresh_token"], secret).status_code == 200
 
 
 def test_unknown_token_is_answered_with_200(test_client, tokens):
@@ -100,7 +95,7 @@ def test_unknown_hint_is_ignored(test_client, tokens):
 
 def test_public_client_revokes_its_own_token(test_client, auth, user, make_client):
     client, _ = make_client(token_endpoint_auth_method="none")
-    code, verifier = get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     body = test_client.post("/oauth/token", data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": client.redirect_uris[0],
         "client_id": client.client_id, "code_verifier": verifier}).json

@@ -1,7 +1,9 @@
 """Secrets at rest are hashes: no plain secret, token, code or password in any row."""
 
 import sqlalchemy as sa
-from conftest import PASSWORD, approve, authorize_url, exchange_code, get_code, query_params
+from support.factories import PASSWORD
+from support.flows import approve, authorize_url, exchange_code, login_and_get_code
+from support.pages import query_params
 
 from website.oauth2 import keys
 from website.models import db
@@ -22,8 +24,8 @@ def test_no_plain_secret_is_stored(app, test_client, auth, runner, user, make_cl
     client, secret = make_client(grant_types=["authorization_code", "refresh_token", "implicit", "password"])
     secrets.append(secret)
     # A code that is still waiting to be redeemed, and one that was.
-    waiting_code, _ = get_code(test_client, auth, client)
-    code, verifier = get_code(test_client, auth, client)
+    waiting_code, _ = login_and_get_code(test_client, auth, client)
+    code, verifier = login_and_get_code(test_client, auth, client)
     secrets += [waiting_code, code]
     body = exchange_code(test_client, client, secret, code, verifier).json
     secrets += [body["access_token"], body["refresh_token"]]
@@ -50,7 +52,7 @@ def test_no_private_signing_key_is_stored_in_plain(app, test_client, auth, runne
     assert runner.invoke(args=["initdb"]).exit_code == 0
     assert runner.invoke(args=["rotate-keys"]).exit_code == 0  # a retired key and a current one
     client, secret = make_client()
-    code, verifier = get_code(test_client, auth, client, scope="openid profile")
+    code, verifier = login_and_get_code(test_client, auth, client, scope="openid profile")
     assert "id_token" in exchange_code(test_client, client, secret, code, verifier).json
     with app.app_context():
         private = keys.key_ring().current().signing_key

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from oauth_helpers import authorize_url, get_code, redeem
+from support.flows import authorize_url, get_code, redeem
+from support.pages import csrf_token, form_token
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "website" / "templates"
 
@@ -53,8 +54,7 @@ def test_the_code_redirect_carries_no_referrer_policy(test_client, auth, user, m
     client, _ = make_client()
     auth.login()
     url = authorize_url(client, code_challenge="a" * 43, code_challenge_method="S256")
-    from oauth_helpers import csrf_token
-    response = test_client.post(url, data={"csrf_token": csrf_token(test_client, url), "allow": "Allow"})
+    response = test_client.post(url, data={"csrf_token": form_token(test_client, url), "allow": "Allow"})
     assert response.status_code == 302
     assert "code=" in response.headers["Location"]
     assert response.headers["Referrer-Policy"] == "no-referrer"
@@ -112,7 +112,7 @@ def test_session_cookie_is_httponly_and_samesite_lax_over_http(test_client, auth
 
 def test_session_cookie_is_secure_over_https(test_client, user):
     html = test_client.get("/login", base_url="https://idp.example.com").get_data(as_text=True)
-    token = html.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
+    token = csrf_token(html)
     # Over https Flask-WTF also wants a same-origin Referer, which Referrer-Policy lets browsers send.
     response = test_client.post("/login", base_url="https://idp.example.com", data={
         "username": "alice", "password": "correct horse battery", "csrf_token": token},

@@ -1,14 +1,15 @@
 """Signing up, logging in and logging out through the pages."""
 
 import pytest
-from conftest import PASSWORD, count_rows, csrf_from
 from sqlalchemy import select
+from support.factories import PASSWORD, count_rows
+from support.pages import form_token
 
 from website.models import User, db
 
 
 def signup(test_client, **fields):
-    token = csrf_from(test_client.get("/signup").get_data(as_text=True))
+    token = form_token(test_client, "/signup")
     data = {"username": "bob", "email": "bob@example.com", "password": PASSWORD, "confirm": PASSWORD,
             "csrf_token": token}
     data.update(fields)
@@ -144,7 +145,7 @@ def test_bad_login_shows_a_message(test_client, auth, user, username, password, 
     ("", "/"),
 ])
 def test_login_follows_only_local_next_urls(test_client, user, next_url, expected):
-    token = csrf_from(test_client.get("/login").get_data(as_text=True))
+    token = form_token(test_client, "/login")
     response = test_client.post("/login", query_string={"next": next_url},
                                 data={"username": "alice", "password": PASSWORD, "csrf_token": token})
     assert response.status_code == 302
@@ -152,7 +153,7 @@ def test_login_follows_only_local_next_urls(test_client, user, next_url, expecte
 
 
 def test_signup_follows_a_local_next_url(test_client):
-    token = csrf_from(test_client.get("/signup").get_data(as_text=True))
+    token = form_token(test_client, "/signup")
     response = test_client.post("/signup?next=/clients/", data={
         "username": "bob", "email": "bob@example.com", "password": PASSWORD, "confirm": PASSWORD,
         "csrf_token": token})

@@ -1,7 +1,7 @@
 """The two read paths of the token store agree: the ORM row (used to change a token) and the
 plain record (used by bearer checks and introspection) give the same answers."""
 
-from conftest import exchange_code, get_code
+from support.flows import exchange_code, login_and_get_code
 
 from website.models import Token, TokenState, db
 from website.store.tokens import (
@@ -31,7 +31,7 @@ def _compare(row: Token, record: TokenRecord, client) -> None:
 
 def test_records_and_rows_agree_on_every_token_state(app, test_client, auth, user, make_client):
     client, secret = make_client()
-    code, verifier = get_code(test_client, auth, client, scope="openid profile")
+    code, verifier = login_and_get_code(test_client, auth, client, scope="openid profile")
     tokens = exchange_code(test_client, client, secret, code, verifier).json
     with app.app_context():
         loaded_client = db.session.merge(client)

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from conftest import PASSWORD
-from oauth_helpers import csrf_token
+from support.factories import PASSWORD
+from support.pages import csrf_token, form_token
 from website import create_app
 from website.store import throttle
 from website.models import db
@@ -46,7 +46,7 @@ def app(app):
 
 def log_in(test_client, username="alice", password=PASSWORD, address="192.0.2.1"):
     environ = {"REMOTE_ADDR": address}
-    token = csrf_token(test_client, "/login")
+    token = form_token(test_client, "/login")
     return test_client.post("/login", data={"username": username, "password": password, "csrf_token": token},
                             environ_base=environ)
 
@@ -268,7 +268,7 @@ def test_an_admin_unlocks_an_account(test_client, auth, make_user, locked_alice)
     assert f'action="/admin/users/{locked_alice.id}/unlock"' in page
     assert test_client.post(f"/admin/users/{locked_alice.id}/unlock").status_code == 400  # no CSRF token
     response = test_client.post(f"/admin/users/{locked_alice.id}/unlock",
-                                data={"csrf_token": csrf_token(test_client, "/admin/users")})
+                                data={"csrf_token": form_token(test_client, "/admin/users")})
     assert response.status_code == 302
     test_client.delete_cookie("idp_session")
     for address in ("198.51.100.1", "198.51.100.2"):
@@ -305,7 +305,7 @@ def test_simultaneous_guesses_get_no_more_password_checks_than_the_limit(
     if way == "form":
         def send(session):
             html = session.get(f"{live_server}/login", timeout=60).text
-            token = html.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+            token = csrf_token(html)
             return lambda: session.post(f"{live_server}/login", timeout=60, data={
                 "username": "alice", "password": "wrong", "csrf_token": token})
     else:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from databases import database_exists, on_postgresql
+from support.databases import database_exists, on_postgresql
 
 TESTS = Path(__file__).resolve().parent
 

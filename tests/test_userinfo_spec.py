@@ -6,7 +6,7 @@ a request with no credentials gets a bare ``Bearer`` challenge; a client that re
 import jwt
 import pytest
 import requests
-from oidc_support import CALLBACK, code_flow_tokens
+from support.oidc import CALLBACK, code_flow_tokens
 
 from website.models import OAuth2Client, db
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 class Instance:

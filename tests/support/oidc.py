@@ -3,20 +3,12 @@ signs up and presses Allow on the real pages, and hands back the redirect to the
 
 import base64
 import hashlib
-import html
-import re
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
-from conftest import PASSWORD, query_params
-
-_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-def csrf_token(page: str) -> str:
-    """The CSRF token of the first form on a page."""
-    return html.unescape(_CSRF.search(page).group(1))
+from support.factories import PASSWORD
+from support.pages import csrf_token, query_params
 
 
 class Browser:

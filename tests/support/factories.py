@@ -1,0 +1,49 @@
+"""The test config, the test password, and direct reads and writes of the database (the
+``make_user`` and ``make_client`` fixtures in conftest.py build on these)."""
+
+import secrets
+
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+from website.models import db
+
+#: Fast password hashing for tests; production uses scrypt.
+TEST_PASSWORD_METHOD = "pbkdf2:sha256:1000"
+PASSWORD = "correct horse battery"
+#: The key that encrypts the private signing keys, one for the whole run: the session's database
+#: is made by one app and used by many.
+TEST_KEY_ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
+def config_for(url: str, **overrides) -> dict:
+    """The config of a test app on the database at ``url``."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-" + secrets.token_hex(8),
+        "KEY_ENCRYPTION_KEYS": TEST_KEY_ENCRYPTION_KEY,
+        "DATABASE_URL": url,
+        "PASSWORD_HASH_METHOD": TEST_PASSWORD_METHOD,
+        "OAUTH2_ISSUER": "http://127.0.0.1",
+        **overrides,
+    }
+
+
+def detached(obj):
+    """Load every column of a committed row and detach it, for use outside the app context."""
+    db.session.refresh(obj)
+    db.session.expunge(obj)
+    return obj
+
+
+def count_rows(app, model, *conditions) -> int:
+    """How many rows of a model (matching the conditions) the database holds."""
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*conditions))
+
+
+def update_rows(app, model, values: dict, *conditions) -> None:
+    """Change rows directly in the database, e.g. to make a token expire."""
+    with app.app_context():
+        db.session.execute(sa.update(model).where(*conditions).values(**values))
+        db.session.commit()
