@@ -24,8 +24,13 @@ initdb: install
 run: initdb
 	$(BIN)/flask run
 
-## Install the test dependencies, check the layers contract, run the whole suite (PostgreSQL too when TEST_DATABASE_URL is set)
+# The interop tests' client libraries (tests/interop/package.json, pinned by its lock file).
+INTEROP_NPM = test ! -f tests/interop/package-lock.json || npm ci --prefix tests/interop --no-audit --no-fund --silent
+
+## Install the test dependencies (the interop tests' npm packages too), check the layers contract,
+## run the whole suite (PostgreSQL too when TEST_DATABASE_URL is set)
 test: install-dev
+	$(INTEROP_NPM)
 	$(BIN)/lint-imports pyproject.toml
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -37,6 +42,7 @@ test-lowest:
 	$(PYTHON) .ci/lowest-constraints.py > $(LOWEST_VENV)/constraints.txt
 	$(LOWEST_VENV)/bin/pip install --quiet -r requirements-dev.txt -c $(LOWEST_VENV)/constraints.txt \
 		> $(LOWEST_VENV)/pip.log 2>&1 || { cat $(LOWEST_VENV)/pip.log; exit 1; }
+	$(INTEROP_NPM)
 	$(LOWEST_VENV)/bin/python -m pytest -x -q $(PYTEST_ARGS)
 
 ## Re-take the README's screenshots (docs/screenshots/) in headless Chromium
