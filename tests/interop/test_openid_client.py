@@ -18,7 +18,7 @@ import pytest
 import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
-from oidc_support import Browser
+from support.oidc import Browser
 
 HERE = Path(__file__).parent
 SCRIPT = HERE / "openid_client.mjs"
