@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from support.factories import PASSWORD
 from support.pages import form_token
 
-from website.models import AuthorizationCode, OAuth2Client, Token, User, db, hash_secret, now
+from website.models import AuditEvent, AuthorizationCode, OAuth2Client, Token, User, db, hash_secret, now
 
 
 @pytest.fixture
@@ -182,3 +182,16 @@ def test_client_list_searches_and_pages(test_client, auth, admin, user, make_cli
     html = test_client.get(f"/admin/clients?q={target.client_id[:10]}").get_data(as_text=True)
     assert target.client_id in html
     assert "No client matches" in test_client.get("/admin/clients?q=nothing-like-it").get_data(as_text=True)
+
+
+def test_granting_and_revoking_admin_rights_is_audited(app, test_client, auth, admin, user):
+    auth.login("grace")
+    path = f"/admin/users/{user.id}/admin"
+    token = form_token(test_client, path)
+    test_client.post(path, data={"csrf_token": token, "make_admin": "1", "confirm": "yes"})
+    test_client.post(path, data={"csrf_token": token, "make_admin": "0"})
+    with app.app_context():
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.event.like("admin_%"))
+                                    .order_by(AuditEvent.id)).all()
+        assert [(e.event, e.username, e.detail["by"]) for e in events] == [
+            ("admin_granted", "alice", "grace"), ("admin_revoked", "alice", "grace")]

@@ -8,7 +8,8 @@ Event names in use (add new ones freely; the admin page lists whatever is stored
 ``login_succeeded``, ``login_failed``, ``login_locked``, ``logout``, ``consent_granted``,
 ``consent_denied``, ``consent_revoked``, ``token_issued``, ``token_revoked``,
 ``token_family_revoked``, ``client_created``, ``client_updated``, ``client_deleted``,
-``client_secret_rotated``, ``key_rotated``, ``api_client_granted``, ``api_client_revoked``.
+``client_secret_rotated``, ``key_rotated``, ``api_client_granted``, ``api_client_revoked``, ``account_unlocked``,
+``admin_granted``, ``admin_revoked``.
 """
 
 from flask import has_request_context, request

@@ -100,7 +100,10 @@ def set_admin(user_id: int):
         # Otherwise the last administrator could lock everyone out of this area.
         flash("You cannot revoke your own admin rights; ask another administrator.", "error")
     else:
-        user.is_admin = make_admin
+        if user.is_admin != make_admin:
+            user.is_admin = make_admin
+            audit_log.record("admin_granted" if make_admin else "admin_revoked", user=user,
+                             by=g.user.username)
         db.session.commit()
         flash(f"{user.username} is {'now' if make_admin else 'no longer'} an administrator.")
     return redirect(back)
