@@ -7,8 +7,6 @@ a temporary folder, so a normal run never changes the tree.
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlencode
@@ -18,6 +16,7 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 from support.factories import PASSWORD
 from support.flows import pkce_pair
+from support.loopback import FAKE_APP_PAGE, LoopbackServer, QuietHandler
 from support.pages import query_params
 
 CHROMIUM = "/usr/bin/chromium"
@@ -68,33 +67,21 @@ class FakeApp:
         self.queries: list[str] = []
         app = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 path, _, query = self.path.partition("?")
                 if path != "/callback":
                     self.send_error(404)
                     return
                 app.queries.append(query)
-                body = b"<!doctype html><title>Fake App</title><h1>Back at the Fake App</h1>"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(FAKE_APP_PAGE)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.loopback = LoopbackServer(Handler)
+        self.url = self.loopback.url
         self.redirect_uri = self.url + "/callback"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.loopback.close()
 
 
 @pytest.fixture

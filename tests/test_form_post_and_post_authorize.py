@@ -4,13 +4,12 @@ sent by POST (OIDC Core §3.1.2.1), as a client and a person's browser see them.
 import html
 import os
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
 from support.factories import PASSWORD
 from support.flows import authorize_url, pkce_pair, redeem
+from support.loopback import FAKE_APP_PAGE, LoopbackServer, QuietHandler
 from support.pages import csrf_token, query_params
 
 CHROMIUM = "/usr/bin/chromium"
@@ -230,29 +229,17 @@ class ReceivingApp:
         self.posts: list[dict] = []
         app = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
                 app.posts.append(dict(parse_qsl(body, keep_blank_values=True)))
-                page = b"<!doctype html><title>Fake App</title><h1>Back at the Fake App</h1>"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(page)))
-                self.end_headers()
-                self.wfile.write(page)
+                self.send_body(FAKE_APP_PAGE)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.redirect_uri = f"http://127.0.0.1:{self.server.server_port}/callback"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.loopback = LoopbackServer(Handler)
+        self.redirect_uri = self.loopback.url + "/callback"
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.loopback.close()
 
 
 @pytest.mark.browser
