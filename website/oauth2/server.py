@@ -100,9 +100,6 @@ class AuthorizationServer(_AuthorizationServer):
             raise
 
     def get_authorization_grant(self, request):
-        # Values are stored with the code (nonce, scope, ...): PostgreSQL text cannot hold NUL.
-        if any("\x00" in value for values in request.payload.datalist.values() for value in values):
-            raise InvalidRequestError("Request parameters must not contain NUL characters.")
         # Authlib quotes these values in error descriptions, which may hold only printable
         # ASCII (RFC 6749 §4.1.2.1); anything else made Authlib raise ValueError, a 500.
         for name in ("response_type", "redirect_uri"):
