@@ -65,6 +65,19 @@ DEFAULTS = {
     # Fernet keys that encrypt the private signing keys in the database, comma-separated: the
     # first encrypts, every one decrypts (for rotation). None: a key generated in the instance folder.
     "KEY_ENCRYPTION_KEYS": None,
+    # The name people see on every page and mail.
+    "SITE_NAME": "Identity Provider",
+    # Outgoing mail (website/services/mail.py). With no MAIL_SERVER, mails are written to the
+    # log instead of sent, so a fresh install works with zero configuration.
+    "MAIL_SERVER": None,
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,  # STARTTLS after connecting
+    "MAIL_USE_SSL": False,  # TLS from the first byte (usually port 465)
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_DEFAULT_SENDER": None,  # default: no-reply@ the issuer's (or the request's) host name
+    # Seconds to wait for the mail server before telling the person the mail could not be sent.
+    "MAIL_TIMEOUT": 10,
 }
 
 
@@ -205,3 +218,9 @@ def load(app, test_config: dict | None = None) -> None:
             engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
+    if app.config["MAIL_USE_TLS"] and app.config["MAIL_USE_SSL"]:
+        raise SystemExit("Configuration error: set MAIL_USE_TLS (STARTTLS) or MAIL_USE_SSL (TLS from the"
+                         " start, usually port 465), not both")
+    # Real SMTP even under TESTING (Flask-Mailman would pick its in-memory backend): the tests
+    # read what arrives at an SMTP server on loopback.
+    app.config.setdefault("MAIL_BACKEND", "smtp")
