@@ -65,6 +65,10 @@ DEFAULTS = {
     # Fernet keys that encrypt the private signing keys in the database, comma-separated: the
     # first encrypts, every one decrypts (for rotation). None: a key generated in the instance folder.
     "KEY_ENCRYPTION_KEYS": None,
+    # Who may create an account (website/services/signup.py): open, invite, domain or closed.
+    "SIGNUP_POLICY": "open",
+    # For SIGNUP_POLICY=domain: the mail domains (space- or comma-separated) that may sign up.
+    "SIGNUP_ALLOWED_DOMAINS": "",
     # The name people see on every page and mail.
     "SITE_NAME": "Identity Provider",
     # Outgoing mail (website/services/mail.py). With no MAIL_SERVER, mails are written to the
@@ -218,6 +222,9 @@ def load(app, test_config: dict | None = None) -> None:
             engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
+    if app.config["SIGNUP_POLICY"] not in ("open", "invite", "domain", "closed"):
+        raise SystemExit(f"Configuration error: SIGNUP_POLICY must be open, invite, domain or closed,"
+                         f" not {app.config['SIGNUP_POLICY']!r}")
     if app.config["MAIL_USE_TLS"] and app.config["MAIL_USE_SSL"]:
         raise SystemExit("Configuration error: set MAIL_USE_TLS (STARTTLS) or MAIL_USE_SSL (TLS from the"
                          " start, usually port 465), not both")
