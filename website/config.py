@@ -44,6 +44,10 @@ DEFAULTS = {
     "SESSION_COOKIE_SECURE": None,
     # The provider's own cookie name, so apps served on the same host keep their "session".
     "SESSION_COOKIE_NAME": "idp_session",
+    # A session ends this many seconds after its browser was last seen (Flask's setting; 31 days).
+    "PERMANENT_SESSION_LIFETIME": 31 * 24 * 3600,
+    # Seconds between updates of a session's "last seen" time (one write per browser at most).
+    "SESSION_TOUCH_INTERVAL": 60,
     # Seconds to wait for a PostgreSQL connection before answering 503.
     "DATABASE_CONNECT_TIMEOUT": 5,
     # Security (see SECURITY.md). Request bodies above this many bytes are refused.

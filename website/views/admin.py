@@ -4,18 +4,17 @@ audit log."""
 import functools
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import func, or_, select
 
 from website.extensions import db
 from website.forms import ConfirmForm
 from website.models.audit import AuditEvent
 from website.models.clients import OAuth2Client
-from website.models.grants import AuthorizationCode, Token
 from website.models.usernames import canonical_username
 from website.models.users import User
 from website.store import audit as audit_log
 from website.store import throttle
-from website.store.clients import delete_clients
+from website.store import users as user_store
 from website.views.auth import login_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -134,16 +133,12 @@ def delete_user(user_id: int):
         return redirect(url_for("admin.users"))
     form = ConfirmForm()
     if form.validate_on_submit():
-        delete_clients(OAuth2Client.owner_id == user.id)
-        # The user's own tokens and codes at other clients (the foreign keys cascade too).
-        db.session.execute(delete(Token).where(Token.user_id == user.id))
-        db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
-        db.session.delete(user)
+        audit_log.record("account_deleted", user=user, by=g.user.username)
+        user_store.delete_user(user)
         db.session.commit()
         flash(f"User {user.username} deleted.")
         return redirect(url_for("admin.users"))
-    clients = db.session.scalars(select(OAuth2Client).where(OAuth2Client.owner_id == user.id)).all()
-    return render_template("admin/delete_user.html", user=user, clients=clients, form=form)
+    return render_template("admin/delete_user.html", user=user, clients=user_store.owned_clients(user), form=form)
 
 
 @bp.route("/clients")

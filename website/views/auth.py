@@ -3,13 +3,13 @@
 import functools
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
 from website.extensions import db
 from website.forms import ConfirmForm, LoginForm, SignupForm
 from website.models.users import User
-from website.services.sessions import log_in, log_out
+from website.services.sessions import load_session_user, log_in, log_out
 from website.store import audit, throttle
 from website.store.users import authenticate_user
 
@@ -19,12 +19,7 @@ bp = Blueprint("auth", __name__)
 @bp.before_app_request
 def load_logged_in_user() -> None:
     """Put the signed-in user (or None) on ``g.user``."""
-    user_id = session.get("user_id")
-    g.user = db.session.get(User, user_id) if isinstance(user_id, int) else None
-    if g.user is not None and not g.user.check_session_key(session.get("session_key")):
-        # The user logged out everywhere (or changed password) since this cookie was made.
-        g.user = None
-        session.clear()
+    g.user = load_session_user()
 
 
 def login_required(view):
