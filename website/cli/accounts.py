@@ -11,6 +11,7 @@ from website.forms import EMAIL_RULE
 from website.models.usernames import normalize_username, username_problem
 from website.models.users import User
 from website.store import audit, throttle
+from website.store.users import find_user
 
 
 @click.command("create-user")
@@ -48,9 +49,12 @@ def create_user_command(username, password, email, name, admin):
 @with_appcontext
 @click.argument("username")
 def unlock_user_command(username):
-    """Forget an account's failed log-ins (from every address), ending its lockouts now."""
-    removed = throttle.unlock_account(username)
-    user = db.session.scalar(select(User).where(User.username == username))
-    audit.record("account_unlocked", user=user, attempted_username=username[:40], by="cli", counters=removed)
+    """Forget an account's failed log-ins (from every address, and over all addresses), ending
+    its lockouts now."""
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"No user named {username!r}.")
+    removed = throttle.unlock_account(user.username)
+    audit.record("account_unlocked", user=user, by="cli", counters=removed)
     db.session.commit()
-    click.echo(f"Unlocked {username}: {removed} throttle counter{'s' if removed != 1 else ''} removed.")
+    click.echo(f"Unlocked {user.username}: {removed} throttle counter{'s' if removed != 1 else ''} removed.")

@@ -102,7 +102,9 @@ def login():
         db.session.commit()
         # One message for both cases, so the form does not reveal which usernames exist.
         form.password.errors.append(throttle.wait_message(wait) if wait else "Wrong username or password.")
-        status = 429 if wait else 400
+        if wait:
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
+        status = 400
     elif form.errors:
         status = 400
     return render_template("auth/login.html", form=form), status
