@@ -112,9 +112,9 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Sign out and clear the session."""
+    """Sign this browser out (the account page signs out other sessions, or all)."""
     form = ConfirmForm()
     if form.validate_on_submit():
-        log_out()
+        log_out(everywhere=False)
         flash("You are signed out.")
     return redirect(url_for("auth.index"))
