@@ -440,3 +440,14 @@ def test_unlocking_also_ends_the_lock_over_every_address(app, runner, test_clien
     result = runner.invoke(args=["unlock-user", "alice"])
     assert result.exit_code == 0, result.output
     assert log_in(test_client, address="198.51.100.3").status_code == 302
+
+
+def test_password_grant_failures_mail_the_person_too(app, test_client, make_user, mailbox, password_client):
+    """The grant lives below services/ and reaches the mail through the throttle's signal."""
+    make_user("alice", email="alice@example.com")
+    app.config.update(THROTTLE_NOTIFY_AFTER=2)
+    client, secret = password_client
+    for address in ("198.51.100.1", "198.51.100.2"):
+        assert password_grant(test_client, client, secret, "wrong", address=address).status_code == 400
+    [message] = mailbox.wait_for(1)
+    assert message["To"] == "alice@example.com"
