@@ -65,6 +65,12 @@ DEFAULTS = {
     # Fernet keys that encrypt the private signing keys in the database, comma-separated: the
     # first encrypts, every one decrypts (for rotation). None: a key generated in the instance folder.
     "KEY_ENCRYPTION_KEYS": None,
+    # /metrics (Prometheus) answers these addresses or networks (space- or comma-separated),
+    # and any request with "Authorization: Bearer METRICS_TOKEN".
+    "METRICS_ALLOWED_ADDRESSES": "127.0.0.1 ::1",
+    "METRICS_TOKEN": None,
+    # Log lines as plain text, or one JSON object per line ("json").
+    "LOG_FORMAT": "text",
     # Who may create an account (website/services/signup.py): open, invite, domain or closed.
     "SIGNUP_POLICY": "open",
     # For SIGNUP_POLICY=domain: the mail domains (space- or comma-separated) that may sign up.
