@@ -100,7 +100,7 @@ def test_metrics_count_requests_tokens_by_grant_and_failed_log_ins(test_client, 
 
 
 def test_metrics_are_refused_to_other_addresses(app, test_client):
-    app.extensions["metrics_networks"] = []
+    app.config["METRICS_NETWORKS"] = []
     response = test_client.get("/metrics")
     assert response.status_code == 403
     assert "METRICS_ALLOWED_ADDRESSES" in response.json["error_description"]

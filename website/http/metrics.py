@@ -68,7 +68,7 @@ def _allowed() -> bool:
         address = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
         return False
-    return any(address in network for network in current_app.extensions["metrics_networks"])
+    return any(address in network for network in current_app.config["METRICS_NETWORKS"])
 
 
 @bp.route("/metrics")
@@ -89,21 +89,6 @@ def metrics():
     return body, 200, {"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"}
 
 
-def parse_networks(value) -> list:
-    """METRICS_ALLOWED_ADDRESSES (addresses or networks, space- or comma-separated)."""
-    if isinstance(value, str):
-        value = value.replace(",", " ").split()
-    networks = []
-    for item in value or ():
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise SystemExit(f"Configuration error: METRICS_ALLOWED_ADDRESSES: {item!r} is not an"
-                             " address or network") from None
-    return networks
-
-
 def init_app(app) -> None:
-    """Serve /metrics and watch the database pool."""
-    app.extensions["metrics_networks"] = parse_networks(app.config["METRICS_ALLOWED_ADDRESSES"])
+    """Serve /metrics."""
     app.register_blueprint(bp)

@@ -63,12 +63,18 @@ def healthz():
 def readyz():
     """Answer 200 when this instance can serve: the database answers, its schema is at the
     newest migration, and Redis answers when REDIS_URL is set; 503 naming what is not ready."""
-    checks = {"database": _check_database(), "migrations": _check_migrations(), "redis": _check_redis()}
+    checks = readiness()
     ready = all(result in ("ok", "not configured") for result in checks.values())
     response = jsonify(status="ready" if ready else "not ready", checks=checks)
     response.status_code = 200 if ready else 503
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def readiness() -> dict[str, str]:
+    """What /readyz checks: "ok", "not configured" or what is wrong, for the database, its
+    migrations and Redis (also used by `flask check-config`)."""
+    return {"database": _check_database(), "migrations": _check_migrations(), "redis": _check_redis()}
 
 
 def _check_database() -> str:
@@ -95,15 +101,16 @@ def _check_migrations() -> str:
 def _migration_heads() -> set[str]:
     heads = current_app.extensions.get("migration_heads")
     if heads is None:
-        heads = set(ScriptDirectory.from_config(_alembic_config()).get_heads())
+        heads = set(script_directory().get_heads())
         current_app.extensions["migration_heads"] = heads
     return heads
 
 
-def _alembic_config() -> AlembicConfig:
+def script_directory() -> ScriptDirectory:
+    """The migrations (Alembic's view of migrations/versions)."""
     config = AlembicConfig()
     config.set_main_option("script_location", MIGRATIONS_DIR)
-    return config
+    return ScriptDirectory.from_config(config)
 
 
 def _check_redis() -> str:
@@ -235,11 +242,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def _set_log_format(app: Flask) -> None:
-    log_format = str(app.config["LOG_FORMAT"]).strip().lower()
-    if log_format not in ("text", "json"):
-        raise SystemExit(f"Configuration error: LOG_FORMAT must be text or json, not {app.config['LOG_FORMAT']!r}")
     _error_stream_handler.setFormatter(
-        JsonFormatter() if log_format == "json" else flask_logging.default_handler.formatter)
+        JsonFormatter() if app.config["LOG_FORMAT"] == "json" else flask_logging.default_handler.formatter)
 
 
 def _use_faster_default_handler(app: Flask) -> None:
