@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet, MultiFernet
 DEFAULTS = {
     "DATABASE_URL": None,  # default: a SQLite file in the instance folder
     "OAUTH2_ISSUER": None,  # default: the URL the request came in on
-    "OAUTH2_SCOPES_SUPPORTED": "openid profile email offline_access",
+    "OAUTH2_SCOPES_SUPPORTED": "openid profile email offline_access groups",
     "OAUTH2_ACCESS_TOKEN_LIFETIME": 3600,
     "OAUTH2_REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
     "OAUTH2_CODE_LIFETIME": 300,
