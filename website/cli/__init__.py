@@ -24,6 +24,8 @@ COMMANDS = (
     groups.unassign_role_command,
     groups.limit_client_command,
     accounts.unlock_user_command,
+    accounts.disable_user_command,
+    accounts.enable_user_command,
     keys.rotate_keys_command,
     keys.rotate_key_encryption_key_command,
     keys.generate_key_encryption_key_command,

@@ -278,6 +278,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token) -> User | None:
         user = refresh_token.user
+        if user is not None and user.disabled_at is not None:
+            raise InvalidGrantError("This account is disabled.")
         if user is not None:
             # Taken out of the groups the client is limited to: no new tokens from old ones.
             refuse_unless_allowed(user, self.request.client)
