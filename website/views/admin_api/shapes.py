@@ -1,6 +1,8 @@
 """What the admin API answers for each kind of thing (Auth0's Management API field names
 where they fit), and how it finds one by its id."""
 
+from datetime import timezone
+
 from sqlalchemy import select
 
 from website.extensions import db
@@ -13,7 +15,12 @@ from website.views.admin_api import ApiError
 
 
 def iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    """A stored time as ISO 8601 in UTC (SQLite returns it without a zone)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def user_shape(user: User) -> dict:
