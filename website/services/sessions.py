@@ -57,8 +57,8 @@ def load_session_user() -> User | None:
             session.clear()
         return None
     found = rows.live_user_and_session(sid, user_id, _lifetime())
-    if found is None or not found[0].check_session_key(session.get("session_key")):
-        # Signed out on another device, everywhere, by a password change, or expired.
+    if found is None or found[0].disabled_at is not None or not found[0].check_session_key(session.get("session_key")):
+        # Signed out on another device, everywhere, by a password change, expired, or disabled.
         session.clear()
         return None
     user, g.user_session = found
