@@ -30,13 +30,16 @@ def log_in(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
 
     ``amr`` says how the person proved who they are (RFC 8176 values: ``pwd``, ``otp``,
     ``hwk``, ``mfa``, ``fed``, ...); id_tokens of this session carry it."""
-    old = session.get("sid") if g.get("user") is not None else None
+    old = current_session_id()
+    # Signing in again as the same person (a step-up, say) keeps the apps this browser signed in to.
+    carried = rows.session_clients(old) if old and g.user.id == user.id else []
     session.clear()
     if old:
         rows.end_session(g.user.id, old)  # signing in again (another account, say) ends the old one
     address = request.remote_addr if has_request_context() else None
     agent = request.headers.get("User-Agent") if has_request_context() else None
     row = rows.create_session(user, list(amr), address, agent)
+    row.clients = carried
     db.session.commit()
     session["user_id"] = user.id
     session["session_key"] = user.session_key()
@@ -99,6 +102,12 @@ def remember_client_in_session(client_id: str) -> None:
     without asking, and the account page names the apps of each session."""
     if (sid := current_session_id()) is not None:
         rows.add_client(sid, client_id)
+
+
+def used_clients() -> list[str]:
+    """The client_ids this browser session signed in to, oldest first (empty when signed out)."""
+    sid = current_session_id()
+    return rows.session_clients(sid) if sid else []
 
 
 def session_used_client(client_id: str | None) -> bool:
@@ -200,4 +209,4 @@ def describe_browser(user_agent: str | None) -> str:
 
 __all__ = ["clear_browser_session", "current_session_id", "end_all_sessions", "end_other_sessions", "end_session",
            "list_sessions", "load_session_user", "log_in", "log_out", "remember_client_in_session",
-           "session_records", "session_used_client"]
+           "session_records", "session_used_client", "used_clients"]
