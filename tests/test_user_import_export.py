@@ -27,7 +27,7 @@ def test_list_users_prints_a_table(runner, two_users):
     result = runner.invoke(args=["list-users"])
     assert result.exit_code == 0, result.output
     header, ada, bob = result.output.splitlines()
-    assert header.split() == ["ID", "USERNAME", "EMAIL", "NAME", "ADMIN", "CREATED"]
+    assert header.split() == ["ID", "USERNAME", "EMAIL", "NAME", "ADMIN", "CREATED", "STATUS"]
     assert ada.split()[1:6] == ["ada", "ada@example.com", "Ada", "Lovelace", "yes"]
     assert bob.split()[1:5] == ["bob", "bob@example.com", "-", "no"]
     assert "scrypt" not in result.output
@@ -39,7 +39,8 @@ def test_list_users_json(runner, two_users):
     users = json.loads(result.output)
     assert [u["username"] for u in users] == ["ada", "bob"]
     assert users[0]["is_admin"] is True and users[0]["name"] == "Ada Lovelace"
-    assert set(users[0]) == {"id", "username", "email", "email_verified", "name", "is_admin", "sub", "created_at"}
+    assert set(users[0]) == {"id", "username", "email", "email_verified", "name", "is_admin", "sub", "created_at",
+                             "disabled_at"}
 
 
 def test_list_users_of_an_empty_server(runner):
@@ -132,6 +133,7 @@ BAD_LINES = [
     ('{"username": "zoe", "email_verified": 1}', "'email_verified' must be true or false"),
     ('{"username": "zoe", "name": ""}', "'name' must be 1 to 100 characters"),
     ('{"username": "zoe", "created_at": "yesterday"}', "'created_at' must be an ISO 8601"),
+    ('{"username": "zoe", "disabled_at": 5}', "'disabled_at' must be an ISO 8601"),
     ('{"username": "zoe", "password_hash": 5}', "'password_hash' must be a string"),
     ('{"username": "zoe", "sub": ""}', "'sub' must be 1 to 255"),
     ('{"username": "zoe", "colour": "red"}', "unknown field colour"),
@@ -171,3 +173,18 @@ def test_an_empty_or_undecodable_file_is_an_error(app, runner, tmp_path, content
     source.write_bytes(content)
     assert_one_line_error(runner.invoke(args=["import-users", str(source)]))
     assert count_rows(app, User) == 0
+
+
+def test_a_disabled_account_stays_disabled_through_export_and_import(app, runner, two_users, tmp_path, auth):
+    assert runner.invoke(args=["disable-user", "bob"]).exit_code == 0
+    listed = runner.invoke(args=["list-users"]).output.splitlines()
+    assert listed[1].endswith("active") and listed[2].endswith("disabled")
+    target = tmp_path / "users.jsonl"
+    assert runner.invoke(args=["export-users", str(target)]).exit_code == 0
+    with app.app_context():
+        db.session.execute(db.delete(User))
+        db.session.commit()
+    assert runner.invoke(args=["import-users", str(target)]).exit_code == 0
+    assert [u["disabled_at"] is not None for u in json.loads(runner.invoke(args=["list-users", "--json"]).output)] \
+        == [False, True]
+    assert auth.login("bob").status_code == 400

@@ -104,7 +104,7 @@ def _iso(value: datetime | None) -> str | None:
 def _user_record(user: User) -> dict:
     return {"username": user.username, "email": user.email, "email_verified": bool(user.email_verified),
             "name": user.name, "is_admin": bool(user.is_admin), "sub": user.sub,
-            "created_at": _iso(user.created_at)}
+            "created_at": _iso(user.created_at), "disabled_at": _iso(user.disabled_at)}
 
 
 @click.command("list-users")
@@ -119,9 +119,9 @@ def list_users_command(as_json):
     if not users:
         click.echo("No users.")
         return
-    rows = [("ID", "USERNAME", "EMAIL", "NAME", "ADMIN", "CREATED")] + [
+    rows = [("ID", "USERNAME", "EMAIL", "NAME", "ADMIN", "CREATED", "STATUS")] + [
         (str(user.id), user.username, user.email or "-", user.name or "-", "yes" if user.is_admin else "no",
-         (_iso(user.created_at) or "-")[:10]) for user in users]
+         (_iso(user.created_at) or "-")[:10], "disabled" if user.disabled_at else "active") for user in users]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -156,7 +156,8 @@ WERKZEUG_HASH = re.compile(r"\A(scrypt:\d+:\d+:\d+|pbkdf2:sha(1|224|256|384|512)
 #: What an imported account without a usable password gets: check_password_hash never matches it.
 UNUSABLE_PASSWORD = "!imported-without-password"
 
-_IMPORT_FIELDS = {"username", "email", "email_verified", "name", "is_admin", "sub", "created_at", "password_hash"}
+_IMPORT_FIELDS = {"username", "email", "email_verified", "name", "is_admin", "sub", "created_at", "disabled_at",
+                  "password_hash"}
 
 
 def _import_record(record, taken_names: set, taken_subs: set) -> tuple[dict | None, list[str]]:
@@ -189,14 +190,15 @@ def _import_record(record, taken_names: set, taken_subs: set) -> tuple[dict | No
         problems.append("'sub' must be 1 to 255 printable characters")
     elif sub is not None and sub in taken_subs:
         problems.append(f"sub {sub!r} belongs to another account")
-    created_at = record.get("created_at")
-    if created_at is not None:
-        try:
-            created_at = datetime.fromisoformat(created_at)
-        except (TypeError, ValueError):
-            problems.append("'created_at' must be an ISO 8601 date and time")
-        else:
-            created_at = created_at if created_at.tzinfo else created_at.replace(tzinfo=timezone.utc)
+    times = {}
+    for key in ("created_at", "disabled_at"):
+        if record.get(key) is not None:
+            try:
+                value = datetime.fromisoformat(record[key])
+            except (TypeError, ValueError):
+                problems.append(f"'{key}' must be an ISO 8601 date and time")
+            else:
+                times[key] = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     password_hash = record.get("password_hash")
     if password_hash is not None and not isinstance(password_hash, str):
         problems.append("'password_hash' must be a string")
@@ -211,8 +213,7 @@ def _import_record(record, taken_names: set, taken_subs: set) -> tuple[dict | No
                "password_hash": password_hash if keep_hash else UNUSABLE_PASSWORD}
     if sub is not None:
         columns["sub"] = sub
-    if created_at is not None:
-        columns["created_at"] = created_at
+    columns.update(times)  # a disabled account stays disabled on the new server
     return columns, []
 
 
