@@ -178,6 +178,7 @@ def database_unavailable(error):
         db.session.rollback()
     except SQLAlchemyError:
         pass
+    g.database_unavailable = True  # what renders the page below must not ask the database again
     # One line, no traceback: an outage is an operational event, not a bug.
     logging.getLogger("website").warning(
         "request_id=%s database unavailable (%s); answered 503", g.get("request_id"), type(error).__name__

@@ -26,7 +26,8 @@ def branding() -> Brand:
     if has_request_context() and (brand := g.get("brand")) is not None:
         return brand
     values = {key: current_app.config.get(key) for key in BRAND_KEYS}
-    values.update(saved_branding())
+    if not (has_request_context() and g.get("database_unavailable")):  # the 503 page: configuration only
+        values.update(saved_branding())
     brand = Brand(name=values["SITE_NAME"], logo_url=values["SITE_LOGO_URL"] or None,
                   primary_color=values["SITE_PRIMARY_COLOR"], support_email=values["SITE_SUPPORT_EMAIL"] or None)
     if has_request_context():
