@@ -1,0 +1,39 @@
+// A single-page app as oidc-client-ts's documentation writes one: a UserManager in its default
+// configuration (code flow with PKCE S256, the user kept in sessionStorage) plus loadUserInfo,
+// so that sign-in also calls the UserInfo endpoint from script. /config.js sets SPA_CONFIG
+// (authority, client_id and the page URLs); tests/interop/test_oidc_client_ts.py drives it.
+/* global oidc, SPA_CONFIG */
+const manager = new oidc.UserManager({ ...SPA_CONFIG, loadUserInfo: true })
+
+function summary (user) {
+  if (!user) return null
+  return {
+    profile: user.profile,
+    access_token: user.access_token,
+    refresh_token: user.refresh_token ?? null,
+    id_token: user.id_token ?? null,
+    token_type: user.token_type,
+    scope: user.scope
+  }
+}
+
+window.spa = {
+  signIn: () => manager.signinRedirect(),
+  user: async () => summary(await manager.getUser()),
+  // With a refresh token oidc-client-ts renews with it; forceIframeAuth uses prompt=none in a
+  // hidden iframe instead, riding on the provider's session cookie.
+  renew: async (forceIframeAuth = false) => summary(await manager.signinSilent({ forceIframeAuth })),
+  revoke: async () => { await manager.revokeTokens(); return summary(await manager.getUser()) }
+}
+
+async function callback () {
+  const status = document.getElementById('status')
+  try {
+    await manager.signinCallback()
+    if (window.parent === window) window.location.replace('/index.html')
+  } catch (error) {
+    status.textContent = 'error: ' + error
+  }
+}
+
+if (document.body.dataset.page === 'callback') callback()
