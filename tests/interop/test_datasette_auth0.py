@@ -6,6 +6,8 @@ SSL_CERT_FILE) trusts that CA. Its ``domain`` setting is the provider's host:por
 Auth0 tenant. The plugin always sends the secret with HTTP Basic; an Auth0 application is
 registered client_secret_post by default, so both registrations must sign in."""
 
+import re
+
 import pytest
 from datasette.app import Datasette
 from support.loopback import ASGIServer, WSGIServer
@@ -49,6 +51,9 @@ def test_datasette_auth0_signs_in(tls_idp, user, make_client, auth_method):
         landed = browser.session.get(callback, timeout=10)
         assert landed.status_code == 200 and landed.url == server.url + "/", landed.text[:500]
         actor = browser.session.get(server.url + "/-/actor.json", timeout=10).json()["actor"]
+        # On failure the plugin redirects home too, with its error among Datasette's messages.
+        messages = re.findall(r'<p class="message-error">(.*?)</p>', landed.text, re.S)
+        assert actor is not None, messages
         home = browser.session.get(server.url + "/", timeout=10)
     finally:
         server.close()

@@ -26,14 +26,23 @@ window.spa = {
   revoke: async () => { await manager.revokeTokens(); return summary(await manager.getUser()) }
 }
 
+// The redirect back from the provider: finish the sign-in, then go to the app's page, with the
+// error in the URL if it failed (shown in #status). In the silent iframe, the library posts the
+// answer to the page that opened it.
 async function callback () {
-  const status = document.getElementById('status')
+  let error = null
   try {
     await manager.signinCallback()
-    if (window.parent === window) window.location.replace('/index.html')
-  } catch (error) {
-    status.textContent = 'error: ' + error
+  } catch (failure) {
+    error = String(failure)
+  }
+  if (window.parent === window) {
+    window.location.replace('/index.html' + (error ? '?error=' + encodeURIComponent(error) : ''))
   }
 }
 
-if (document.body.dataset.page === 'callback') callback()
+if (document.body.dataset.page === 'callback') {
+  callback()
+} else {
+  document.getElementById('status').textContent = new URLSearchParams(window.location.search).get('error') ?? ''
+}
