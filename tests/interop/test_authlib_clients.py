@@ -99,7 +99,8 @@ def sign_in(browser: Browser, app_url: str) -> dict:
 
 
 @pytest.mark.parametrize("framework", ["flask", "starlette"])
-def test_authlib_client_signs_in_beside_the_provider_with_default_cookie_names(idp, user, make_client, framework):
+def test_authlib_client_signs_in_beside_the_provider_with_default_cookie_names(idp, user, make_client,
+                                                                              framework):
     browser = Browser(idp)
     browser.login()  # the provider's own session cookie is in the jar before the app's
     assert len(browser.session.cookies) == 1

@@ -27,7 +27,8 @@ SCOPE = "openid profile email offline_access"
 
 def _requirements_or_skip() -> None:
     missing = [reason for ok, reason in [
-        (LIBRARY.is_file(), "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` (make test does)"),
+        (LIBRARY.is_file(),
+         "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` (make test does)"),
         (os.path.exists(CHROMIUM), f"Debian's chromium is missing at {CHROMIUM} (.ci/run installs it)"),
     ] if not ok]
     if not missing:
@@ -43,14 +44,15 @@ class SinglePageApp:
     def __init__(self):
         self.config: dict = {}
         spa = self
-        files = {"/index.html": SPA / "index.html", "/callback.html": SPA / "callback.html",
-                 "/silent.html": SPA / "silent.html", "/app.js": SPA / "app.js", "/oidc-client-ts.js": LIBRARY}
+        files = {f"/{name}": SPA / name for name in ("index.html", "callback.html", "silent.html", "app.js")}
+        files["/oidc-client-ts.js"] = LIBRARY
 
         class Handler(QuietHandler):
             def do_GET(self):
                 path = self.path.partition("?")[0].partition("#")[0]
                 if path == "/config.js":
-                    self.send_body(f"window.SPA_CONFIG = {json.dumps(spa.config)};".encode(), "text/javascript")
+                    script = f"window.SPA_CONFIG = {json.dumps(spa.config)};"
+                    self.send_body(script.encode(), "text/javascript")
                 elif path in files:
                     kind = "text/javascript" if path.endswith(".js") else "text/html; charset=utf-8"
                     self.send_body(files[path].read_bytes(), kind)
@@ -73,6 +75,7 @@ def spa():
 
 @pytest.fixture
 def chromium_page():
+    _requirements_or_skip()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         context = browser.new_context()
@@ -85,7 +88,6 @@ def chromium_page():
 
 
 def test_oidc_client_ts_spa_from_another_origin(idp, user, make_client, spa, chromium_page):
-    _requirements_or_skip()
     client, _ = make_client(redirect_uris=[spa.url + "/callback.html", spa.url + "/silent.html"],
                             token_endpoint_auth_method="none", scope=SCOPE)
     spa.config = {"authority": idp + "/", "client_id": client.client_id, "scope": SCOPE,

@@ -25,7 +25,8 @@ def test_pyoidc_code_flow_and_default_userinfo_request(idp, user, make_client, m
         "client_id": web_app.client_id, "response_type": "code", "scope": ["openid", "profile", "email"],
         "nonce": nonce, "redirect_uri": REDIRECT_URI, "state": state})
     callback = Browser(idp).authorize(request.request(client.authorization_endpoint))
-    response = client.parse_response(AuthorizationResponse, info=urlsplit(callback).query, sformat="urlencoded")
+    response = client.parse_response(AuthorizationResponse, info=urlsplit(callback).query,
+                                     sformat="urlencoded")
     assert response["state"] == state
 
     token = client.do_access_token_request(state=state, request_args={"code": response["code"]})

@@ -22,7 +22,8 @@ class ThrowawayCA:
 
     def __init__(self, directory: Path):
         now = datetime.datetime.now(datetime.timezone.utc)
-        self._not_before, self._not_after = now - datetime.timedelta(minutes=5), now + datetime.timedelta(hours=1)
+        self._not_before = now - datetime.timedelta(minutes=5)
+        self._not_after = now + datetime.timedelta(hours=1)
         self._key = ec.generate_private_key(ec.SECP256R1())
         public = self._key.public_key()
         self._cert = (
@@ -50,8 +51,8 @@ class ThrowawayCA:
             .subject_name(_name("127.0.0.1")).issuer_name(self._cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(self._not_before).not_valid_after(self._not_after)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
