@@ -1,6 +1,6 @@
 """Every `flask` command, one module per subject; ``init_app`` registers them all."""
 
-from website.cli import accounts, apis, clients, database, keys
+from website.cli import accounts, apis, clients, database, keys, mail, operations
 
 COMMANDS = (
     apis.create_api_command,
@@ -17,6 +17,10 @@ COMMANDS = (
     keys.rotate_keys_command,
     keys.rotate_key_encryption_key_command,
     keys.generate_key_encryption_key_command,
+    mail.send_test_mail_command,
+    operations.check_config_command,
+    operations.backup_command,
+    operations.restore_command,
 )
 
 
