@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet, MultiFernet
 DEFAULTS = {
     "DATABASE_URL": None,  # default: a SQLite file in the instance folder
     "OAUTH2_ISSUER": None,  # default: the URL the request came in on
-    "OAUTH2_SCOPES_SUPPORTED": "openid profile email offline_access",
+    "OAUTH2_SCOPES_SUPPORTED": "openid profile email offline_access groups",
     "OAUTH2_ACCESS_TOKEN_LIFETIME": 3600,
     "OAUTH2_REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
     "OAUTH2_CODE_LIFETIME": 300,
@@ -77,8 +77,16 @@ DEFAULTS = {
     "SIGNUP_POLICY": "open",
     # For SIGNUP_POLICY=domain: the mail domains (space- or comma-separated) that may sign up.
     "SIGNUP_ALLOWED_DOMAINS": "",
-    # The name people see on every page and mail.
+    # Branding (website/services/branding.py), also set in the admin UI: the name people see
+    # on every page and mail, an https logo URL (None: the built-in mark), the primary colour
+    # (links and buttons; at least 4.5:1 against white), and a support address for the footer.
     "SITE_NAME": "Identity Provider",
+    "SITE_LOGO_URL": None,
+    "SITE_PRIMARY_COLOR": "#4338ca",
+    "SITE_SUPPORT_EMAIL": None,
+    # A folder of templates that replace the built-in ones of the same name (None: the
+    # instance folder's templates/), so a deployer can change any page without forking.
+    "TEMPLATE_OVERRIDES_DIR": None,
     # Outgoing mail (website/services/mail.py). With no MAIL_SERVER, mails are written to the
     # log instead of sent, so a fresh install works with zero configuration.
     "MAIL_SERVER": None,
