@@ -14,21 +14,12 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
+from support.chromium import CHROMIUM, CHROMIUM_ARGS
 from support.factories import PASSWORD
 from support.flows import pkce_pair
 from support.loopback import FAKE_APP_PAGE, LoopbackServer, QuietHandler
 from support.pages import query_params
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOT_DIR = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
