@@ -15,13 +15,13 @@ from website.models.clients import (
     RegistrationAccessToken,
     SecretView,
 )
-from website.models.grants import AuthorizationCode, Consent, Token, TokenState
+from website.models.grants import AuthorizationCode, Consent, SpentJti, Token, TokenState
 from website.models.keys import SigningKey
 from website.models.throttle import ThrottleCounter
 from website.models.users import Subject, User
 
 __all__ = [
     "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAssertionJti", "Consent", "InitialAccessToken", "OAuth2Client",
-    "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "Subject", "ThrottleCounter",
+    "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SpentJti", "Subject", "ThrottleCounter",
     "Token", "TokenState", "User", "db", "hash_secret", "now", "utcnow",
 ]
