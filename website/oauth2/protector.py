@@ -92,7 +92,8 @@ class ResourceProtector(_ResourceProtector):
         if isinstance(error, (InvalidDPoPProofError, UseDPoPNonceError)) or (
                 dpop.enabled() and _uses_dpop_scheme()):
             # A DPoP request is answered in its own scheme; use_dpop_nonce adds DPoP-Nonce.
-            headers = [*error.get_headers(), ("WWW-Authenticate", dpop.challenge(error))]
+            headers = [*(h for h in error.get_headers() if h[0] != "WWW-Authenticate"),
+                       ("WWW-Authenticate", dpop.challenge(error))]
             return error.status_code, dict(error.get_body()), headers
         if isinstance(error, (InsufficientScopeError, InvalidRequestError)):
             challenge = f'Bearer error="{error.error}", error_description="{error.description}"'
