@@ -15,7 +15,7 @@ from support.factories import count_rows
 from support.flows import authorize_url, bearer, code_request, get_code, pkce_pair, approve
 from support.pages import query_params
 
-from website.models import SpentJti, Token
+from website.models import AuditEvent, SpentJti, Token
 from website.oauth2.dpop import DPOP_SIGNING_ALGS
 from website.store import throttle
 
@@ -139,12 +139,13 @@ def test_two_proofs_are_refused(test_client, service, key):
     assert (response.status_code, error_of(response)) == (400, "invalid_dpop_proof")
 
 
-def test_a_replayed_proof_is_refused(test_client, service, key):
+def test_a_replayed_proof_is_refused_and_audited(app, test_client, service, key):
     proof = key.proof("POST", TOKEN_URL)
     assert client_credentials(test_client, service, {"DPoP": proof}).status_code == 200
     again = client_credentials(test_client, service, {"DPoP": proof})
     assert (again.status_code, error_of(again)) == (400, "invalid_dpop_proof")
     assert "jti" in again.get_json()["error_description"]
+    assert count_rows(app, AuditEvent, AuditEvent.event == "dpop_proof_replayed") == 1
 
 
 def test_the_issuer_url_is_an_accepted_htu(test_client, service, key):

@@ -24,8 +24,9 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 
+from website.extensions import db
 from website.oauth2.keys import get_issuer
-from website.store import throttle
+from website.store import audit, throttle
 
 #: The proof signing algorithms accepted (§5.1 ``dpop_signing_alg_values_supported``):
 #: asymmetric only, never ``none`` or HMAC (§4.3 check 5).
@@ -208,6 +209,9 @@ def check_proof(proof: str, access_token: str | None = None, status_code: int = 
     jkt = key.thumbprint()
     expires_at = iat + config["OAUTH2_DPOP_PROOF_MAX_AGE"] + config["OAUTH2_DPOP_CLOCK_SKEW"]
     if not throttle.spend_once(f"dpop:{jkt}", jti, expires_at):
+        # A replay means the proof was captured: worth an administrator's attention.
+        audit.record("dpop_proof_replayed", jkt=jkt, path=flask_request.path)
+        db.session.commit()
         _refuse("its jti was used before; make a new proof for each request", status_code)
     return jkt
 
