@@ -26,6 +26,9 @@ REDIS_TIMEOUT = 0.5
 _COUNTERS = ThrottleCounter.__table__
 
 
+_SPENT = SpentJti.__table__
+
+
 def _locked_until_query(count: int):
     """SELECT max(locked_until) for ``count`` keys, built once per count (Core, fixed binds)."""
     keys = [bindparam(f"k{i}") for i in range(count)]
@@ -133,11 +136,13 @@ class DatabaseBackend:
         session (a second connection would wait on SQLite's write lock): the value is spent
         even if the rest of the request fails. Expired values go in the same transaction."""
         insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
-        db.session.execute(delete(SpentJti).where(SpentJti.expires_at < now))
-        spent = db.session.execute(
-            insert(SpentJti).values(key=key, expires_at=expires_at).on_conflict_do_nothing()).rowcount
+        db.session.execute(delete(_SPENT).where(_SPENT.c.expires_at < now))
+        # RETURNING tells whether the row went in; the rowcount of ON CONFLICT DO NOTHING did
+        # not, on PostgreSQL with psycopg.
+        spent = db.session.execute(insert(_SPENT).values(key=key, expires_at=expires_at)
+                                   .on_conflict_do_nothing().returning(_SPENT.c.key)).first()
         commit_keeping_loaded()
-        return spent == 1
+        return spent is not None
 
 
 #: One attempt on a Redis subject: refused while the lock key lives; else counted (the count
