@@ -8,12 +8,16 @@ from website.models.users import User
 from website.store import audit
 
 
-def log_in(user: User) -> None:
-    """Start a fresh session for the user (a new session on log-in prevents fixation)."""
+def log_in(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
+    """Start a fresh session for the user (a new session on log-in prevents fixation).
+
+    ``amr`` says how the person proved who they are (RFC 8176 values: ``pwd``, ``otp``,
+    ``hwk``, ``mfa``, ``fed``, ...); id_tokens of this session carry it."""
     session.clear()
     session["user_id"] = user.id
     session["session_key"] = user.session_key()
     session["auth_time"] = now()
+    session["amr"] = list(amr)
     session.permanent = True
 
 
