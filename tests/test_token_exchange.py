@@ -252,3 +252,17 @@ def test_the_jwt_requested_token_type_is_issued_as_such(test_client, web_app, pe
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["issued_token_type"] == "urn:ietf:params:oauth:token-type:jwt"
     assert json.loads(json.dumps(claims_of(test_client, response.get_json()["access_token"])))["aud"] == INVOICES
+
+
+def test_dynamic_registration_and_the_client_form_offer_the_grant(app, test_client, auth, user):
+    app.config["OAUTH2_OPEN_REGISTRATION"] = True
+    registered = test_client.post("/oauth/register", json={
+        "client_name": "Orders backend", "grant_types": ["client_credentials", GRANT], "redirect_uris": []})
+    assert registered.status_code == 201, registered.get_json()
+    assert GRANT in registered.get_json()["grant_types"]
+    public = test_client.post("/oauth/register", json={
+        "client_name": "SPA", "grant_types": [GRANT], "token_endpoint_auth_method": "none"})
+    assert (public.status_code, public.get_json()["error"]) == (400, "invalid_client_metadata")
+    auth.login()
+    form = test_client.get("/clients/new").get_data(as_text=True)
+    assert f'value="{GRANT}"' in form and "Token exchange (RFC 8693)" in form
