@@ -5,6 +5,7 @@ and the API never go beyond the policy (ApiClientGrant) and the subject token; a
 tests/interop/test_openid_client.py runs the exchange with openid-client too."""
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 from joserfc import jwt
@@ -12,7 +13,7 @@ from joserfc.jwk import KeySet
 from support.factories import count_rows, update_rows
 from support.flows import get_user_token
 
-from website.models import AuditEvent, OAuth2Client, db
+from website.models import AuditEvent, OAuth2Client, User, db
 
 GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
@@ -266,3 +267,13 @@ def test_dynamic_registration_and_the_client_form_offer_the_grant(app, test_clie
     auth.login()
     form = test_client.get("/clients/new").get_data(as_text=True)
     assert f'value="{GRANT}"' in form and "Token exchange (RFC 8693)" in form
+
+
+def test_the_id_token_of_a_disabled_account_is_refused(app, test_client, web_app, person_token, user):
+    # Disabling revokes the person's tokens; an id_token cannot be revoked, so it is checked here.
+    update_rows(app, User, {"disabled_at": datetime.now(timezone.utc)}, User.id == user.id)
+    response = exchange(test_client, web_app, person_token["id_token"], ID_TOKEN,
+                        actor_token=own_token(test_client, web_app), actor_token_type=ACCESS_TOKEN,
+                        audience=INVOICES)
+    assert error_of(response) == (400, "invalid_request")
+    assert "disabled" in response.get_json()["error_description"]

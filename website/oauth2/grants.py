@@ -18,6 +18,7 @@ from website.models.users import User
 from website.oauth2.audiences import requested_resource
 from website.oauth2.claims import dump_claims, requested_claims
 from website.oauth2.client_auth import CLIENT_AUTH_METHODS
+from website.oauth2.client_metadata import token_lifetime
 from website.oauth2.dpop import requested_jkt
 from website.store import audit, throttle
 from website.store.clients import query_client
@@ -44,7 +45,6 @@ def save_token(token: dict, request) -> None:
     """Store a newly issued token as hashes, in one transaction with the code or refresh
     token it was exchanged for, so a crash leaves nothing half-issued."""
     issued_at = now()
-    config = current_app.config
     parent = getattr(request, "refresh_token", None)
     code = getattr(request, "authorization_code", None)
     refresh_token = token.get("refresh_token")
@@ -59,7 +59,7 @@ def save_token(token: dict, request) -> None:
         expires_in=token["expires_in"],
         expires_at=issued_at + token["expires_in"],
         refresh_token_expires_at=(
-            issued_at + config["OAUTH2_REFRESH_TOKEN_LIFETIME"] if refresh_token else None
+            issued_at + token_lifetime(request.client, "refresh_token") if refresh_token else None
         ),
         authorization_code_id=code.id if isinstance(code, AuthorizationCode) else None,
         # An exchanged token joins its subject token's family: revoking that grant revokes it too.
@@ -286,6 +286,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token) -> User | None:
         user = refresh_token.user
+        if user is not None and user.disabled_at is not None:
+            raise InvalidGrantError("This account is disabled.")
         if user is not None:
             # Taken out of the groups the client is limited to: no new tokens from old ones.
             refuse_unless_allowed(user, self.request.client)

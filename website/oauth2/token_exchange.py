@@ -32,6 +32,7 @@ from website.extensions import db
 from website.models.apis import ResourceServer
 from website.oauth2.audiences import InvalidTargetError, requested_resource, resolve_api, use_api
 from website.oauth2.client_metadata import TOKEN_EXCHANGE
+from website.oauth2.grants import refuse_unless_allowed
 from website.oauth2.keys import SIGNING_ALG, get_issuer, get_public_jwks
 from website.store import audit
 from website.store.apis import api_grant
@@ -135,6 +136,10 @@ class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         subject = read_presented_token(data, "subject")
         if subject.user is None:
             _refuse("subject_token", "it was issued to a client, not for a person")
+        if subject.user.disabled_at is not None:
+            _refuse("subject_token", "the person's account is disabled")
+        # A client limited to some groups gets no tokens for anyone else, exchanged or not.
+        refuse_unless_allowed(subject.user, client)
         if not may_present(client, subject):
             self._policy_refusal(subject, "subject token of another client")
             _refuse("subject_token", "it was issued to another client")
