@@ -1,7 +1,7 @@
 """DPoP-bound codes and tokens, the spent-jti cache, token exchange's act claim
 
 Revision ID: 1701_dpop_token_exchange
-Revises: 2102_site_settings
+Revises: 2103_user_disabled_at
 Create Date: 2026-12-02 05:30:00
 
 DPoP (RFC 9449): a code may be bound to a key by the authorization request (dpop_jkt), a
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '1701_dpop_token_exchange'
-down_revision = '2102_site_settings'
+down_revision = '2103_user_disabled_at'
 branch_labels = None
 depends_on = None
 
