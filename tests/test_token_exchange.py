@@ -154,14 +154,15 @@ def test_impersonation_needs_an_administrators_allowance(app, test_client, runne
     refused = exchange(test_client, web_app, person_token["access_token"], audience=INVOICES)
     assert error_of(refused) == (400, "invalid_request")
     assert "impersonate" in refused.get_json()["error_description"]
-    result = runner.invoke(args=["grant-api", INVOICES, web_app[0].client_id, "--impersonation"])
+    # "--": a client_id may begin with "-".
+    result = runner.invoke(args=["grant-api", "--impersonation", "--", INVOICES, web_app[0].client_id])
     assert result.exit_code == 0 and "impersonate" in result.output
     allowed = exchange(test_client, web_app, person_token["access_token"], audience=INVOICES)
     assert allowed.status_code == 200, allowed.get_json()
     claims = claims_of(test_client, allowed.get_json()["access_token"])
     assert claims["sub"] == user.sub and "act" not in claims
     assert count_rows(app, AuditEvent, AuditEvent.event == "api_impersonation_allowed") == 1
-    runner.invoke(args=["grant-api", INVOICES, web_app[0].client_id, "--no-impersonation"])
+    assert runner.invoke(args=["grant-api", "--no-impersonation", "--", INVOICES, web_app[0].client_id]).exit_code == 0
     assert error_of(exchange(test_client, web_app, person_token["access_token"], audience=INVOICES)) == (
         400, "invalid_request")
 
