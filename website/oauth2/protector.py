@@ -85,14 +85,15 @@ class ResourceProtector(_ResourceProtector):
     def error_response(self, error) -> tuple[int, dict, list]:
         """The status, JSON body and headers answering ``error`` (also for UserInfo, whose
         errors Authlib's endpoint machinery would otherwise answer its own way)."""
-        # With DPoP on, every 401 also names the DPoP scheme and its algorithms (RFC 9449 §7.1).
-        dpop_challenge = [("WWW-Authenticate", dpop.challenge())] if dpop.enabled() else []
+        # With DPoP on, every 401 of a protector that takes DPoP tokens also names the DPoP
+        # scheme and its algorithms (RFC 9449 §7.1); one that takes Bearer only does not.
+        takes_dpop = dpop.enabled() and DPoPValidator.TOKEN_TYPE in self._token_validators
+        dpop_challenge = [("WWW-Authenticate", dpop.challenge())] if takes_dpop else []
         if isinstance(error, (MissingAuthorizationError, UnsupportedTokenTypeError)):
             # RFC 6750 §3.1: no credentials at all, so no error code in the challenge.
             body = {"error": "invalid_token", "error_description": self.MISSING_TOKEN}
             return 401, body, [*default_json_headers, ("WWW-Authenticate", "Bearer"), *dpop_challenge]
-        if isinstance(error, (InvalidDPoPProofError, UseDPoPNonceError)) or (
-                dpop.enabled() and _uses_dpop_scheme()):
+        if isinstance(error, (InvalidDPoPProofError, UseDPoPNonceError)) or (takes_dpop and _uses_dpop_scheme()):
             # A DPoP request is answered in its own scheme; use_dpop_nonce adds DPoP-Nonce.
             headers = [*(h for h in error.get_headers() if h[0] != "WWW-Authenticate"),
                        ("WWW-Authenticate", dpop.challenge(error))]
