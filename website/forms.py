@@ -19,7 +19,13 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, 
 
 from website.models.groups import name_problem
 from website.models.usernames import normalize_username, username_problem
-from website.oauth2.client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES, RESPONSE_TYPE_GRANTS
+from website.oauth2.client_metadata import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    LEGACY_GRANT_TYPES,
+    RESPONSE_TYPE_GRANTS,
+    TOKEN_EXCHANGE,
+)
 from website.oauth2.keys import USERINFO_SIGNING_ALGS
 from website.services.branding import color_problem, logo_problem
 
@@ -44,6 +50,7 @@ GRANT_LABELS = {
     "client_credentials": "Client credentials — for services acting on their own behalf",
     "implicit": "Implicit (legacy, discouraged) — tokens in the URL; use the code flow instead",
     "password": "Password (legacy, discouraged) — the app sees the user's password",
+    TOKEN_EXCHANGE: "Token exchange (RFC 8693) — a service swaps a user's token for one to another API",
 }
 
 
@@ -116,6 +123,8 @@ class ClientForm(FlaskForm):
         default="",
     )
     strict_auth_method = BooleanField("Strict: accept only this secret method (not both Basic and POST body)")
+    dpop_bound_access_tokens = BooleanField("DPoP: the app always proves its key (RFC 9449); "
+                                            "token requests without a DPoP proof are refused")
     jwks_uri = StringField("JWKS URL (private_key_jwt)", validators=[Optional(), Length(max=2000)])
     jwks = TextAreaField("JWKS, public keys as JSON (private_key_jwt, instead of a URL)",
                          validators=[Length(max=20000)])
@@ -145,6 +154,7 @@ class ClientForm(FlaskForm):
             "contacts": (self.contacts.data or "").split(),
             "userinfo_signed_response_alg": self.userinfo_signed_response_alg.data,
             "strict_auth_method": bool(self.strict_auth_method.data),
+            "dpop_bound_access_tokens": bool(self.dpop_bound_access_tokens.data),
             "jwks_uri": self.jwks_uri.data,
             "jwks": _json_or_text(self.jwks.data),
             "access_token_lifetime": (self.access_token_lifetime.data or "").strip() or None,

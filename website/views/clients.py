@@ -167,6 +167,7 @@ def client_form_data(client: OAuth2Client) -> dict:
            for kind in ("access_token", "refresh_token", "id_token")},
         "userinfo_signed_response_alg": client.client_metadata.get("userinfo_signed_response_alg", ""),
         "strict_auth_method": client.strict_auth_method,
+        "dpop_bound_access_tokens": client.client_metadata.get("dpop_bound_access_tokens") is True,
         "jwks_uri": client.client_metadata.get("jwks_uri"),
         "jwks": json.dumps(client.client_metadata["jwks"], indent=2) if client.client_metadata.get("jwks") else "",
     }
