@@ -9,7 +9,7 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
@@ -21,6 +21,8 @@ from support.loopback import FAKE_APP_PAGE, LoopbackServer, QuietHandler
 from support.pages import query_params
 
 DESKTOP = {"width": 1280, "height": 860}
+IPHONE_SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                 "Version/17.5 Mobile/15E148 Safari/604.1")
 PHONE = {"width": 390, "height": 844}
 SCREENSHOT_DIR = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
@@ -310,6 +312,62 @@ def test_pages_work_without_javascript(browser, live_server, user):
         context.close()
 
 
+def test_sessions_data_download_and_deleting_the_account(browser, page, live_server, user, make_client):
+    """Sign out the phone from the laptop, change the password keeping no other session,
+    download my data, then delete the account after seeing the app that goes with it."""
+    make_client(owner=user, client_name="Garden Planner")
+    phone = browser.new_context(base_url=live_server, user_agent=IPHONE_SAFARI)
+    phone_page = phone.new_page()
+    try:
+        log_in(phone_page)
+        log_in(page)
+        page.goto("/account/")
+        sessions = page.locator("li.session")
+        expect(sessions).to_have_count(2)
+        expect(page.locator("li.session.current")).to_contain_text("This browser")
+        page.get_by_role("button", name="Sign out Safari 17 on iOS").click()
+        expect(page.get_by_text("That session is signed out.")).to_be_visible()
+        expect(sessions).to_have_count(1)
+        phone_page.goto("/account/")
+        expect(phone_page.get_by_role("heading", name="Log in")).to_be_visible()
+
+        log_in(phone_page)
+        page.goto("/account/")
+        expect(page.get_by_label("Sign out my other sessions")).to_be_checked()
+        page.get_by_label("Current password").last.fill("wrong password")
+        page.get_by_label("New password", exact=True).fill("another long passphrase")
+        page.get_by_label("Repeat new password").fill("another long passphrase")
+        page.get_by_role("button", name="Change password").click()
+        expect(page.locator(".error")).to_have_text("That is not your current password.")
+        page.get_by_label("Current password").last.fill(PASSWORD)
+        page.get_by_label("New password", exact=True).fill("another long passphrase")
+        page.get_by_label("Repeat new password").fill("another long passphrase")
+        page.get_by_role("button", name="Change password").click()
+        expect(page.get_by_text("1 other session was signed out")).to_be_visible()
+        phone_page.goto("/account/")
+        expect(phone_page.get_by_role("heading", name="Log in")).to_be_visible()
+
+        with page.expect_download() as download_info:
+            page.get_by_role("link", name="Download my data").click()
+        download = download_info.value
+        assert download.suggested_filename == f"my-data-{user.id}.json"
+        data = json.loads(Path(download.path()).read_text())
+        assert data["profile"]["username"] == "alice"
+        assert [s["live"] for s in data["sessions"]] == [False, True, False]  # phone, this laptop, phone
+
+        page.get_by_role("link", name="Delete my account…").click()
+        expect(page.locator(".deleted-clients")).to_contain_text("Garden Planner")
+        page.get_by_role("button", name="Delete my account").click()
+        expect(page.locator(".field:has(#password) .error")).to_have_text("This field is required.")
+        page.get_by_label("Your password").fill("another long passphrase")
+        page.get_by_label("Type your username to confirm").fill("alice")
+        page.get_by_role("button", name="Delete my account").click()
+        expect(page.get_by_text("The account alice is deleted, with 1 app you owned.")).to_be_visible()
+        expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Log in")).to_be_visible()
+    finally:
+        phone.close()
+
+
 def tour(page, make_user, make_client, fake_app):
     """Visit every page a person meets, in its interesting states; yield a name at each stop."""
     page.goto("/")
@@ -371,7 +429,12 @@ def tour(page, make_user, make_client, fake_app):
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Connected apps").click()
     expect(page.get_by_role("heading", name="Photo Gallery")).to_be_visible()
     yield "connected-apps"
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(page.url))
+    phone = page.context.browser.new_context(base_url=origin, user_agent=IPHONE_SAFARI)
+    log_in(phone.new_page(), "grace")  # a second session, for the sessions list
+    phone.close()
     page.goto("/account/")
+    expect(page.get_by_role("button", name="Sign out Safari 17 on iOS")).to_be_visible()
     yield "account"
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
     page.get_by_label("Current password").first.fill("wrong password")
@@ -379,6 +442,14 @@ def tour(page, make_user, make_client, fake_app):
     page.get_by_role("button", name="Change email").click()
     expect(page.locator(".error")).to_be_visible()
     yield "account-error"
+    page.goto("/account/delete")
+    expect(page.get_by_text("Weather Station")).to_be_visible()
+    yield "account-delete"
+    page.get_by_label("Your password").fill(PASSWORD)
+    page.get_by_label("Type your username to confirm").fill("not grace")
+    page.get_by_role("button", name="Delete my account").click()
+    expect(page.locator(".error")).to_have_text("Type your username, grace, to confirm.")
+    yield "account-delete-error"
     page.goto("/admin/users")
     yield "admin-users"
     page.goto("/admin/clients?q=demo")
@@ -442,7 +513,8 @@ def axe_violations(page) -> list[dict]:
 #: The pages the README shows, and those also shown at phone width.
 SCREENSHOTS = {"login", "signup", "consent", "clients", "client-secret", "account", "admin-users", "admin-user",
                "admin-client", "admin-branding",
-               "client-form-error", "oauth-error", "connected-apps", "logout-confirm", "admin-audit"}
+               "client-form-error", "oauth-error", "connected-apps", "logout-confirm", "admin-audit",
+               "account-delete"}
 PHONE_SCREENSHOTS = {"login", "consent", "client-secret", "admin-users", "admin-audit", "admin-user", "admin-client"}
 
 #: Inline scripts, inline styles and event-handler attributes, which a strict CSP blocks, and

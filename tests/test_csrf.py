@@ -2,6 +2,7 @@
 
 import pytest
 
+from support.factories import PASSWORD
 from support.flows import authorize_url
 
 
@@ -21,6 +22,8 @@ FORMS = [
     ("/clients/{id}/delete", {}),
     ("/logout", {}),
     ("/account/sign-out-everywhere", {}),
+    ("/account/sessions/{sid}/end", {}),
+    ("/account/delete", {"password": PASSWORD, "confirmation": "alice"}),
     ("consent", {"allow": "Allow"}),
 ]
 
@@ -33,7 +36,9 @@ def test_signed_in_forms_refuse_posts_without_a_valid_csrf_token(test_client, cl
         path = authorize_url(client, code_challenge="a" * 43, code_challenge_method="S256")
     if token:
         data = {**data, "csrf_token": token}
-    response = test_client.post(path.format(id=client.client_id), data=data)
+    with test_client.session_transaction() as current:
+        sid = current["sid"]
+    response = test_client.post(path.format(id=client.client_id, sid=sid), data=data)
     assert response.status_code == 400
     assert "Location" not in response.headers
     # Nothing happened: the client is still there, the user still signed in.

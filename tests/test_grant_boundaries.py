@@ -33,7 +33,8 @@ def test_changing_the_password_ends_other_sessions(app, user, auth, test_client)
     page = test_client.get("/account/").get_data(as_text=True)
     response = test_client.post("/account/password", data={
         "csrf_token": csrf_token(page), "password-current_password": PASSWORD,
-        "password-new_password": "a brand new secret", "password-confirm": "a brand new secret"})
+        "password-new_password": "a brand new secret", "password-confirm": "a brand new secret",
+        "password-sign_out_others": "y"})  # the box is ticked unless the person unticks it
     assert response.status_code == 302
     assert test_client.get("/account/").status_code == 200  # this session carries on
     assert elsewhere.get("/account/").status_code == 302  # the other one is signed out

@@ -339,3 +339,115 @@ def test_simultaneous_guesses_get_no_more_password_checks_than_the_limit(
         checks = db.session.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.event == "login_failed"))
     assert 1 <= checks <= 5, checks
+
+
+def sign_in_and_out(test_client, address):
+    """A successful log-in from ``address`` (so it is one of the person's known addresses)."""
+    assert log_in(test_client, address=address).status_code == 302
+    test_client.delete_cookie("idp_session")
+
+
+def test_an_attack_from_many_addresses_locks_new_addresses_but_not_the_persons_own(app, test_client, user):
+    """The account's limit over every address locks only addresses the person has not signed
+    in from: the attack stops, the person still gets in from home."""
+    app.config.update(THROTTLE_ACCOUNT_TOTAL_LIMIT=6, THROTTLE_NOTIFY_AFTER=0)
+    sign_in_and_out(test_client, "192.0.2.1")
+    for attacker in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
+        for _ in range(2):  # under the per-address limit of 3
+            assert log_in(test_client, password="wrong", address=attacker).status_code in (400, 429)
+    fresh = log_in(test_client, address="198.51.100.99")  # the right password, a new address
+    assert fresh.status_code == 429
+    assert "Too many failed attempts" in fresh.get_data(as_text=True)
+    assert log_in(test_client, password="wrong", address="198.51.100.98").status_code == 429
+    sign_in_and_out(test_client, "192.0.2.1")  # home still works, and does not reset the attack
+    assert log_in(test_client, address="198.51.100.99").status_code == 429
+
+
+def test_the_account_total_limit_can_be_turned_off(app, test_client, user):
+    app.config.update(THROTTLE_ACCOUNT_TOTAL_LIMIT=0, THROTTLE_NOTIFY_AFTER=0)
+    for attacker in ("198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"):
+        for _ in range(2):
+            log_in(test_client, password="wrong", address=attacker)
+    assert log_in(test_client, address="198.51.100.99").status_code == 302
+
+
+def test_each_further_lockout_lasts_twice_as_long(app, test_client, user):
+    app.config.update(THROTTLE_LOCKOUT=1, THROTTLE_MAX_LOCKOUT=3, THROTTLE_NOTIFY_AFTER=0, THROTTLE_ADDRESS_LIMIT=100)
+    waits = []
+    for _ in range(3):
+        for _ in range(3):
+            response = log_in(test_client, password="wrong", address="198.51.100.5")
+        assert response.status_code == 429
+        waits.append(int(response.headers["Retry-After"]))
+        time.sleep(waits[-1] + 1.1)
+    assert waits == [1, 2, 3]  # doubled, up to THROTTLE_MAX_LOCKOUT
+    # A successful log-in from the address starts over.
+    sign_in_and_out(test_client, "198.51.100.5")
+    for _ in range(3):
+        response = log_in(test_client, password="wrong", address="198.51.100.5")
+    assert int(response.headers["Retry-After"]) == 1
+
+
+def test_the_person_gets_one_mail_after_repeated_failures(app, test_client, make_user, mailbox):
+    from support.mail import html_of, text_of
+
+    make_user("alice", email="alice@example.com")
+    app.config.update(THROTTLE_NOTIFY_AFTER=4)
+    for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
+        for _ in range(2):
+            log_in(test_client, password="wrong", address=address)
+    [message] = mailbox.wait_for(1)
+    time.sleep(0.3)
+    assert len(mailbox.messages) == 1  # six failures, one mail
+    assert message["To"] == "alice@example.com"
+    text = text_of(message)
+    assert "wrong password 4 times" in text and "198.51.100.2" in text
+    assert "your account is not locked" in text
+    assert "http://localhost/account/" in text and 'href="http://localhost/account/"' in html_of(message)
+    with app.app_context():
+        from website.models import AuditEvent
+        assert db.session.scalar(db.select(db.func.count()).select_from(AuditEvent).where(
+            AuditEvent.event == "login_failures_notified")) == 1
+
+
+def test_a_mail_the_server_refused_is_sent_at_a_later_failure(app, test_client, make_user, mailbox):
+    make_user("alice", email="alice@example.com")
+    app.config.update(THROTTLE_NOTIFY_AFTER=2)
+    mailbox.refuse = True
+    for _ in range(2):
+        assert log_in(test_client, password="wrong", address="198.51.100.1").status_code == 400
+    assert mailbox.messages == []
+    mailbox.refuse = False
+    log_in(test_client, password="wrong", address="198.51.100.2")
+    [message] = mailbox.wait_for(1)
+    assert "wrong password 3 times" in message.get_payload()[0].get_payload(decode=True).decode()
+
+
+def test_unknown_usernames_send_no_mail(app, test_client, user, mailbox):
+    app.config.update(THROTTLE_NOTIFY_AFTER=2)
+    for _ in range(3):
+        log_in(test_client, username="nobody", password="wrong", address="198.51.100.1")
+    time.sleep(0.3)
+    assert mailbox.messages == []
+
+
+def test_unlocking_also_ends_the_lock_over_every_address(app, runner, test_client, user):
+    app.config.update(THROTTLE_ACCOUNT_TOTAL_LIMIT=4, THROTTLE_NOTIFY_AFTER=0)
+    for address in ("198.51.100.1", "198.51.100.2"):
+        for _ in range(2):
+            log_in(test_client, password="wrong", address=address)
+    assert log_in(test_client, address="198.51.100.3").status_code == 429
+    result = runner.invoke(args=["unlock-user", "alice"])
+    assert result.exit_code == 0, result.output
+    assert log_in(test_client, address="198.51.100.3").status_code == 302
+
+
+def test_password_grant_failures_mail_the_person_too(app, test_client, make_user, mailbox, password_client):
+    """The grant lives below services/ and reaches the mail through the throttle's signal."""
+    make_user("alice", email="alice@example.com")
+    app.config.update(THROTTLE_NOTIFY_AFTER=2)
+    client, secret = password_client
+    for address in ("198.51.100.1", "198.51.100.2"):
+        assert password_grant(test_client, client, secret, "wrong", address=address).status_code == 400
+    [message] = mailbox.wait_for(1)
+    assert message["To"] == "alice@example.com"

@@ -6,7 +6,7 @@ from website import cli, config, http, views
 from website.extensions import MIGRATIONS_DIR, csrf, db, mail, migrate
 from website.http.guard import DatabaseIntegerConverter
 from website.oauth2 import server
-from website.services import branding
+from website.services import branding, lockout
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -21,6 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Before any route is added: every <int:...> then fits the database's INTEGER.
     app.url_map.converters["int"] = DatabaseIntegerConverter
     server.init_app(app)
+    lockout.init_app(app)
     views.init_app(app)
     cli.init_app(app)
     http.init_app(app, csrf)

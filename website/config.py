@@ -65,19 +65,34 @@ DEFAULTS = {
     "SESSION_COOKIE_SECURE": None,
     # The provider's own cookie name, so apps served on the same host keep their "session".
     "SESSION_COOKIE_NAME": "idp_session",
+    # A session ends this many seconds after its browser was last seen (Flask's setting; 31 days).
+    "PERMANENT_SESSION_LIFETIME": 31 * 24 * 3600,
+    # Seconds between updates of a session's "last seen" time (one write per browser at most).
+    "SESSION_TOUCH_INTERVAL": 60,
     # Seconds to wait for a PostgreSQL connection before answering 503.
     "DATABASE_CONNECT_TIMEOUT": 5,
     # Security (see SECURITY.md). Request bodies above this many bytes are refused.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # The longest single parameter value a protocol endpoint accepts.
     "OAUTH2_MAX_PARAMETER_LENGTH": 8192,
-    # Failed log-ins (or client authentications) allowed per account / per client address /
-    # per client_id within THROTTLE_WINDOW seconds, before a lockout of THROTTLE_LOCKOUT seconds.
+    # Failed log-ins (or client authentications) allowed per account from one address / per
+    # address / per client_id within THROTTLE_WINDOW seconds, before a lockout of THROTTLE_LOCKOUT
+    # seconds, doubled at each further lockout within a day up to THROTTLE_MAX_LOCKOUT.
     "THROTTLE_ACCOUNT_LIMIT": 5,
     "THROTTLE_ADDRESS_LIMIT": 20,
     "THROTTLE_CLIENT_LIMIT": 20,
     "THROTTLE_WINDOW": 15 * 60,
     "THROTTLE_LOCKOUT": 15 * 60,
+    "THROTTLE_MAX_LOCKOUT": 24 * 3600,
+    # Failed log-ins of one account from every address within THROTTLE_WINDOW before addresses
+    # the person has not signed in from within THROTTLE_KNOWN_ADDRESS_DAYS are locked out of it
+    # (their own addresses never are); 0: no such limit.
+    "THROTTLE_ACCOUNT_TOTAL_LIMIT": 50,
+    "THROTTLE_KNOWN_ADDRESS_DAYS": 30,
+    # After this many failed log-ins of an account (from anywhere, within THROTTLE_WINDOW) the
+    # person gets one mail, at most one per THROTTLE_NOTIFY_INTERVAL seconds; 0: no mail.
+    "THROTTLE_NOTIFY_AFTER": 10,
+    "THROTTLE_NOTIFY_INTERVAL": 24 * 3600,
     # With a Redis URL the throttle counters live in Redis; otherwise in the database.
     "REDIS_URL": None,
     "THROTTLE_REDIS_PREFIX": "idp:throttle:",

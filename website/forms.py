@@ -278,6 +278,7 @@ class ChangePasswordForm(FlaskForm):
         "Repeat new password",
         validators=[DataRequired(), EqualTo("new_password", message="The passwords differ.")],
     )
+    sign_out_others = BooleanField("Sign out my other sessions", default=True)
     submit = SubmitField("Change password")
 
 
@@ -287,3 +288,12 @@ class ChangeEmailForm(FlaskForm):
     )
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
     submit = SubmitField("Change email")
+
+
+class DeleteAccountForm(FlaskForm):
+    """Deleting one's own account: the password and the username typed out."""
+
+    password = PasswordField("Your password", validators=[DataRequired(), Length(max=1000)])
+    confirmation = StringField("Type your username to confirm", filters=[strip_text],
+                               validators=[DataRequired(), Length(max=100)])
+    submit = SubmitField("Delete my account")

@@ -15,6 +15,7 @@ from website.oauth2.keys import (
     check_private_keys,
     ensure_signing_key,
 )
+from website.services.sessions import purge_ended_sessions
 
 #: Rows deleted per transaction by purge-expired, so a big purge never holds long locks.
 PURGE_BATCH_SIZE = 5000
@@ -38,7 +39,8 @@ def initdb_command():
 @click.command("purge-expired")
 @with_appcontext
 def purge_expired_command():
-    """Delete expired authorization codes, tokens and unopened secret views; print how many."""
+    """Delete expired authorization codes, tokens, unopened secret views and the rows of ended
+    or expired sessions; print how many."""
     stamp = now()
     codes = _purge(AuthorizationCode, AuthorizationCode.expires_at <= stamp)
     # A token row is dead once its access token has expired and its refresh token
@@ -55,6 +57,8 @@ def purge_expired_command():
     click.echo(f"Deleted {codes} expired authorization codes and {tokens} expired tokens.")
     if views := _purge(SecretView, SecretView.expires_at <= stamp):
         click.echo(f"Deleted {views} new client secrets nobody opened in time.")
+    if sessions := purge_ended_sessions(PURGE_BATCH_SIZE):
+        click.echo(f"Deleted {sessions} ended or expired sessions.")
 
 
 def _purge(model, *conditions) -> int:

@@ -1,24 +1,79 @@
-"""A person's browser session: signing in, signing out, ending every session."""
+"""A person's browser sessions: signing in, signing out, listing and ending them.
 
-from flask import g, session
+The session cookie (signed by Flask) carries the user id, a digest of the user's session
+secret and the id of a row in ``user_sessions`` (the ``sid``). A request is signed in only while
+that row is live, so ending a row (here, on the account page, on any instance) signs that
+browser out at once; ``end_all_sessions`` also replaces the session secret, which voids every
+cookie of the person even without its row.
+"""
+
+import re
+from dataclasses import dataclass
+
+from flask import current_app, g, has_request_context, request, session
 
 from website.extensions import db
 from website.models.base import now
 from website.models.users import User
 from website.store import audit
+from website.store import sessions as rows
+
+
+def _lifetime() -> int:
+    """Seconds a session lives after the browser was last seen (PERMANENT_SESSION_LIFETIME)."""
+    return int(current_app.permanent_session_lifetime.total_seconds())
 
 
 def log_in(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
-    """Start a fresh session for the user (a new session on log-in prevents fixation).
+    """Start a fresh session for the user (a new session on log-in prevents fixation), with its
+    row on the server (committed here).
 
     ``amr`` says how the person proved who they are (RFC 8176 values: ``pwd``, ``otp``,
     ``hwk``, ``mfa``, ``fed``, ...); id_tokens of this session carry it."""
+    old = current_session_id()
+    # Signing in again as the same person (a step-up, say) keeps the apps this browser signed in to.
+    carried = rows.session_clients(old) if old and g.user.id == user.id else []
     session.clear()
+    if old:
+        rows.end_session(g.user.id, old)  # signing in again (another account, say) ends the old one
+    address = request.remote_addr if has_request_context() else None
+    agent = request.headers.get("User-Agent") if has_request_context() else None
+    row = rows.create_session(user, list(amr), address, agent)
+    row.clients = carried
+    db.session.commit()
     session["user_id"] = user.id
     session["session_key"] = user.session_key()
-    session["auth_time"] = now()
+    session["sid"] = row.id
+    session["auth_time"] = row.created_at
     session["amr"] = list(amr)
     session.permanent = True
+    g.user, g.user_session = user, row
+
+
+def load_session_user() -> User | None:
+    """The user the request's session cookie signs in, or None (and the cookie is cleared when
+    its session has ended, expired, or the person signed out everywhere). One query."""
+    user_id, sid = session.get("user_id"), session.get("sid")
+    g.user_session = None
+    if not isinstance(user_id, int) or not isinstance(sid, str) or len(sid) > 64:
+        if "user_id" in session:
+            session.clear()
+        return None
+    found = rows.live_user_and_session(sid, user_id, _lifetime())
+    if found is None or found[0].disabled_at is not None or not found[0].check_session_key(session.get("session_key")):
+        # Signed out on another device, everywhere, by a password change, expired, or disabled.
+        session.clear()
+        return None
+    user, g.user_session = found
+    rows.touch(g.user_session, current_app.config["SESSION_TOUCH_INTERVAL"])
+    return user
+
+
+def current_session_id() -> str | None:
+    """The ``sid`` of the signed-in browser session (stable and random: the OpenID Connect
+    ``sid`` claim), or None when nobody is signed in."""
+    row = g.get("user_session")
+    return row.id if row is not None and g.get("user") is not None else None
 
 
 def log_out(everywhere: bool = True) -> None:
@@ -27,29 +82,131 @@ def log_out(everywhere: bool = True) -> None:
     if g.get("user") is not None:
         if everywhere:
             end_all_sessions(g.user)
+        elif (sid := current_session_id()) is not None:
+            rows.end_session(g.user.id, sid)
         audit.record("logout", user=g.user, everywhere=everywhere)
         db.session.commit()
+    clear_browser_session()
+
+
+def clear_browser_session() -> None:
+    """Forget the session in this browser's cookie (its row is left as it is)."""
     session.clear()
     g.user = None  # the page this request still renders shows the person signed out
-
-
-#: How many client_ids a session remembers having signed in to (the newest are kept).
-_SESSION_CLIENTS_KEPT = 20
+    g.user_session = None
 
 
 def remember_client_in_session(client_id: str) -> None:
-    """Note that this browser session signed in to the client (an authorization was issued):
-    Auth0's /v2/logout may then send the browser back to that client without asking."""
-    used = [c for c in session.get("clients", []) if c != client_id]
-    session["clients"] = (used + [client_id])[-_SESSION_CLIENTS_KEPT:]
+    """Note that this browser session signed in to the client (an authorization was issued;
+    written with it): Auth0's /v2/logout may then send the browser back to that client
+    without asking, and the account page names the apps of each session."""
+    if (sid := current_session_id()) is not None:
+        rows.add_client(sid, client_id)
+
+
+def used_clients() -> list[str]:
+    """The client_ids this browser session signed in to, oldest first (empty when signed out)."""
+    sid = current_session_id()
+    return rows.session_clients(sid) if sid else []
 
 
 def session_used_client(client_id: str | None) -> bool:
     """Whether the signed-in person signed in to this client in this browser session."""
-    used = session.get("clients")
-    return bool(g.get("user") is not None and client_id and isinstance(used, list) and client_id in used)
+    sid = current_session_id()
+    return bool(sid and client_id and client_id in rows.session_clients(sid))
 
 
 def end_all_sessions(user: User) -> None:
-    """Make every session cookie of the user invalid (log-out, password change)."""
+    """End every session of the user, on every device and instance (log-out everywhere): the
+    rows end and the session secret changes, so no cookie made before signs anyone in.
+    Committed by the caller."""
     user.end_all_sessions()
+    rows.end_user_sessions(user.id)
+
+
+def end_other_sessions(user: User) -> int:
+    """End every session of the user but this browser's (a password change); return how many.
+    Committed by the caller."""
+    return rows.end_user_sessions(user.id, keep=current_session_id())
+
+
+def end_session(sid: str) -> bool:
+    """End one session of the signed-in person (from the account page); tell whether it was
+    theirs and live. Ending this browser's own session signs it out. Committed here."""
+    user = g.get("user")
+    if user is None or not isinstance(sid, str) or not rows.end_session(user.id, sid[:64]):
+        return False
+    audit.record("session_ended", user=user, current=sid == current_session_id())
+    db.session.commit()
+    if sid == current_session_id():
+        clear_browser_session()
+    return True
+
+
+@dataclass
+class SessionView:
+    """One session as the account page lists it."""
+
+    id: str
+    browser: str
+    ip_address: str | None
+    created_at: int
+    last_seen_at: int
+    amr: list
+    clients: list
+    current: bool
+
+
+def list_sessions(user: User) -> list[SessionView]:
+    """The user's live sessions, the most recently used first, this browser's marked."""
+    current = current_session_id()
+    return [SessionView(row.id, describe_browser(row.user_agent), row.ip_address, row.created_at,
+                        row.last_seen_at, list(row.amr or []), list(row.clients or []), row.id == current)
+            for row in rows.live_sessions(user.id, _lifetime())]
+
+
+def session_records(user: User) -> list[dict]:
+    """Every session row kept for the user, as plain data (the personal data download)."""
+    lifetime, stamp = _lifetime(), now()
+    return [{
+        "sid": row.id, "browser": describe_browser(row.user_agent), "user_agent": row.user_agent,
+        "ip_address": row.ip_address, "signed_in_at": row.created_at, "last_seen_at": row.last_seen_at,
+        "ended_at": row.ended_at or None, "amr": list(row.amr or []), "clients": list(row.clients or []),
+        "live": not row.ended_at and row.last_seen_at > stamp - lifetime,
+    } for row in rows.all_sessions(user.id)]
+
+
+def purge_ended_sessions(batch: int) -> int:
+    """Delete the rows of sessions that ended or expired (``flask purge-expired``), ``batch``
+    rows per transaction."""
+    return rows.purge_sessions(_lifetime(), batch)
+
+
+# Order matters: Edge and Opera say "Chrome", Chrome says "Safari".
+_BROWSERS = (("Edg", "Edge"), ("OPR", "Opera"), ("Firefox", "Firefox"), ("FxiOS", "Firefox"),
+             ("CriOS", "Chrome"), ("Chromium", "Chromium"), ("Chrome", "Chrome"), ("Safari", "Safari"),
+             ("curl", "curl"), ("python-requests", "Python requests"))
+_SYSTEMS = (("iPhone", "iOS"), ("iPad", "iPadOS"), ("Android", "Android"), ("CrOS", "ChromeOS"),
+            ("Windows", "Windows"), ("Mac OS X", "macOS"), ("Macintosh", "macOS"), ("Linux", "Linux"))
+
+
+def describe_browser(user_agent: str | None) -> str:
+    """A readable summary of a User-Agent header: "Firefox 133 on Linux"."""
+    if not user_agent:
+        return "Unknown browser"
+    browser = "Unknown browser"
+    for token, name in _BROWSERS:
+        version = r"Version/(\d+)" if name == "Safari" else re.escape(token) + r"[/ ](\d+)"
+        if token in user_agent and (match := re.search(version, user_agent)):
+            browser = f"{name} {match.group(1)}"
+            break
+        if token in user_agent:
+            browser = name
+            break
+    system = next((name for token, name in _SYSTEMS if token in user_agent), None)
+    return f"{browser} on {system}" if system else browser
+
+
+__all__ = ["clear_browser_session", "current_session_id", "end_all_sessions", "end_other_sessions", "end_session",
+           "list_sessions", "load_session_user", "log_in", "log_out", "remember_client_in_session",
+           "session_records", "session_used_client", "used_clients"]

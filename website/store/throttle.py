@@ -2,9 +2,17 @@
 
 A *subject* is what failures are counted against: ``("account", (username, ip))`` (one
 account from one address, so a stranger elsewhere cannot lock the person out), ``("address", ip)``,
-``("client", client_id)`` or ``("client_address", ip)``. Each kind has a limit (THROTTLE_*_LIMIT)
-of failures within THROTTLE_WINDOW seconds; reaching it locks the subject for
-THROTTLE_LOCKOUT seconds, after which it unlocks by itself with a fresh count.
+``("account_total", username)`` (the account from every address), ``("client", client_id)`` or
+``("client_address", ip)``. Each kind has a limit (THROTTLE_*_LIMIT) of failures within
+THROTTLE_WINDOW seconds; reaching it locks the subject for THROTTLE_LOCKOUT seconds, doubled at
+each further lockout of the subject within a day (at most THROTTLE_MAX_LOCKOUT), after which it
+unlocks by itself with a fresh count.
+
+The account itself is never locked by strangers: ``account_total`` locks only addresses the
+person has not signed in from successfully within THROTTLE_KNOWN_ADDRESS_DAYS, so an attack from
+many addresses stops there while the person's own places keep working. When the account's
+failures from everywhere reach THROTTLE_NOTIFY_AFTER, ``repeated_failures`` is sent once (a mail
+to the person, services/lockout.py); at most once per THROTTLE_NOTIFY_INTERVAL.
 
 The counters live in the database (one atomic upsert per attempt, on SQLite and PostgreSQL),
 or in Redis when REDIS_URL is set; while Redis cannot be reached the database counters stand in
@@ -21,10 +29,17 @@ Client authentication uses ``locked_for(*subjects)`` and ``record_failure(*subje
 import hashlib
 import threading
 import time
+from datetime import timedelta
 
+from blinker import Namespace
 from flask import current_app, request
+from sqlalchemy import select
 
+from website.extensions import db
+from website.models.audit import AuditEvent
+from website.models.base import utcnow
 from website.models.usernames import canonical_username
+from website.models.users import User
 from website.store.throttle_backends import (
     DatabaseBackend,
     FallbackBackend,
@@ -37,10 +52,24 @@ LIMIT_KEYS = {
     "account": "THROTTLE_ACCOUNT_LIMIT",
     "address": "THROTTLE_ADDRESS_LIMIT",
     "client": "THROTTLE_CLIENT_LIMIT",
+    # The account from every address: locks only addresses the person has not signed in from.
+    "account_total": "THROTTLE_ACCOUNT_TOTAL_LIMIT",
     # Client authentication failures per address, counted apart from log-ins so a misconfigured
     # service cannot lock out the people who log in from behind the same address.
     "client_address": "THROTTLE_ADDRESS_LIMIT",
 }
+
+
+#: Sent (sender: the app) with ``username`` and ``failures`` when an account's failed log-ins
+#: from every address reach THROTTLE_NOTIFY_AFTER; once per THROTTLE_NOTIFY_INTERVAL.
+repeated_failures = Namespace().signal("repeated-login-failures")
+
+#: Seconds a subject's lockouts are remembered, for the growing lockout.
+LOCKOUTS_REMEMBERED = 24 * 3600
+
+#: The count limit of a subject that is counted but never locks (account_total with its limit 0,
+#: so the person is still told about repeated failures).
+_COUNT_ONLY = 10**9
 
 
 def _digest(value) -> str:
@@ -151,67 +180,124 @@ def record_failure(*subjects: tuple) -> int:
 class Attempt:
     """A password attempt counted before it is checked (``begin_attempt``)."""
 
-    def __init__(self, reserved: list[tuple[str, str, int, int]], wait: int):
+    def __init__(self, reserved: list[tuple[str, str, int, int]], wait: int, username: str | None = None):
         self._reserved = reserved  # (kind, key, count after this attempt, limit)
+        self._username = username
         #: Seconds to wait when the attempt is refused; 0: go ahead and check the password.
         self.wait = wait
 
     def succeeded(self) -> None:
-        """The password was right: forget the account's failures; the attempt was no failure."""
+        """The password was right: forget the failures of the account from this address (and
+        its lockouts); the attempt was no failure. The account's count from every address stays:
+        the person signing in does not give strangers elsewhere fresh guesses."""
         backend = _backend()
         for kind, key, _, _ in self._reserved:
             if kind == "account":
                 backend.clear(key)
+                backend.clear(_lockouts_key(key))
             else:
                 backend.release(key)
 
     def failed(self) -> int:
-        """The password was wrong: a subject whose count reached its limit locks; return the
-        lockout in seconds (0: not locked)."""
-        backend, lockout, now = _backend(), current_app.config["THROTTLE_LOCKOUT"], int(time.time())
+        """The password was wrong: a subject whose count reached its limit locks, for longer at
+        each lockout within a day; return the lockout in seconds (0: not locked)."""
+        backend, config, now = _backend(), current_app.config, int(time.time())
         wait = 0
-        for _, key, count, limit in self._reserved:
+        for kind, key, count, limit in self._reserved:
             if count >= limit:
-                wait = max(wait, backend.lock(key, lockout, now))
+                lockouts, _ = backend.reserve(_lockouts_key(key), _COUNT_ONLY, LOCKOUTS_REMEMBERED, 0, now)
+                lockout = min(config["THROTTLE_LOCKOUT"] * 2 ** min(lockouts - 1, 30),
+                              max(config["THROTTLE_MAX_LOCKOUT"], config["THROTTLE_LOCKOUT"]))
+                locked = backend.lock(key, lockout, now)
+                if kind != "account_total" or not _known_address(self._username, client_address()):
+                    wait = max(wait, locked)
+            if kind == "account_total" and self._username is not None:
+                _maybe_notify(self._username, count)
         return wait
+
+
+def _lockouts_key(key: str) -> str:
+    """The counter of a subject's lockouts (under the subject's prefix, so unlock clears it)."""
+    return f"{key}:n"
+
+
+def _maybe_notify(username: str, failures: int) -> None:
+    """Send ``repeated_failures`` once the account's failures reach THROTTLE_NOTIFY_AFTER, at
+    most once per THROTTLE_NOTIFY_INTERVAL (a one-failure counter marks that it was sent)."""
+    config = current_app.config
+    threshold = config["THROTTLE_NOTIFY_AFTER"]
+    if not threshold or failures < threshold:
+        return
+    interval, now = config["THROTTLE_NOTIFY_INTERVAL"], int(time.time())
+    marker = f"account_mail:{_digest(username)}"
+    count, locked = _backend().reserve(marker, 1, interval, interval, now)
+    if count != 1 or locked:
+        return  # already told within the interval
+    delivered = [result for _, result in repeated_failures.send(
+        current_app._get_current_object(), username=username, failures=failures)]
+    if delivered and not all(delivered):
+        _backend().clear(marker)  # not delivered (the mail server was down): try at the next failure
+
+
+def _known_address(username: str | None, address: str) -> bool:
+    """Whether the person signed in successfully from this address within
+    THROTTLE_KNOWN_ADDRESS_DAYS (the audit log's ``login_succeeded``): the account's total
+    limit does not lock such an address."""
+    days = current_app.config["THROTTLE_KNOWN_ADDRESS_DAYS"]
+    if not username or not days or "\x00" in username:
+        return False
+    since = utcnow() - timedelta(days=days)
+    return db.session.scalar(
+        select(AuditEvent.id).join(User, User.id == AuditEvent.user_id).where(
+            User.username_canonical == canonical_username(username),
+            AuditEvent.event == "login_succeeded", AuditEvent.ip_address == address[:45],
+            AuditEvent.created_at >= since).limit(1)) is not None
 
 
 def begin_attempt(*subjects: tuple) -> Attempt:
     """Count an attempt against each subject *before* the password is checked, each with one
     atomic increment that returns the new count, so simultaneous guesses (any number of
     processes) get at most the limit of checks. When a subject is locked, or this attempt is
-    past its limit, the attempt is refused (``wait`` > 0) and given back to the others."""
+    past its limit, the attempt is refused (``wait`` > 0) and given back to the others. A locked
+    ``account_total`` refuses only addresses the person has not signed in from."""
     config, backend, now = current_app.config, _backend(), int(time.time())
-    reserved, free, wait = [], [], 0
+    reserved, free, wait, username = [], [], 0, None
     for subject in subjects:
         limit = config[LIMIT_KEYS[subject[0]]]
+        if subject[0] == "account_total":
+            username, limit = subject[1], limit or _COUNT_ONLY
         if not limit:
             continue  # a limit of 0 turns this kind of throttling off
         key = subject_key(subject)
         count, locked = backend.reserve(key, limit, config["THROTTLE_WINDOW"], config["THROTTLE_LOCKOUT"], now)
-        reserved.append((subject[0], key, count, limit))
+        if locked and subject[0] == "account_total" and _known_address(username, client_address()):
+            continue  # the person's own address: strangers elsewhere do not lock them out
         if locked:
             wait = max(wait, locked)
         else:
+            reserved.append((subject[0], key, count, limit))
             free.append(key)
     if wait:
         for key in free:  # a refused attempt checks nothing: it counts against the locked subject only
             backend.release(key)
         return Attempt([], wait)
-    return Attempt(reserved, 0)
+    return Attempt(reserved, 0, username)
 
 
 def login_subjects(username: str) -> tuple:
     """What a password attempt is counted against: the account from this address, and the
     address (across accounts). The account is its canonical name: failures under look-alike
     names count against the one account."""
-    address = client_address()
-    return ("account", (canonical_username(username), address)), ("address", address)
+    address, name = client_address(), canonical_username(username)
+    return ("account", (name, address)), ("address", address), ("account_total", name)
 
 
 def unlock_account(username: str) -> int:
-    """Forget every counter of an account (from every address); return how many were removed."""
-    return _backend().clear_prefix(account_prefix(username))
+    """Forget every counter of an account (from every address, its total and lockouts, the
+    mark that the person was told); return how many were removed."""
+    name = canonical_username(username)
+    return sum(_backend().clear_prefix(prefix) for prefix in (
+        account_prefix(username), subject_key(("account_total", name)), f"account_mail:{_digest(name)}"))
 
 
 def clear(subject: tuple) -> None:

@@ -1,16 +1,21 @@
-"""People: checking a username and password, finding them by subject, what they allowed."""
+"""People: checking a username and password, finding them by subject, what they allowed, the
+clients they own, deleting an account."""
 
 import secrets
 
 from sqlalchemy import (
+    delete,
     select,
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from website.extensions import db
+from website.models.clients import OAuth2Client
+from website.models.grants import AuthorizationCode, Consent, Token
+from website.models.sessions import UserSession
 from website.models.usernames import canonical_username
-from website.models.grants import Consent
 from website.models.users import User
+from website.store.clients import delete_clients
 
 #: Checked when no such user exists, so a wrong username costs as long as a wrong password.
 _DUMMY_PASSWORD_HASH = generate_password_hash(secrets.token_hex(16), method="scrypt")
@@ -45,3 +50,21 @@ def find_user_by_sub(sub) -> User | None:
 def consented_scope(user_id: int, client_id: str) -> str | None:
     """The scopes the person allowed the client (their remembered consent), or None."""
     return db.session.scalar(select(Consent.scope).where(Consent.user_id == user_id, Consent.client_id == client_id))
+
+
+def delete_user(user: User) -> None:
+    """Delete the user with the clients they own (and everything naming those clients), their
+    tokens and codes at other clients, consents and sessions, in the caller's transaction."""
+    delete_clients(OAuth2Client.owner_id == user.id)
+    # The user's own tokens and codes at other clients (the foreign keys cascade too).
+    db.session.execute(delete(Token).where(Token.user_id == user.id))
+    db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
+    db.session.execute(delete(Consent).where(Consent.user_id == user.id))
+    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    db.session.delete(user)
+
+
+def owned_clients(user: User) -> list[OAuth2Client]:
+    """The clients the user registered (and owns), by name."""
+    return list(db.session.scalars(select(OAuth2Client).where(OAuth2Client.owner_id == user.id)
+                                   .order_by(OAuth2Client.client_name, OAuth2Client.id)))

@@ -3,13 +3,13 @@
 import functools
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
 from website.extensions import db
 from website.forms import ConfirmForm, LoginForm, SignupForm
 from website.models.users import User
-from website.services.sessions import log_in, log_out
+from website.services.sessions import load_session_user, log_in, log_out
 from website.store import audit, throttle
 from website.store.users import authenticate_user
 
@@ -19,14 +19,7 @@ bp = Blueprint("auth", __name__)
 @bp.before_app_request
 def load_logged_in_user() -> None:
     """Put the signed-in user (or None) on ``g.user``."""
-    user_id = session.get("user_id")
-    g.user = db.session.get(User, user_id) if isinstance(user_id, int) else None
-    if g.user is not None and (g.user.disabled_at is not None
-                               or not g.user.check_session_key(session.get("session_key"))):
-        # The user logged out everywhere (or changed password, or was disabled) since this
-        # cookie was made.
-        g.user = None
-        session.clear()
+    g.user = load_session_user()
 
 
 def login_required(view):
@@ -109,7 +102,9 @@ def login():
         db.session.commit()
         # One message for both cases, so the form does not reveal which usernames exist.
         form.password.errors.append(throttle.wait_message(wait) if wait else "Wrong username or password.")
-        status = 429 if wait else 400
+        if wait:
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
+        status = 400
     elif form.errors:
         status = 400
     return render_template("auth/login.html", form=form), status
@@ -117,9 +112,9 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Sign out and clear the session."""
+    """Sign this browser out (the account page signs out other sessions, or all)."""
     form = ConfirmForm()
     if form.validate_on_submit():
-        log_out()
+        log_out(everywhere=False)
         flash("You are signed out.")
     return redirect(url_for("auth.index"))
