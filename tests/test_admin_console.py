@@ -6,7 +6,7 @@ import pytest
 from support.factories import count_rows
 from support.flows import get_user_token, me
 from support.pages import AuthActions, csrf_token, form_token
-from website.models import AuditEvent, ClientRole, Group, GroupMember, OAuth2Client, User, db
+from website.models import AuditEvent, ClientRole, Group, GroupMember, OAuth2Client, User, UserSession, db
 
 
 @pytest.fixture
@@ -177,3 +177,18 @@ def test_groups_pages(app, test_client, auth, admin, user):
     assert count_rows(app, GroupMember) == 0
     assert post(test_client, f"{path}/delete").status_code == 302
     assert count_rows(app, Group) == 0
+
+
+def test_an_admin_sees_and_ends_one_session_of_a_person(app, test_client, auth, admin, user):
+    phone, laptop = app.test_client(), app.test_client()
+    AuthActions(phone).login("alice")
+    AuthActions(laptop).login("alice")
+    auth.login("grace")
+    page = test_client.get(f"/admin/users/{user.id}").get_data(as_text=True)
+    assert page.count('class="session"') == 2
+    with app.app_context():
+        sid = db.session.scalars(db.select(UserSession.id).where(UserSession.user_id == user.id)).first()
+    assert post(test_client, f"/admin/users/{user.id}/sessions/{sid}/end", f"/admin/users/{user.id}").status_code == 302
+    assert sorted([phone.get("/account/").status_code, laptop.get("/account/").status_code]) == [200, 302]
+    assert post(test_client, f"/admin/users/{user.id}/sessions/{sid}/end", f"/admin/users/{user.id}").status_code == 404
+    assert audited(app, "session_ended")[0].detail["by"] == "grace"

@@ -28,12 +28,13 @@ from website.oauth2.client_metadata import ClientMetadataError, validate_client_
 from website.services.administration import disable_account, enable_account
 from website.services.audit_sentences import client_names, sentence
 from website.services.consent import list_consents
-from website.services.sessions import end_all_sessions
+from website.services.sessions import end_all_sessions, end_session, list_sessions
 from website.store import audit as audit_log
 from website.store import groups as group_store
 from website.store.clients import delete_clients, query_client
 from website.store.users import find_user
 from website.views.admin import admin_required, bp
+from website.views.account import when
 from website.views.clients import client_form_data
 
 #: Audit entries shown on a person's or a client's page (the audit log has the rest).
@@ -84,6 +85,7 @@ def user_page(user_id: int):
         return redirect(url_for("admin.user_page", user_id=user.id))
     clients = db.session.scalars(select(OAuth2Client).where(OAuth2Client.owner_id == user.id)).all()
     return render_template("admin/user.html", user=user, form=form, confirm=ConfirmForm(),
+                           sessions=list_sessions(user), when=when,
                            member_form=MemberForm(), groups=group_store.groups_of(user),
                            consents=list_consents(user), clients=clients,
                            events=_recent(AuditEvent.user_id == user.id)), 400 if form.errors else 200
@@ -131,6 +133,19 @@ def end_user_sessions(user_id: int):
     audit_log.record("sessions_ended", user=user, by=g.user.username, via="admin_console")
     db.session.commit()
     flash(f"{user.username} is signed out everywhere.")
+    return redirect(url_for("admin.user_page", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/sessions/<sid>/end", methods=["POST"])
+@admin_required
+def end_one_user_session(user_id: int, sid: str):
+    """Sign the person out of one browser."""
+    user = _user(user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    if not end_session(sid, user=user, by=g.user):
+        abort(404)
+    flash(f"That session of {user.username} is signed out.")
     return redirect(url_for("admin.user_page", user_id=user.id))
 
 
