@@ -184,3 +184,25 @@ class ChangeEmailForm(FlaskForm):
     )
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
     submit = SubmitField("Change email")
+
+
+class TotpCodeForm(FlaskForm):
+    """A six-digit code from an authenticator app (spaces people type are dropped)."""
+
+    code = StringField("Code from your authenticator app", filters=[lambda v: "".join(v.split()) if isinstance(v, str) else v],
+                       validators=[DataRequired(message="Enter the 6-digit code."),
+                                   Regexp(r"^[0-9]{6}\Z", message="The code is 6 digits, such as 123456.")])
+    submit = SubmitField("Verify")
+
+
+class RecoveryCodeForm(FlaskForm):
+    code = StringField("Recovery code", filters=[strip_text],
+                       validators=[DataRequired(message="Enter one of your recovery codes."), Length(max=40)])
+    submit = SubmitField("Use recovery code")
+
+
+class PasswordConfirmForm(FlaskForm):
+    """Re-enter the password before a change to the account's second factors."""
+
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
+    submit = SubmitField("Confirm")
