@@ -21,8 +21,8 @@ next, when it started), and the view sends the browser to ``mfa.challenge``
 - ``throttled(user)``: counts a second-factor attempt (``attempt.failed()`` /
   ``attempt.succeeded()``), shared by every kind so one lockout covers them all.
 
-This interface was first committed in the commit "MFA: the second-factor step ..." on branch
-feat-mfa (see docs/mfa-interface.md for its hash).
+This interface was first committed in commit 805db4a on branch feat-mfa (docs/mfa-interface.md
+says how a new kind of factor plugs in).
 """
 
 import hmac
