@@ -113,6 +113,7 @@ class ClientForm(FlaskForm):
         default="",
     )
     strict_auth_method = BooleanField("Strict: accept only this secret method (not both Basic and POST body)")
+    require_mfa = BooleanField("Require a second factor: people sign in to this app with two-step sign-in")
     jwks_uri = StringField("JWKS URL (private_key_jwt)", validators=[Optional(), Length(max=2000)])
     jwks = TextAreaField("JWKS, public keys as JSON (private_key_jwt, instead of a URL)",
                          validators=[Length(max=20000)])
@@ -136,6 +137,7 @@ class ClientForm(FlaskForm):
             "contacts": (self.contacts.data or "").split(),
             "userinfo_signed_response_alg": self.userinfo_signed_response_alg.data,
             "strict_auth_method": bool(self.strict_auth_method.data),
+            "require_mfa": bool(self.require_mfa.data),
             "jwks_uri": self.jwks_uri.data,
             "jwks": _json_or_text(self.jwks.data),
         }

@@ -65,6 +65,12 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     def get_auth_time(self) -> int:
         return self.auth_time
 
+    def get_acr(self) -> str | None:
+        return self.acr
+
+    def get_amr(self) -> list[str] | None:
+        return self.amr.split() if self.amr else None
+
 
 class TokenState(TokenMixin):
     """What a token's columns say about it (Authlib's TokenMixin interface): one definition

@@ -18,6 +18,7 @@ from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from flask import current_app
 
 from website.models.base import now
+from website.models.grants import AuthorizationCode
 from website.store.mfa import has_second_factor
 
 ACR_PWD = "urn:idp:acr:pwd"
@@ -49,6 +50,24 @@ def parse_amr(stored: str | None) -> list[str] | None:
 
 def dump_amr(amr) -> str | None:
     return " ".join(amr) if amr else None
+
+
+def sign_in_of(request) -> tuple[list[str] | None, str | None, int | None]:
+    """The amr, acr and auth_time of the sign-in a token is issued for: kept with the refresh
+    token's family, or with the code, or the session's (set by the authorization endpoint's
+    ``authentication_step``); a password grant is a sign-in with a password, now. None for
+    tokens without a person (client credentials) and for rows from before they were kept."""
+    parent = getattr(request, "refresh_token", None)
+    if parent is not None:
+        return parse_amr(parent.amr), parent.acr, parent.auth_time
+    code = getattr(request, "authorization_code", None)
+    if isinstance(code, AuthorizationCode):
+        return parse_amr(code.amr), code.acr, code.auth_time
+    if getattr(request, "amr", None):
+        return list(request.amr), getattr(request, "acr", None), getattr(request, "auth_time", None)
+    if request.user is not None and request.payload.grant_type == "password":
+        return ["pwd"], ACR_PWD, now()
+    return None, None, None
 
 
 class AcrRequest:
@@ -115,7 +134,7 @@ def start_grace_period(user) -> bool:
 
 def client_requires_mfa(client) -> bool:
     """Tell whether the client was registered with ``require_mfa`` ("this app needs MFA")."""
-    return bool(client is not None and client.client_metadata.get("require_mfa"))
+    return bool(client is not None and client.require_mfa)
 
 
 def second_factor_required(user, client=None) -> bool:

@@ -142,16 +142,15 @@ def begin_step_up(user: User, next_url: str) -> str:
     return "mfa.enrol_totp"
 
 
-def needs_step_up(user: User, client, amr, wants_mfa: bool, essential: bool) -> bool:
+def needs_step_up(user: User, client, amr, wants_mfa: bool) -> bool:
     """Tell whether this session (signed in with ``amr``) must add a second factor before the
-    client gets an authorization. An app's voluntary ``acr_values`` asking for MFA steps up
-    only a person who has a second factor; ``require_mfa``, an essential acr and the policy
-    make one be set up."""
+    client gets an authorization: the app asked for two factors (``acr_values`` or an acr
+    claim naming only MFA values), or registered ``require_mfa``, or the person has a second
+    factor this session did not use (it began before they set one up), or the policy requires
+    one. A person without a second factor then sets one up first."""
     if "mfa" in (amr or ()):
         return False
-    if second_factor_required(user, client):
-        return True
-    return bool(wants_mfa and essential)
+    return wants_mfa or second_factor_required(user, client)
 
 
 def complete_second_factor(user: User, amr_value: str, kind: str | None = None) -> str:
