@@ -44,7 +44,7 @@ from website.oauth2.acr import (
     start_grace_period,
 )
 from website.services.mail import MailError, send_mail
-from website.services.sessions import log_in
+from website.services.sessions import log_in, remember_client_in_session
 from website.store import audit, mfa, throttle
 
 logger = logging.getLogger("website.mfa")
@@ -162,7 +162,11 @@ def complete_second_factor(user: User, amr_value: str, kind: str | None = None) 
     amr = tuple(dict.fromkeys([*first, amr_value, "mfa"]))
     audit.record("mfa_used", user=user, factor=kind or amr_value, amr=list(amr))
     db.session.commit()
+    # A step-up of this person's own session keeps the apps it signed in to (/v2/logout).
+    clients = session.get("clients") if session.get("user_id") == user.id else None
     log_in(user, amr=amr)
+    for client_id in clients or ():
+        remember_client_in_session(client_id)
     notify(user, "mfa_used", "You signed in with your second factor",
            factor=FACTOR_PAGES.get(kind, (amr_value,))[0])
     return next_url
