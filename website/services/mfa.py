@@ -87,8 +87,8 @@ def pending_user() -> User | None:
     if pending is None:
         return None
     user = db.session.get(User, pending.get("user_id"))
-    if user is None or not user.check_session_key(pending.get("session_key")):
-        return None  # deleted, or signed out everywhere / changed password since
+    if user is None or user.disabled_at is not None or not user.check_session_key(pending.get("session_key")):
+        return None  # deleted, disabled, or signed out everywhere / changed password since
     return user
 
 
