@@ -59,9 +59,6 @@ FACTOR_PAGES = {
     "recovery_code": ("Recovery code", "mfa.recovery"),
 }
 
-#: The RFC 8176 amr value each kind of factor adds (a recovery code is a one-time password).
-FACTOR_AMR = {"totp": "otp", "recovery_code": "otp"}
-
 #: TOTP codes one step (30 s) either side of now are accepted, for clocks slightly off.
 TOTP_WINDOW = 1
 
