@@ -15,7 +15,7 @@ from website.models.clients import (
     RegistrationAccessToken,
     SecretView,
 )
-from website.models.grants import AuthorizationCode, Consent, Token, TokenState
+from website.models.grants import AuthorizationCode, Consent, SpentJti, Token, TokenState
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.keys import SigningKey
 from website.models.mfa import RecoveryCode, TotpFactor
@@ -27,5 +27,6 @@ __all__ = [
     "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti", "ClientRole",
     "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "OAuth2Client",
     "RecoveryCode", "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting",
-    "Subject", "ThrottleCounter", "Token", "TokenState", "TotpFactor", "User", "db", "hash_secret", "now", "utcnow",
+    "SpentJti", "Subject", "ThrottleCounter", "Token", "TokenState", "TotpFactor", "User", "db", "hash_secret", "now",
+    "utcnow",
 ]

@@ -6,13 +6,12 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, stream_with_context, url_for
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import func, or_, select
 
 from website.extensions import db
 from website.forms import BrandingForm, ConfirmForm
 from website.models.audit import AuditEvent
 from website.models.clients import OAuth2Client
-from website.models.grants import AuthorizationCode, Token
 from website.models.usernames import canonical_username
 from website.models.users import User
 from website.services.audit_sentences import client_names, sentence
@@ -21,7 +20,6 @@ from website.services.mfa import status as mfa_status
 from website.store import audit as audit_log
 from website.store import throttle
 from website.store.branding import branding, save_branding
-from website.store.clients import delete_clients
 from website.views.auth import login_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
