@@ -145,28 +145,6 @@ def reset_mfa(user_id: int):
     return render_template("admin/reset_mfa.html", user=user, status=mfa_status(user), form=form)
 
 
-@bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])
-@admin_required
-def delete_user(user_id: int):
-    """Ask, then delete a user with their clients, codes and tokens."""
-    user = db.get_or_404(User, user_id)
-    if user.id == g.user.id:
-        flash("You cannot delete your own account here.", "error")
-        return redirect(url_for("admin.users"))
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        delete_clients(OAuth2Client.owner_id == user.id)
-        # The user's own tokens and codes at other clients (the foreign keys cascade too).
-        db.session.execute(delete(Token).where(Token.user_id == user.id))
-        db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
-        db.session.delete(user)
-        db.session.commit()
-        flash(f"User {user.username} deleted.")
-        return redirect(url_for("admin.users"))
-    clients = db.session.scalars(select(OAuth2Client).where(OAuth2Client.owner_id == user.id)).all()
-    return render_template("admin/delete_user.html", user=user, clients=clients, form=form)
-
-
 @bp.route("/clients")
 @admin_required
 def clients():
