@@ -111,6 +111,15 @@ DEFAULTS = {
     "SIGNUP_POLICY": "open",
     # For SIGNUP_POLICY=domain: the mail domains (space- or comma-separated) that may sign up.
     "SIGNUP_ALLOWED_DOMAINS": "",
+    # Who must sign in with a second factor (website/services/mfa.py): none, admins or everyone.
+    # Apps can also require one (the client's "Require MFA"), and anyone may turn one on.
+    "MFA_REQUIRED_FOR": "none",
+    # Days a person the policy newly applies to may still sign in with a password alone, from
+    # their first sign-in under it; 0: they set up a second factor at that sign-in.
+    "MFA_ENROLMENT_GRACE_DAYS": 7,
+    # Wrong second-factor codes (TOTP or recovery) per account within THROTTLE_WINDOW seconds
+    # before a lockout of THROTTLE_LOCKOUT seconds.
+    "MFA_ATTEMPT_LIMIT": 5,
     # Branding (website/services/branding.py), also set in the admin UI: the name people see
     # on every page and mail, an https logo URL (None: the built-in mark), the primary colour
     # (links and buttons; at least 4.5:1 against white), and a support address for the footer.
@@ -256,6 +265,9 @@ def _check_settings(config) -> list[str]:
 
     config["SIGNUP_POLICY"] = choice("SIGNUP_POLICY", ("open", "invite", "domain", "closed"))
     config["LOG_FORMAT"] = choice("LOG_FORMAT", ("text", "json"))
+    config["MFA_REQUIRED_FOR"] = choice("MFA_REQUIRED_FOR", ("none", "admins", "everyone"))
+    if config["MFA_ENROLMENT_GRACE_DAYS"] < 0:
+        problems.append("Configuration error: MFA_ENROLMENT_GRACE_DAYS must be 0 or more")
     if config["MAIL_USE_TLS"] and config["MAIL_USE_SSL"]:
         problems.append("Configuration error: set MAIL_USE_TLS (STARTTLS) or MAIL_USE_SSL (TLS from the"
                         " start, usually port 465), not both")

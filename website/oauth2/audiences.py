@@ -9,6 +9,7 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from flask import current_app, g
 
 from website.models.apis import ResourceServer
+from website.oauth2.acr import sign_in_of
 from website.oauth2.keys import SIGNING_ALG, get_issuer, get_signing_keyset
 from website.store.apis import api_allows, find_api
 from website.store.groups import group_names, role_names
@@ -77,6 +78,9 @@ def use_api(grant, api: ResourceServer | None) -> None:
     # from the request to store the token's audience.
     g.oauth2_resource_server = api
     grant.request.audience = api.identifier if api else None
+    # The sign-in the token is for travels the same way, for the JWT's auth_time, acr and amr.
+    # (At the token endpoint this runs before Authlib sets request.user for a code.)
+    g.oauth2_sign_in = sign_in_of(grant.request)
 
 
 class ResourceIndicators:
@@ -150,6 +154,10 @@ class JWTAccessTokenGenerator(JWTBearerTokenGenerator):
             claims["groups"] = group_names(user.id)
         if (roles := role_names(user.id, client.client_id)) is not None:
             claims["roles"] = roles
+        # RFC 9068 §2.2.1: how the person signed in, when the token came from a sign-in.
+        amr, acr, auth_time = g.get("oauth2_sign_in") or (None, None, None)
+        sign_in = {"auth_time": auth_time, "acr": acr, "amr": amr}
+        claims.update({k: v for k, v in sign_in.items() if v is not None})
         return {**claims, **binding_claims()}
 
 

@@ -15,6 +15,7 @@ from website.extensions import db
 from website.models.base import hash_secret, now
 from website.models.grants import AuthorizationCode
 from website.models.users import User
+from website.oauth2.acr import dump_amr, second_factor_required, sign_in_of
 from website.oauth2.audiences import requested_resource
 from website.oauth2.claims import dump_claims, requested_claims
 from website.oauth2.client_auth import CLIENT_AUTH_METHODS
@@ -48,6 +49,7 @@ def save_token(token: dict, request) -> None:
     parent = getattr(request, "refresh_token", None)
     code = getattr(request, "authorization_code", None)
     refresh_token = token.get("refresh_token")
+    amr, acr, _ = sign_in_of(request)
     values = dict(
         client_id=request.client.client_id,
         user_id=request.user.get_user_id() if request.user else None,
@@ -71,6 +73,9 @@ def save_token(token: dict, request) -> None:
         # asked in this (implicit) request.
         claims=(code.claims if isinstance(code, AuthorizationCode)
                 else parent.claims if parent is not None else dump_claims(requested_claims(request))),
+        # How the person signed in, kept with the code and through refreshes.
+        amr=dump_amr(amr),
+        acr=acr,
         # The DPoP key of this request's proof (dpop.DPoPBinding), and who acts for the
         # subject of an exchanged token (token_exchange.py).
         dpop_jkt=getattr(request, "dpop_jkt", None),
@@ -157,6 +162,8 @@ class SavesCodes:
                 "plain" if data.get("code_challenge") else None
             ),
             auth_time=getattr(request, "auth_time", None) or now(),
+            amr=dump_amr(getattr(request, "amr", None)),
+            acr=getattr(request, "acr", None),
             expires_at=now() + current_app.config["OAUTH2_CODE_LIFETIME"],
             dpop_jkt=requested_jkt(request),
         )
@@ -246,6 +253,16 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
         attempt.succeeded()
         # Authlib sets request.client only after this returns; the client is authenticated.
         refuse_unless_allowed(user, self.request.claimed_client)
+        client = self.request.claimed_client
+        if second_factor_required(user, client):
+            # The password alone is not enough for this account (or app): a grant that only
+            # sees a password cannot ask for the second factor.
+            audit.record("login_refused", user=user, client_id=client.client_id, grant_type="password",
+                         reason="second factor required")
+            db.session.commit()
+            whose = "This app requires" if client.require_mfa else "This account signs in with"
+            raise InvalidGrantError(f"{whose} a second factor, which the password grant cannot ask for:"
+                                    " use the authorization code flow.")
         return user
 
 

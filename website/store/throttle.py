@@ -57,7 +57,13 @@ LIMIT_KEYS = {
     # Client authentication failures per address, counted apart from log-ins so a misconfigured
     # service cannot lock out the people who log in from behind the same address.
     "client_address": "THROTTLE_ADDRESS_LIMIT",
+    # Second-factor codes (TOTP, recovery codes) per account, whatever the address: a code has
+    # a million values, so guesses are counted against the account (services/mfa.py).
+    "second_factor": "MFA_ATTEMPT_LIMIT",
 }
+
+#: Kinds whose failures are forgotten when the attempt succeeds (the rest are only given back).
+_CLEARED_ON_SUCCESS = {"account", "second_factor"}
 
 
 #: Sent (sender: the app) with ``username`` and ``failures`` when an account's failed log-ins
@@ -192,7 +198,7 @@ class Attempt:
         the person signing in does not give strangers elsewhere fresh guesses."""
         backend = _backend()
         for kind, key, _, _ in self._reserved:
-            if kind == "account":
+            if kind in _CLEARED_ON_SUCCESS:
                 backend.clear(key)
                 backend.clear(_lockouts_key(key))
             else:

@@ -11,6 +11,7 @@ from website.extensions import db
 from website.forms import ChangeEmailForm, ChangePasswordForm, ConfirmForm, DeleteAccountForm
 from website.models.usernames import canonical_username
 from website.oauth2.scopes import scope_descriptions
+from website.services.mfa import available_factors
 from website.services.consent import list_consents, revoke_consent
 from website.services.personal_data import delete_own_account, personal_data
 from website.services.sessions import end_other_sessions, end_session, list_sessions, log_out
@@ -33,7 +34,8 @@ def render_account(password_form=None, email_form=None):
     clients = {client_id: client for client_id in client_ids if (client := query_client(client_id)) is not None}
     return render_template("account/index.html", password_form=password_form, email_form=email_form,
                            sessions_form=ConfirmForm(formdata=None), sessions=sessions,
-                           session_clients=clients, when=when), status
+                           session_clients=clients, when=when,
+                           mfa_factors=available_factors(g.user)), status
 
 
 def when(stamp: int) -> str:
