@@ -117,6 +117,10 @@ class ClientForm(FlaskForm):
     jwks_uri = StringField("JWKS URL (private_key_jwt)", validators=[Optional(), Length(max=2000)])
     jwks = TextAreaField("JWKS, public keys as JSON (private_key_jwt, instead of a URL)",
                          validators=[Length(max=20000)])
+    backchannel_logout_uri = StringField("Back-channel logout URL", validators=[Optional(), Length(max=2000)])
+    backchannel_logout_session_required = BooleanField("The app needs the session id (sid) in logout tokens")
+    frontchannel_logout_uri = StringField("Front-channel logout URL", validators=[Optional(), Length(max=2000)])
+    frontchannel_logout_session_required = BooleanField("Add iss and sid to the front-channel logout URL")
     contacts = TextAreaField("Contact emails (one per line)", validators=[Length(max=5000)])
     submit = SubmitField("Save")
 
@@ -139,6 +143,10 @@ class ClientForm(FlaskForm):
             "strict_auth_method": bool(self.strict_auth_method.data),
             "jwks_uri": self.jwks_uri.data,
             "jwks": _json_or_text(self.jwks.data),
+            "backchannel_logout_uri": self.backchannel_logout_uri.data,
+            "backchannel_logout_session_required": bool(self.backchannel_logout_session_required.data),
+            "frontchannel_logout_uri": self.frontchannel_logout_uri.data,
+            "frontchannel_logout_session_required": bool(self.frontchannel_logout_session_required.data),
         }
         if self.response_types.data:
             metadata["response_types"] = self.response_types.data

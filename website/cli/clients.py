@@ -64,11 +64,21 @@ def create_initial_access_token_command(expires_in):
 @click.option("--jwks-file", type=click.File("r"), default=None,
               help="For private_key_jwt: a file holding the client's public JWKS (JSON).")
 @click.option("--jwks-uri", default=None, help="For private_key_jwt: the URL of the client's public JWKS.")
+@click.option("--backchannel-logout-uri", default=None,
+              help="Where a signed logout_token is POSTed when a session that signed in to the client ends.")
+@click.option("--backchannel-logout-session-required", is_flag=True,
+              help="The client needs the sid claim in logout tokens (always sent here).")
+@click.option("--frontchannel-logout-uri", default=None,
+              help="A page of the client that the signed-out page loads in a hidden iframe; same "
+                   "origin as a redirect URI.")
+@click.option("--frontchannel-logout-session-required", is_flag=True,
+              help="Add iss and sid to the front-channel logout URL.")
 @click.option("--owner", default=None, help="Username of the client's owner.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
                           response_types, scope, userinfo_alg, auth_method, strict_auth_method, jwks_file,
-                          jwks_uri, owner, as_json):
+                          jwks_uri, backchannel_logout_uri, backchannel_logout_session_required,
+                          frontchannel_logout_uri, frontchannel_logout_session_required, owner, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:
@@ -84,6 +94,10 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         "token_endpoint_auth_method": auth_method,
         "strict_auth_method": strict_auth_method,
         "jwks_uri": jwks_uri,
+        "backchannel_logout_uri": backchannel_logout_uri,
+        "backchannel_logout_session_required": backchannel_logout_session_required,
+        "frontchannel_logout_uri": frontchannel_logout_uri,
+        "frontchannel_logout_session_required": frontchannel_logout_session_required,
     }
     if jwks_file is not None:
         try:

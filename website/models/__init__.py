@@ -18,14 +18,14 @@ from website.models.clients import (
 from website.models.grants import AuthorizationCode, Consent, Token, TokenState
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.keys import SigningKey
-from website.models.sessions import UserSession, new_session_id
+from website.models.sessions import LogoutDelivery, UserSession, new_session_id
 from website.models.settings import SiteSetting
 from website.models.throttle import ThrottleCounter
 from website.models.users import Subject, User
 
 __all__ = [
     "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti", "ClientRole",
-    "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "OAuth2Client",
+    "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "LogoutDelivery", "OAuth2Client",
     "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "Subject", "ThrottleCounter",
     "Token", "TokenState", "User", "UserSession", "db", "hash_secret", "new_session_id", "now", "utcnow",
 ]

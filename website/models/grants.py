@@ -41,6 +41,8 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     #: The known claims the claims parameter asked for, as JSON by target (oauth2/claims.py).
     claims: Mapped[str | None] = mapped_column(Text)
     auth_time: Mapped[int] = mapped_column(default=now)
+    #: The browser session the code was issued in (the id_token's ``sid``); None for old rows.
+    sid: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
     used_at: Mapped[int | None] = mapped_column()
 
@@ -127,6 +129,8 @@ class Token(db.Model, TokenState):
     #: When the person signed in for this token family (the code's auth_time, kept through
     #: refreshes), for the id_token a refresh returns; None without a sign-in or for old rows.
     auth_time: Mapped[int | None] = mapped_column()
+    #: The browser session of that sign-in (``sid`` of refreshed id_tokens), kept like auth_time.
+    sid: Mapped[str | None] = mapped_column(String(64))
     #: The claims parameter's request, kept from the code (and through refreshes) for UserInfo.
     claims: Mapped[str | None] = mapped_column(Text)
 

@@ -64,6 +64,9 @@ def save_token(token: dict, request) -> None:
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),
         audience=getattr(request, "audience", None),
         auth_time=_auth_time(request, parent, code, issued_at),
+        # The browser session of the sign-in: refreshed id_tokens keep its sid.
+        sid=(parent.sid if parent is not None else code.sid if isinstance(code, AuthorizationCode)
+             else getattr(request, "sid", None)),
         # What the claims parameter asked for: with the code, kept through refreshes, or
         # asked in this (implicit) request.
         claims=(code.claims if isinstance(code, AuthorizationCode)
@@ -150,6 +153,7 @@ class SavesCodes:
                 "plain" if data.get("code_challenge") else None
             ),
             auth_time=getattr(request, "auth_time", None) or now(),
+            sid=getattr(request, "sid", None),
             expires_at=now() + current_app.config["OAUTH2_CODE_LIFETIME"],
         )
         # A hybrid response issues a token right after the code: link it to the code, so a

@@ -33,7 +33,7 @@ from website.oauth2.response_modes import RedirectResponse
 from website.store.groups import group_names, role_names
 
 #: Claims of the id_token itself (nonce, at_hash and c_hash when they apply), besides scope claims.
-ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash"]
+ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash", "sid"]
 
 
 #: The ``prompt`` values this server acts on (others are ignored, as OIDC Core allows).
@@ -117,6 +117,8 @@ class OpenIDCode(IdTokenSigning, _OpenIDCode):
         # scope's claims are added after these.
         if requested := load_claims(authorization_code.claims, "id_token"):
             claims.update(generate_user_info(authorization_code.user, "", requested))
+        if authorization_code.sid:
+            claims["sid"] = authorization_code.sid  # the browser session (Back-Channel Logout §2.4)
         return claims
 
     def __call__(self, grant):
@@ -127,11 +129,13 @@ class OpenIDCode(IdTokenSigning, _OpenIDCode):
 
 
 class ImplicitAuthTime:
-    """auth_time for id_tokens issued at the authorization endpoint: the session's log-in."""
+    """auth_time and sid for id_tokens issued at the authorization endpoint: the session's log-in."""
 
     def get_compatible_claims(self, request):
         claims = super().get_compatible_claims(request)
         claims["auth_time"] = getattr(request, "auth_time", None) or claims["auth_time"]
+        if sid := getattr(request, "sid", None):
+            claims["sid"] = sid
         return claims
 
 
@@ -184,6 +188,8 @@ class OpenIDRefresh(IdTokenSigning, OpenIDToken):
         else:
             # A token from before auth_time was stored: better none than a made-up one.
             del claims["auth_time"]
+        if request.refresh_token.sid:
+            claims["sid"] = request.refresh_token.sid
         return claims
 
 

@@ -12,6 +12,7 @@ from website.oauth2.response_modes import (
     default_response_mode,
 )
 from website.services.consent import consent_required
+from website.services.sessions import current_session_id
 
 
 def redirect_target(grant) -> tuple[str, bool]:
@@ -30,6 +31,7 @@ def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
     when prompt=none forbids the page that would be needed.
     """
     grant.request.auth_time = auth_time
+    grant.request.sid = current_session_id()  # the id_token's sid (Back-Channel Logout §2.4)
     data = grant.request.payload.data
     prompts = (data.get("prompt") or "").split()
     redirect_uri, fragment = redirect_target(grant)
