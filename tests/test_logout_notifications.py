@@ -156,6 +156,19 @@ def test_a_dead_endpoint_is_retried_with_backoff_then_given_up(app, test_client,
     assert deliveries(app)[0].state == "given_up"
 
 
+def test_purge_expired_deletes_finished_deliveries_after_a_day(app, test_client, auth, user, make_client, runner,
+                                                               receiver):
+    client, secret = make_client(backchannel_logout_uri=receiver.url + "/bc")
+    auth.login()
+    get_user_token(test_client, client, secret, scope="openid")
+    auth.logout()
+    deliver(runner)
+    assert "logout deliveries" not in runner.invoke(args=["purge-expired"]).output  # kept for a day
+    update_rows(app, LogoutDelivery, {"created_at": int(time.time()) - 24 * 3600 - 5})
+    assert "Deleted 1 finished back-channel logout deliveries." in runner.invoke(args=["purge-expired"]).output
+    assert deliveries(app) == []
+
+
 def test_the_worker_thread_delivers_while_a_slow_client_never_slows_the_log_out(app, test_client, auth, user,
                                                                                 make_client, receiver):
     app.config.update(LOGOUT_DELIVERY_WORKER=True, LOGOUT_DELIVERY_TIMEOUT=1, LOGOUT_DELIVERY_MAX_ATTEMPTS=2,
