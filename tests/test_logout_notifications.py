@@ -414,3 +414,5 @@ def test_the_client_form_edits_the_logout_urls(app, test_client, auth, user, mak
     assert good.status_code in (302, 303)
     page = test_client.get(path).get_data(as_text=True)
     assert 'value="https://app.example.com/bc"' in page
+    shown = test_client.get(f"/clients/{client.client_id}").get_data(as_text=True)
+    assert "<code>https://app.example.com/bc</code> (with the session id)" in shown
