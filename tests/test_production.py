@@ -136,7 +136,8 @@ def test_an_unreachable_database_gets_503_not_a_traceback(tmp_path, caplog):
     app = create_app(config_for(unreachable_database_url(tmp_path)))
     test_client = app.test_client()
     with test_client.session_transaction() as session:
-        session["user_id"] = 1  # a signed-in browser: every page looks the user up
+        # A signed-in browser: every page looks the user and the session up.
+        session["user_id"], session["sid"] = 1, "s" * 43
 
     health = test_client.get("/healthz")
     assert (health.status_code, health.json) == (503, {"status": "unavailable"})

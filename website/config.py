@@ -24,6 +24,11 @@ DEFAULTS = {
     "OAUTH2_REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
     "OAUTH2_CODE_LIFETIME": 300,
     "OAUTH2_ID_TOKEN_LIFETIME": 3600,
+    # The longest lifetimes a client may register for its own tokens (access_token_lifetime,
+    # refresh_token_lifetime, id_token_lifetime in its metadata); the shortest is 60 s.
+    "OAUTH2_MAX_ACCESS_TOKEN_LIFETIME": 24 * 3600,
+    "OAUTH2_MAX_REFRESH_TOKEN_LIFETIME": 365 * 24 * 3600,
+    "OAUTH2_MAX_ID_TOKEN_LIFETIME": 24 * 3600,
     # Seconds between checks for signing keys rotated by another instance (JWKS, signing).
     "OIDC_KEY_CHECK_INTERVAL": 1,
     "OAUTH2_ALLOW_HTTP_REDIRECT_URIS": False,  # plain http only for loopback hosts
@@ -52,6 +57,20 @@ DEFAULTS = {
     # off, run `flask deliver-logouts` from cron instead.
     "LOGOUT_DELIVERY_WORKER": True,
     "LOGOUT_DELIVERY_POLL_INTERVAL": 1,
+    # DPoP (RFC 9449): clients may bind tokens to a key they prove with each request. Off: no
+    # DPoP in discovery, and a DPoP proof is refused.
+    "OAUTH2_DPOP": True,
+    # Seconds a DPoP proof stays acceptable after its iat (its jti is kept that long), and how
+    # far ahead of this server's clock its iat may be.
+    "OAUTH2_DPOP_PROOF_MAX_AGE": 300,
+    "OAUTH2_DPOP_CLOCK_SKEW": 60,
+    # Require a server-provided nonce in every DPoP proof (RFC 9449 §8/§9: use_dpop_nonce);
+    # nonces are valid for this many seconds, on every instance sharing SECRET_KEY.
+    "OAUTH2_DPOP_NONCE": False,
+    "OAUTH2_DPOP_NONCE_LIFETIME": 300,
+    # Token exchange (RFC 8693): clients registered for the grant swap a token this server
+    # issued for a token to another API. Off: the grant is not offered.
+    "OAUTH2_TOKEN_EXCHANGE": True,
     "PASSWORD_HASH_METHOD": "scrypt",
     "SQLITE_BUSY_TIMEOUT": 30,
     # Production serving (website/http/ops.py). How many reverse proxies set X-Forwarded-* in

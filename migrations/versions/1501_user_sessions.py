@@ -1,7 +1,7 @@
 """sessions live on the server: a row per signed-in browser
 
 Revision ID: 1501_user_sessions
-Revises: 2103_user_disabled_at
+Revises: 1701_dpop_token_exchange
 Create Date: 2026-12-02 05:30:00
 
 The session cookie carries the row's random id (the OpenID Connect ``sid``); the account page
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '1501_user_sessions'
-down_revision = '2103_user_disabled_at'
+down_revision = '1701_dpop_token_exchange'
 branch_labels = None
 depends_on = None
 

@@ -15,7 +15,7 @@ from website.models.clients import (
     RegistrationAccessToken,
     SecretView,
 )
-from website.models.grants import AuthorizationCode, Consent, Token, TokenState
+from website.models.grants import AuthorizationCode, Consent, SpentJti, Token, TokenState
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.keys import SigningKey
 from website.models.sessions import LogoutDelivery, UserSession, new_session_id
@@ -26,6 +26,7 @@ from website.models.users import Subject, User
 __all__ = [
     "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti", "ClientRole",
     "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "LogoutDelivery", "OAuth2Client",
-    "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "Subject", "ThrottleCounter",
+    "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "SpentJti", "Subject",
+    "ThrottleCounter",
     "Token", "TokenState", "User", "UserSession", "db", "hash_secret", "new_session_id", "now", "utcnow",
 ]

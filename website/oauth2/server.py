@@ -19,7 +19,9 @@ from werkzeug.local import LocalProxy
 from website.oauth2 import client_auth
 from website.oauth2.audiences import ResourceIndicators, ResourceTokenGenerator
 from website.oauth2.claims import ClaimsParameter
+from website.oauth2.client_metadata import token_lifetime
 from website.oauth2.compat import JsonBodyRequest, has_json_body, issuer_parameter, json_body_parameters
+from website.oauth2.dpop import DPoPBinding, dpop_jkt_parameter
 from website.oauth2.endpoints import EndSessionEndpoint, IntrospectionEndpoint, RevocationEndpoint
 from website.oauth2.grants import (
     AuthorizationCodeGrant,
@@ -31,6 +33,7 @@ from website.oauth2.grants import (
     save_token,
 )
 from website.oauth2.keys import KeyRing
+from website.oauth2.token_exchange import TokenExchangeGrant
 from website.oauth2.oidc import (
     OpenIDCode,
     OpenIDHybridGrant,
@@ -122,14 +125,13 @@ authorization: AuthorizationServer = LocalProxy(lambda: current_app.extensions["
 
 
 def create_token_generator(config) -> BearerTokenGenerator:
-    """Random opaque bearer tokens with the configured lifetime."""
-    lifetime = config["OAUTH2_ACCESS_TOKEN_LIFETIME"]
+    """Random opaque bearer tokens, living as long as the client chose or the site says."""
     # secrets.token_urlsafe reads the OS random source once per token; Authlib's
     # generate_token draws each character separately, much slower for the same entropy.
     return BearerTokenGenerator(
         access_token_generator=lambda **kwargs: secrets.token_urlsafe(32),  # 256 bits
         refresh_token_generator=lambda **kwargs: secrets.token_urlsafe(36),  # 288 bits
-        expires_generator=lambda client, grant_type: lifetime,
+        expires_generator=lambda client, grant_type: token_lifetime(client, "access_token"),
     )
 
 
@@ -144,16 +146,20 @@ def init_app(app) -> AuthorizationServer:
     # Every grant takes ``resource`` / ``audience`` (RFC 8707); code flows take PKCE; those
     # that issue id_tokens take OpenID Connect's claims parameter; every authorization-endpoint
     # grant refuses request objects (OIDC Core §6) until they are supported.
+    # Every token-endpoint grant binds its tokens to the key of a DPoP proof (RFC 9449), and
+    # the grants that issue codes take dpop_jkt.
     server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), OpenIDCode(),
                                                    refuse_request_objects, ResourceIndicators(),
-                                                   ClaimsParameter()])
+                                                   ClaimsParameter(), dpop_jkt_parameter, DPoPBinding()])
     server.register_grant(ImplicitGrant, [refuse_request_objects, ResourceIndicators()])
-    server.register_grant(PasswordGrant, [ResourceIndicators()])
-    server.register_grant(ClientCredentialsGrant, [ResourceIndicators()])
-    server.register_grant(RefreshTokenGrant, [OpenIDRefresh(), ResourceIndicators()])
+    server.register_grant(PasswordGrant, [ResourceIndicators(), DPoPBinding()])
+    server.register_grant(ClientCredentialsGrant, [ResourceIndicators(), DPoPBinding()])
+    server.register_grant(RefreshTokenGrant, [OpenIDRefresh(), ResourceIndicators(), DPoPBinding()])
     server.register_grant(OpenIDImplicitGrant, [refuse_request_objects, ResourceIndicators(), ClaimsParameter()])
     server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), refuse_request_objects,
-                                              ResourceIndicators(), ClaimsParameter()])
+                                              ResourceIndicators(), ClaimsParameter(), dpop_jkt_parameter])
+    if app.config["OAUTH2_TOKEN_EXCHANGE"]:
+        server.register_grant(TokenExchangeGrant, [DPoPBinding()])
     for endpoint in (RevocationEndpoint, IntrospectionEndpoint, ClientRegistrationEndpoint,
                      ClientConfigurationEndpoint, EndSessionEndpoint):
         server.register_endpoint(endpoint)

@@ -137,15 +137,17 @@ def end_other_sessions(user: User) -> int:
     return rows.end_user_sessions(user.id, keep=current_session_id())
 
 
-def end_session(sid: str) -> bool:
-    """End one session of the signed-in person (from the account page); tell whether it was
-    theirs and live. Ending this browser's own session signs it out. Committed here."""
-    user = g.get("user")
+def end_session(sid: str, user: User | None = None, by: User | None = None) -> bool:
+    """End one session of the signed-in person (from the account page), or of ``user`` (an
+    administrator, ``by``, from the console); tell whether it was theirs and live. Ending this
+    browser's own session signs it out. Committed here."""
+    user = user or g.get("user")
     if user is None or not isinstance(sid, str) or not rows.end_session(user.id, sid[:64]):
         return False
-    audit.record("session_ended", user=user, current=sid == current_session_id())
+    current = by is None and sid == current_session_id()
+    audit.record("session_ended", user=user, current=current, by=by.username if by else None)
     db.session.commit()
-    if sid == current_session_id():
+    if current:
         clear_browser_session()
     return True
 

@@ -34,10 +34,10 @@ def render_account(password_form=None, email_form=None):
     clients = {client_id: client for client_id in client_ids if (client := query_client(client_id)) is not None}
     return render_template("account/index.html", password_form=password_form, email_form=email_form,
                            sessions_form=ConfirmForm(formdata=None), sessions=sessions,
-                           session_clients=clients, when=_when), status
+                           session_clients=clients, when=when), status
 
 
-def _when(stamp: int) -> str:
+def when(stamp: int) -> str:
     """A session time as the list shows it."""
     return datetime.fromtimestamp(stamp, timezone.utc).strftime("%d %B %Y, %H:%M UTC")
 
