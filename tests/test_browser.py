@@ -55,15 +55,21 @@ def page(browser, live_server):
 
 
 class FakeApp:
-    """A tiny client app: an HTTP server whose /callback records the query it was sent back with."""
+    """A tiny client app: an HTTP server whose /callback records the query it was sent back with
+    (and /frontchannel-logout the queries it was loaded with)."""
 
     def __init__(self):
         self.queries: list[str] = []
+        self.frontchannel: list[str] = []
         app = self
 
         class Handler(QuietHandler):
             def do_GET(self):
                 path, _, query = self.path.partition("?")
+                if path == "/frontchannel-logout":
+                    app.frontchannel.append(query)
+                    self.send_body(b"<!doctype html><title>Signed out of the Fake App</title>")
+                    return
                 if path != "/callback":
                     self.send_error(404)
                     return
@@ -293,6 +299,27 @@ def test_revoking_a_connected_app_stops_its_token(page, live_server, fake_app):
     app_card.get_by_role("button", name="Remove access").click()
     expect(page.get_by_role("heading", name="Fake App")).to_have_count(0)
     assert requests.get(f"{live_server}/api/me", headers=headers, timeout=10).status_code == 401
+
+
+def test_the_signed_out_page_loads_the_apps_front_channel_logout_frame(page, live_server, user, make_client,
+                                                                        fake_app):
+    client, _ = make_client(redirect_uris=[fake_app.redirect_uri], scope="openid",
+                            frontchannel_logout_uri=fake_app.url + "/frontchannel-logout",
+                            frontchannel_logout_session_required=True)
+    log_in(page)
+    page.goto(authorize_path(client.client_id, fake_app.redirect_uri, pkce_pair()[1], scope="openid"))
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(fake_app.redirect_uri + "?*")
+    page.goto("/")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
+    # Chromium loads the frame only because the page's CSP frame-src names the app's origin.
+    for _ in range(50):
+        if fake_app.frontchannel:
+            break
+        page.wait_for_timeout(100)
+    assert len(fake_app.frontchannel) == 1
+    assert query_params("?" + fake_app.frontchannel[0])["iss"] == "http://127.0.0.1"
 
 
 def test_pages_work_without_javascript(browser, live_server, user):

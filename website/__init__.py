@@ -5,7 +5,7 @@ from flask import Flask
 from website import cli, config, http, views
 from website.extensions import MIGRATIONS_DIR, csrf, db, mail, migrate
 from website.http.guard import DatabaseIntegerConverter
-from website.oauth2 import server
+from website.oauth2 import logout, server
 from website.services import branding, lockout
 
 
@@ -22,6 +22,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.url_map.converters["int"] = DatabaseIntegerConverter
     server.init_app(app)
     lockout.init_app(app)
+    logout.init_worker(app)  # back-channel logout tokens, sent off the request path
     views.init_app(app)
     cli.init_app(app)
     http.init_app(app, csrf)

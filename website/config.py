@@ -42,6 +42,21 @@ DEFAULTS = {
     # Seconds to wait for a client's jwks_uri, and to keep what it returned.
     "OAUTH2_CLIENT_JWKS_TIMEOUT": 5,
     "OAUTH2_CLIENT_JWKS_CACHE": 300,
+    # OpenID Connect Back-Channel and Front-Channel Logout: clients told when a session ends.
+    "BACKCHANNEL_LOGOUT": True,
+    "FRONTCHANNEL_LOGOUT": True,
+    # Seconds the signed-out page lets front-channel logout frames load before going on to the app.
+    "FRONTCHANNEL_LOGOUT_DELAY": 2,
+    # Logout tokens are POSTed from a queue in the database: seconds to wait for a client,
+    # tries before giving up, the first retry's delay (doubling each time), and a token's life.
+    "LOGOUT_DELIVERY_TIMEOUT": 5,
+    "LOGOUT_DELIVERY_MAX_ATTEMPTS": 5,
+    "LOGOUT_DELIVERY_BACKOFF": 10,
+    "LOGOUT_TOKEN_LIFETIME": 120,
+    # A background thread in every instance sends them (checking every POLL_INTERVAL seconds);
+    # off, run `flask deliver-logouts` from cron instead.
+    "LOGOUT_DELIVERY_WORKER": True,
+    "LOGOUT_DELIVERY_POLL_INTERVAL": 1,
     # DPoP (RFC 9449): clients may bind tokens to a key they prove with each request. Off: no
     # DPoP in discovery, and a DPoP proof is refused.
     "OAUTH2_DPOP": True,

@@ -129,6 +129,10 @@ class ClientForm(FlaskForm):
     jwks_uri = StringField("JWKS URL (private_key_jwt)", validators=[Optional(), Length(max=2000)])
     jwks = TextAreaField("JWKS, public keys as JSON (private_key_jwt, instead of a URL)",
                          validators=[Length(max=20000)])
+    backchannel_logout_uri = StringField("Back-channel logout URL", validators=[Optional(), Length(max=2000)])
+    backchannel_logout_session_required = BooleanField("The app needs the session id (sid) in logout tokens")
+    frontchannel_logout_uri = StringField("Front-channel logout URL", validators=[Optional(), Length(max=2000)])
+    frontchannel_logout_session_required = BooleanField("Add iss and sid to the front-channel logout URL")
     contacts = TextAreaField("Contact emails (one per line)", validators=[Length(max=5000)])
     access_token_lifetime = StringField("Access token lifetime (seconds; empty: the site's)",
                                         validators=[Optional(), Length(max=12)])
@@ -159,6 +163,10 @@ class ClientForm(FlaskForm):
             "dpop_bound_access_tokens": bool(self.dpop_bound_access_tokens.data),
             "jwks_uri": self.jwks_uri.data,
             "jwks": _json_or_text(self.jwks.data),
+            "backchannel_logout_uri": self.backchannel_logout_uri.data,
+            "backchannel_logout_session_required": bool(self.backchannel_logout_session_required.data),
+            "frontchannel_logout_uri": self.frontchannel_logout_uri.data,
+            "frontchannel_logout_session_required": bool(self.frontchannel_logout_session_required.data),
             "access_token_lifetime": (self.access_token_lifetime.data or "").strip() or None,
             "refresh_token_lifetime": (self.refresh_token_lifetime.data or "").strip() or None,
             "id_token_lifetime": (self.id_token_lifetime.data or "").strip() or None,

@@ -25,6 +25,8 @@ def config_for(url: str, **overrides) -> dict:
         "DATABASE_URL": url,
         "PASSWORD_HASH_METHOD": TEST_PASSWORD_METHOD,
         "OAUTH2_ISSUER": "http://127.0.0.1",
+        # Tests send logout tokens with `flask deliver-logouts` or deliver_due() themselves.
+        "LOGOUT_DELIVERY_WORKER": False,
         **overrides,
     }
 

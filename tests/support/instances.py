@@ -91,5 +91,6 @@ def server_instances(count: int, env: dict, log_dir: Path, workers: int = 1):
 
 def instance_environment(app_config: dict) -> dict:
     """The environment that makes a server process use the test app's database and secrets."""
-    keys = ("DATABASE_URL", "SECRET_KEY", "KEY_ENCRYPTION_KEYS", "OAUTH2_ISSUER", "PASSWORD_HASH_METHOD")
+    keys = ("DATABASE_URL", "SECRET_KEY", "KEY_ENCRYPTION_KEYS", "OAUTH2_ISSUER", "PASSWORD_HASH_METHOD",
+            "LOGOUT_DELIVERY_WORKER")
     return {key: str(app_config[key]) for key in keys}

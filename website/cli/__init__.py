@@ -35,6 +35,7 @@ COMMANDS = (
     keys.generate_key_encryption_key_command,
     mail.send_test_mail_command,
     operations.check_config_command,
+    operations.deliver_logouts_command,
     operations.backup_command,
     operations.restore_command,
 )

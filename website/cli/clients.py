@@ -69,6 +69,15 @@ def create_initial_access_token_command(expires_in):
 @click.option("--jwks-file", type=click.File("r"), default=None,
               help="For private_key_jwt: a file holding the client's public JWKS (JSON).")
 @click.option("--jwks-uri", default=None, help="For private_key_jwt: the URL of the client's public JWKS.")
+@click.option("--backchannel-logout-uri", default=None,
+              help="Where a signed logout_token is POSTed when a session that signed in to the client ends.")
+@click.option("--backchannel-logout-session-required", is_flag=True,
+              help="The client needs the sid claim in logout tokens (always sent here).")
+@click.option("--frontchannel-logout-uri", default=None,
+              help="A page of the client that the signed-out page loads in a hidden iframe; same "
+                   "origin as a redirect URI.")
+@click.option("--frontchannel-logout-session-required", is_flag=True,
+              help="Add iss and sid to the front-channel logout URL.")
 @click.option("--owner", default=None, help="Username of the client's owner.")
 @click.option("--access-token-lifetime", type=int, default=None, help="Seconds its access tokens live (default: the site's).")
 @click.option("--refresh-token-lifetime", type=int, default=None, help="Seconds its refresh tokens live.")
@@ -76,7 +85,9 @@ def create_initial_access_token_command(expires_in):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
                           response_types, scope, userinfo_alg, auth_method, strict_auth_method, require_mfa,
-                          dpop_bound, jwks_file, jwks_uri, owner, access_token_lifetime, refresh_token_lifetime,
+                          dpop_bound, jwks_file, jwks_uri, backchannel_logout_uri,
+                          backchannel_logout_session_required, frontchannel_logout_uri,
+                          frontchannel_logout_session_required, owner, access_token_lifetime, refresh_token_lifetime,
                           id_token_lifetime, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
@@ -95,6 +106,10 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         "require_mfa": require_mfa,
         "dpop_bound_access_tokens": dpop_bound,
         "jwks_uri": jwks_uri,
+        "backchannel_logout_uri": backchannel_logout_uri,
+        "backchannel_logout_session_required": backchannel_logout_session_required,
+        "frontchannel_logout_uri": frontchannel_logout_uri,
+        "frontchannel_logout_session_required": frontchannel_logout_session_required,
         "access_token_lifetime": access_token_lifetime,
         "refresh_token_lifetime": refresh_token_lifetime,
         "id_token_lifetime": id_token_lifetime,

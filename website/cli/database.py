@@ -10,6 +10,7 @@ from website.extensions import db
 from website.models.base import now
 from website.models.clients import SecretView
 from website.models.grants import AuthorizationCode, Token
+from website.models.sessions import LogoutDelivery
 from website.oauth2.keys import (
     KeyDecryptionError,
     check_private_keys,
@@ -19,6 +20,9 @@ from website.services.sessions import purge_ended_sessions
 
 #: Rows deleted per transaction by purge-expired, so a big purge never holds long locks.
 PURGE_BATCH_SIZE = 5000
+
+#: Seconds a delivered or given-up logout token's row is kept (to look into a recent problem).
+FINISHED_DELIVERIES_KEPT = 24 * 3600
 
 
 @click.command("initdb")
@@ -59,6 +63,10 @@ def purge_expired_command():
         click.echo(f"Deleted {views} new client secrets nobody opened in time.")
     if sessions := purge_ended_sessions(PURGE_BATCH_SIZE):
         click.echo(f"Deleted {sessions} ended or expired sessions.")
+    # Sent or given up on a day ago: the audit log keeps the outcome.
+    finished = (LogoutDelivery.state != "pending", LogoutDelivery.created_at <= stamp - FINISHED_DELIVERIES_KEPT)
+    if deliveries := _purge(LogoutDelivery, *finished):
+        click.echo(f"Deleted {deliveries} finished back-channel logout deliveries.")
 
 
 def _purge(model, *conditions) -> int:

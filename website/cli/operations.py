@@ -1,4 +1,5 @@
-"""`flask` commands for running the server: check the configuration, back up and restore."""
+"""`flask` commands for running the server: check the configuration, back up and restore, send
+queued logout tokens."""
 
 import os
 import shutil
@@ -18,9 +19,21 @@ from sqlalchemy import make_url
 from website.extensions import db
 from website.http.ops import readiness, script_directory
 from website.oauth2.keys import KeyDecryptionError, check_private_keys
+from website.oauth2.logout import BATCH, deliver_due
 from website.services.signup import allowed_domains
 
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+@click.command("deliver-logouts")
+@with_appcontext
+@click.option("--limit", type=click.IntRange(1, 10000), default=BATCH, show_default=True,
+              help="The most deliveries to try in this pass.")
+def deliver_logouts_command(limit):
+    """Send the back-channel logout tokens that are due, once (for cron when
+    LOGOUT_DELIVERY_WORKER is off); failures are retried on a later pass."""
+    counts = deliver_due(limit)
+    click.echo(f"Delivered {counts['delivered']}, will retry {counts['pending']}, gave up on {counts['given_up']}.")
 
 
 @click.command("check-config")

@@ -1,7 +1,7 @@
 """Security headers on every response, and the session cookie's rules."""
 
 
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
 from website.http.endpoints import current_endpoint, is_json_endpoint
@@ -47,6 +47,20 @@ class SessionInterface(SecureCookieSessionInterface):
         return issuer.startswith("https://") or (has_request_context() and request.is_secure)
 
 
+def allow_frames(origins) -> None:
+    """Let the page this request renders frame exactly these origins (CSP ``frame-src``; the
+    default policy frames nothing from other sites): the signed-out page's front-channel
+    logout iframes."""
+    g.csp_frame_origins = list(origins)
+
+
+def _content_security_policy() -> str:
+    policy = current_app.config["CONTENT_SECURITY_POLICY"]
+    if origins := g.get("csp_frame_origins"):
+        policy += "; frame-src " + " ".join(origins)
+    return policy
+
+
 def set_security_headers(response):
     """After every request: the security headers, and no-store on protocol responses and pages."""
     headers = response.headers
@@ -60,7 +74,7 @@ def set_security_headers(response):
     # over https requires one, and browsers send "Origin: null" under no-referrer.
     is_page = response.mimetype == "text/html" and response.status_code < 300
     defaults = [
-        ("Content-Security-Policy", current_app.config["CONTENT_SECURITY_POLICY"]),
+        ("Content-Security-Policy", _content_security_policy()),
         ("X-Frame-Options", "DENY"),
         ("Referrer-Policy", "same-origin" if is_page else "no-referrer"),
         ("X-Content-Type-Options", "nosniff"),

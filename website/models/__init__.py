@@ -19,14 +19,14 @@ from website.models.grants import AuthorizationCode, Consent, SpentJti, Token, T
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.keys import SigningKey
 from website.models.mfa import RecoveryCode, TotpFactor
-from website.models.sessions import UserSession, new_session_id
+from website.models.sessions import LogoutDelivery, UserSession, new_session_id
 from website.models.settings import SiteSetting
 from website.models.throttle import ThrottleCounter
 from website.models.users import Subject, User
 
 __all__ = [
     "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti", "ClientRole",
-    "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "OAuth2Client",
+    "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "LogoutDelivery", "OAuth2Client",
     "RecoveryCode", "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting",
     "SpentJti", "Subject", "ThrottleCounter", "Token", "TokenState", "TotpFactor", "User", "UserSession", "db",
     "hash_secret", "new_session_id", "now", "utcnow",

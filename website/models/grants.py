@@ -45,6 +45,8 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     #: (oauth2/acr.py), for the id_token and the tokens issued from this code.
     amr: Mapped[str | None] = mapped_column(String(200))
     acr: Mapped[str | None] = mapped_column(String(200))
+    #: The browser session the code was issued in (the id_token's ``sid``); None for old rows.
+    sid: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
     used_at: Mapped[int | None] = mapped_column()
     #: The JWK thumbprint the authorization request bound the code to (RFC 9449 §10,
@@ -140,6 +142,8 @@ class Token(db.Model, TokenState):
     #: When the person signed in for this token family (the code's auth_time, kept through
     #: refreshes), for the id_token a refresh returns; None without a sign-in or for old rows.
     auth_time: Mapped[int | None] = mapped_column()
+    #: The browser session of that sign-in (``sid`` of refreshed id_tokens), kept like auth_time.
+    sid: Mapped[str | None] = mapped_column(String(64))
     #: The claims parameter's request, kept from the code (and through refreshes) for UserInfo.
     claims: Mapped[str | None] = mapped_column(Text)
     #: How the person signed in for this token family (amr values, space-separated) and the

@@ -43,3 +43,31 @@ class UserSession(db.Model):
     amr: Mapped[list] = mapped_column(JSON, default=list)
     #: The client_ids this session signed in to (an authorization was issued), oldest first.
     clients: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class LogoutDelivery(db.Model):
+    """A logout token owed to a client (OpenID Connect Back-Channel Logout): queued in the
+    transaction that ended the session, POSTed by a worker with retries. The token itself is
+    signed when sent, from ``sub`` and ``sid`` (the person may be deleted by then)."""
+
+    __tablename__ = "logout_deliveries"
+    __table_args__ = (Index("ix_logout_deliveries_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(48))
+    #: Kept without a foreign key: an account deleted with its sessions still signs out its apps.
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    sub: Mapped[str] = mapped_column(String(255))
+    sid: Mapped[str] = mapped_column(String(64))
+    #: The issuer the session was signed in at (the token's ``iss``, as id_tokens had it).
+    issuer: Mapped[str | None] = mapped_column(String(2000))
+    #: The token's ``jti``, the same on every try (the client may ignore a repeat).
+    jti: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_urlsafe(24))
+    created_at: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: When a worker may (next) try; while one is sending, a lease a little past its timeout.
+    next_attempt_at: Mapped[int] = mapped_column(Integer)
+    #: pending, delivered or given_up.
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    #: What the last try got (an HTTP status or the network error), for the audit log.
+    last_error: Mapped[str | None] = mapped_column(String(300))

@@ -91,14 +91,15 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+#: An opener that follows no redirects, for every request this server makes to a client.
+no_redirects_opener = urllib.request.build_opener(_NoRedirects)
 
 
 def _fetch(uri: str) -> KeySet:
     timeout = current_app.config["OAUTH2_CLIENT_JWKS_TIMEOUT"]
     try:
         request = urllib.request.Request(uri, headers={"Accept": "application/json"})
-        with _opener.open(request, timeout=timeout) as response:
+        with no_redirects_opener.open(request, timeout=timeout) as response:
             if response.status != 200:
                 raise ClientKeysError(f"the client's jwks_uri answered HTTP {response.status}")
             body = response.read(MAX_JWKS_BYTES + 1)

@@ -128,6 +128,7 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
     # None (not False) when off, as strict_auth_method: an edit merged over the old metadata
     # turns it off, and registration answers leave it out.
     metadata["require_mfa"] = True if _require_mfa(data) else None
+    metadata.update(_logout_notification_metadata(data, metadata["redirect_uris"]))
     metadata["dpop_bound_access_tokens"] = _dpop_bound(data)
     for kind in TOKEN_KINDS:
         metadata[f"{kind}_lifetime"] = _lifetime(data, kind)
@@ -358,3 +359,54 @@ def _userinfo_alg(data: dict) -> str | None:
         raise ClientMetadataError("userinfo_signed_response_alg",
                                   f"userinfo_signed_response_alg must be one of: {allowed}.")
     return alg
+
+
+#: OpenID Connect Back-Channel Logout 1.0 §2.2 and Front-Channel Logout 1.0 §2: where the
+#: server tells the client that a session ended, and whether it wants the ``sid`` with it.
+LOGOUT_NOTIFICATION_FIELDS = ("backchannel_logout_uri", "backchannel_logout_session_required",
+                              "frontchannel_logout_uri", "frontchannel_logout_session_required")
+
+
+def _logout_notification_metadata(data: dict, redirect_uris: list[str]) -> dict:
+    """The four logout-notification fields (absent when unset, so other clients are unchanged)."""
+    values = {}
+    for channel in ("backchannel", "frontchannel"):
+        field = f"{channel}_logout_uri"
+        uri = _optional_string(data, field, 2000)
+        if uri and not current_app.config[f"{channel.upper()}_LOGOUT"]:
+            raise ClientMetadataError(field, f"{channel.capitalize()} logout is switched off on this server.")
+        if uri and (problem := _notification_uri_problem(uri)):
+            raise ClientMetadataError(field, f"{field}: {problem}")
+        if uri and channel == "frontchannel" and origin_of(uri) not in {origin_of(r) for r in redirect_uris}:
+            # Front-Channel Logout §2: the same scheme, host and port as a redirect URI.
+            raise ClientMetadataError(field, "frontchannel_logout_uri must have the scheme, host and port "
+                                             "of one of the redirect URIs.")
+        values[field] = uri
+        flag = f"{channel}_logout_session_required"
+        required = data.get(flag)
+        if required not in (None, False, True):
+            raise ClientMetadataError(flag, f"{flag} must be true or false.")
+        if required and not uri:
+            raise ClientMetadataError(flag, f"{flag} needs a {field}.")
+        values[flag] = True if required else None
+    return values
+
+
+def _notification_uri_problem(uri: str) -> str | None:
+    """An absolute https URL (http only for loopback, or when OAUTH2_ALLOW_HTTP_REDIRECT_URIS),
+    with no fragment (Back-Channel Logout §2.2, Front-Channel Logout §2)."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "not a valid URL."
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute https URL."
+    if parts.fragment or "#" in uri:
+        return "must not contain a fragment (#...)."
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme == "http" and not loopback and not current_app.config["OAUTH2_ALLOW_HTTP_REDIRECT_URIS"]:
+        return "plain http is allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https."
+    if any(c.isspace() for c in uri):
+        return "must not contain spaces."
+    return None

@@ -59,6 +59,13 @@ def server_metadata(server, issuer: str) -> dict:
     metadata["claims_parameter_supported"] = True
     metadata["request_parameter_supported"] = False
     metadata["request_uri_parameter_supported"] = False
+    # Logout tokens carry sid, and front-channel URLs get iss and sid when a client asks.
+    if current_app.config["BACKCHANNEL_LOGOUT"]:
+        metadata["backchannel_logout_supported"] = True
+        metadata["backchannel_logout_session_supported"] = True
+    if current_app.config["FRONTCHANNEL_LOGOUT"]:
+        metadata["frontchannel_logout_supported"] = True
+        metadata["frontchannel_logout_session_supported"] = True
     if dpop_enabled():
         metadata["dpop_signing_alg_values_supported"] = list(DPOP_SIGNING_ALGS)
     return metadata

@@ -69,6 +69,9 @@ def save_token(token: dict, request) -> None:
                    else getattr(request, "token_family_id", None) or secrets.token_hex(16)),
         audience=getattr(request, "audience", None),
         auth_time=_auth_time(request, parent, code, issued_at),
+        # The browser session of the sign-in: refreshed id_tokens keep its sid.
+        sid=(parent.sid if parent is not None else code.sid if isinstance(code, AuthorizationCode)
+             else getattr(request, "sid", None)),
         # What the claims parameter asked for: with the code, kept through refreshes, or
         # asked in this (implicit) request.
         claims=(code.claims if isinstance(code, AuthorizationCode)
@@ -164,6 +167,7 @@ class SavesCodes:
             auth_time=getattr(request, "auth_time", None) or now(),
             amr=dump_amr(getattr(request, "amr", None)),
             acr=getattr(request, "acr", None),
+            sid=getattr(request, "sid", None),
             expires_at=now() + current_app.config["OAUTH2_CODE_LIFETIME"],
             dpop_jkt=requested_jkt(request),
         )

@@ -34,7 +34,7 @@ from website.oauth2.response_modes import RedirectResponse
 from website.store.groups import group_names, role_names
 
 #: Claims of the id_token itself (nonce, at_hash and c_hash when they apply), besides scope claims.
-ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash", "acr", "amr"]
+ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash", "acr", "amr", "sid"]
 
 
 #: The ``prompt`` values this server acts on (others are ignored, as OIDC Core allows).
@@ -118,6 +118,8 @@ class OpenIDCode(IdTokenSigning, _OpenIDCode):
         # scope's claims are added after these.
         if requested := load_claims(authorization_code.claims, "id_token"):
             claims.update(generate_user_info(authorization_code.user, "", requested))
+        if authorization_code.sid:
+            claims["sid"] = authorization_code.sid  # the browser session (Back-Channel Logout §2.4)
         return claims
 
     def __call__(self, grant):
@@ -128,7 +130,7 @@ class OpenIDCode(IdTokenSigning, _OpenIDCode):
 
 
 class ImplicitAuthTime:
-    """auth_time, amr and acr for id_tokens issued at the authorization endpoint: the
+    """auth_time, amr, acr and sid for id_tokens issued at the authorization endpoint: the
     session's log-in (set by services/login_policy.authentication_step)."""
 
     def get_compatible_claims(self, request):
@@ -138,6 +140,8 @@ class ImplicitAuthTime:
             claims["amr"] = list(amr)
         if acr := getattr(request, "acr", None):
             claims["acr"] = acr
+        if sid := getattr(request, "sid", None):
+            claims["sid"] = sid
         return claims
 
 
@@ -190,11 +194,13 @@ class OpenIDRefresh(IdTokenSigning, OpenIDToken):
         else:
             # A token from before auth_time was stored: better none than a made-up one.
             del claims["auth_time"]
-        # The original sign-in's amr and acr, as auth_time (none for rows from before).
+        # The original sign-in's amr, acr and sid, as auth_time (none for rows from before).
         if amr := parse_amr(request.refresh_token.amr):
             claims["amr"] = amr
         if acr := request.refresh_token.acr:
             claims["acr"] = acr
+        if request.refresh_token.sid:
+            claims["sid"] = request.refresh_token.sid
         return claims
 
 

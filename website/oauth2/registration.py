@@ -21,14 +21,15 @@ from sqlalchemy import select
 from website.extensions import db
 from website.models.base import hash_secret
 from website.models.clients import SECRET_METHODS, InitialAccessToken, OAuth2Client, RegistrationAccessToken
-from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
+from website.oauth2.client_metadata import LOGOUT_NOTIFICATION_FIELDS, ClientMetadataError, validate_client_metadata
 from website.oauth2.keys import get_issuer
 from website.store.clients import delete_clients, query_client
 
 #: The metadata a client may register; anything else in a request is ignored (RFC 7591 §2).
 REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris", "jwks", "jwks_uri",
                       "token_endpoint_auth_signing_alg", "strict_auth_method", "require_mfa",
-                      "userinfo_signed_response_alg", "allowed_origins", "dpop_bound_access_tokens")
+                      "userinfo_signed_response_alg", "allowed_origins", "dpop_bound_access_tokens",
+                      *LOGOUT_NOTIFICATION_FIELDS)
 
 
 def _error_description(message: str) -> str:

@@ -15,6 +15,7 @@ from website.oauth2.response_modes import (
 )
 from website.services.consent import consent_required
 from website.services.mfa import needs_step_up
+from website.services.sessions import current_session_id
 
 
 def redirect_target(grant) -> tuple[str, bool]:
@@ -39,6 +40,7 @@ def authentication_step(grant, end_user, auth_time: int | None, amr=None) -> str
     amr = list(amr or ()) or (["pwd"] if end_user is not None else None)
     grant.request.auth_time = auth_time
     grant.request.amr = amr
+    grant.request.sid = current_session_id()  # the id_token's sid (Back-Channel Logout §2.4)
     data = grant.request.payload.data
     prompts = (data.get("prompt") or "").split()
     redirect_uri, fragment = redirect_target(grant)

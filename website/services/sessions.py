@@ -15,6 +15,7 @@ from flask import current_app, g, has_request_context, request, session
 from website.extensions import db
 from website.models.base import now
 from website.models.users import User
+from website.oauth2.logout import frontchannel_logout_urls
 from website.store import audit
 from website.store import sessions as rows
 
@@ -76,9 +77,14 @@ def current_session_id() -> str | None:
     return row.id if row is not None and g.get("user") is not None else None
 
 
-def log_out(everywhere: bool = True) -> None:
+def log_out(everywhere: bool = True) -> list[str]:
     """Sign the current user out, and by default everywhere else too (their older cookies stop
-    working). ``everywhere=False`` ends only this browser's session."""
+    working). ``everywhere=False`` ends only this browser's session.
+
+    The apps each ended session signed in to with a back-channel logout URI get a logout
+    token (queued with the session's end, see store/sessions.py). Returns the front-channel
+    logout URLs of the apps this browser signed in to, for the signed-out page to frame."""
+    frames = frontchannel_logout_urls(used_clients(), current_session_id())
     if g.get("user") is not None:
         if everywhere:
             end_all_sessions(g.user)
@@ -87,6 +93,7 @@ def log_out(everywhere: bool = True) -> None:
         audit.record("logout", user=g.user, everywhere=everywhere)
         db.session.commit()
     clear_browser_session()
+    return frames
 
 
 def clear_browser_session() -> None:

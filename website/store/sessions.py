@@ -6,6 +6,7 @@ from website.extensions import db
 from website.models.base import now
 from website.models.sessions import UserSession
 from website.models.users import User
+from website.store import logout_deliveries
 
 #: The newest client_ids a session remembers having signed in to.
 CLIENTS_KEPT = 20
@@ -59,19 +60,32 @@ def session_clients(sid: str) -> list[str]:
 
 
 def end_session(user_id: int, sid: str) -> bool:
-    """End one live session of the user; tell whether there was one."""
-    result = db.session.execute(update(UserSession).where(
-        UserSession.id == sid, UserSession.user_id == user_id, UserSession.ended_at == 0,
-    ).values(ended_at=now()))
-    return result.rowcount > 0
+    """End one live session of the user; tell whether there was one. The clients it signed in
+    to with a back-channel logout URI get a logout token (queued in the same transaction)."""
+    return _end(UserSession.id == sid, UserSession.user_id == user_id) > 0
 
 
 def end_user_sessions(user_id: int, keep: str | None = None) -> int:
-    """End every live session of the user, except ``keep``; return how many."""
-    conditions = [UserSession.user_id == user_id, UserSession.ended_at == 0]
+    """End every live session of the user, except ``keep``; return how many (their clients
+    are told, as ``end_session`` does)."""
+    conditions = [UserSession.user_id == user_id]
     if keep is not None:
         conditions.append(UserSession.id != keep)
-    return db.session.execute(update(UserSession).where(*conditions).values(ended_at=now())).rowcount
+    return _end(*conditions)
+
+
+def _end(*conditions) -> int:
+    """End the live sessions matching ``conditions``; RETURNING tells exactly which ones this
+    statement ended, so a session ended twice at once is announced once."""
+    ended = db.session.execute(update(UserSession).where(*conditions, UserSession.ended_at == 0)
+                               .values(ended_at=now())
+                               .returning(UserSession.id, UserSession.user_id, UserSession.clients)).all()
+    by_user: dict[int, list] = {}
+    for sid, user_id, clients in ended:
+        by_user.setdefault(user_id, []).append((sid, list(clients or [])))
+    for user_id, sessions in by_user.items():
+        logout_deliveries.enqueue(user_id, sessions)
+    return len(ended)
 
 
 def live_sessions(user_id: int, lifetime: int) -> list[UserSession]:

@@ -16,6 +16,7 @@ from website.models.sessions import UserSession
 from website.models.usernames import canonical_username
 from website.models.users import User
 from website.store.clients import delete_clients
+from website.store.sessions import end_user_sessions
 
 #: Checked when no such user exists, so a wrong username costs as long as a wrong password.
 _DUMMY_PASSWORD_HASH = generate_password_hash(secrets.token_hex(16), method="scrypt")
@@ -60,6 +61,7 @@ def delete_user(user: User) -> None:
     db.session.execute(delete(Token).where(Token.user_id == user.id))
     db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
     db.session.execute(delete(Consent).where(Consent.user_id == user.id))
+    end_user_sessions(user.id)  # the apps its live sessions signed in to get logout tokens
     db.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
     db.session.delete(user)
 

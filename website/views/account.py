@@ -20,6 +20,7 @@ from website.store.apis import api_names
 from website.store.clients import query_client
 from website.store.users import owned_clients
 from website.views.auth import login_required
+from website.views.logout import signed_out_page
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -93,7 +94,8 @@ def sign_out_everywhere():
     from an app ends only the browser it happens in)."""
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    log_out(everywhere=True)
+    if frames := log_out(everywhere=True):
+        return signed_out_page(frames)  # the apps' front-channel logout frames
     flash("You are signed out everywhere.")
     return redirect(url_for("auth.index"))
 

@@ -13,6 +13,7 @@ from website.services.mfa import after_password
 from website.services.sessions import load_session_user, log_out
 from website.store import audit, throttle
 from website.store.users import authenticate_user
+from website.views.logout import signed_out_page
 
 bp = Blueprint("auth", __name__)
 
@@ -121,6 +122,7 @@ def logout():
     """Sign this browser out (the account page signs out other sessions, or all)."""
     form = ConfirmForm()
     if form.validate_on_submit():
-        log_out(everywhere=False)
+        if frames := log_out(everywhere=False):
+            return signed_out_page(frames)  # the apps' front-channel logout frames
         flash("You are signed out.")
     return redirect(url_for("auth.index"))

@@ -175,4 +175,8 @@ def client_form_data(client: OAuth2Client) -> dict:
         "dpop_bound_access_tokens": client.client_metadata.get("dpop_bound_access_tokens") is True,
         "jwks_uri": client.client_metadata.get("jwks_uri"),
         "jwks": json.dumps(client.client_metadata["jwks"], indent=2) if client.client_metadata.get("jwks") else "",
+        "backchannel_logout_uri": client.client_metadata.get("backchannel_logout_uri"),
+        "backchannel_logout_session_required": bool(client.client_metadata.get("backchannel_logout_session_required")),
+        "frontchannel_logout_uri": client.client_metadata.get("frontchannel_logout_uri"),
+        "frontchannel_logout_session_required": bool(client.client_metadata.get("frontchannel_logout_session_required")),
     }

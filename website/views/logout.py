@@ -18,7 +18,9 @@ from flask import Blueprint, abort, g, redirect, render_template, request
 
 from website.forms import ConfirmForm
 from website.http.endpoints import FORM, protocol_endpoint
+from website.http.headers import allow_frames
 from website.oauth2.endpoints import EndSessionEndpoint, registered_logout_uris
+from website.oauth2.logout import frame_origins
 from website.oauth2.server import authorization
 from website.services.sessions import log_out, session_used_client
 from website.store.clients import query_client
@@ -62,8 +64,11 @@ def end_session():
             return render_template("logout/confirm.html", client=client, carried=carried, form=ConfirmForm(),
                                    destination=destination, destination_host=_host(destination))
     response = authorization.create_endpoint_response(EndSessionEndpoint.ENDPOINT_NAME, end_session_request)
-    log_out(everywhere=False)  # this browser only (see EndSessionEndpoint.end_session)
-    return response or _logged_out_page(client, requested_uri)
+    frames = log_out(everywhere=False)  # this browser only (see EndSessionEndpoint.end_session)
+    if response is not None and frames and response.location:
+        # The apps' front-channel logout frames load first, then the page goes on to the app.
+        return signed_out_page(frames, client=client, continue_to=response.location)
+    return response or _logged_out_page(client, requested_uri, frames)
 
 
 @bp.route("/v2/logout")
@@ -77,14 +82,13 @@ def auth0_logout():
     client_id = request.args.get("client_id", "")
     client = query_client(client_id)
     used_by_this_session = client is not None and session_used_client(client.client_id)
-    log_out(everywhere=False)
+    frames = log_out(everywhere=False)
     return_to = request.args.get("returnTo")
     if return_to and return_to in registered_logout_uris(client):
         if used_by_this_session:
-            return redirect(return_to)
-        return render_template("logout/done.html", client=client, refused_uri=None,
-                               destination=return_to, destination_host=_host(return_to))
-    return _logged_out_page(client, return_to)
+            return signed_out_page(frames, client=client, continue_to=return_to) if frames else redirect(return_to)
+        return signed_out_page(frames, client=client, destination=return_to, destination_host=_host(return_to))
+    return _logged_out_page(client, return_to, frames)
 
 
 def _host(url: str | None) -> str | None:
@@ -95,5 +99,12 @@ def _host(url: str | None) -> str | None:
     return (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
 
 
-def _logged_out_page(client, refused_uri: str | None):
-    return render_template("logout/done.html", client=client, refused_uri=refused_uri)
+def _logged_out_page(client, refused_uri: str | None, frames: list[str]):
+    return signed_out_page(frames, client=client, refused_uri=refused_uri)
+
+
+def signed_out_page(frames: list[str], **context):
+    """The signed-out page, framing the apps' front-channel logout URLs (OpenID Connect
+    Front-Channel Logout §3) with a CSP that allows exactly their origins."""
+    allow_frames(frame_origins(frames))
+    return render_template("logout/done.html", frames=frames, **context)
