@@ -80,6 +80,15 @@ DEFAULTS = {
     "MAIL_USERNAME": None,
     "MAIL_PASSWORD": None,
     "MAIL_DEFAULT_SENDER": None,  # default: no-reply@ the issuer's (or the request's) host name
+    # Passkeys (WebAuthn, website/services/passkeys.py). The relying-party id: default the host
+    # of OAUTH2_ISSUER (or of the request). It must be that host or a parent domain of it, and
+    # never an IP address: serve the site on a name (http://localhost works for trying it out).
+    "WEBAUTHN_RP_ID": None,
+    # The origins passkey answers may come from (space- or comma-separated, such as
+    # https://login.example.com); default: the origin of OAUTH2_ISSUER (or of the request).
+    "WEBAUTHN_ORIGINS": None,
+    # Seconds a passkey challenge may be answered in (each is also good for one answer only).
+    "WEBAUTHN_CHALLENGE_LIFETIME": 300,
     # Seconds to wait for the mail server before telling the person the mail could not be sent.
     "MAIL_TIMEOUT": 10,
 }
