@@ -7,31 +7,16 @@ a temporary folder, so a normal run never changes the tree.
 
 import json
 import os
-from importlib import resources
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
+from support.chromium import CHROMIUM, DESKTOP, PHONE, SCREENSHOT_DIR, axe_violations, launch
 from support.factories import PASSWORD
 from support.flows import pkce_pair
 from support.loopback import FAKE_APP_PAGE, LoopbackServer, QuietHandler
 from support.pages import query_params
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
-SCREENSHOT_DIR = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
@@ -46,7 +31,7 @@ pytestmark = [
 def browser():
     """One headless Chromium for the module's tests."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = launch(playwright)
         yield browser
         browser.close()
 
@@ -409,20 +394,6 @@ def tour(page, make_user, make_client, fake_app):
     expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
     yield "logout-done"
     assert admin.is_admin
-
-
-def axe_violations(page) -> list[dict]:
-    """Run axe-core in the page; return its serious and critical violations."""
-    source = resources.files("axe_playwright_python").joinpath("axe.min.js").read_text()
-    # evaluate() runs outside the page's Content Security Policy, unlike an injected <script>.
-    page.evaluate(source)
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [
-        {"rule": v["id"], "impact": v["impact"], "help": v["help"],
-         "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 #: The pages the README shows, and those also shown at phone width.

@@ -7,11 +7,13 @@ laptop's fingerprint reader would after a touch."""
 class VirtualAuthenticator:
     """One virtual authenticator attached to a Playwright page's browser context."""
 
-    def __init__(self, page, user_verified: bool = True):
+    def __init__(self, page, user_verified: bool = True, transport: str = "internal"):
+        """``transport="usb"`` makes a security key instead (Chromium allows one internal
+        authenticator per tab)."""
         self.cdp = page.context.new_cdp_session(page)
         self.cdp.send("WebAuthn.enable", {"enableUI": False})
         self.id = self.cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-            "protocol": "ctap2", "ctap2Version": "ctap2_1", "transport": "internal",
+            "protocol": "ctap2", "ctap2Version": "ctap2_1", "transport": transport,
             "hasResidentKey": True, "hasUserVerification": True, "isUserVerified": user_verified,
             "automaticPresenceSimulation": True,
         }})["authenticatorId"]
