@@ -52,11 +52,11 @@ def test_userinfo_releases_a_requested_claim_without_its_scope(test_client, auth
 def test_the_id_token_carries_a_requested_essential_claim(test_client, auth, user, oidc_client):
     client, secret = oidc_client
     auth.login()
-    requested = {"id_token": {"name": {"essential": True}, "acr": None}}
+    requested = {"id_token": {"name": {"essential": True}, "nickname": None}}
     _, token = code_flow(test_client, client, secret, requested)
     claims = claims_of(token["id_token"])
     assert claims["name"] == "alice"
-    assert "acr" not in claims  # a claim this server does not know is left out
+    assert "nickname" not in claims  # a claim this server does not know is left out
     assert "email" not in claims
     info = test_client.get("/userinfo", headers=bearer(token["access_token"])).get_json()
     assert set(info) == {"sub"}

@@ -69,6 +69,15 @@ DEFAULTS = {
     "SIGNUP_POLICY": "open",
     # For SIGNUP_POLICY=domain: the mail domains (space- or comma-separated) that may sign up.
     "SIGNUP_ALLOWED_DOMAINS": "",
+    # Who must sign in with a second factor (website/services/mfa.py): none, admins or everyone.
+    # Apps can also require one (the client's "Require MFA"), and anyone may turn one on.
+    "MFA_REQUIRED_FOR": "none",
+    # Days a person the policy newly applies to may still sign in with a password alone, from
+    # their first sign-in under it; 0: they set up a second factor at that sign-in.
+    "MFA_ENROLMENT_GRACE_DAYS": 7,
+    # Wrong second-factor codes (TOTP or recovery) per account within THROTTLE_WINDOW seconds
+    # before a lockout of THROTTLE_LOCKOUT seconds.
+    "MFA_ATTEMPT_LIMIT": 5,
     # The name people see on every page and mail.
     "SITE_NAME": "Identity Provider",
     # Outgoing mail (website/services/mail.py). With no MAIL_SERVER, mails are written to the
@@ -234,6 +243,11 @@ def load(app, test_config: dict | None = None) -> None:
     if app.config["SIGNUP_POLICY"] not in ("open", "invite", "domain", "closed"):
         raise SystemExit(f"Configuration error: SIGNUP_POLICY must be open, invite, domain or closed,"
                          f" not {app.config['SIGNUP_POLICY']!r}")
+    if app.config["MFA_REQUIRED_FOR"] not in ("none", "admins", "everyone"):
+        raise SystemExit(f"Configuration error: MFA_REQUIRED_FOR must be none, admins or everyone,"
+                         f" not {app.config['MFA_REQUIRED_FOR']!r}")
+    if app.config["MFA_ENROLMENT_GRACE_DAYS"] < 0:
+        raise SystemExit("Configuration error: MFA_ENROLMENT_GRACE_DAYS must be 0 or more")
     if app.config["MAIL_USE_TLS"] and app.config["MAIL_USE_SSL"]:
         raise SystemExit("Configuration error: set MAIL_USE_TLS (STARTTLS) or MAIL_USE_SSL (TLS from the"
                          " start, usually port 465), not both")

@@ -113,6 +113,7 @@ class ClientForm(FlaskForm):
         default="",
     )
     strict_auth_method = BooleanField("Strict: accept only this secret method (not both Basic and POST body)")
+    require_mfa = BooleanField("Require a second factor: people sign in to this app with two-step sign-in")
     jwks_uri = StringField("JWKS URL (private_key_jwt)", validators=[Optional(), Length(max=2000)])
     jwks = TextAreaField("JWKS, public keys as JSON (private_key_jwt, instead of a URL)",
                          validators=[Length(max=20000)])
@@ -136,6 +137,7 @@ class ClientForm(FlaskForm):
             "contacts": (self.contacts.data or "").split(),
             "userinfo_signed_response_alg": self.userinfo_signed_response_alg.data,
             "strict_auth_method": bool(self.strict_auth_method.data),
+            "require_mfa": bool(self.require_mfa.data),
             "jwks_uri": self.jwks_uri.data,
             "jwks": _json_or_text(self.jwks.data),
         }
@@ -184,3 +186,25 @@ class ChangeEmailForm(FlaskForm):
     )
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
     submit = SubmitField("Change email")
+
+
+class TotpCodeForm(FlaskForm):
+    """A six-digit code from an authenticator app (spaces people type are dropped)."""
+
+    code = StringField("Code from your authenticator app", filters=[lambda v: "".join(v.split()) if isinstance(v, str) else v],
+                       validators=[DataRequired(message="Enter the 6-digit code."),
+                                   Regexp(r"^[0-9]{6}\Z", message="The code is 6 digits, such as 123456.")])
+    submit = SubmitField("Verify")
+
+
+class RecoveryCodeForm(FlaskForm):
+    code = StringField("Recovery code", filters=[strip_text],
+                       validators=[DataRequired(message="Enter one of your recovery codes."), Length(max=40)])
+    submit = SubmitField("Use recovery code")
+
+
+class PasswordConfirmForm(FlaskForm):
+    """Re-enter the password before a change to the account's second factors."""
+
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
+    submit = SubmitField("Confirm")

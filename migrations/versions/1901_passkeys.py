@@ -1,7 +1,7 @@
 """passkeys (WebAuthn credentials) and the challenges of their ceremonies
 
 Revision ID: 1901_passkeys
-Revises: 0511_code_claims
+Revises: 1801_mfa
 Create Date: 2026-12-02 05:20:00
 
 A person may register passkeys on the account page and sign in with one, with no password or
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '1901_passkeys'
-down_revision = '0511_code_claims'
+down_revision = '1801_mfa'
 branch_labels = None
 depends_on = None
 

@@ -112,6 +112,11 @@ class OAuth2Client(db.Model, ClientMixin):
         """A strict client may use only the exact method it registered."""
         return (self.extra_metadata or {}).get("strict_auth_method") is True
 
+    @property
+    def require_mfa(self) -> bool:
+        """The app needs people to sign in with a second factor (oauth2/acr.py)."""
+        return (self.extra_metadata or {}).get("require_mfa") is True
+
     @classmethod
     def register(cls, metadata: dict, owner: User | None = None) -> tuple["OAuth2Client", str | None]:
         """Make a client from validated metadata; return it with its plain secret (None if public)."""

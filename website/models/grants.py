@@ -41,6 +41,10 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     #: The known claims the claims parameter asked for, as JSON by target (oauth2/claims.py).
     claims: Mapped[str | None] = mapped_column(Text)
     auth_time: Mapped[int] = mapped_column(default=now)
+    #: How the person signed in (RFC 8176 amr values, space-separated) and the resulting acr
+    #: (oauth2/acr.py), for the id_token and the tokens issued from this code.
+    amr: Mapped[str | None] = mapped_column(String(200))
+    acr: Mapped[str | None] = mapped_column(String(200))
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
     used_at: Mapped[int | None] = mapped_column()
 
@@ -60,6 +64,12 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
 
     def get_auth_time(self) -> int:
         return self.auth_time
+
+    def get_acr(self) -> str | None:
+        return self.acr
+
+    def get_amr(self) -> list[str] | None:
+        return self.amr.split() if self.amr else None
 
 
 class TokenState(TokenMixin):
@@ -129,6 +139,10 @@ class Token(db.Model, TokenState):
     auth_time: Mapped[int | None] = mapped_column()
     #: The claims parameter's request, kept from the code (and through refreshes) for UserInfo.
     claims: Mapped[str | None] = mapped_column(Text)
+    #: How the person signed in for this token family (amr values, space-separated) and the
+    #: acr, kept through refreshes; None for tokens without a sign-in (client credentials).
+    amr: Mapped[str | None] = mapped_column(String(200))
+    acr: Mapped[str | None] = mapped_column(String(200))
 
     #: Set by the revocation endpoint's lookup: the value presented was the refresh token.
     matched_refresh_token = False

@@ -64,6 +64,9 @@ class User(db.Model, Subject):
     #: cookie carries a digest of it (``session_key``), so a cookie made before the change, or
     #: for a deleted account, matches nobody, although a cookie cannot be deleted on the server.
     session_secret: Mapped[str] = mapped_column(String(64), default=new_session_secret)
+    #: When an MFA policy (MFA_REQUIRED_FOR) first found the person without a second factor:
+    #: their grace period for enrolling (MFA_ENROLMENT_GRACE_DAYS) runs from here.
+    mfa_grace_started_at: Mapped[int | None] = mapped_column()
 
     @validates("username")
     def _keep_canonical(self, key: str, username: str) -> str:

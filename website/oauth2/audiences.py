@@ -9,6 +9,7 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from flask import current_app, g
 
 from website.models.apis import ResourceServer
+from website.oauth2.acr import sign_in_of
 from website.oauth2.keys import SIGNING_ALG, get_issuer, get_signing_keyset
 from website.store.apis import api_allows, find_api
 
@@ -75,6 +76,8 @@ def _use_api(grant, api: ResourceServer | None) -> None:
     # from the request to store the token's audience.
     g.oauth2_resource_server = api
     grant.request.audience = api.identifier if api else None
+    # The sign-in the token is for travels the same way, for the JWT's auth_time, acr and amr.
+    g.oauth2_sign_in = sign_in_of(grant.request) if getattr(grant.request, "user", None) is not None else (None, None, None)
 
 
 class ResourceIndicators:
@@ -141,7 +144,12 @@ class JWTAccessTokenGenerator(JWTBearerTokenGenerator):
 
     def get_extra_claims(self, client, grant_type, user, scope) -> dict:
         # Authlib sets sub to str(user.get_user_id()), the row id; the subject is user.sub.
-        return {"sub": user.sub} if user else {}
+        if not user:
+            return {}
+        # RFC 9068 §2.2.1: how the person signed in, when the token came from a sign-in.
+        amr, acr, auth_time = g.get("oauth2_sign_in") or (None, None, None)
+        extra = {"sub": user.sub, "auth_time": auth_time, "acr": acr, "amr": amr}
+        return {k: v for k, v in extra.items() if v is not None}
 
 
 class ResourceTokenGenerator:

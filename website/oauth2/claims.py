@@ -54,6 +54,23 @@ def parse_claims(value: str | None) -> dict[str, list[str]] | None:
     return requested
 
 
+def acr_claim(value: str | None) -> dict | None:
+    """The ``acr`` member of the claims parameter's id_token object (OIDC Core §5.5.1.1:
+    ``{"essential": true, "values": [...]}`` or ``"value"``), or None. Call after
+    ``parse_claims`` accepted ``value``; raises InvalidRequestError for ill-typed values."""
+    if not value:
+        return None
+    spec = (json.loads(value).get("id_token") or {}).get("acr")
+    if not isinstance(spec, dict):
+        return None
+    values = spec.get("values")
+    if values is not None and (not isinstance(values, list) or not all(isinstance(v, str) for v in values)):
+        raise InvalidRequestError("'values' of 'claims.id_token.acr' must be a list of strings.")
+    if spec.get("value") is not None and not isinstance(spec["value"], str):
+        raise InvalidRequestError("'value' of 'claims.id_token.acr' must be a string.")
+    return spec
+
+
 def dump_claims(requested: dict[str, list[str]] | None) -> str | None:
     """The requested claims as stored with a code or token."""
     return json.dumps(requested, sort_keys=True) if requested else None
@@ -85,7 +102,9 @@ class ClaimsParameter:
 
     def validate(self, grant, redirect_uri):
         try:
-            grant.request.requested_claims = parse_claims(grant.request.payload.data.get("claims"))
+            value = grant.request.payload.data.get("claims")
+            grant.request.requested_claims = parse_claims(value)
+            grant.request.acr_claim = acr_claim(value)
         except InvalidRequestError as error:
             error.redirect_uri = redirect_uri
             error.redirect_fragment = isinstance(grant, grants.ImplicitGrant)

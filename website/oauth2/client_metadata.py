@@ -121,6 +121,9 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
         metadata["userinfo_signed_response_alg"] = alg
     metadata["jwks"], metadata["jwks_uri"] = _client_keys(data, method)
     metadata["strict_auth_method"] = _strict_auth_method(data)
+    # None (not False) when off, as strict_auth_method: an edit merged over the old metadata
+    # turns it off, and registration answers leave it out.
+    metadata["require_mfa"] = True if _require_mfa(data) else None
     return metadata
 
 
@@ -171,6 +174,17 @@ def _strict_auth_method(data: dict) -> bool | None:
         return None
     if value is not True:
         raise ClientMetadataError("strict_auth_method", "strict_auth_method must be true or false.")
+    return True
+
+
+def _require_mfa(data: dict) -> bool:
+    """"This app needs MFA": people sign in to it with a second factor (setting one up first
+    if they have none); the password grant refuses them."""
+    value = data.get("require_mfa")
+    if value is None or value is False:
+        return False
+    if value is not True:
+        raise ClientMetadataError("require_mfa", "require_mfa must be true or false.")
     return True
 
 

@@ -8,6 +8,7 @@ from authlib.oauth2.rfc6749 import grants
 from flask import current_app, url_for
 
 from website.http.endpoints import advertised_endpoints
+from website.oauth2.acr import ACR_VALUES
 from website.oauth2.client_keys import SIGNING_ALGS
 from website.oauth2.grants import pkce_methods
 from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer
@@ -51,6 +52,7 @@ def server_metadata(server, issuer: str) -> dict:
     metadata["id_token_signing_alg_values_supported"] = [ID_TOKEN_ALG]
     metadata["userinfo_signing_alg_values_supported"] = list(USERINFO_SIGNING_ALGS)
     metadata["claims_supported"] = ID_TOKEN_CLAIMS + [c for cs in SCOPE_CLAIMS.values() for c in cs]
+    metadata["acr_values_supported"] = list(ACR_VALUES)
     metadata["prompt_values_supported"] = PROMPT_VALUES
     metadata["claims_parameter_supported"] = True
     metadata["request_parameter_supported"] = False

@@ -16,6 +16,7 @@ from website.extensions import db
 from website.models.apis import ResourceServer
 from website.models.base import now
 from website.models.grants import Token
+from website.oauth2.acr import parse_amr
 from website.oauth2.grants import CLIENT_AUTH_METHODS
 from website.oauth2.keys import SIGNING_ALG, get_issuer, get_public_jwks
 from website.store import audit
@@ -105,6 +106,11 @@ class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):
             payload["sub"] = token.client_id
         if token.audience:
             payload["aud"] = token.audience
+        # How the person signed in, for tokens that came from a sign-in.
+        if token.user is not None:
+            payload["auth_time"] = token.auth_time
+            payload["acr"] = token.acr
+            payload["amr"] = parse_amr(token.amr)
         return {k: v for k, v in payload.items() if v is not None}
 
 

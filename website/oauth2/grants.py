@@ -15,6 +15,7 @@ from website.extensions import db
 from website.models.base import hash_secret, now
 from website.models.grants import AuthorizationCode
 from website.models.users import User
+from website.oauth2.acr import dump_amr, second_factor_required, sign_in_of
 from website.oauth2.audiences import requested_resource
 from website.oauth2.claims import dump_claims, requested_claims
 from website.oauth2.client_auth import CLIENT_AUTH_METHODS
@@ -46,6 +47,7 @@ def save_token(token: dict, request) -> None:
     parent = getattr(request, "refresh_token", None)
     code = getattr(request, "authorization_code", None)
     refresh_token = token.get("refresh_token")
+    amr, acr, _ = sign_in_of(request)
     values = dict(
         client_id=request.client.client_id,
         user_id=request.user.get_user_id() if request.user else None,
@@ -67,6 +69,9 @@ def save_token(token: dict, request) -> None:
         # asked in this (implicit) request.
         claims=(code.claims if isinstance(code, AuthorizationCode)
                 else parent.claims if parent is not None else dump_claims(requested_claims(request))),
+        # How the person signed in, kept with the code and through refreshes.
+        amr=dump_amr(amr),
+        acr=acr,
     )
     insert_token(values)
     audit.insert("token_issued", user=request.user, client_id=request.client.client_id,
@@ -142,6 +147,8 @@ class SavesCodes:
                 "plain" if data.get("code_challenge") else None
             ),
             auth_time=getattr(request, "auth_time", None) or now(),
+            amr=dump_amr(getattr(request, "amr", None)),
+            acr=getattr(request, "acr", None),
             expires_at=now() + current_app.config["OAUTH2_CODE_LIFETIME"],
         )
         # A hybrid response issues a token right after the code: link it to the code, so a
@@ -228,6 +235,17 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
             # Authlib would answer invalid_request.
             raise InvalidGrantError("Wrong username or password.")
         attempt.succeeded()
+        if second_factor_required(user, self.request.client):
+            # The password alone is not enough for this account (or app): a grant that only
+            # sees a password cannot ask for the second factor.
+            audit.record("login_refused", user=user, client_id=self.request.client.client_id,
+                         grant_type="password", reason="second factor required")
+            db.session.commit()
+            raise InvalidGrantError(
+                "This account signs in with a second factor, which the password grant cannot ask for:"
+                " use the authorization code flow." if not self.request.client.require_mfa
+                else "This app requires a second factor, which the password grant cannot ask for:"
+                " use the authorization code flow.")
         return user
 
 

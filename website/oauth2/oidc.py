@@ -26,13 +26,14 @@ from website.extensions import db
 from website.http.cors import check_client_origin, request_origin
 from website.models.grants import AuthorizationCode
 from website.models.users import User
+from website.oauth2.acr import parse_amr
 from website.oauth2.claims import SCOPE_CLAIMS, load_claims, requested_claims
 from website.oauth2.grants import ClientByIdOnly, SavesCodes
 from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer, signing_key
 from website.oauth2.response_modes import RedirectResponse
 
 #: Claims of the id_token itself (nonce, at_hash and c_hash when they apply), besides scope claims.
-ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash"]
+ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash", "acr", "amr"]
 
 
 #: The ``prompt`` values this server acts on (others are ignored, as OIDC Core allows).
@@ -113,11 +114,16 @@ class OpenIDCode(IdTokenSigning, _OpenIDCode):
 
 
 class ImplicitAuthTime:
-    """auth_time for id_tokens issued at the authorization endpoint: the session's log-in."""
+    """auth_time, amr and acr for id_tokens issued at the authorization endpoint: the
+    session's log-in (set by services/login_policy.authentication_step)."""
 
     def get_compatible_claims(self, request):
         claims = super().get_compatible_claims(request)
         claims["auth_time"] = getattr(request, "auth_time", None) or claims["auth_time"]
+        if amr := getattr(request, "amr", None):
+            claims["amr"] = list(amr)
+        if acr := getattr(request, "acr", None):
+            claims["acr"] = acr
         return claims
 
 
@@ -170,6 +176,11 @@ class OpenIDRefresh(IdTokenSigning, OpenIDToken):
         else:
             # A token from before auth_time was stored: better none than a made-up one.
             del claims["auth_time"]
+        # The original sign-in's amr and acr, as auth_time (none for rows from before).
+        if amr := parse_amr(request.refresh_token.amr):
+            claims["amr"] = amr
+        if acr := request.refresh_token.acr:
+            claims["acr"] = acr
         return claims
 
 

@@ -1,10 +1,12 @@
-"""What a person must do before the consent page (prompt, max_age, screen_hint)."""
+"""What a person must do before the consent page (prompt, max_age, screen_hint, and a second
+factor for acr_values, an essential acr, an app's require_mfa or the MFA policy)."""
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError, LoginRequiredError
 
 from website.models.base import now
+from website.oauth2.acr import acr_for, requested_acr
 from website.oauth2.response_modes import (
     FORM_POST,
     allowed_response_modes,
@@ -12,6 +14,7 @@ from website.oauth2.response_modes import (
     default_response_mode,
 )
 from website.services.consent import consent_required
+from website.services.mfa import needs_step_up
 
 
 def redirect_target(grant) -> tuple[str, bool]:
@@ -22,14 +25,20 @@ def redirect_target(grant) -> tuple[str, bool]:
     return redirect_uri, isinstance(grant, grants.ImplicitGrant)
 
 
-def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
-    """What the person must do before the consent page: "login", "signup" or nothing.
+def authentication_step(grant, end_user, auth_time: int | None, amr=None) -> str | None:
+    """What the person must do before the consent page: "login", "signup", "mfa" (add a
+    second factor to this session) or nothing.
 
-    Acts on prompt (none, login, consent), max_age and screen_hint=signup; raises the
-    OAuth2Error to send back for a response_mode the response type does not answer in, or
-    when prompt=none forbids the page that would be needed.
+    Acts on prompt (none, login, consent), max_age, screen_hint=signup, and on acr_values or
+    an ``acr`` claim asking for two factors, a client registered with ``require_mfa`` and the
+    MFA policy (services/mfa.py); raises the OAuth2Error to send back for a response_mode the
+    response type does not answer in, an essential acr the server never issues, or when
+    prompt=none forbids the page that would be needed. Sets the request's auth_time, amr and
+    acr, which the code and id_token carry.
     """
+    amr = list(amr or ()) or (["pwd"] if end_user is not None else None)
     grant.request.auth_time = auth_time
+    grant.request.amr = amr
     data = grant.request.payload.data
     prompts = (data.get("prompt") or "").split()
     redirect_uri, fragment = redirect_target(grant)
@@ -47,6 +56,9 @@ def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
         if not (max_age.isascii() and max_age.isdigit()) or len(max_age) > 10:
             raise InvalidRequestError("'max_age' must be a whole number of seconds.",
                                       redirect_uri=redirect_uri, redirect_fragment=fragment)
+    asked = requested_acr(data, getattr(grant.request, "acr_claim", None))
+    asked.check(redirect_uri=redirect_uri, redirect_fragment=fragment)
+    grant.request.acr = acr_for(amr, asked.values)
     login = end_user is None or "login" in prompts or grant.prompt == "login"
     if not login and max_age is not None and now() - (auth_time or 0) > int(max_age):
         login = True
@@ -54,6 +66,11 @@ def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
         if "none" in prompts:
             raise LoginRequiredError(redirect_uri=redirect_uri, redirect_fragment=fragment)
         return "signup" if data.get("screen_hint") == "signup" else "login"
+    if needs_step_up(end_user, grant.client, amr, asked.wants_mfa()):
+        if "none" in prompts:
+            raise InteractionRequiredError("A second factor is needed, and prompt=none allows no page.",
+                                           redirect_uri=redirect_uri, redirect_fragment=fragment)
+        return "mfa"
     if "none" in prompts and consent_required(grant, end_user):
         # prompt=none may go on only when the remembered consent already covers the scopes.
         raise ConsentRequiredError(redirect_uri=redirect_uri, redirect_fragment=fragment)

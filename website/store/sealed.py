@@ -11,11 +11,13 @@ from sqlalchemy import select
 
 from website.extensions import db
 from website.models.keys import SigningKey
+from website.models.mfa import TotpFactor
 from website.store import audit
 
 #: (model, column name, what a person calls one row): every column holding ``seal``'s output.
 SEALED_COLUMNS = [
     (SigningKey, "private_key_encrypted", "signing key"),
+    (TotpFactor, "secret_sealed", "TOTP secret"),
 ]
 
 

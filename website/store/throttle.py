@@ -40,7 +40,13 @@ LIMIT_KEYS = {
     # Client authentication failures per address, counted apart from log-ins so a misconfigured
     # service cannot lock out the people who log in from behind the same address.
     "client_address": "THROTTLE_ADDRESS_LIMIT",
+    # Second-factor codes (TOTP, recovery codes) per account, whatever the address: a code has
+    # a million values, so guesses are counted against the account (services/mfa.py).
+    "second_factor": "MFA_ATTEMPT_LIMIT",
 }
+
+#: Kinds whose failures are forgotten when the attempt succeeds (the rest are only given back).
+_CLEARED_ON_SUCCESS = {"account", "second_factor"}
 
 
 def _digest(value) -> str:
@@ -151,7 +157,7 @@ class Attempt:
         """The password was right: forget the account's failures; the attempt was no failure."""
         backend = _backend()
         for kind, key, _, _ in self._reserved:
-            if kind == "account":
+            if kind in _CLEARED_ON_SUCCESS:
                 backend.clear(key)
             else:
                 backend.release(key)

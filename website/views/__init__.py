@@ -1,10 +1,11 @@
 """The blueprints, one module each: pages for people and the protocol endpoints."""
 
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from website.views import account, admin, api, auth, clients, logout, passkeys, protocol
+from website.views import account, admin, api, auth, clients, logout, mfa, passkeys, protocol
 
-BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, passkeys.bp)
+BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, mfa.bp, passkeys.bp)
 
 
 def url_host(uri: str) -> str:
@@ -15,8 +16,16 @@ def url_host(uri: str) -> str:
         return uri
 
 
+def timestamp(seconds: int | None) -> str:
+    """Seconds since the epoch as a date and time people read (UTC)."""
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%d %B %Y, %H:%M UTC")
+
+
 def init_app(app) -> None:
     """Register every blueprint and the template filters."""
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.add_template_filter(url_host, "urlhost")
+    app.add_template_filter(timestamp, "timestamp")

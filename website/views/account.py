@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from website.extensions import db
 from website.forms import ChangeEmailForm, ChangePasswordForm, ConfirmForm
 from website.oauth2.scopes import scope_descriptions
+from website.services.mfa import available_factors
 from website.services.consent import list_consents, revoke_consent
 from website.services.sessions import end_all_sessions, log_out
 from website.store.apis import api_names
@@ -20,7 +21,8 @@ def render_account(password_form=None, email_form=None):
     email_form = email_form or ChangeEmailForm(prefix="email", formdata=None)
     status = 400 if password_form.errors or email_form.errors else 200
     return render_template("account/index.html", password_form=password_form, email_form=email_form,
-                           sessions_form=ConfirmForm(formdata=None)), status
+                           sessions_form=ConfirmForm(formdata=None),
+                           mfa_factors=available_factors(g.user)), status
 
 
 @bp.route("/")

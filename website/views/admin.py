@@ -1,5 +1,5 @@
-"""Blueprint: the admin area: every user (make or revoke admin, delete), every client, and the
-audit log."""
+"""Blueprint: the admin area: every user (make or revoke admin, reset second factors, delete),
+every client, and the audit log."""
 
 import functools
 
@@ -13,6 +13,8 @@ from website.models.clients import OAuth2Client
 from website.models.grants import AuthorizationCode, Token
 from website.models.usernames import canonical_username
 from website.models.users import User
+from website.services.mfa import reset_factors
+from website.services.mfa import status as mfa_status
 from website.store import audit as audit_log
 from website.store import throttle
 from website.store.clients import delete_clients
@@ -122,6 +124,23 @@ def unlock_user(user_id: int):
     flash(f"{user.username} can log in again: failed log-ins forgotten.")
     back = request.form.get("back")
     return redirect(back if _is_admin_path(back) else url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/reset-mfa", methods=["GET", "POST"])
+@admin_required
+def reset_mfa(user_id: int):
+    """Ask, then remove every second factor of a person who lost theirs (audited, mailed)."""
+    user = db.get_or_404(User, user_id)
+    if user.id == g.user.id:
+        flash("You cannot reset your own second factors here; use your security page.", "error")
+        return redirect(url_for("admin.users"))
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        removed = reset_factors(user, g.user)
+        flash(f"{user.username}'s second factors were reset." if removed
+              else f"{user.username} had no second factor; nothing to reset.")
+        return redirect(url_for("admin.users"))
+    return render_template("admin/reset_mfa.html", user=user, status=mfa_status(user), form=form)
 
 
 @bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])

@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from website.extensions import db
 from website.forms import ConfirmForm, LoginForm, SignupForm
 from website.models.users import User
-from website.services.sessions import log_in, log_out
+from website.services.mfa import after_password
+from website.services.sessions import log_out
 from website.store import audit, throttle
 from website.store.users import authenticate_user
 
@@ -73,8 +74,10 @@ def signup():
             db.session.rollback()
             form.username.errors.append("That username is taken; choose another.")
         else:
-            log_in(user)
-            return redirect(safe_next(request.args.get("next")))
+            next_url = safe_next(request.args.get("next"))
+            if step := after_password(user, next_url):  # the MFA policy may ask for a factor at once
+                return redirect(url_for(step))
+            return redirect(next_url)
     return render_template("auth/signup.html", form=form), 400 if form.errors else 200
 
 
@@ -100,8 +103,11 @@ def login():
             attempt.succeeded()
             audit.record("login_succeeded", user=user)
             db.session.commit()
-            log_in(user)
-            return redirect(safe_next(request.args.get("next")))
+            next_url = safe_next(request.args.get("next"))
+            # Signed in now, or held for a second factor (services/mfa.py).
+            if step := after_password(user, next_url):
+                return redirect(url_for(step))
+            return redirect(next_url)
         wait = attempt.failed()
         audit.record("login_failed", attempted_username=form.username.data[:40])
         db.session.commit()

@@ -58,6 +58,8 @@ def create():
         client, secret = OAuth2Client.register(metadata, owner=g.user)
         db.session.add(client)
         audit.record("client_created", user=g.user, client_id=client.client_id, client_name=client.client_name)
+        if client.require_mfa:
+            audit.record("mfa_policy_changed", user=g.user, client_id=client.client_id, require_mfa=True)
         flash("Client created.")
         return _redirect_to_new_secret(client, secret)
     return render_template("clients/form.html", form=form, client=None), 400 if form.errors else 200
@@ -90,10 +92,12 @@ def edit(client_id: str):
     client = get_own_client(client_id)
     form = ClientForm(data=_form_data(client))
     if (metadata := validated_metadata(form)) is not None:
-        had_secret = client.has_secret
+        had_secret, had_mfa = client.has_secret, client.require_mfa
         client.set_client_metadata({**client.extra_metadata, **metadata})
         secret = client.rotate_secret() if had_secret != client.has_secret else None
         audit.record("client_updated", user=g.user, client_id=client.client_id, client_name=client.client_name)
+        if had_mfa != client.require_mfa:
+            audit.record("mfa_policy_changed", user=g.user, client_id=client.client_id, require_mfa=client.require_mfa)
         flash("Client saved.")
         if secret:
             return _redirect_to_new_secret(client, secret)
@@ -164,6 +168,7 @@ def _form_data(client: OAuth2Client) -> dict:
         "contacts": "\n".join(client.contacts),
         "userinfo_signed_response_alg": client.client_metadata.get("userinfo_signed_response_alg", ""),
         "strict_auth_method": client.strict_auth_method,
+        "require_mfa": client.require_mfa,
         "jwks_uri": client.client_metadata.get("jwks_uri"),
         "jwks": json.dumps(client.client_metadata["jwks"], indent=2) if client.client_metadata.get("jwks") else "",
     }

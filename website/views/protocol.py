@@ -38,6 +38,7 @@ from website.services.consent import (
     requested_claims,
 )
 from website.services.login_policy import authentication_step, redirect_target
+from website.services.mfa import begin_step_up
 from website.services.sessions import remember_client_in_session
 from website.store import audit
 from website.store.apis import find_api
@@ -67,12 +68,10 @@ def authorization_request_url(pairs) -> str:
     return request.path + ("?" + urlencode(pairs) if pairs else "")
 
 
-def login_redirect(step: str) -> str:
-    """The log-in (or sign-up) page, returning to this authorization request afterwards.
-
-    The request comes back without "login" in prompt and without max_age, so the fresh
-    log-in satisfies it instead of asking again; the id_token's auth_time tells the client.
-    """
+def return_url() -> str:
+    """This authorization request as it comes back after a log-in or a second factor: without
+    "login" in prompt and without max_age, so the fresh log-in satisfies it instead of asking
+    again; the id_token's auth_time tells the client."""
     back = []
     parameters = authorization_parameters()
     for key, value in parameters:
@@ -83,8 +82,13 @@ def login_redirect(step: str) -> str:
             if not value:
                 continue
         back.append((key, value))
-    args = {"next": authorization_request_url(back)}
-    login_hint = dict(parameters).get("login_hint")
+    return authorization_request_url(back)
+
+
+def login_redirect(step: str) -> str:
+    """The log-in (or sign-up) page, returning to this authorization request afterwards."""
+    args = {"next": return_url()}
+    login_hint = dict(authorization_parameters()).get("login_hint")
     if step == "login" and login_hint:
         args["login_hint"] = login_hint
     return url_for("auth.signup" if step == "signup" else "auth.login", **args)
@@ -153,9 +157,12 @@ def authorize():
         csrf.protect()  # raises CSRFError (a 400 page) without a valid token
     try:
         grant = authorization.get_consent_grant(end_user=g.user)
-        step = authentication_step(grant, g.user, session.get("auth_time"))
+        step = authentication_step(grant, g.user, session.get("auth_time"), session.get("amr"))
     except OAuth2Error as error:
         return render_authorization_error(error)
+    if step == "mfa":
+        # Signed in, but with less than the app asks for: a second factor, then back here.
+        return redirect(url_for(begin_step_up(g.user, return_url())))
     if step is not None:
         return redirect(login_redirect(step))
     if not decision and not consent_required(grant, g.user):
