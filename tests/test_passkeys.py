@@ -319,6 +319,41 @@ def test_two_passkeys_and_one_cannot_be_added_twice(app, page, authenticator, us
     assert len(second.credentials()) == 1
 
 
+def test_a_passkey_is_the_second_factor_after_the_password(app, page, authenticator, user, mailbox):
+    log_in_with_password(page)  # no second factor yet: the password alone signs in
+    add_passkey(page, "Laptop")
+    log_out(page)
+    page.goto("/login?next=/account/apps")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    # The password is no longer enough: the sign-in waits for the passkey.
+    expect(page.get_by_role("heading", name="Use your passkey")).to_be_visible()
+    expect_signed_out(page)
+    assert page.request.get("/account/", max_redirects=0).status == 302
+    page.get_by_role("button", name="Use a passkey").click()
+    expect(page.get_by_role("heading", name="Connected apps", exact=True)).to_be_visible()
+    assert session_of(app, page)["amr"] == ["pwd", "hwk", "mfa"]
+    assert events(app, "passkey_used") == [{"username": "alice", "passkey": "Laptop", "step": "second factor"}]
+    assert events(app, "mfa_used")[-1]["factor"] == "passkey"
+    assert "second factor" in mailbox.wait_for(2)[-1]["Subject"]
+
+
+def test_a_second_factor_passkey_that_does_not_verify_counts_as_a_failure(app, page, authenticator, user):
+    log_in_with_password(page)
+    add_passkey(page)
+    log_out(page)
+    update_rows(app, Passkey, {"sign_count": 1000})
+    page.goto("/login")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Use a passkey").click()
+    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified")
+    expect_signed_out(page)
+    assert events(app, "mfa_failed") == [{"username": "alice", "factor": "passkey"}]
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_passkey_pages_are_accessible_and_photographed(app, browser, site, user, viewport, tmp_path):
     out = SCREENSHOT_DIR if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
@@ -339,5 +374,13 @@ def test_passkey_pages_are_accessible_and_photographed(app, browser, site, user,
         assert not axe_violations(page)
         section.scroll_into_view_if_needed()
         section.screenshot(path=str(out / f"passkeys-account{suffix}.png"))
+        log_out(page)
+        page.goto("/login")
+        page.get_by_label("Username").fill("alice")
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("button", name="Use a passkey")).to_be_visible()
+        assert not axe_violations(page)
+        page.screenshot(path=str(out / f"passkey-second-factor{suffix}.png"), full_page=True)
     finally:
         page.context.close()

@@ -54,12 +54,13 @@ PENDING_LIFETIME = 600
 
 #: Each kind of second factor: its name for people and the page that proves it.
 FACTOR_PAGES = {
+    "passkey": ("Passkey", "passkeys.second_factor"),
     "totp": ("Authenticator app", "mfa.challenge"),
     "recovery_code": ("Recovery code", "mfa.recovery"),
 }
 
 #: The RFC 8176 amr value each kind of factor adds (a recovery code is a one-time password).
-FACTOR_AMR = {"totp": "otp", "recovery_code": "otp"}
+FACTOR_AMR = {"passkey": "hwk", "totp": "otp", "recovery_code": "otp"}
 
 #: TOTP codes one step (30 s) either side of now are accepted, for clocks slightly off.
 TOTP_WINDOW = 1

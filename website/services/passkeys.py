@@ -207,14 +207,14 @@ def sign_in(credential) -> tuple[User, tuple[str, ...]]:
     return user, (_key_amr(passkey), "user", "mfa")
 
 
-def second_factor(user: User, credential) -> tuple[str, ...]:
+def second_factor(user: User, credential) -> str:
     """Verify one of the person's passkeys as the second factor after their password; the amr
-    values it adds (``hwk`` or ``swk``). PasskeyError otherwise."""
+    value it adds (``hwk``, or ``swk`` for a synced passkey). PasskeyError otherwise. The mail
+    goes out with the finished sign-in (``services.mfa.complete_second_factor``)."""
     passkey, verified = _verify_assertion(credential, SECOND_FACTOR, user)
     audit.record("passkey_used", user=user, passkey=passkey.name, step="second factor")
     db.session.commit()
-    _mail_use(user, passkey)
-    return (_key_amr(passkey),) + (("user",) if verified.user_verified else ())
+    return _key_amr(passkey)
 
 
 def _key_amr(passkey: Passkey) -> str:

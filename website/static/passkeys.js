@@ -205,6 +205,8 @@
   function setUpSecondFactor(box) {
     if (!supported) return;
     box.hidden = false;
+    var unsupported = box.parentNode.querySelector("[data-passkey-unsupported]");
+    if (unsupported) unsupported.hidden = true;
     var button = box.querySelector("[data-passkey-button]");
     button.addEventListener("click", function () {
       showError(box, "");

@@ -94,3 +94,8 @@ def record_use(passkey: Passkey, new_sign_count: int, backed_up: bool) -> bool:
 def remove_passkey(passkey: Passkey) -> None:
     """Delete the passkey, in the caller's transaction."""
     db.session.delete(passkey)
+
+
+def remove_all_passkeys(user: User) -> None:
+    """Delete every passkey of the person (an administrator's reset of their factors)."""
+    db.session.execute(delete(Passkey).where(Passkey.user_id == user.id))

@@ -1,19 +1,22 @@
 """Blueprint: passkeys. JSON endpoints the page script (static/passkeys.js) calls around the
-browser's WebAuthn ceremonies (CSRF-protected through the X-CSRFToken header), and removing a
-passkey from the account page."""
+browser's WebAuthn ceremonies (CSRF-protected through the X-CSRFToken header), removing a
+passkey from the account page, and the second-factor page (services/mfa.py's step)."""
 
-from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
+from website.extensions import db
 from website.forms import ConfirmForm
-from website.services import passkeys
+from website.services import mfa, passkeys
 from website.services.mail import MailError
 from website.services.sessions import log_in
+from website.store import audit, throttle
 from website.store.passkeys import list_passkeys, user_passkey
 from website.views.auth import safe_next
 
 bp = Blueprint("passkeys", __name__, url_prefix="/passkeys")
 
 SIGNED_OUT = "You are signed out. Sign in again, then add the passkey."
+TIMED_OUT = "Your sign-in timed out. Reload the page and log in again."
 
 
 @bp.app_context_processor
@@ -108,3 +111,54 @@ def remove(passkey_id: int):
     else:
         flash(f"Passkey “{name}” removed. It no longer signs you in.")
     return redirect(url_for("account.index") + "#passkeys-title")
+
+
+@bp.route("/second-factor")
+def second_factor():
+    """After the password: the page that asks for one of the person's passkeys."""
+    user = mfa.pending_user()
+    if user is None:
+        flash("Your sign-in timed out. Please log in again.")
+        return redirect(url_for("auth.login"))
+    if "passkey" not in mfa.available_factors(user):
+        return redirect(url_for("mfa.challenge"))
+    others = [(mfa.FACTOR_PAGES[kind][0], url_for(mfa.FACTOR_PAGES[kind][1]))
+              for kind in mfa.available_factors(user) if kind != "passkey"]
+    return render_template("passkeys/second_factor.html", user=user, others=others,
+                           unavailable=passkeys.unavailable_reason())
+
+
+@bp.post("/second-factor/options")
+def second_factor_options():
+    """Start the second factor: a challenge for one of the pending person's passkeys."""
+    user = mfa.pending_user()
+    if user is None:
+        return _problem(TIMED_OUT, 401)
+    try:
+        return _options(passkeys.authentication_options(user))
+    except passkeys.PasskeyError as error:
+        return _problem(str(error))
+
+
+@bp.post("/second-factor")
+def second_factor_answer():
+    """Verify the passkey and finish the sign-in the password began (counted by the same
+    throttle as every second factor)."""
+    user = mfa.pending_user()
+    if user is None:
+        return _problem(TIMED_OUT, 401)
+    attempt = mfa.throttled(user)
+    if wait := attempt.wait:
+        audit.record("mfa_locked", user=user)
+        db.session.commit()
+        return _problem(throttle.wait_message(wait), 429)
+    try:
+        amr_value = passkeys.second_factor(user, _body().get("credential"))
+    except passkeys.PasskeyError as error:
+        attempt.failed()
+        audit.record("mfa_failed", user=user, factor="passkey")
+        db.session.commit()
+        return _problem(str(error))
+    next_url = mfa.complete_second_factor(user, amr_value, kind="passkey")
+    attempt.succeeded()
+    return _no_store(jsonify(redirect=safe_next(next_url)))
