@@ -8,16 +8,21 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 
 from support.factories import PASSWORD
+from support.mfa import Authenticator, continue_link, recovery_codes_on_page, secret_on_page
 from support.pages import csrf_token, query_params
 
 
 class Browser:
     """Drives the log-in, sign-up and consent pages of the server at ``base``."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, authenticator: Authenticator | None = None):
         self.base = base
         self.session = requests.Session()
         self.pages: list[str] = []  # paths of the pages shown, in order
+        #: The person's authenticator app: answers the second-factor page; set up (with the
+        #: recovery codes kept) when the server asks for one to be set up.
+        self.authenticator = authenticator
+        self.recovery_codes: list[str] = []
 
     def login(self, username="alice", password=PASSWORD) -> None:
         """Log in from the home page."""
@@ -39,6 +44,10 @@ class Browser:
                     response = self._submit_login(location, username, password)
                 elif path == "/signup":
                     response = self._submit_signup(location, signup)
+                elif path == "/login/second-factor":
+                    response = self._submit_code(location)
+                elif path == "/account/security/totp":
+                    response = self._enrol(location)
                 else:
                     response = self.session.get(location, allow_redirects=False)
             elif response.status_code == 200 and 'name="allow"' in response.text:
@@ -60,6 +69,23 @@ class Browser:
             url, data={"csrf_token": csrf_token(page.text), "username": username, "password": password},
             allow_redirects=False,
         )
+
+    def _submit_code(self, url):
+        page = self.session.get(url)
+        assert page.status_code == 200 and self.authenticator, page.text[:300]
+        return self.session.post(url, data={"csrf_token": csrf_token(page.text), "code": self.authenticator.code()},
+                                 allow_redirects=False)
+
+    def _enrol(self, url):
+        """Set up an authenticator app as the page asks, then press "continue"."""
+        page = self.session.get(url)
+        assert page.status_code == 200, page.text[:300]
+        self.authenticator = Authenticator(secret_on_page(page.text))
+        done = self.session.post(url, data={"csrf_token": csrf_token(page.text), "code": self.authenticator.code()},
+                                 allow_redirects=False)
+        assert done.status_code == 200, done.text[:500]
+        self.recovery_codes = recovery_codes_on_page(done.text)
+        return self.session.get(urljoin(url, continue_link(done.text)), allow_redirects=False)
 
     def _submit_signup(self, url, signup: dict):
         page = self.session.get(url)

@@ -65,7 +65,7 @@ def sign_in_of(request) -> tuple[list[str] | None, str | None, int | None]:
         return parse_amr(code.amr), code.acr, code.auth_time
     if getattr(request, "amr", None):
         return list(request.amr), getattr(request, "acr", None), getattr(request, "auth_time", None)
-    if request.user is not None and request.payload.grant_type == "password":
+    if getattr(request, "user", None) is not None and request.payload.grant_type == "password":
         return ["pwd"], ACR_PWD, now()
     return None, None, None
 

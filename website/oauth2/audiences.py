@@ -77,7 +77,8 @@ def _use_api(grant, api: ResourceServer | None) -> None:
     g.oauth2_resource_server = api
     grant.request.audience = api.identifier if api else None
     # The sign-in the token is for travels the same way, for the JWT's auth_time, acr and amr.
-    g.oauth2_sign_in = sign_in_of(grant.request) if getattr(grant.request, "user", None) is not None else (None, None, None)
+    # (At the token endpoint this runs before Authlib sets request.user for a code.)
+    g.oauth2_sign_in = sign_in_of(grant.request)
 
 
 class ResourceIndicators:

@@ -235,17 +235,16 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
             # Authlib would answer invalid_request.
             raise InvalidGrantError("Wrong username or password.")
         attempt.succeeded()
-        if second_factor_required(user, self.request.client):
+        client = self.request.claimed_client
+        if second_factor_required(user, client):
             # The password alone is not enough for this account (or app): a grant that only
             # sees a password cannot ask for the second factor.
-            audit.record("login_refused", user=user, client_id=self.request.client.client_id,
-                         grant_type="password", reason="second factor required")
+            audit.record("login_refused", user=user, client_id=client.client_id, grant_type="password",
+                         reason="second factor required")
             db.session.commit()
-            raise InvalidGrantError(
-                "This account signs in with a second factor, which the password grant cannot ask for:"
-                " use the authorization code flow." if not self.request.client.require_mfa
-                else "This app requires a second factor, which the password grant cannot ask for:"
-                " use the authorization code flow.")
+            whose = "This app requires" if client.require_mfa else "This account signs in with"
+            raise InvalidGrantError(f"{whose} a second factor, which the password grant cannot ask for:"
+                                    " use the authorization code flow.")
         return user
 
 
