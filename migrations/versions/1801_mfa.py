@@ -1,7 +1,7 @@
 """second factors (TOTP, recovery codes), the MFA grace period, amr/acr on codes and tokens
 
 Revision ID: 1801_mfa
-Revises: 0511_code_claims
+Revises: 2103_user_disabled_at
 Create Date: 2026-12-02 05:30:00
 
 A person may add a TOTP authenticator (its secret sealed under KEY_ENCRYPTION_KEYS) and gets
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '1801_mfa'
-down_revision = '0511_code_claims'
+down_revision = '2103_user_disabled_at'
 branch_labels = None
 depends_on = None
 

@@ -12,6 +12,7 @@ from website.models.apis import ResourceServer
 from website.oauth2.acr import sign_in_of
 from website.oauth2.keys import SIGNING_ALG, get_issuer, get_signing_keyset
 from website.store.apis import api_allows, find_api
+from website.store.groups import group_names, role_names
 
 #: The parameters naming the API a token is for: RFC 8707's, then Auth0's.
 RESOURCE_PARAMETERS = ("resource", "audience")
@@ -145,12 +146,17 @@ class JWTAccessTokenGenerator(JWTBearerTokenGenerator):
 
     def get_extra_claims(self, client, grant_type, user, scope) -> dict:
         # Authlib sets sub to str(user.get_user_id()), the row id; the subject is user.sub.
-        if not user:
+        if user is None:
             return {}
         # RFC 9068 §2.2.1: how the person signed in, when the token came from a sign-in.
         amr, acr, auth_time = g.get("oauth2_sign_in") or (None, None, None)
         extra = {"sub": user.sub, "auth_time": auth_time, "acr": acr, "amr": amr}
-        return {k: v for k, v in extra.items() if v is not None}
+        claims = {k: v for k, v in extra.items() if v is not None}
+        if "groups" in (scope or "").split():
+            claims["groups"] = group_names(user.id)
+        if (roles := role_names(user.id, client.client_id)) is not None:
+            claims["roles"] = roles
+        return claims
 
 
 class ResourceTokenGenerator:

@@ -3,9 +3,10 @@
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from website.views import account, admin, api, auth, clients, logout, mfa, passkeys, protocol
+from website.views import account, admin, api, auth, branding, clients, logout, mfa, passkeys, protocol
 
-BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, mfa.bp, passkeys.bp)
+BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, mfa.bp,
+              passkeys.bp)
 
 
 def url_host(uri: str) -> str:
@@ -29,3 +30,4 @@ def init_app(app) -> None:
         app.register_blueprint(blueprint)
     app.add_template_filter(url_host, "urlhost")
     app.add_template_filter(timestamp, "timestamp")
+    branding.init_app(app)
