@@ -7,9 +7,10 @@ import hashlib
 import json
 
 import pytest
-from support.factories import count_rows, update_rows
+from support.factories import config_for, count_rows, update_rows
 from support.pages import form_token
 
+from website import create_app
 from website.models import AuditEvent, Passkey, User, WebAuthnChallenge, db
 
 
@@ -215,3 +216,23 @@ def test_with_a_passkey_the_password_alone_no_longer_signs_in(test_client, auth,
     assert options["allowCredentials"] == [{"id": b64url(b"alice-credential"), "type": "public-key",
                                             "transports": ["internal", "usb"]}]
     assert options["userVerification"] == "preferred"  # the password was the first factor
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"WEBAUTHN_RP_ID": "127.0.0.1"}, "WEBAUTHN_RP_ID must be a host name, not the address '127.0.0.1'"),
+    ({"OAUTH2_ISSUER": "https://login.example.com", "WEBAUTHN_RP_ID": "other.example"},
+     "WEBAUTHN_RP_ID 'other.example' must be the host of OAUTH2_ISSUER (login.example.com) or a parent domain"),
+    ({"WEBAUTHN_ORIGINS": "login.example.com"}, "WEBAUTHN_ORIGINS: 'login.example.com' is not an origin"),
+    ({"WEBAUTHN_CHALLENGE_LIFETIME": 0}, "WEBAUTHN_CHALLENGE_LIFETIME must be 30 seconds or more"),
+])
+def test_passkey_settings_webauthn_would_refuse_stop_the_start(database_url, settings, problem):
+    with pytest.raises(SystemExit) as stopped:
+        create_app(config_for(database_url, **settings))
+    assert problem in str(stopped.value)
+
+
+def test_a_parent_domain_may_be_the_relying_party(database_url):
+    app = create_app(config_for(database_url, OAUTH2_ISSUER="https://login.example.com",
+                                WEBAUTHN_RP_ID="example.com", WEBAUTHN_ORIGINS="https://login.example.com"))
+    with app.app_context():
+        db.engine.dispose()

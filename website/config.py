@@ -252,6 +252,7 @@ def _check_settings(config) -> list[str]:
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             problems.append(f"Configuration error: OAUTH2_ISSUER must be an http(s) URL with a host and no"
                             f" query or fragment, such as https://id.example.com, not {issuer!r}")
+    problems.extend(_webauthn_problems(config))
     networks = config["METRICS_ALLOWED_ADDRESSES"] or ""
     if isinstance(networks, str):
         networks = networks.replace(",", " ").split()
@@ -262,6 +263,31 @@ def _check_settings(config) -> list[str]:
         except ValueError:
             problems.append(f"Configuration error: METRICS_ALLOWED_ADDRESSES: {item!r} is not an address"
                             " or network")
+    return problems
+
+
+def _webauthn_problems(config) -> list[str]:
+    """Passkey settings WebAuthn would refuse in the browser, found at start instead."""
+    problems = []
+    if config["WEBAUTHN_CHALLENGE_LIFETIME"] < 30:
+        problems.append("Configuration error: WEBAUTHN_CHALLENGE_LIFETIME must be 30 seconds or more")
+    rp_id = (config.get("WEBAUTHN_RP_ID") or "").strip().lower()
+    if rp_id:
+        try:
+            ipaddress.ip_address(rp_id.strip("[]"))
+            problems.append(f"Configuration error: WEBAUTHN_RP_ID must be a host name, not the address {rp_id!r}"
+                            " (WebAuthn refuses IP addresses)")
+        except ValueError:
+            host = (urlsplit(str(config.get("OAUTH2_ISSUER") or "")).hostname or "").lower()
+            if host and host != rp_id and not host.endswith("." + rp_id):
+                problems.append(f"Configuration error: WEBAUTHN_RP_ID {rp_id!r} must be the host of OAUTH2_ISSUER"
+                                f" ({host}) or a parent domain of it")
+    origins = config.get("WEBAUTHN_ORIGINS") or ""
+    for origin in (origins.replace(",", " ").split() if isinstance(origins, str) else origins):
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+            problems.append(f"Configuration error: WEBAUTHN_ORIGINS: {origin!r} is not an origin such as"
+                            " https://login.example.com")
     return problems
 
 
