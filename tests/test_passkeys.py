@@ -9,14 +9,19 @@ import base64
 import json
 import os
 
+import jwt
 import pytest
+import requests
 from playwright.sync_api import expect, sync_playwright
 from support.chromium import CHROMIUM, DESKTOP, PHONE, SCREENSHOT_DIR, axe_violations, launch
 from support.factories import PASSWORD, count_rows, update_rows
 from support.mail import text_of
+from support.oidc import CALLBACK, authorization_url
+from support.pages import query_params
 from support.webauthn import VirtualAuthenticator
 
-from website.models import AuditEvent, Passkey, WebAuthnChallenge, db
+from website.models import AuditEvent, Passkey, User, WebAuthnChallenge, db, utcnow
+from website.oauth2.acr import ACR_MFA
 
 pytestmark = [
     pytest.mark.browser,
@@ -146,6 +151,26 @@ def test_register_a_passkey_sign_out_and_sign_in_with_it_and_no_password(app, pa
         assert db.session.scalar(db.select(Passkey.sign_count)) == authenticator.credentials()[0]["signCount"] > 0
 
 
+def test_apps_see_a_passkey_sign_in_as_multi_factor(app, page, authenticator, user, make_client, site):
+    oauth_client, secret = make_client(redirect_uris=[CALLBACK], scope="openid profile")
+    log_in_with_password(page)
+    add_passkey(page)
+    log_out(page)
+    sign_in_with_passkey(page)
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    callbacks = []
+    page.route(CALLBACK + "*", lambda route: (callbacks.append(route.request.url), route.fulfill(body="done")))
+    page.goto(authorization_url(site, oauth_client, scope="openid", nonce="n-1"))
+    page.get_by_role("button", name="Allow").click()
+    expect(page.get_by_text("done")).to_be_visible()
+    response = requests.post(f"{site}/oauth/token", auth=(oauth_client.client_id, secret), timeout=10, data={
+        "grant_type": "authorization_code", "code": query_params(callbacks[0])["code"], "redirect_uri": CALLBACK})
+    id_token = response.json()["id_token"]
+    key = jwt.PyJWKClient(f"{site}/.well-known/jwks.json").get_signing_key_from_jwt(id_token)
+    claims = jwt.decode(id_token, key.key, algorithms=["RS256"], audience=oauth_client.client_id, issuer=site + "/")
+    assert claims["amr"] == ["hwk", "user", "mfa"] and claims["acr"] == ACR_MFA
+
+
 def test_sign_in_goes_where_the_log_in_page_would_have(app, page, authenticator, user):
     log_in_with_password(page)
     add_passkey(page)
@@ -190,6 +215,17 @@ def test_a_removed_passkey_no_longer_works(app, page, authenticator, user, mailb
     expect_signed_out(page)
     assert events(app, "passkey_refused")[-1]["reason"] == "unknown credential"
     assert events(app, "passkey_used") == []
+
+
+def test_the_passkey_of_a_disabled_account_signs_in_nobody(app, page, authenticator, user):
+    log_in_with_password(page)
+    add_passkey(page)
+    log_out(page)
+    update_rows(app, User, {"disabled_at": utcnow()})
+    sign_in_with_passkey(page)
+    expect(page.get_by_role("alert")).to_contain_text("This passkey cannot sign you in")
+    expect_signed_out(page)
+    assert events(app, "passkey_refused")[-1]["reason"] == "account disabled"
 
 
 def test_an_answer_for_another_origin_is_refused(app, page, authenticator, user):

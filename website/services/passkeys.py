@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, request
+from sqlalchemy.exc import IntegrityError
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -189,7 +190,12 @@ def register(user: User, credential, name) -> Passkey:
         backed_up=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE)
     _mail(user, "passkey_added", "a passkey was added", name=name)
     audit.record("passkey_added", user=user, passkey=name)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The same credential was stored by a simultaneous request a moment ago.
+        db.session.rollback()
+        raise PasskeyError("That passkey is already registered.")
     return passkey
 
 
@@ -233,6 +239,9 @@ def _verify_assertion(credential, purpose: str, user: User | None):
         raise PasskeyError("This passkey is not registered here (it may have been removed)."
                            " Sign in with your password.")
     owner = user or db.session.get(User, passkey.user_id)
+    if owner.disabled_at is not None:
+        _refused(owner, purpose, "account disabled", passkey=passkey.name)
+        raise PasskeyError("This passkey cannot sign you in. Sign in with your password, or ask an administrator.")
     handle = credential.get("response", {}).get("userHandle")
     if purpose == SIGN_IN and handle and handle != bytes_to_base64url(_user_handle(owner)):
         _refused(owner, purpose, "user handle does not match the credential")
