@@ -6,11 +6,13 @@ administrator's reset."""
 import pytest
 import sqlalchemy as sa
 from support.factories import PASSWORD, count_rows, update_rows
+from support.flows import authorize_url, get_code
 from support.mail import text_of
 from support.mfa import (
     Authenticator,
     answer_recovery_code,
     answer_totp,
+    continue_link,
     enrol_totp,
     recovery_codes_on_page,
     secret_on_page,
@@ -216,3 +218,17 @@ def test_only_admins_reset_factors(app, test_client, auth, make_user, user, enro
     auth.login()
     answer_totp(test_client, authenticator.code())
     assert test_client.get(f"/admin/users/{bob.id}/reset-mfa").status_code == 403
+
+
+def test_a_step_up_keeps_the_apps_the_session_signed_in_to(app, test_client, auth, user, make_client):
+    client, _ = make_client(scope="openid profile")
+    auth.login()
+    get_code(test_client, client, scope="openid profile")
+    step_up = test_client.get(authorize_url(client, scope="openid profile", acr_values="urn:idp:acr:mfa"))
+    assert step_up.headers["Location"] == "/account/security/totp"
+    _, _, done = enrol_totp(test_client)
+    with test_client.session_transaction() as session:
+        assert session["amr"] == ["pwd", "otp", "mfa"]
+        assert session["clients"] == [client.client_id]  # /v2/logout may still return to it
+    back = test_client.get(continue_link(done))  # back to the authorization request: its code
+    assert back.headers["Location"].startswith(client.redirect_uris[0] + "?code=")

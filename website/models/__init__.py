@@ -26,7 +26,8 @@ from website.models.users import Subject, User
 
 __all__ = [
     "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti", "ClientRole",
-    "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "OAuth2Client", "Passkey", "RecoveryCode",
-    "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "Subject", "ThrottleCounter",
-    "Token", "TokenState", "TotpFactor", "User", "WebAuthnChallenge", "db", "hash_secret", "now", "utcnow",
+    "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "OAuth2Client", "Passkey",
+    "RecoveryCode", "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting",
+    "Subject", "ThrottleCounter", "Token", "TokenState", "TotpFactor", "User", "WebAuthnChallenge", "db", "hash_secret",
+    "now", "utcnow",
 ]

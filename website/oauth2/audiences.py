@@ -148,14 +148,15 @@ class JWTAccessTokenGenerator(JWTBearerTokenGenerator):
         # Authlib sets sub to str(user.get_user_id()), the row id; the subject is user.sub.
         if user is None:
             return {}
-        # RFC 9068 §2.2.1: how the person signed in, when the token came from a sign-in.
-        amr, acr, auth_time = g.get("oauth2_sign_in") or (None, None, None)
-        extra = {"sub": user.sub, "auth_time": auth_time, "acr": acr, "amr": amr}
-        claims = {k: v for k, v in extra.items() if v is not None}
+        claims = {"sub": user.sub}
         if "groups" in (scope or "").split():
             claims["groups"] = group_names(user.id)
         if (roles := role_names(user.id, client.client_id)) is not None:
             claims["roles"] = roles
+        # RFC 9068 §2.2.1: how the person signed in, when the token came from a sign-in.
+        amr, acr, auth_time = g.get("oauth2_sign_in") or (None, None, None)
+        sign_in = {"auth_time": auth_time, "acr": acr, "amr": amr}
+        claims.update({k: v for k, v in sign_in.items() if v is not None})
         return claims
 
 

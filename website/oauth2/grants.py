@@ -244,8 +244,8 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
             raise InvalidGrantError("Wrong username or password.")
         attempt.succeeded()
         # Authlib sets request.client only after this returns; the client is authenticated.
+        refuse_unless_allowed(user, self.request.claimed_client)
         client = self.request.claimed_client
-        refuse_unless_allowed(user, client)
         if second_factor_required(user, client):
             # The password alone is not enough for this account (or app): a grant that only
             # sees a password cannot ask for the second factor.

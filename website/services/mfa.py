@@ -44,7 +44,7 @@ from website.oauth2.acr import (
     start_grace_period,
 )
 from website.services.mail import MailError, send_mail
-from website.services.sessions import log_in
+from website.services.sessions import log_in, remember_client_in_session
 from website.store import audit, mfa, throttle
 
 logger = logging.getLogger("website.mfa")
@@ -88,8 +88,8 @@ def pending_user() -> User | None:
     if pending is None:
         return None
     user = db.session.get(User, pending.get("user_id"))
-    if user is None or not user.check_session_key(pending.get("session_key")):
-        return None  # deleted, or signed out everywhere / changed password since
+    if user is None or user.disabled_at is not None or not user.check_session_key(pending.get("session_key")):
+        return None  # deleted, disabled, or signed out everywhere / changed password since
     return user
 
 
@@ -163,7 +163,11 @@ def complete_second_factor(user: User, amr_value: str, kind: str | None = None) 
     amr = tuple(dict.fromkeys([*first, amr_value, "mfa"]))
     audit.record("mfa_used", user=user, factor=kind or amr_value, amr=list(amr))
     db.session.commit()
+    # A step-up of this person's own session keeps the apps it signed in to (/v2/logout).
+    clients = session.get("clients") if session.get("user_id") == user.id else None
     log_in(user, amr=amr)
+    for client_id in clients or ():
+        remember_client_in_session(client_id)
     notify(user, "mfa_used", "You signed in with your second factor",
            factor=FACTOR_PAGES.get(kind, (amr_value,))[0])
     return next_url
@@ -207,8 +211,8 @@ def provisioning_uri(user: User, secret: str) -> str:
 
 def qr_svg(uri: str) -> str:
     """The QR code of ``uri`` as inline SVG markup (drawn here; no script, no other site)."""
-    return segno.make(uri, error="m").svg_inline(scale=5, border=2, dark="#111", light="#fff",
-                                                  title="QR code for your authenticator app")
+    svg = segno.make(uri, error="m").svg_inline(border=4, dark="#111", light="#fff", omitsize=True)
+    return svg.replace("<svg ", '<svg role="img" aria-label="QR code for your authenticator app" ', 1)
 
 
 def start_totp(user: User) -> str:

@@ -3,10 +3,10 @@
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from website.views import account, admin, api, auth, branding, clients, logout, mfa, passkeys, protocol
+from website.views import account, admin, admin_api, api, auth, branding, clients, logout, mfa, passkeys, protocol
 
-BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, mfa.bp,
-              passkeys.bp)
+BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, admin_api.bp,
+              mfa.bp, passkeys.bp)
 
 
 def url_host(uri: str) -> str:
