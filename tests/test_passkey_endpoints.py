@@ -5,13 +5,16 @@ sentence, never a 500 (the ceremonies themselves run in Chromium: test_passkeys.
 import base64
 import hashlib
 import json
+import uuid
 
 import pytest
+import redis
 from support.factories import config_for, count_rows, update_rows
 from support.pages import form_token
 
 from website import create_app
 from website.models import AuditEvent, Passkey, User, WebAuthnChallenge, db
+from website.store import passkeys as passkey_store
 
 
 @pytest.fixture
@@ -236,3 +239,50 @@ def test_a_parent_domain_may_be_the_relying_party(database_url):
                                 WEBAUTHN_RP_ID="example.com", WEBAUTHN_ORIGINS="https://login.example.com"))
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def redis_challenges(app):
+    """Challenges in the Redis on 127.0.0.1:6379 (a key prefix of this test's own); yields the client."""
+    prefix = f"idp:test-webauthn:{uuid.uuid4().hex}:"
+    app.config.update(REDIS_URL="redis://127.0.0.1:6379/0", WEBAUTHN_REDIS_PREFIX=prefix)
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    yield client, prefix
+    for key in client.scan_iter(prefix + "*"):
+        client.delete(key)
+    client.close()
+    passkey_store.close(app)
+
+
+def test_with_redis_challenges_live_there_and_expire_by_themselves(app, test_client, redis_challenges):
+    client, prefix = redis_challenges
+    challenge = post_json(test_client, "/passkeys/sign-in/options").json["challenge"]
+    key = prefix + hashlib.sha256(base64.urlsafe_b64decode(challenge + "==")).hexdigest()
+    assert client.get(key) == b"sign_in:" and 0 < client.ttl(key) <= 300
+    assert count_rows(app, WebAuthnChallenge) == 0
+    answer = {"id": "x", "response": {"clientDataJSON": client_data(challenge=challenge)}}
+    assert post_json(test_client, "/passkeys/sign-in", {"credential": answer}).status_code == 400
+    assert client.get(key) is None  # spent by the first answer, good or bad
+    again = post_json(test_client, "/passkeys/sign-in", {"credential": answer})
+    assert again.json["error"] == "This passkey request expired or was already used. Please try again."
+
+
+def test_with_redis_a_challenge_serves_only_its_own_ceremony(app, test_client, auth, user, redis_challenges):
+    auth.login()
+    challenge = post_json(test_client, "/passkeys/register/options").json["challenge"]
+    answer = {"id": "x", "response": {"clientDataJSON": client_data(challenge=challenge)}}
+    response = post_json(test_client, "/passkeys/sign-in", {"credential": answer})
+    assert response.json["error"] == "This passkey request expired or was already used. Please try again."
+
+
+def test_while_redis_is_down_the_database_keeps_the_challenges(app, test_client, caplog):
+    app.config.update(REDIS_URL="redis://127.0.0.1:1/0")
+    try:
+        challenge = post_json(test_client, "/passkeys/sign-in/options").json["challenge"]
+        assert count_rows(app, WebAuthnChallenge) == 1
+        assert "Redis is unavailable for passkey challenges" in caplog.text
+        answer = {"id": "x", "response": {"clientDataJSON": client_data(challenge=challenge)}}
+        post_json(test_client, "/passkeys/sign-in", {"credential": answer})
+        assert count_rows(app, WebAuthnChallenge) == 0  # found and spent in the database
+    finally:
+        passkey_store.close(app)

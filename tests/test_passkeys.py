@@ -8,6 +8,7 @@ Screenshots of the passkey pages go to docs/screenshots/ with UPDATE_SCREENSHOTS
 import base64
 import json
 import os
+import uuid
 
 import jwt
 import pytest
@@ -22,6 +23,7 @@ from support.webauthn import VirtualAuthenticator
 
 from website.models import AuditEvent, Passkey, User, WebAuthnChallenge, db, utcnow
 from website.oauth2.acr import ACR_MFA
+from website.store import passkeys as passkey_store
 
 pytestmark = [
     pytest.mark.browser,
@@ -263,7 +265,17 @@ def test_a_response_claiming_another_origin_is_refused(app, page, authenticator,
     expect_signed_out(page)
 
 
-def test_an_answer_is_good_for_one_sign_in_only(app, page, authenticator, user):
+@pytest.fixture(params=["database", "redis"])
+def challenge_store(request, app):
+    """Where challenges are kept: the database, or the Redis on 127.0.0.1:6379 (REDIS_URL)."""
+    if request.param == "redis":
+        app.config.update(REDIS_URL="redis://127.0.0.1:6379/0",
+                          WEBAUTHN_REDIS_PREFIX=f"idp:test-webauthn:{uuid.uuid4().hex}:")
+    yield request.param
+    passkey_store.close(app)
+
+
+def test_an_answer_is_good_for_one_sign_in_only(app, page, authenticator, user, challenge_store):
     log_in_with_password(page)
     add_passkey(page)
     log_out(page)
@@ -279,6 +291,7 @@ def test_an_answer_is_good_for_one_sign_in_only(app, page, authenticator, user):
     assert replay.json() == {"error": "This passkey request expired or was already used. Please try again."}
     page.goto("/")
     expect_signed_out(page)
+    assert count_rows(app, WebAuthnChallenge) == 0  # each spent (with Redis, none was ever stored here)
 
 
 def test_an_expired_challenge_is_refused(app, page, authenticator, user):

@@ -114,6 +114,8 @@ DEFAULTS = {
     "WEBAUTHN_ORIGINS": None,
     # Seconds a passkey challenge may be answered in (each is also good for one answer only).
     "WEBAUTHN_CHALLENGE_LIFETIME": 300,
+    # With REDIS_URL, passkey challenges live in Redis under this prefix (else in the database).
+    "WEBAUTHN_REDIS_PREFIX": "idp:webauthn:",
     # Seconds to wait for the mail server before telling the person the mail could not be sent.
     "MAIL_TIMEOUT": 10,
 }

@@ -40,6 +40,7 @@ from website.oauth2.keys import get_issuer
 from website.services.mail import MailError, send_mail
 from website.store import audit
 from website.store import passkeys as store
+from website.store.branding import branding
 
 logger = logging.getLogger("website.passkeys")
 
@@ -70,7 +71,7 @@ def relying_party() -> RelyingParty:
         origins = origins.replace(",", " ").split()
     if not origins:
         origins = [f"{issuer.scheme}://{issuer.netloc}".lower()]
-    return RelyingParty(rp_id, config["SITE_NAME"], tuple(o.rstrip("/") for o in origins))
+    return RelyingParty(rp_id, branding().name, tuple(o.rstrip("/") for o in origins))
 
 
 def unavailable_reason() -> str | None:
