@@ -286,3 +286,30 @@ def test_while_redis_is_down_the_database_keeps_the_challenges(app, test_client,
         assert count_rows(app, WebAuthnChallenge) == 0  # found and spent in the database
     finally:
         passkey_store.close(app)
+
+
+def test_removing_a_passkey_is_mailed_and_reads_as_a_sentence_in_the_audit_log(
+        app, test_client, auth, user, make_user, add_passkey, mailbox):
+    auth.login()
+    passkey = add_passkey()
+    token = form_token(test_client, "/account/")
+    response = test_client.post(f"/passkeys/{passkey}/remove", data={"csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/account/#passkeys-title"
+    assert count_rows(app, Passkey) == 0
+    assert "a passkey was removed" in mailbox.wait_for(1)[-1]["Subject"]
+    make_user("root", is_admin=True)
+    auth.logout()
+    auth.login("root")
+    page = test_client.get("/admin/audit").get_data(as_text=True)
+    assert "alice removed the passkey “Laptop”" in page
+
+
+def test_a_passkey_stays_when_its_removal_cannot_be_mailed(app, test_client, auth, user, add_passkey, mailbox):
+    auth.login()
+    passkey = add_passkey()
+    mailbox.refuse = True
+    token = form_token(test_client, "/account/")
+    page = test_client.post(f"/passkeys/{passkey}/remove", data={"csrf_token": token}, follow_redirects=True)
+    assert "The mail could not be sent just now" in page.get_data(as_text=True)
+    assert count_rows(app, Passkey) == 1
+    assert count_rows(app, AuditEvent, AuditEvent.event == "passkey_removed") == 0

@@ -1,5 +1,5 @@
-"""Headless Chromium for the browser tests: Debian's build at /usr/bin/chromium (never
-``playwright install``), its flags, and the window sizes pages are checked and photographed at."""
+"""Debian's headless Chromium for the Playwright tests (never `playwright install`), the window
+sizes pages are checked and photographed at, and axe-core's accessibility check."""
 
 from importlib import resources
 from pathlib import Path
