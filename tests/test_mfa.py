@@ -206,6 +206,8 @@ def test_an_admin_resets_a_persons_factors_audited_and_mailed(app, test_client, 
     event = events(app, "mfa_reset")[-1]
     assert event.username == "root" and event.detail["target_username"] == "alice"
     assert event.detail["removed"] == ["totp"]
+    log = test_client.get("/admin/audit").get_data(as_text=True)
+    assert "root reset the second factors of alice" in log and "alice turned on two-step sign-in (totp)" in log
     mailbox.wait_for(1)
     assert "second factors were reset" in mailbox.last_to("alice@example.com")["Subject"]
     auth.logout()

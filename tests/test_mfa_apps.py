@@ -14,6 +14,7 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from support.factories import PASSWORD, config_for, update_rows
+from support.mail import text_of
 from support.mfa import Authenticator, answer_totp, enrol_totp, secret_on_page
 from support.oidc import CALLBACK, Browser, authorization_url
 from support.pages import csrf_token, query_params
@@ -249,9 +250,12 @@ def test_policy_for_admins_without_grace(app, test_client, auth, make_user, user
     assert answer_totp(test_client, authenticator.code()).status_code == 302
 
 
-def test_policy_for_everyone_with_a_grace_period(app, test_client, auth, user, app_client):
+def test_policy_for_everyone_with_a_grace_period(app, test_client, auth, user, app_client, mailbox):
     app.config.update(MFA_REQUIRED_FOR="everyone", MFA_ENROLMENT_GRACE_DAYS=7)
     assert auth.login().headers["Location"] == "/"  # within the grace period
+    notice = mailbox.wait_for(1)[0]
+    assert notice["Subject"].endswith("Your account now needs a second factor")
+    assert "your password alone still signs you in" in text_of(notice)
     security = test_client.get("/account/security").get_data(as_text=True)
     assert "requires a second factor" in security and "Set one up before" in security
     with app.app_context():

@@ -69,6 +69,19 @@ SENTENCES = {
     "user_updated": lambda who, client, d: f"{who}'s account was changed ({', '.join(d.get('fields') or [])})",
     "user_deleted": lambda who, client, d: f"The account {d.get('deleted_username') or who} was deleted",
     "sessions_ended": lambda who, client, d: f"{who} was signed out everywhere",
+    "mfa_factor_added": lambda who, client, d: f"{who} turned on two-step sign-in ({d.get('factor')})",
+    "mfa_factor_removed": lambda who, client, d: f"{who} removed a second factor ({d.get('factor')})",
+    "mfa_used": lambda who, client, d: f"{who} signed in with a second factor ({d.get('factor')})",
+    "mfa_failed": lambda who, client, d: f"A wrong second-factor code was given for {who}",
+    "mfa_locked": lambda who, client, d: f"Second-factor codes for {who} were refused while locked",
+    "mfa_recovery_code_used": lambda who, client, d: f"{who} used a recovery code ({d.get('left')} left)",
+    "mfa_recovery_codes_generated": lambda who, client, d: f"{who} got new recovery codes",
+    "mfa_reset": lambda who, client, d: f"{who} reset the second factors of {d.get('target_username')}",
+    "mfa_grace_started": lambda who, client, d: (f"{who} was asked to set up a second factor within"
+                                                 f" {d.get('days')} days"),
+    "mfa_policy_changed": lambda who, client, d: (f"{client} now requires a second factor" if d.get("require_mfa")
+                                                  else f"{client} no longer requires a second factor"),
+    "login_refused": lambda who, client, d: f"{client} could not sign {who} in with a password ({d.get('reason')})",
     "passkey_added": lambda who, client, d: f"{who} added the passkey “{d['passkey']}”",
     "passkey_removed": lambda who, client, d: f"{who} removed the passkey “{d['passkey']}”",
     "passkey_used": lambda who, client, d: (f"{who} signed in with the passkey “{d['passkey']}”"

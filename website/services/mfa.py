@@ -38,6 +38,7 @@ from website.models.base import now
 from website.models.users import User
 from website.oauth2.acr import (
     client_requires_mfa,
+    grace_ends_at,
     in_grace_period,
     policy_applies,
     second_factor_required,
@@ -58,9 +59,6 @@ FACTOR_PAGES = {
     "totp": ("Authenticator app", "mfa.challenge"),
     "recovery_code": ("Recovery code", "mfa.recovery"),
 }
-
-#: The RFC 8176 amr value each kind of factor adds (a recovery code is a one-time password).
-FACTOR_AMR = {"passkey": "hwk", "totp": "otp", "recovery_code": "otp"}
 
 #: TOTP codes one step (30 s) either side of now are accepted, for clocks slightly off.
 TOTP_WINDOW = 1
@@ -120,8 +118,11 @@ def after_password(user: User, next_url: str, first: tuple[str, ...] = ("pwd",))
     Returns None when the person is signed in (``log_in``), or the name of the page to go to
     next ("mfa.challenge" for a second factor, "mfa.enrol_totp" to set one up first)."""
     if start_grace_period(user):
+        # The policy reaches the person: audited, and they are told until when.
         audit.record("mfa_grace_started", user=user, days=current_app.config["MFA_ENROLMENT_GRACE_DAYS"])
         db.session.commit()
+        notify(user, "mfa_required", "Your account now needs a second factor",
+               ends=grace_ends_at(user) if in_grace_period(user) else None)
     if available_factors(user):
         _set_pending(user, list(first), next_url)
         return "mfa.challenge"
@@ -316,6 +317,5 @@ def status(user: User) -> dict:
         "recovery_codes_left": mfa.recovery_codes_left(user),
         "factors": available_factors(user),
         "policy": policy_applies(user),
-        "grace_ends_at": (user.mfa_grace_started_at + current_app.config["MFA_ENROLMENT_GRACE_DAYS"] * 86400
-                          if user.mfa_grace_started_at is not None else None),
+        "grace_ends_at": grace_ends_at(user),
     }
