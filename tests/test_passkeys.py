@@ -30,6 +30,10 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is missing at /usr/bin/chromium"),
 ]
 
+#: Milliseconds an assertion waits after a WebAuthn ceremony: the options, the authenticator,
+#: the answer and a page load in a row take a few seconds on a busy machine.
+CEREMONY = 15_000
+
 #: Browsers without conditional UI: only the button asks for a passkey (the virtual
 #: authenticator would otherwise answer the username field's request as soon as a page loads).
 WITHOUT_CONDITIONAL_UI = """if (window.PublicKeyCredential)
@@ -87,18 +91,18 @@ def log_in_with_password(page, username="alice"):
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=CEREMONY)
 
 
 def add_passkey(page, name="Laptop"):
     page.goto("/account/")
     page.get_by_label("Name of the new passkey").fill(name)
     page.get_by_role("button", name="Add a passkey").click()
-    expect(page.get_by_text(f"Passkey “{name}” added.")).to_be_visible()
+    expect(page.get_by_text(f"Passkey “{name}” added.")).to_be_visible(timeout=CEREMONY)
 
 
 def expect_signed_out(page):
-    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Log in")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Log in")).to_be_visible(timeout=CEREMONY)
 
 
 def log_out(page):
@@ -139,8 +143,8 @@ def test_register_a_passkey_sign_out_and_sign_in_with_it_and_no_password(app, pa
 
     log_out(page)
     sign_in_with_passkey(page)
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-    expect(page.get_by_text("Signed in as alice")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=CEREMONY)
+    expect(page.get_by_text("Signed in as alice")).to_be_visible(timeout=CEREMONY)
     # Device-bound key, user verified by the authenticator: multi-factor by itself.
     assert session_of(app, page)["amr"] == ["hwk", "user", "mfa"]
     assert events(app, "login_succeeded")[-1] == {"username": "alice", "method": "passkey"}
@@ -159,12 +163,12 @@ def test_apps_see_a_passkey_sign_in_as_multi_factor(app, page, authenticator, us
     add_passkey(page)
     log_out(page)
     sign_in_with_passkey(page)
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=CEREMONY)
     callbacks = []
     page.route(CALLBACK + "*", lambda route: (callbacks.append(route.request.url), route.fulfill(body="done")))
     page.goto(authorization_url(site, oauth_client, scope="openid", nonce="n-1"))
     page.get_by_role("button", name="Allow").click()
-    expect(page.get_by_text("done")).to_be_visible()
+    expect(page.get_by_text("done")).to_be_visible(timeout=CEREMONY)
     response = requests.post(f"{site}/oauth/token", auth=(oauth_client.client_id, secret), timeout=10, data={
         "grant_type": "authorization_code", "code": query_params(callbacks[0])["code"], "redirect_uri": CALLBACK})
     id_token = response.json()["id_token"]
@@ -179,7 +183,7 @@ def test_sign_in_goes_where_the_log_in_page_would_have(app, page, authenticator,
     log_out(page)
     page.goto("/login?next=/account/apps")
     page.get_by_role("button", name="Sign in with a passkey").click()
-    expect(page.get_by_role("heading", name="Connected apps", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Connected apps", exact=True)).to_be_visible(timeout=CEREMONY)
 
 
 def test_the_username_field_offers_passkeys_conditional_ui(app, browser, site, user):
@@ -193,7 +197,7 @@ def test_the_username_field_offers_passkeys_conditional_ui(app, browser, site, u
         expect(page.get_by_label("Username")).to_have_attribute("autocomplete", "username webauthn")
         # The virtual authenticator answers the field's request at once, as a person picking
         # the passkey from the username field's suggestions would: no button, no password.
-        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=CEREMONY)
         assert "conditional" in json.loads(page.evaluate("sessionStorage.getItem('mediations')"))
         assert events(app, "login_succeeded")[-1]["method"] == "passkey"
     finally:
@@ -204,8 +208,8 @@ def test_a_removed_passkey_no_longer_works(app, page, authenticator, user, mailb
     log_in_with_password(page)
     add_passkey(page, "Old phone")
     page.get_by_role("button", name="Remove the passkey Old phone").click()
-    expect(page.get_by_text("Passkey “Old phone” removed.")).to_be_visible()
-    expect(page.get_by_text("You have no passkeys yet.")).to_be_visible()
+    expect(page.get_by_text("Passkey “Old phone” removed.")).to_be_visible(timeout=CEREMONY)
+    expect(page.get_by_text("You have no passkeys yet.")).to_be_visible(timeout=CEREMONY)
     removed = mailbox.wait_for(2)[-1]
     assert "a passkey was removed" in removed["Subject"] and "“Old phone” was removed" in text_of(removed)
     assert events(app, "passkey_removed") == [{"username": "alice", "passkey": "Old phone"}]
@@ -213,7 +217,7 @@ def test_a_removed_passkey_no_longer_works(app, page, authenticator, user, mailb
     log_out(page)
     assert len(authenticator.credentials()) == 1  # the device still holds it
     sign_in_with_passkey(page)
-    expect(page.get_by_role("alert")).to_contain_text("This passkey is not registered here")
+    expect(page.get_by_role("alert")).to_contain_text("This passkey is not registered here", timeout=CEREMONY)
     expect_signed_out(page)
     assert events(app, "passkey_refused")[-1]["reason"] == "unknown credential"
     assert events(app, "passkey_used") == []
@@ -225,7 +229,7 @@ def test_the_passkey_of_a_disabled_account_signs_in_nobody(app, page, authentica
     log_out(page)
     update_rows(app, User, {"disabled_at": utcnow()})
     sign_in_with_passkey(page)
-    expect(page.get_by_role("alert")).to_contain_text("This passkey cannot sign you in")
+    expect(page.get_by_role("alert")).to_contain_text("This passkey cannot sign you in", timeout=CEREMONY)
     expect_signed_out(page)
     assert events(app, "passkey_refused")[-1]["reason"] == "account disabled"
 
@@ -237,7 +241,7 @@ def test_an_answer_for_another_origin_is_refused(app, page, authenticator, user)
     # The site now lives at another origin: this page's genuine answer names the old one.
     app.config["WEBAUTHN_ORIGINS"] = "https://login.example.com"
     sign_in_with_passkey(page)
-    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified")
+    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified", timeout=CEREMONY)
     expect_signed_out(page)
     refused = events(app, "passkey_refused")[-1]
     assert "origin" in refused["reason"] and refused["passkey"] == "Laptop"
@@ -260,7 +264,7 @@ def test_a_response_claiming_another_origin_is_refused(app, page, authenticator,
     page.route("**/passkeys/sign-in", lambda route: rewrite_client_data(
         route, lambda data: data.update(origin="https://evil.example")))
     sign_in_with_passkey(page)
-    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified")
+    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified", timeout=CEREMONY)
     assert "evil.example" in events(app, "passkey_refused")[-1]["reason"]
     expect_signed_out(page)
 
@@ -281,7 +285,7 @@ def test_an_answer_is_good_for_one_sign_in_only(app, page, authenticator, user, 
     log_out(page)
     with page.expect_request("**/passkeys/sign-in") as sent:
         sign_in_with_passkey(page)
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=CEREMONY)
     log_out(page)
     page.goto("/login")
     csrf = page.locator("[data-passkey-sign-in]").get_attribute("data-csrf")
@@ -305,7 +309,7 @@ def test_an_expired_challenge_is_refused(app, page, authenticator, user):
 
     page.route("**/passkeys/sign-in", expire_then_send)
     sign_in_with_passkey(page)
-    expect(page.get_by_role("alert")).to_contain_text("This passkey request expired or was already used")
+    expect(page.get_by_role("alert")).to_contain_text("This passkey request expired or was already used", timeout=CEREMONY)
     expect_signed_out(page)
 
 
@@ -316,7 +320,7 @@ def test_a_sign_counter_that_did_not_grow_is_refused(app, page, authenticator, u
     # As if a clone of the authenticator had already signed in further along its counter.
     update_rows(app, Passkey, {"sign_count": 1000})
     sign_in_with_passkey(page)
-    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified")
+    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified", timeout=CEREMONY)
     assert "sign count" in events(app, "passkey_refused")[-1]["reason"]
     expect_signed_out(page)
 
@@ -333,7 +337,7 @@ def test_passwordless_sign_in_needs_user_verification(app, page, authenticator, 
 
     page.route("**/passkeys/sign-in/options", ask_for_less)
     sign_in_with_passkey(page)
-    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified")
+    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified", timeout=CEREMONY)
     assert "User verification is required" in events(app, "passkey_refused")[-1]["reason"]
     expect_signed_out(page)
 
@@ -344,12 +348,12 @@ def test_no_passkey_is_added_when_its_mail_cannot_be_sent(app, page, authenticat
     page.goto("/account/")
     page.get_by_label("Name of the new passkey").fill("Laptop")
     page.get_by_role("button", name="Add a passkey").click()
-    expect(page.get_by_role("alert")).to_contain_text("The mail could not be sent just now")
+    expect(page.get_by_role("alert")).to_contain_text("The mail could not be sent just now", timeout=CEREMONY)
     assert count_rows(app, Passkey) == 0
     assert events(app, "passkey_added") == []
     mailbox.refuse = False
     page.get_by_role("button", name="Add a passkey").click()  # the person simply tries again
-    expect(page.get_by_text("Passkey “Laptop” added.")).to_be_visible()
+    expect(page.get_by_text("Passkey “Laptop” added.")).to_be_visible(timeout=CEREMONY)
     assert count_rows(app, Passkey) == 1
 
 
@@ -359,11 +363,11 @@ def test_two_passkeys_and_one_cannot_be_added_twice(app, page, authenticator, us
     # The same authenticator again: the options exclude its credential, so the browser refuses.
     page.get_by_label("Name of the new passkey").fill("Laptop again")
     page.get_by_role("button", name="Add a passkey").click()
-    expect(page.get_by_role("alert")).to_contain_text("This device already holds a passkey for your account")
+    expect(page.get_by_role("alert")).to_contain_text("This device already holds a passkey for your account", timeout=CEREMONY)
     second = VirtualAuthenticator(page, transport="usb")  # a security key plugged in beside it
     page.get_by_label("Name of the new passkey").fill("Security key")
     page.get_by_role("button", name="Add a passkey").click()
-    expect(page.get_by_text("Passkey “Security key” added.")).to_be_visible()
+    expect(page.get_by_text("Passkey “Security key” added.")).to_be_visible(timeout=CEREMONY)
     expect(page.locator(".passkey-name")).to_have_text(["Laptop", "Security key"])
     assert len(second.credentials()) == 1
 
@@ -377,11 +381,11 @@ def test_a_passkey_is_the_second_factor_after_the_password(app, page, authentica
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     # The password is no longer enough: the sign-in waits for the passkey.
-    expect(page.get_by_role("heading", name="Use your passkey")).to_be_visible()
+    expect(page.get_by_role("heading", name="Use your passkey")).to_be_visible(timeout=CEREMONY)
     expect_signed_out(page)
     assert page.request.get("/account/", max_redirects=0).status == 302
     page.get_by_role("button", name="Use a passkey").click()
-    expect(page.get_by_role("heading", name="Connected apps", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Connected apps", exact=True)).to_be_visible(timeout=CEREMONY)
     assert session_of(app, page)["amr"] == ["pwd", "hwk", "mfa"]
     assert events(app, "passkey_used") == [{"username": "alice", "passkey": "Laptop", "step": "second factor"}]
     assert events(app, "mfa_used")[-1]["factor"] == "passkey"
@@ -398,7 +402,7 @@ def test_a_second_factor_passkey_that_does_not_verify_counts_as_a_failure(app, p
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("button", name="Use a passkey").click()
-    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified")
+    expect(page.get_by_role("alert")).to_contain_text("The passkey could not be verified", timeout=CEREMONY)
     expect_signed_out(page)
     assert events(app, "mfa_failed") == [{"username": "alice", "factor": "passkey"}]
 
@@ -412,7 +416,7 @@ def test_passkey_pages_are_accessible_and_photographed(app, browser, site, user,
     try:
         VirtualAuthenticator(page)
         page.goto("/login")
-        expect(page.get_by_role("button", name="Sign in with a passkey")).to_be_visible()
+        expect(page.get_by_role("button", name="Sign in with a passkey")).to_be_visible(timeout=CEREMONY)
         assert not axe_violations(page)
         page.screenshot(path=str(out / f"passkey-login{suffix}.png"), full_page=True)
         log_in_with_password(page)
@@ -428,7 +432,7 @@ def test_passkey_pages_are_accessible_and_photographed(app, browser, site, user,
         page.get_by_label("Username").fill("alice")
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("button", name="Use a passkey")).to_be_visible()
+        expect(page.get_by_role("button", name="Use a passkey")).to_be_visible(timeout=CEREMONY)
         assert not axe_violations(page)
         page.screenshot(path=str(out / f"passkey-second-factor{suffix}.png"), full_page=True)
     finally:
