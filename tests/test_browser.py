@@ -7,25 +7,20 @@ a temporary folder, so a normal run never changes the tree.
 
 import json
 import os
-from importlib import resources
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
-from support.chromium import CHROMIUM, CHROMIUM_ARGS
+from support.chromium import CHROMIUM, DESKTOP, PHONE, SCREENSHOT_DIR, axe_violations, launch
 from support.factories import PASSWORD
 from support.flows import pkce_pair
 from support.loopback import FAKE_APP_PAGE, LoopbackServer, QuietHandler
-from support.mfa import Authenticator, recovery_codes_on_page
 from support.pages import query_params
 
-DESKTOP = {"width": 1280, "height": 860}
 IPHONE_SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
                  "Version/17.5 Mobile/15E148 Safari/604.1")
-PHONE = {"width": 390, "height": 844}
-SCREENSHOT_DIR = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
@@ -40,7 +35,7 @@ pytestmark = [
 def browser():
     """One headless Chromium for the module's tests."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = launch(playwright)
         yield browser
         browser.close()
 
@@ -524,20 +519,6 @@ def tour(page, make_user, make_client, fake_app):
     assert admin.is_admin
 
 
-def axe_violations(page) -> list[dict]:
-    """Run axe-core in the page; return its serious and critical violations."""
-    source = resources.files("axe_playwright_python").joinpath("axe.min.js").read_text()
-    # evaluate() runs outside the page's Content Security Policy, unlike an injected <script>.
-    page.evaluate(source)
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [
-        {"rule": v["id"], "impact": v["impact"], "help": v["help"],
-         "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
 #: The pages the README shows, and those also shown at phone width.
 SCREENSHOTS = {"login", "signup", "consent", "clients", "client-secret", "account", "admin-users", "admin-user",
                "admin-client", "admin-branding",
@@ -580,92 +561,3 @@ def test_every_page_is_accessible_and_self_contained(page, viewport, make_user, 
     assert not violations, json.dumps(violations, indent=2)
     assert not inline, f"inline or external scripts or styles on: {inline}"
     assert sorted(photographed) == sorted(names)
-
-
-#: The two-step sign-in pages the README shows (desktop and phone).
-MFA_SCREENSHOTS = ["mfa-security", "mfa-enrol", "mfa-recovery-codes", "mfa-challenge", "mfa-recovery",
-                   "admin-reset-mfa"]
-
-
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_two_step_sign_in_in_a_browser(page, browser, live_server, viewport, make_user, tmp_path):
-    """Set up an authenticator app from the QR code page (pyotp as the phone, reading the key
-    shown beside the code), sign in with a code and with a recovery code, and an admin's
-    reset page: each page accessible (axe-core), without inline code, photographed."""
-    out = SCREENSHOT_DIR if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if viewport is DESKTOP else "-phone"
-    page.set_viewport_size(viewport)
-    alice = make_user("alice")
-    make_user("grace", is_admin=True)
-    problems = {}
-
-    def stop(name):
-        if found := axe_violations(page):
-            problems[name] = found
-        if page.evaluate(INLINE_CODE):
-            problems[name] = "inline or external code"
-        path = out / f"{name}{suffix}.png"
-        page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 5000
-
-    log_in(page, "alice")
-    page.goto("/account/")
-    page.get_by_role("link", name="Turn on two-step sign-in").click()
-    expect(page.get_by_role("heading", name="Two-step sign-in")).to_be_visible()
-    stop("mfa-security")
-    page.get_by_role("link", name="Set up an authenticator app").click()
-    qr = page.get_by_role("img", name="QR code for your authenticator app")
-    expect(qr).to_be_visible()
-    assert qr.bounding_box()["width"] >= 150  # big enough to scan
-    stop("mfa-enrol")
-    phone = Authenticator(page.locator("#totp-secret").inner_text())
-    page.get_by_label("Code from your authenticator app").fill(phone.code())
-    page.get_by_role("button", name="Turn on").click()
-    expect(page.get_by_role("heading", name="Your second factor is on")).to_be_visible()
-    codes = recovery_codes_on_page(page.content())
-    assert len(codes) == 10
-    stop("mfa-recovery-codes")
-    page.get_by_role("link", name="I saved my codes, continue").click()
-    expect(page.get_by_text("On", exact=True)).to_be_visible()
-
-    page.get_by_role("button", name="Log out").click()
-    page.goto("/login")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
-    page.get_by_label("Code from your authenticator app").fill("000000")
-    page.get_by_role("button", name="Verify").click()
-    expect(page.get_by_text("That code is not right")).to_be_visible()
-    stop("mfa-challenge")
-    page.get_by_label("Code from your authenticator app").fill(phone.code())
-    page.get_by_role("button", name="Verify").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-    page.get_by_role("button", name="Log out").click()
-    page.goto("/login")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_role("link", name="Recovery code").click()
-    expect(page.get_by_role("heading", name="Use a recovery code")).to_be_visible()
-    stop("mfa-recovery")
-    page.get_by_label("Recovery code").fill(codes[0])
-    page.get_by_role("button", name="Use recovery code").click()
-    expect(page.get_by_text("You have 9 recovery codes left.")).to_be_visible()
-
-    admin = browser.new_context(viewport=viewport, base_url=live_server, locale="en-GB")
-    try:
-        page = admin.new_page()
-        log_in(page, "grace")
-        page.goto("/admin/users")
-        page.get_by_role("link", name="Reset 2FA of alice").click()
-        expect(page.get_by_text("This removes alice's authenticator app and 9 unused recovery codes")).to_be_visible()
-        stop("admin-reset-mfa")
-        page.get_by_role("button", name="Reset second factors").click()
-        expect(page.get_by_text("alice's second factors were reset.")).to_be_visible()
-    finally:
-        admin.close()
-    assert alice.username == "alice"
-    assert not problems, json.dumps(problems, indent=2)

@@ -154,6 +154,17 @@ DEFAULTS = {
     "MAIL_USERNAME": None,
     "MAIL_PASSWORD": None,
     "MAIL_DEFAULT_SENDER": None,  # default: no-reply@ the issuer's (or the request's) host name
+    # Passkeys (WebAuthn, website/services/passkeys.py). The relying-party id: default the host
+    # of OAUTH2_ISSUER (or of the request). It must be that host or a parent domain of it, and
+    # never an IP address: serve the site on a name (http://localhost works for trying it out).
+    "WEBAUTHN_RP_ID": None,
+    # The origins passkey answers may come from (space- or comma-separated, such as
+    # https://login.example.com); default: the origin of OAUTH2_ISSUER (or of the request).
+    "WEBAUTHN_ORIGINS": None,
+    # Seconds a passkey challenge may be answered in (each is also good for one answer only).
+    "WEBAUTHN_CHALLENGE_LIFETIME": 300,
+    # With REDIS_URL, passkey challenges live in Redis under this prefix (else in the database).
+    "WEBAUTHN_REDIS_PREFIX": "idp:webauthn:",
     # Seconds to wait for the mail server before telling the person the mail could not be sent.
     "MAIL_TIMEOUT": 10,
 }
@@ -292,6 +303,7 @@ def _check_settings(config) -> list[str]:
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             problems.append(f"Configuration error: OAUTH2_ISSUER must be an http(s) URL with a host and no"
                             f" query or fragment, such as https://id.example.com, not {issuer!r}")
+    problems.extend(_webauthn_problems(config))
     networks = config["METRICS_ALLOWED_ADDRESSES"] or ""
     if isinstance(networks, str):
         networks = networks.replace(",", " ").split()
@@ -302,6 +314,31 @@ def _check_settings(config) -> list[str]:
         except ValueError:
             problems.append(f"Configuration error: METRICS_ALLOWED_ADDRESSES: {item!r} is not an address"
                             " or network")
+    return problems
+
+
+def _webauthn_problems(config) -> list[str]:
+    """Passkey settings WebAuthn would refuse in the browser, found at start instead."""
+    problems = []
+    if config["WEBAUTHN_CHALLENGE_LIFETIME"] < 30:
+        problems.append("Configuration error: WEBAUTHN_CHALLENGE_LIFETIME must be 30 seconds or more")
+    rp_id = (config.get("WEBAUTHN_RP_ID") or "").strip().lower()
+    if rp_id:
+        try:
+            ipaddress.ip_address(rp_id.strip("[]"))
+            problems.append(f"Configuration error: WEBAUTHN_RP_ID must be a host name, not the address {rp_id!r}"
+                            " (WebAuthn refuses IP addresses)")
+        except ValueError:
+            host = (urlsplit(str(config.get("OAUTH2_ISSUER") or "")).hostname or "").lower()
+            if host and host != rp_id and not host.endswith("." + rp_id):
+                problems.append(f"Configuration error: WEBAUTHN_RP_ID {rp_id!r} must be the host of OAUTH2_ISSUER"
+                                f" ({host}) or a parent domain of it")
+    origins = config.get("WEBAUTHN_ORIGINS") or ""
+    for origin in (origins.replace(",", " ").split() if isinstance(origins, str) else origins):
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+            problems.append(f"Configuration error: WEBAUTHN_ORIGINS: {origin!r} is not an origin such as"
+                            " https://login.example.com")
     return problems
 
 

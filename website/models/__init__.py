@@ -19,6 +19,7 @@ from website.models.grants import AuthorizationCode, Consent, SpentJti, Token, T
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.keys import SigningKey
 from website.models.mfa import RecoveryCode, TotpFactor
+from website.models.passkeys import Passkey, WebAuthnChallenge
 from website.models.sessions import LogoutDelivery, UserSession, new_session_id
 from website.models.settings import SiteSetting
 from website.models.throttle import ThrottleCounter
@@ -27,7 +28,7 @@ from website.models.users import Subject, User
 __all__ = [
     "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti", "ClientRole",
     "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "LogoutDelivery", "OAuth2Client",
-    "RecoveryCode", "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting",
-    "SpentJti", "Subject", "ThrottleCounter", "Token", "TokenState", "TotpFactor", "User", "UserSession", "db",
-    "hash_secret", "new_session_id", "now", "utcnow",
+    "Passkey", "RecoveryCode", "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey",
+    "SiteSetting", "SpentJti", "Subject", "ThrottleCounter", "Token", "TokenState", "TotpFactor", "User",
+    "UserSession", "WebAuthnChallenge", "db", "hash_secret", "new_session_id", "now", "utcnow",
 ]

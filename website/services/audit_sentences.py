@@ -82,6 +82,13 @@ SENTENCES = {
     "mfa_policy_changed": lambda who, client, d: (f"{client} now requires a second factor" if d.get("require_mfa")
                                                   else f"{client} no longer requires a second factor"),
     "login_refused": lambda who, client, d: f"{client} could not sign {who} in with a password ({d.get('reason')})",
+    "passkey_added": lambda who, client, d: f"{who} added the passkey “{d['passkey']}”",
+    "passkey_removed": lambda who, client, d: f"{who} removed the passkey “{d['passkey']}”",
+    "passkey_used": lambda who, client, d: (f"{who} signed in with the passkey “{d['passkey']}”"
+                                            + (" after the password" if d.get("step") == "second factor" else "")),
+    "passkey_refused": lambda who, client, d: (f"A passkey {d.get('step') or 'sign-in'} was refused"
+                                               + (f" for {who}" if who != "Someone" else "")
+                                               + f": {d.get('reason') or 'it did not verify'}"),
 }
 
 

@@ -54,6 +54,7 @@ PENDING_LIFETIME = 600
 
 #: Each kind of second factor: its name for people and the page that proves it.
 FACTOR_PAGES = {
+    "passkey": ("Passkey", "passkeys.second_factor"),
     "totp": ("Authenticator app", "mfa.challenge"),
     "recovery_code": ("Recovery code", "mfa.recovery"),
 }

@@ -13,6 +13,7 @@ from website.extensions import db
 from website.models.base import hash_secret, now
 from website.models.mfa import RecoveryCode, TotpFactor
 from website.models.users import User
+from website.store.passkeys import has_passkey, remove_all_passkeys
 from website.store.sealed import seal, unseal
 
 #: How many recovery codes a person gets at a time.
@@ -126,9 +127,11 @@ def recovery_codes_left(user: User) -> int:
 
 def factor_kinds(user: User) -> list[str]:
     """The kinds of second factor the person can sign in with, strongest first:
-    ``"totp"`` (a confirmed authenticator) and ``"recovery_code"`` (unused codes, counted only
+    ``"passkey"`` (store/passkeys.py), ``"totp"`` (a confirmed authenticator) and ``"recovery_code"`` (unused codes, counted only
     beside another factor). A new kind (passkeys) adds its own check here."""
     kinds = []
+    if has_passkey(user):
+        kinds.append("passkey")
     if confirmed_totp(user) is not None:
         kinds.append("totp")
     if kinds and recovery_codes_left(user):
@@ -147,5 +150,6 @@ def reset_factors(user: User) -> list[str]:
     removed = [kind for kind in factor_kinds(user) if kind != "recovery_code"]
     delete_totp(user)
     delete_recovery_codes(user)
+    remove_all_passkeys(user)  # a lost device's passkeys go with it
     user.mfa_grace_started_at = None
     return removed

@@ -14,11 +14,12 @@ from website.views import (  # noqa: F401 (admin_console: routes on admin.bp)
     clients,
     logout,
     mfa,
+    passkeys,
     protocol,
 )
 
 BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, admin_api.bp,
-              mfa.bp)
+              mfa.bp, passkeys.bp)
 
 
 def url_host(uri: str) -> str:

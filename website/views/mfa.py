@@ -38,8 +38,8 @@ def challenge():
     if mfa.pending_enrolment():
         return redirect(url_for("mfa.enrol_totp"))
     kinds = mfa.available_factors(user)
-    if "totp" not in kinds:
-        # Another kind only (a passkey, say): go to its page.
+    if not kinds or kinds[0] != "totp":
+        # A stronger kind first (a passkey), or another kind only: go to its page.
         return redirect(url_for(mfa.FACTOR_PAGES[kinds[0]][1])) if kinds else redirect(url_for("auth.login"))
     form = TotpCodeForm()
     status, headers = 200, {}
