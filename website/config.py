@@ -35,6 +35,22 @@ DEFAULTS = {
     # Seconds to wait for a client's jwks_uri, and to keep what it returned.
     "OAUTH2_CLIENT_JWKS_TIMEOUT": 5,
     "OAUTH2_CLIENT_JWKS_CACHE": 300,
+    # The device authorization grant (RFC 8628): on, off. Device and user codes live
+    # OAUTH2_DEVICE_CODE_LIFETIME seconds; a device polls at most every OAUTH2_DEVICE_INTERVAL.
+    "OAUTH2_DEVICE_FLOW": True,
+    "OAUTH2_DEVICE_CODE_LIFETIME": 600,
+    "OAUTH2_DEVICE_INTERVAL": 5,
+    # Wrong user codes typed at /device, per person and per address, before a lockout
+    # (THROTTLE_WINDOW, THROTTLE_LOCKOUT).
+    "THROTTLE_USER_CODE_LIMIT": 10,
+    # Pushed authorization requests (RFC 9126): on, off; how long a request_uri lives before
+    # the browser brings it; whether every client must push its requests.
+    "OAUTH2_PAR": True,
+    "OAUTH2_PAR_LIFETIME": 90,
+    "OAUTH2_REQUIRE_PAR": False,
+    # Request objects (RFC 9101, OpenID Connect Core §6): the request parameter, by value and
+    # pushed, signed with the client's registered keys.
+    "OAUTH2_REQUEST_OBJECTS": True,
     "PASSWORD_HASH_METHOD": "scrypt",
     "SQLITE_BUSY_TIMEOUT": 30,
     # Production serving (website/http/ops.py). How many reverse proxies set X-Forwarded-* in

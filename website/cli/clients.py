@@ -12,6 +12,7 @@ from website.models.clients import InitialAccessToken, OAuth2Client
 from website.oauth2.client_metadata import (
     AUTH_METHODS,
     GRANT_TYPES,
+    REQUEST_OBJECT_ALGS,
     RESPONSE_TYPE_GRANTS,
     ClientMetadataError,
     validate_client_metadata,
@@ -58,14 +59,21 @@ def create_initial_access_token_command(expires_in):
                    "client_secret_post both work unless --strict-auth-method).")
 @click.option("--strict-auth-method", is_flag=True,
               help="Accept only the registered secret method (Basic or body), not the other.")
+@click.option("--require-par", is_flag=True,
+              help="Accept only authorization requests the client pushed first (RFC 9126 PAR).")
+@click.option("--request-object-signing-alg", "request_object_alg", default=None,
+              type=click.Choice(REQUEST_OBJECT_ALGS),
+              help="The one algorithm the client signs request objects with (default: any supported; "
+                   "'none' accepts them unsigned).")
 @click.option("--jwks-file", type=click.File("r"), default=None,
-              help="For private_key_jwt: a file holding the client's public JWKS (JSON).")
-@click.option("--jwks-uri", default=None, help="For private_key_jwt: the URL of the client's public JWKS.")
+              help="For private_key_jwt and signed request objects: a file holding the client's public JWKS (JSON).")
+@click.option("--jwks-uri", default=None,
+              help="For private_key_jwt and signed request objects: the URL of the client's public JWKS.")
 @click.option("--owner", default=None, help="Username of the client's owner.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
-                          response_types, scope, userinfo_alg, auth_method, strict_auth_method, jwks_file,
-                          jwks_uri, owner, as_json):
+                          response_types, scope, userinfo_alg, auth_method, strict_auth_method, require_par,
+                          request_object_alg, jwks_file, jwks_uri, owner, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:
@@ -80,6 +88,8 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         "scope": scope,
         "token_endpoint_auth_method": auth_method,
         "strict_auth_method": strict_auth_method,
+        "require_pushed_authorization_requests": require_par,
+        "request_object_signing_alg": request_object_alg,
         "jwks_uri": jwks_uri,
     }
     if jwks_file is not None:

@@ -10,6 +10,7 @@ from website.extensions import db
 from website.models.base import now
 from website.models.clients import SecretView
 from website.models.grants import AuthorizationCode, Token
+from website.models.pending import DeviceCode, PushedAuthorizationRequest
 from website.oauth2.keys import (
     KeyDecryptionError,
     check_private_keys,
@@ -38,7 +39,8 @@ def initdb_command():
 @click.command("purge-expired")
 @with_appcontext
 def purge_expired_command():
-    """Delete expired authorization codes, tokens and unopened secret views; print how many."""
+    """Delete expired authorization codes, device codes, pushed requests, tokens and unopened
+    secret views; print how many."""
     stamp = now()
     codes = _purge(AuthorizationCode, AuthorizationCode.expires_at <= stamp)
     # A token row is dead once its access token has expired and its refresh token
@@ -53,6 +55,9 @@ def purge_expired_command():
             Token.refresh_token_expires_at <= stamp),
     )
     click.echo(f"Deleted {codes} expired authorization codes and {tokens} expired tokens.")
+    if pending := (_purge(DeviceCode, DeviceCode.expires_at <= stamp)
+                   + _purge(PushedAuthorizationRequest, PushedAuthorizationRequest.expires_at <= stamp)):
+        click.echo(f"Deleted {pending} expired device codes and pushed authorization requests.")
     if views := _purge(SecretView, SecretView.expires_at <= stamp):
         click.echo(f"Deleted {views} new client secrets nobody opened in time.")
 

@@ -8,11 +8,14 @@ from flask import current_app
 
 from website.http.cors import origin_of
 from website.models.redirect_uris import validate_redirect_uri, validate_web_uri
-from website.oauth2.client_keys import jwks_problem, jwks_uri_problem
+from website.oauth2.client_keys import SIGNING_ALGS, jwks_problem, jwks_uri_problem
 from website.oauth2.keys import USERINFO_SIGNING_ALGS
 from website.oauth2.scopes import supported_scopes
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit", "password")
+#: The device authorization grant (RFC 8628 §3.4), for devices without a browser.
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit", "password", DEVICE_GRANT)
 
 
 #: Kept for existing clients only: off by default in the form, labelled as discouraged.
@@ -121,6 +124,8 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
         metadata["userinfo_signed_response_alg"] = alg
     metadata["jwks"], metadata["jwks_uri"] = _client_keys(data, method)
     metadata["strict_auth_method"] = _strict_auth_method(data)
+    metadata["require_pushed_authorization_requests"] = _flag(data, "require_pushed_authorization_requests")
+    metadata["request_object_signing_alg"] = _request_object_alg(data, metadata)
     return metadata
 
 
@@ -174,6 +179,36 @@ def _strict_auth_method(data: dict) -> bool | None:
     return True
 
 
+def _flag(data: dict, field: str) -> bool | None:
+    """A boolean metadata value, kept only when true (absent means false, RFC 9126 §6)."""
+    value = data.get(field)
+    if value is None or value is False:
+        return None
+    if value is not True:
+        raise ClientMetadataError(field, f"{field} must be true or false.")
+    return True
+
+
+#: What a client may register as request_object_signing_alg (OpenID Connect Registration §2).
+REQUEST_OBJECT_ALGS = (*SIGNING_ALGS, "none")
+
+
+def _request_object_alg(data: dict, metadata: dict) -> str | None:
+    """The one algorithm the client signs request objects with; ``none`` registers that it
+    sends them unsigned. Absent: any of SIGNING_ALGS, never ``none``."""
+    alg = data.get("request_object_signing_alg")
+    if alg is None or alg == "":
+        return None
+    if alg not in REQUEST_OBJECT_ALGS:
+        raise ClientMetadataError("request_object_signing_alg",
+                                  f"request_object_signing_alg must be one of: {', '.join(REQUEST_OBJECT_ALGS)}.")
+    if alg != "none" and not metadata.get("jwks") and not metadata.get("jwks_uri"):
+        raise ClientMetadataError("request_object_signing_alg",
+                                  "Signed request objects are checked with the client's public keys: "
+                                  "register jwks or jwks_uri.")
+    return alg
+
+
 def _grant_types(data: dict, method: str) -> list[str]:
     grant_types = _string_list(data, "grant_types") if "grant_types" in data else ["authorization_code"]
     for grant in grant_types:
@@ -181,6 +216,8 @@ def _grant_types(data: dict, method: str) -> list[str]:
             raise ClientMetadataError("grant_types", f"Unsupported grant type: {grant}.")
     if not grant_types:
         raise ClientMetadataError("grant_types", "Choose at least one grant type.")
+    if DEVICE_GRANT in grant_types and not current_app.config["OAUTH2_DEVICE_FLOW"]:
+        raise ClientMetadataError("grant_types", "The device flow is turned off on this server (OAUTH2_DEVICE_FLOW).")
     if method == "none":
         for grant in grant_types:
             if grant in CONFIDENTIAL_ONLY_GRANTS:

@@ -12,6 +12,7 @@ from website.oauth2.client_keys import SIGNING_ALGS
 from website.oauth2.grants import pkce_methods
 from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer
 from website.oauth2.oidc import ID_TOKEN_CLAIMS, PROMPT_VALUES, SCOPE_CLAIMS
+from website.oauth2.request_objects import REQUEST_OBJECT_ALGS
 from website.oauth2.response_modes import RESPONSE_MODES
 
 DISCOVERY_MAX_AGE = 3600
@@ -53,8 +54,14 @@ def server_metadata(server, issuer: str) -> dict:
     metadata["claims_supported"] = ID_TOKEN_CLAIMS + [c for cs in SCOPE_CLAIMS.values() for c in cs]
     metadata["prompt_values_supported"] = PROMPT_VALUES
     metadata["claims_parameter_supported"] = True
-    metadata["request_parameter_supported"] = False
+    config = current_app.config
+    metadata["request_parameter_supported"] = bool(config["OAUTH2_REQUEST_OBJECTS"])
+    if config["OAUTH2_REQUEST_OBJECTS"]:
+        metadata["request_object_signing_alg_values_supported"] = REQUEST_OBJECT_ALGS
+    # A request_uri on another server is never fetched (a PAR request_uri is not that: RFC 9126).
     metadata["request_uri_parameter_supported"] = False
+    if config["OAUTH2_PAR"]:
+        metadata["require_pushed_authorization_requests"] = bool(config["OAUTH2_REQUIRE_PAR"])
     return metadata
 
 

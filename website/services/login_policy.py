@@ -22,10 +22,11 @@ def redirect_target(grant) -> tuple[str, bool]:
     return redirect_uri, isinstance(grant, grants.ImplicitGrant)
 
 
-def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
+def authentication_step(grant, end_user, auth_time: int | None, fresh_login: bool = False) -> str | None:
     """What the person must do before the consent page: "login", "signup" or nothing.
 
-    Acts on prompt (none, login, consent), max_age and screen_hint=signup; raises the
+    Acts on prompt (none, login, consent), max_age and screen_hint=signup (``fresh_login``:
+    the person just logged in for this request, which satisfies prompt=login and max_age); raises the
     OAuth2Error to send back for a response_mode the response type does not answer in, or
     when prompt=none forbids the page that would be needed.
     """
@@ -47,8 +48,8 @@ def authentication_step(grant, end_user, auth_time: int | None) -> str | None:
         if not (max_age.isascii() and max_age.isdigit()) or len(max_age) > 10:
             raise InvalidRequestError("'max_age' must be a whole number of seconds.",
                                       redirect_uri=redirect_uri, redirect_fragment=fragment)
-    login = end_user is None or "login" in prompts or grant.prompt == "login"
-    if not login and max_age is not None and now() - (auth_time or 0) > int(max_age):
+    login = end_user is None or (not fresh_login and ("login" in prompts or grant.prompt == "login"))
+    if not login and not fresh_login and max_age is not None and now() - (auth_time or 0) > int(max_age):
         login = True
     if login:
         if "none" in prompts:

@@ -8,9 +8,16 @@ from website.models.users import User
 from website.store import audit
 
 
+#: The authorization request a person was sent to log in for (see ``expect_login_for``).
+_LOGIN_FOR = "login_for_request"
+
+
 def log_in(user: User) -> None:
     """Start a fresh session for the user (a new session on log-in prevents fixation)."""
+    login_for = session.get(_LOGIN_FOR)
     session.clear()
+    if login_for is not None:
+        session[_LOGIN_FOR] = login_for
     session["user_id"] = user.id
     session["session_key"] = user.session_key()
     session["auth_time"] = now()
@@ -49,3 +56,17 @@ def session_used_client(client_id: str | None) -> bool:
 def end_all_sessions(user: User) -> None:
     """Make every session cookie of the user invalid (log-out, password change)."""
     user.end_all_sessions()
+
+
+def expect_login_for(url: str) -> None:
+    """Note that the person is sent to log in for this authorization request because its
+    prompt=login or max_age asks so, from a request object or a pushed request: the way back
+    cannot drop those parameters as it does from a plain query."""
+    session[_LOGIN_FOR] = {"url": url, "at": now()}
+
+
+def logged_in_for(url: str) -> bool:
+    """Tell whether the person logged in after being sent to log in for this request."""
+    mark = session.get(_LOGIN_FOR)
+    return (isinstance(mark, dict) and mark.get("url") == url
+            and (session.get("auth_time") or 0) >= (mark.get("at") or 0) and g.get("user") is not None)

@@ -9,7 +9,8 @@ Event names in use (add new ones freely; the admin page lists whatever is stored
 ``consent_denied``, ``consent_revoked``, ``token_issued``, ``token_revoked``,
 ``token_family_revoked``, ``client_created``, ``client_updated``, ``client_deleted``,
 ``client_secret_rotated``, ``key_rotated``, ``api_client_granted``, ``api_client_revoked``, ``account_unlocked``,
-``admin_granted``, ``admin_revoked``.
+``admin_granted``, ``admin_revoked``, ``device_authorized``, ``device_denied``, ``device_code_failed``,
+``pushed_request_reused``.
 """
 
 from flask import has_request_context, request

@@ -2,7 +2,8 @@
 
 A *subject* is what failures are counted against: ``("account", (username, ip))`` (one
 account from one address, so a stranger elsewhere cannot lock the person out), ``("address", ip)``,
-``("client", client_id)`` or ``("client_address", ip)``. Each kind has a limit (THROTTLE_*_LIMIT)
+``("client", client_id)``, ``("client_address", ip)``, or ``("user_code", user_id)`` and
+``("user_code_address", ip)`` for user codes typed at /device. Each kind has a limit (THROTTLE_*_LIMIT)
 of failures within THROTTLE_WINDOW seconds; reaching it locks the subject for
 THROTTLE_LOCKOUT seconds, after which it unlocks by itself with a fresh count.
 
@@ -40,6 +41,9 @@ LIMIT_KEYS = {
     # Client authentication failures per address, counted apart from log-ins so a misconfigured
     # service cannot lock out the people who log in from behind the same address.
     "client_address": "THROTTLE_ADDRESS_LIMIT",
+    # Wrong user codes typed at /device (RFC 8628 §5.1), per person and per address.
+    "user_code": "THROTTLE_USER_CODE_LIMIT",
+    "user_code_address": "THROTTLE_USER_CODE_LIMIT",
 }
 
 

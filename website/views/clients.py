@@ -164,6 +164,9 @@ def _form_data(client: OAuth2Client) -> dict:
         "contacts": "\n".join(client.contacts),
         "userinfo_signed_response_alg": client.client_metadata.get("userinfo_signed_response_alg", ""),
         "strict_auth_method": client.strict_auth_method,
+        "require_pushed_authorization_requests":
+            client.client_metadata.get("require_pushed_authorization_requests") is True,
+        "request_object_signing_alg": client.client_metadata.get("request_object_signing_alg", ""),
         "jwks_uri": client.client_metadata.get("jwks_uri"),
         "jwks": json.dumps(client.client_metadata["jwks"], indent=2) if client.client_metadata.get("jwks") else "",
     }
