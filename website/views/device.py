@@ -52,24 +52,27 @@ def _consent_page(item, form, status=200):
                            scopes=item.scope.split(), scope_descriptions=scope_descriptions()), status
 
 
+def _code_page(user_code, message: str):
+    """The code form again, with the code typed and why it did not work."""
+    form = UserCodeForm(formdata=None, user_code=user_code)
+    form.user_code.errors = [message]
+    return render_template("device/code.html", form=form), 400
+
+
 def _decide():
     """Record Allow or Deny for the user code in the form."""
     form = DeviceConsentForm()
-    code_form = UserCodeForm(formdata=None, user_code=form.user_code.data)
     if not form.validate_on_submit():
-        code_form.user_code.errors.append("The form expired: type the code again.")
-        return render_template("device/code.html", form=code_form), 400
+        return _code_page(form.user_code.data, "The form expired: type the code again.")
     try:
         # Looked up (and throttled) again: the code in the form is what the person saw.
         item = find_device_request(form.user_code.data, g.user)
     except UserCodeRefused as refused:
-        code_form.user_code.errors.append(str(refused))
-        return render_template("device/code.html", form=code_form), 400
+        return _code_page(form.user_code.data, str(refused))
     allowed = bool(form.allow.data)
     client = query_client(item.client_id)
     if not answer_device_request(item, g.user, allowed, session.get("auth_time")):
-        code_form.user_code.errors.append("This request was answered already or has expired.")
-        return render_template("device/code.html", form=code_form), 400
+        return _code_page(form.user_code.data, "This request was answered already or has expired.")
     if allowed:
         # Listed under Connected apps, where the person can disconnect the device.
         remember_consent(g.user, client, item.scope)
