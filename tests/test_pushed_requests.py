@@ -66,7 +66,7 @@ def test_a_pushed_request_signs_in_once(app, idp, user, web_app):
 
     # Spent: the same request_uri again is refused with a page, never a second code.
     again = browser.session.get(pushed_url(idp, client, body["request_uri"]), allow_redirects=False)
-    assert again.status_code == 400 and "invalid_request_uri" in again.text
+    assert again.status_code == 400 and "<code>invalid_request_uri</code>" in again.text
 
 
 def test_a_request_uri_is_reusable_until_answered(idp, user, web_app):
@@ -88,7 +88,7 @@ def test_a_request_uri_is_bound_to_its_client(idp, user, web_app, make_client):
     browser = Browser(idp)
     browser.login()
     response = browser.session.get(pushed_url(idp, other, request_uri), allow_redirects=False)
-    assert response.status_code == 400 and "invalid_request_uri" in response.text
+    assert response.status_code == 400 and "<code>invalid_request_uri</code>" in response.text
     assert "Location" not in response.headers
 
 
@@ -99,7 +99,7 @@ def test_an_expired_request_uri(app, idp, user, web_app):
     browser = Browser(idp)
     browser.login()
     response = browser.session.get(pushed_url(idp, client, request_uri), allow_redirects=False)
-    assert response.status_code == 400 and "invalid_request_uri" in response.text
+    assert response.status_code == 400 and "<code>invalid_request_uri</code>" in response.text
 
 
 def test_a_request_uri_answered_twice_at_once_gives_one_code(app, idp, user, web_app):
@@ -113,7 +113,7 @@ def test_a_request_uri_answered_twice_at_once_gives_one_code(app, idp, user, web
     answers = [browser.session.post(url, data={"csrf_token": csrf_token(page.text), "allow": "Allow"},
                                     allow_redirects=False) for page in (first, second)]
     assert "code" in query_params(answers[0].headers["Location"])
-    assert answers[1].status_code == 400 and "invalid_request_uri" in answers[1].text
+    assert answers[1].status_code == 400 and "<code>invalid_request_uri</code>" in answers[1].text
     assert "Location" not in answers[1].headers
 
 
