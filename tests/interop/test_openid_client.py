@@ -7,63 +7,16 @@ plays the person at the log-in and consent pages (oidc_support.Browser), and che
 `make test` installs the package with `npm ci`; without node_modules the test is skipped,
 except in CI (CI=true), where it must run."""
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
+from support.node import node_or_skip, run_script
 from support.oidc import Browser
 
-HERE = Path(__file__).parent
-SCRIPT = HERE / "openid_client.mjs"
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
 LOGOUT_URI = "http://127.0.0.1:8765/signed-out"
-TIMEOUT = 30  # seconds for the whole script
-
-
-def _node_or_skip() -> str:
-    node = shutil.which("node")
-    installed = (HERE / "node_modules" / "openid-client").is_dir()
-    if node and installed:
-        return node
-    reason = ("node is not on PATH" if not node else
-              "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` (make test does)")
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the interop test must run in CI, but {reason}")
-    pytest.skip(reason)
-
-
-def run_script(node: str, config: dict, browser: Browser) -> dict:
-    """Run the script; answer its authorization URL with the callback the person's browser
-    is sent to; return its JSON result."""
-    process = subprocess.Popen([node, str(SCRIPT), json.dumps(config)], cwd=HERE, text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        line = process.stdout.readline()
-        message = json.loads(line) if line else {}
-        if "authorize" in message:
-            callback = browser.authorize(message["authorize"])
-            process.stdin.write(callback + "\n")
-            process.stdin.flush()
-            line = process.stdout.readline()
-            message = json.loads(line) if line else {}
-        process.stdin.close()
-        process.wait(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    stderr = process.stderr.read()
-    process.stdout.close()
-    process.stderr.close()
-    assert "result" in message and "error" not in message, (message, stderr)
-    return message["result"]
 
 
 def server_keys(base: str) -> KeySet:
@@ -72,7 +25,7 @@ def server_keys(base: str) -> KeySet:
 
 
 def test_openid_client_in_its_default_configuration(idp, user, make_client):
-    node = _node_or_skip()
+    node = node_or_skip()
     web_app, web_secret = make_client(
         redirect_uris=[REDIRECT_URI], post_logout_redirect_uris=[LOGOUT_URI],
         token_endpoint_auth_method="client_secret_post", scope="openid profile email offline_access")
@@ -93,7 +46,7 @@ def test_openid_client_in_its_default_configuration(idp, user, make_client):
     }
 
     browser = Browser(idp)
-    result = run_script(node, config, browser)
+    result = run_script(node, "openid_client.mjs", config, browser)
 
     # Discovery: openid-client checks the issuer equals the URL it was given.
     assert result["discovered_issuer"] == idp + "/"
