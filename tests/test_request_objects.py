@@ -92,6 +92,10 @@ def test_openid_requests_merge_the_query_and_plain_oauth_ones_do_not(idp, user, 
     (lambda idp, c: request_object(idp, c, exp=int(time.time()) - 600), "invalid_request_object"),
     (lambda idp, c: request_object(idp, c, request_uri="https://app.example.com/r"), "invalid_request"),
     (lambda idp, c: "not.a.jwt", "invalid_request_object"),
+    # What the input guard refuses in a query is refused in a request object too.
+    (lambda idp, c: request_object(idp, c, nonce="a\u0000b"), "invalid_request_object"),
+    (lambda idp, c: request_object(idp, c, state="caf\u00e9"), "invalid_request_object"),
+    (lambda idp, c: request_object(idp, c, aud=5), "invalid_request_object"),
 ])
 def test_refused_request_objects(idp, user, signing_client, make, error):
     client, _ = signing_client
@@ -154,6 +158,9 @@ def test_a_pushed_request_object(idp, user, signing_client):
     forged = requests.post(f"{idp}/oauth/par", auth=(client.client_id, secret), timeout=5, data={
         "request": request_object(idp, client, key=RSAKey.generate_key(2048, parameters={"kid": "ro-1"}))})
     assert forged.status_code == 400 and forged.json()["error"] == "invalid_request_object"
+    with_nul = requests.post(f"{idp}/oauth/par", auth=(client.client_id, secret), timeout=5,
+                             data={"request": request_object(idp, client, nonce="a\u0000b")})
+    assert with_nul.status_code == 400 and with_nul.json()["error"] == "invalid_request_object"
 
 
 def test_prompt_login_in_a_request_object_asks_once(idp, user, signing_client):

@@ -28,6 +28,7 @@ from authlib.oidc.core.grants.util import is_openid_scope
 from flask import current_app, g
 from joserfc.errors import SecurityWarning
 
+from website.http.guard import VSCHAR_PARAMETERS
 from website.oauth2.client_keys import SIGNING_ALGS, ClientKeysError, client_key_set
 from website.oauth2.keys import get_issuer
 from website.store.pushed_requests import pushed_parameters, query_pushed_request
@@ -62,9 +63,27 @@ def as_parameter(value) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def checked_parameters(claims: dict) -> dict:
+    """A request object's claims as parameters, held to the input guard's rules for the query
+    (a signed object is still what the client sent): no NUL anywhere (PostgreSQL cannot store
+    one), printable ASCII where RFC 6749 asks it. No value is longer than the ``request``
+    parameter, which the guard limits."""
+    parameters = {}
+    for name, claim in claims.items():
+        if name in JWT_CLAIMS:
+            continue
+        value = as_parameter(claim)
+        if "\x00" in name or "\x00" in value:
+            raise InvalidRequestObjectError("The request object holds a NUL character, which is never valid.")
+        if name in VSCHAR_PARAMETERS and not all(0x20 <= ord(c) <= 0x7E for c in value):
+            raise InvalidRequestObjectError(f"The request object's '{name}' may contain only printable ASCII.")
+        parameters[name] = value
+    return parameters
+
+
 def merged_parameters(query: dict, claims: dict) -> dict:
     """The request's parameters from the query and the request object's claims (see above)."""
-    parameters = {k: as_parameter(v) for k, v in claims.items() if k not in JWT_CLAIMS}
+    parameters = checked_parameters(claims)
     query = {k: v for k, v in query.items() if k not in ("request", "request_uri")}
     if query.get("response_type") and parameters.get("response_type", query["response_type"]) != query["response_type"]:
         # OIDC Core §6.1: the query's response_type must match the request object's.
@@ -113,7 +132,8 @@ class RequestObjects(JWTAuthenticationRequest):
             raise InvalidRequestObjectError("The request object's 'iss' must be the client_id.",
                                             state=query.get("state"))
         aud = claims.get("aud")
-        if aud is not None and get_issuer() not in ([aud] if isinstance(aud, str) else aud or []):
+        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else [None]
+        if aud is not None and get_issuer() not in audiences:
             raise InvalidRequestObjectError("The request object's 'aud' must be this server's issuer.",
                                             state=query.get("state"))
         request.payload = ParametersPayload(merged_parameters(query, claims))
