@@ -380,6 +380,19 @@ def tour(page, make_user, make_client, fake_app):
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Connected apps").click()
     expect(page.get_by_role("heading", name="Photo Gallery")).to_be_visible()
     yield "connected-apps"
+
+    # The device flow: a TV app's code, typed (prefilled here) at /device, then Allow.
+    tv, _ = make_client(client_name="Living Room TV", grant_types=["urn:ietf:params:oauth:grant-type:device_code"],
+                        redirect_uris=[], token_endpoint_auth_method="none", scope="openid profile")
+    codes = page.request.post("/oauth/device/code", form={"client_id": tv.client_id, "scope": "openid profile"}).json()
+    page.goto(codes["verification_uri_complete"])
+    yield "device-code"
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator(".user-code")).to_have_text(codes["user_code"])
+    yield "device-consent"
+    page.get_by_role("button", name="Allow").click()
+    expect(page.get_by_role("heading", name="Your device is connected")).to_be_visible()
+    yield "device-done"
     page.goto("/account/")
     yield "account"
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
@@ -460,7 +473,7 @@ def test_every_page_is_accessible_and_self_contained(page, viewport, make_user, 
             page.screenshot(path=str(path), full_page=True)
             assert path.stat().st_size > 5000
             photographed.append(stop)
-    assert len(stops) == 27
+    assert len(stops) == 30
     assert not violations, json.dumps(violations, indent=2)
     assert not inline, f"inline or external scripts or styles on: {inline}"
     assert sorted(photographed) == sorted(names)
