@@ -12,6 +12,7 @@ from werkzeug.serving import make_server
 
 from support.factories import PASSWORD, TEST_PASSWORD_METHOD, config_for, detached
 from support.instances import instance_environment, server_instances
+from support.mail import smtp_server
 from support.pages import AuthActions
 from website import create_app
 from website.oauth2.client_metadata import validate_client_metadata
@@ -149,6 +150,15 @@ def make_client(app):
 @pytest.fixture
 def auth(test_client):
     return AuthActions(test_client)
+
+
+@pytest.fixture
+def mailbox(app):
+    """A real SMTP server on loopback that the app sends its mail to; yields its Mailbox
+    (``mailbox.messages``, ``wait_for``, ``last_to``; ``refuse = True`` makes it fail)."""
+    with smtp_server() as (box, port):
+        app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=5)
+        yield box
 
 
 @pytest.fixture

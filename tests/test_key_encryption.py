@@ -74,7 +74,7 @@ def test_the_key_encryption_key_is_rotated_without_losing_a_token(app, app_confi
     with app_with_keys(app_config, f"{new_key}, {TEST_KEY_ENCRYPTION_KEY}") as both:
         result = both.test_cli_runner().invoke(args=["rotate-key-encryption-key"])
         assert result.exit_code == 0, result.output
-        assert "Re-encrypted 1 private signing keys" in result.output
+        assert "Re-encrypted 1 stored secrets" in result.output
     (after,) = stored_ciphertexts(app)
     assert after != before
     Fernet(new_key).decrypt(after.encode())  # under the new key now

@@ -4,6 +4,7 @@ base), migrations and CSRF protection, bound to the app in ``create_app``."""
 import sqlite3
 from pathlib import Path
 
+from flask_mailman import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -35,6 +36,9 @@ csrf = CSRFProtect()
 
 
 migrate = Migrate()
+
+
+mail = Mail()
 
 
 @event.listens_for(Engine, "connect")

@@ -6,11 +6,8 @@ import click
 from cryptography.fernet import Fernet
 from flask.cli import with_appcontext
 
-from website.oauth2.keys import (
-    KeyDecryptionError,
-    reencrypt_private_keys,
-    rotate_signing_keys,
-)
+from website.oauth2.keys import rotate_signing_keys
+from website.store.sealed import UnsealError, reseal_everything
 
 
 @click.command("rotate-keys")
@@ -29,13 +26,14 @@ def rotate_keys_command():
 @click.command("rotate-key-encryption-key")
 @with_appcontext
 def rotate_key_encryption_key_command():
-    """Re-encrypt every private signing key under the first key of KEY_ENCRYPTION_KEYS."""
+    """Re-encrypt every stored secret (private signing keys and the rest) under the first key
+    of KEY_ENCRYPTION_KEYS."""
     try:
-        count = reencrypt_private_keys()
-    except KeyDecryptionError as error:
+        count = reseal_everything()
+    except UnsealError as error:
         raise click.ClickException(f"{error} Nothing was changed.")
-    click.echo(f"Re-encrypted {count} private signing keys with the first key of KEY_ENCRYPTION_KEYS;"
-               " keys after it may now be removed.")
+    click.echo(f"Re-encrypted {count} stored secrets (private signing keys and the rest) with the first"
+               " key of KEY_ENCRYPTION_KEYS; keys after it may now be removed.")
 
 
 @click.command("generate-key-encryption-key")

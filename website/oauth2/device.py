@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from website.extensions import db
 from website.models.base import now
 from website.oauth2.client_auth import CLIENT_AUTH_METHODS
+from website.oauth2.grants import refuse_unless_allowed
 from website.oauth2.keys import get_issuer
 from website.oauth2.oidc import IdTokenSigning
 from website.store.device_codes import (
@@ -145,8 +146,8 @@ class DeviceCodeGrant(_DeviceCodeGrant):
         credential = DeviceCredentialDict(
             client_id=row.client_id, scope=row.scope, user_code=row.user_code_hash,
             expires_at=row.expires_at, auth_time=row.auth_time)
-        self.request.user = self.validate_device_credential(credential)
         self.request.client = client
+        self.request.user = self.validate_device_credential(credential)
         self.request.credential = credential
 
     def validate_device_credential(self, credential):
@@ -160,6 +161,11 @@ class DeviceCodeGrant(_DeviceCodeGrant):
             return None
         if row.decision != "allowed":
             raise AccessDeniedError("The person denied the request.")
+        # Checked again at the exchange: the account may have been disabled, or taken out of
+        # the client's groups, since the person allowed it.
+        if row.user.disabled_at is not None:
+            raise AccessDeniedError("This account is disabled.")
+        refuse_unless_allowed(row.user, self.request.client)
         return row.user, True
 
     def should_slow_down(self, credential) -> bool:

@@ -7,7 +7,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from cryptography.fernet import InvalidToken
 from flask import Flask, current_app, g, request
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import delete, func, or_, select
@@ -19,6 +18,7 @@ from website.models.apis import ResourceServer
 from website.models.base import now
 from website.models.keys import SigningKey
 from website.store import audit
+from website.store.sealed import UnsealError, seal, unseal
 
 #: The one algorithm id_tokens are signed with (OpenID Connect's mandatory default).
 ID_TOKEN_ALG = "RS256"
@@ -44,29 +44,24 @@ def get_issuer() -> str:
     return current_app.config.get("OAUTH2_ISSUER") or request.url_root
 
 
-class KeyDecryptionError(Exception):
+class KeyDecryptionError(UnsealError):
     """A stored private signing key that no key of KEY_ENCRYPTION_KEYS decrypts."""
 
     def __init__(self, kid: str):
-        super().__init__(
-            f"Signing key {kid} cannot be decrypted with KEY_ENCRYPTION_KEYS: set the key-encryption key"
-            " it was encrypted with (keep the old key after the new one until `flask"
-            " rotate-key-encryption-key` has run)."
-        )
+        super().__init__(f"Signing key {kid}")
         self.kid = kid
 
 
 def _decrypt(kid: str, ciphertext: str) -> bytes:
     try:
-        return current_app.extensions["key_encryption"].decrypt(ciphertext.encode())
-    except InvalidToken:
+        return unseal(ciphertext, f"Signing key {kid}")
+    except UnsealError:
         raise KeyDecryptionError(kid) from None
 
 
 def encrypt_private_key(key: RSAKey) -> str:
     """The private JWK as Fernet ciphertext, under the first key of KEY_ENCRYPTION_KEYS."""
-    plain = json.dumps(key.as_dict(private=True)).encode()
-    return current_app.extensions["key_encryption"].encrypt(plain).decode()
+    return seal(json.dumps(key.as_dict(private=True)))
 
 
 def decrypt_private_key(row: SigningKey) -> RSAKey:
@@ -83,28 +78,6 @@ def check_private_keys() -> int:
     ).all()
     for kid, ciphertext in rows:
         _decrypt(kid, ciphertext)
-    return len(rows)
-
-
-def reencrypt_private_keys() -> int:
-    """Re-encrypt every private key under the first key of KEY_ENCRYPTION_KEYS, in one
-    transaction (all or none); return how many. Raises KeyDecryptionError, changing nothing,
-    if one cannot be decrypted."""
-    fernet = current_app.extensions["key_encryption"]
-    rows = db.session.scalars(
-        select(SigningKey).where(SigningKey.private_key_encrypted.is_not(None)).with_for_update()
-    ).all()
-    try:
-        for row in rows:
-            try:
-                row.private_key_encrypted = fernet.rotate(row.private_key_encrypted.encode()).decode()
-            except InvalidToken:
-                raise KeyDecryptionError(row.kid) from None
-        audit.record("key_encryption_key_rotated", keys=len(rows))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return len(rows)
 
 

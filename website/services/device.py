@@ -7,6 +7,7 @@ from website.models.users import User
 from website.oauth2.device import is_possible_user_code, normalize_user_code
 from website.store import audit, throttle
 from website.store.device_codes import decide, query_user_code
+from website.store.groups import may_use_client
 
 
 class UserCodeRefused(ValueError):
@@ -37,6 +38,11 @@ def find_device_request(text: str, user: User) -> DeviceCode:
         raise UserCodeRefused("That code is not valid: it may have expired or been used already. "
                               "Check the code on your device, or start again there.")
     attempt.succeeded()
+    if not may_use_client(user.id, item.client_id):
+        audit.record("client_access_refused", user=user, client_id=item.client_id)
+        db.session.commit()
+        raise UserCodeRefused("This app is only for members of certain groups, and your account is in none of "
+                              "them. Ask an administrator if you need it.")
     return item
 
 

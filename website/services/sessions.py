@@ -12,8 +12,11 @@ from website.store import audit
 _LOGIN_FOR = "login_for_request"
 
 
-def log_in(user: User) -> None:
-    """Start a fresh session for the user (a new session on log-in prevents fixation)."""
+def log_in(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
+    """Start a fresh session for the user (a new session on log-in prevents fixation).
+
+    ``amr`` says how the person proved who they are (RFC 8176 values: ``pwd``, ``otp``,
+    ``hwk``, ``mfa``, ``fed``, ...); id_tokens of this session carry it."""
     login_for = session.get(_LOGIN_FOR)
     session.clear()
     if login_for is not None:
@@ -21,6 +24,7 @@ def log_in(user: User) -> None:
     session["user_id"] = user.id
     session["session_key"] = user.session_key()
     session["auth_time"] = now()
+    session["amr"] = list(amr)
     session.permanent = True
 
 

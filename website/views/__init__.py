@@ -2,9 +2,9 @@
 
 from urllib.parse import urlsplit
 
-from website.views import account, admin, api, auth, clients, device, logout, protocol
+from website.views import account, admin, api, auth, branding, clients, device, logout, protocol
 
-BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, device.bp)
+BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, device.bp)
 
 
 def url_host(uri: str) -> str:
@@ -20,3 +20,4 @@ def init_app(app) -> None:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.add_template_filter(url_host, "urlhost")
+    branding.init_app(app)
