@@ -241,3 +241,20 @@ def test_cli_and_registration_make_device_clients(app, idp, runner):
     assert registered.json()["grant_types"] == [DEVICE_CODE_GRANT_TYPE]
     codes = requests.post(f"{idp}/oauth/device/code", data={"client_id": registered.json()["client_id"]}, timeout=5)
     assert codes.status_code == 200 and codes.json()["user_code"]
+
+
+def test_client_groups_and_disabled_accounts_are_honoured(app, idp, runner, user, make_user, device_client):
+    assert runner.invoke(args=["create-group", "family"]).exit_code == 0
+    assert runner.invoke(args=["limit-client", device_client.client_id, "--group", "family"]).exit_code == 0
+    codes = start(idp, device_session(device_client))
+    browser = Browser(idp)
+    browser.login()
+    refused = browser.enter_user_code(f"{idp}/device", code=codes["user_code"])
+    assert refused.status_code == 400 and "only for members of certain groups" in refused.text
+    assert runner.invoke(args=["add-to-group", "family", "alice"]).exit_code == 0
+    browser.answer_device(browser.enter_user_code(f"{idp}/device", code=codes["user_code"]))
+    # Disabled after allowing: the device gets no tokens.
+    assert runner.invoke(args=["disable-user", "alice"]).exit_code == 0
+    session = device_session(device_client)
+    assert poll_error(idp, session, codes["device_code"]).error == "access_denied"
+    assert count_rows(app, Token) == 0
