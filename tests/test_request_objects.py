@@ -198,3 +198,10 @@ def test_turned_off(request_objects_off, idp, user, signing_client):
     pushed = requests.post(f"{idp}/oauth/par", auth=(client.client_id, secret),
                            data={"request": request_object(idp, client)}, timeout=5)
     assert pushed.status_code == 400 and pushed.json()["error"] == "request_not_supported"
+
+
+@pytest.mark.parametrize("client_id", [None, "no-such-client"])
+def test_a_request_object_without_a_known_client(idp, client_id):
+    query = {"request": "x.y.z", **({"client_id": client_id} if client_id else {})}
+    response = requests.get(f"{idp}/authorize?" + urlencode(query), allow_redirects=False, timeout=5)
+    assert response.status_code == 400 and "<code>invalid_client</code>" in response.text

@@ -20,7 +20,7 @@ import json
 import warnings
 from collections import defaultdict
 
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc9101 import JWTAuthenticationRequest
 from authlib.oauth2.rfc9101.errors import InvalidRequestObjectError, InvalidRequestUriError
@@ -125,7 +125,13 @@ class RequestObjects(JWTAuthenticationRequest):
             # joserfc warns that "none" is deprecated: it is accepted only from a client that
             # registered it (get_request_object_signing_algorithms).
             warnings.simplefilter("ignore", SecurityWarning)
-            super().parse_authorization_request(authorization_server, request)
+            try:
+                super().parse_authorization_request(authorization_server, request)
+            except InvalidClientError as error:
+                # Authlib answers a missing or unknown client_id with 404; the authorization
+                # endpoint's other client errors are 400 (a page, never a redirect).
+                error.status_code = 400
+                raise
         claims = request.payload.data
         client_id = query.get("client_id")
         if "iss" in claims and claims["iss"] != client_id:
