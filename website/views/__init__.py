@@ -2,9 +2,9 @@
 
 from urllib.parse import urlsplit
 
-from website.views import account, admin, api, auth, branding, clients, device, logout, protocol
+from website.views import account, admin, admin_api, api, auth, branding, clients, device, logout, protocol
 
-BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, device.bp)
+BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, admin_api.bp, device.bp)
 
 
 def url_host(uri: str) -> str:
