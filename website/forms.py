@@ -7,6 +7,7 @@ from wtforms import (
     BooleanField,
     HiddenField,
     PasswordField,
+    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -17,6 +18,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
+from website.models.groups import name_problem
 from website.models.usernames import normalize_username, username_problem
 from website.oauth2.client_metadata import (
     AUTH_METHODS,
@@ -222,6 +224,68 @@ class BrandingForm(FlaskForm):
     def validate_primary_color(self, field):
         if problem := color_problem(field.data or ""):
             raise ValidationError(problem)
+
+
+class AdminUserForm(FlaskForm):
+    """An administrator edits a person's profile."""
+
+    name = StringField("Full name", filters=[strip_text], validators=[Optional(), Length(max=100)])
+    email = StringField("Email", filters=[strip_text], validators=[Optional(), Length(max=254), EMAIL_RULE])
+    email_verified = BooleanField("The address is verified")
+    submit = SubmitField("Save profile")
+
+
+class DeleteUserForm(FlaskForm):
+    """What happens to the clients of a person being deleted, chosen explicitly."""
+
+    clients = RadioField("Their clients", choices=[SelectChoice("delete", "Delete them with the account"),
+                                                  SelectChoice("transfer", "Give them to another person")],
+                         validators=[Optional()])
+    heir = StringField("Username of the new owner", filters=[strip_text], validators=[Optional(), Length(max=40)])
+    submit = SubmitField("Delete user")
+
+
+class TransferOwnerForm(FlaskForm):
+    owner = StringField("New owner (username; empty: nobody)", filters=[strip_text],
+                        validators=[Optional(), Length(max=40)])
+    submit = SubmitField("Change owner")
+
+
+class GroupForm(FlaskForm):
+    name = StringField("Name", filters=[strip_text], validators=[DataRequired(), Length(max=64)])
+    description = StringField("Description", filters=[strip_text], validators=[Optional(), Length(max=200)])
+    submit = SubmitField("Create group")
+
+    def validate_name(self, field):
+        if problem := name_problem(field.data or ""):
+            raise ValidationError(problem)
+
+
+class MemberForm(FlaskForm):
+    username = StringField("Username", filters=[strip_text], validators=[DataRequired(), Length(max=40)])
+    submit = SubmitField("Add")
+
+
+class RoleForm(FlaskForm):
+    name = StringField("Role name", filters=[strip_text], validators=[DataRequired(), Length(max=64)])
+    description = StringField("What it allows", filters=[strip_text], validators=[Optional(), Length(max=200)])
+    submit = SubmitField("Add role")
+
+    def validate_name(self, field):
+        if problem := name_problem(field.data or "", "A role name"):
+            raise ValidationError(problem)
+
+
+class AssignRoleForm(FlaskForm):
+    role = SelectField("Role", choices=[])
+    holder = StringField("Username, or group: followed by a group name", filters=[strip_text],
+                         validators=[DataRequired(), Length(max=80)])
+    submit = SubmitField("Give role")
+
+
+class AllowedGroupsForm(FlaskForm):
+    groups = MultiCheckboxField("Only members of these groups may use it (none ticked: everyone)", choices=[])
+    submit = SubmitField("Save who may use it")
 
 
 class ConfirmForm(FlaskForm):

@@ -88,7 +88,7 @@ def show_secret(client_id: str, token: str):
 def edit(client_id: str):
     """Change a client's settings; a client that starts using a secret gets a new one."""
     client = get_own_client(client_id)
-    form = ClientForm(data=_form_data(client))
+    form = ClientForm(data=client_form_data(client))
     if (metadata := validated_metadata(form)) is not None:
         had_secret = client.has_secret
         client.set_client_metadata({**client.extra_metadata, **metadata})
@@ -149,7 +149,8 @@ def _redirect_to_new_secret(client: OAuth2Client, secret: str | None):
     return redirect(url_for("clients.show_secret", client_id=client.client_id, token=token), 303)
 
 
-def _form_data(client: OAuth2Client) -> dict:
+def client_form_data(client: OAuth2Client) -> dict:
+    """The client form filled with the client's settings."""
     return {
         "client_name": client.client_name,
         "client_uri": client.client_uri,
