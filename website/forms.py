@@ -27,6 +27,7 @@ from website.oauth2.client_metadata import (
     LEGACY_GRANT_TYPES,
     REQUEST_OBJECT_ALGS,
     RESPONSE_TYPE_GRANTS,
+    TOKEN_EXCHANGE,
 )
 from website.oauth2.keys import USERINFO_SIGNING_ALGS
 from website.services.branding import color_problem, logo_problem
@@ -53,6 +54,7 @@ GRANT_LABELS = {
     "implicit": "Implicit (legacy, discouraged) — tokens in the URL; use the code flow instead",
     "password": "Password (legacy, discouraged) — the app sees the user's password",
     DEVICE_GRANT: "Device code — for TVs, consoles and tools without a browser: people type a code at /device",
+    TOKEN_EXCHANGE: "Token exchange (RFC 8693) — a service swaps a user's token for one to another API",
 }
 
 
@@ -134,6 +136,8 @@ class ClientForm(FlaskForm):
                    for alg in REQUEST_OBJECT_ALGS)],
         default="",
     )
+    dpop_bound_access_tokens = BooleanField("DPoP: the app always proves its key (RFC 9449); "
+                                            "token requests without a DPoP proof are refused")
     jwks_uri = StringField("JWKS URL (private_key_jwt)", validators=[Optional(), Length(max=2000)])
     jwks = TextAreaField("JWKS, public keys as JSON (private_key_jwt, instead of a URL)",
                          validators=[Length(max=20000)])
@@ -165,6 +169,7 @@ class ClientForm(FlaskForm):
             "strict_auth_method": bool(self.strict_auth_method.data),
             "require_pushed_authorization_requests": bool(self.require_pushed_authorization_requests.data),
             "request_object_signing_alg": self.request_object_signing_alg.data,
+            "dpop_bound_access_tokens": bool(self.dpop_bound_access_tokens.data),
             "jwks_uri": self.jwks_uri.data,
             "jwks": _json_or_text(self.jwks.data),
             "access_token_lifetime": (self.access_token_lifetime.data or "").strip() or None,

@@ -1,7 +1,7 @@
 """device codes (RFC 8628) and pushed authorization requests (RFC 9126)
 
 Revision ID: 1601_device_par
-Revises: 2103_user_disabled_at
+Revises: 1701_dpop_token_exchange
 Create Date: 2026-12-02 05:30:00
 
 Two new tables of requests waiting for a browser. Codes and request_uris are kept as their
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '1601_device_par'
-down_revision = '2103_user_disabled_at'
+down_revision = '1701_dpop_token_exchange'
 branch_labels = None
 depends_on = None
 

@@ -68,6 +68,9 @@ def create_initial_access_token_command(expires_in):
               type=click.Choice(REQUEST_OBJECT_ALGS),
               help="The one algorithm the client signs request objects with (default: any supported; "
                    "'none' accepts them unsigned).")
+@click.option("--dpop-bound", is_flag=True,
+              help="The client always sends DPoP proofs (RFC 9449 dpop_bound_access_tokens): token "
+                   "requests without one are refused.")
 @click.option("--jwks-file", type=click.File("r"), default=None,
               help="For private_key_jwt and signed request objects: a file holding the client's public JWKS (JSON).")
 @click.option("--jwks-uri", default=None,
@@ -79,7 +82,7 @@ def create_initial_access_token_command(expires_in):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
                           response_types, scope, userinfo_alg, auth_method, strict_auth_method, require_par,
-                          request_object_alg, jwks_file, jwks_uri, owner, access_token_lifetime,
+                          request_object_alg, dpop_bound, jwks_file, jwks_uri, owner, access_token_lifetime,
                           refresh_token_lifetime, id_token_lifetime, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
@@ -97,6 +100,7 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         "strict_auth_method": strict_auth_method,
         "require_pushed_authorization_requests": require_par,
         "request_object_signing_alg": request_object_alg,
+        "dpop_bound_access_tokens": dpop_bound,
         "jwks_uri": jwks_uri,
         "access_token_lifetime": access_token_lifetime,
         "refresh_token_lifetime": refresh_token_lifetime,

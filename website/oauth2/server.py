@@ -22,6 +22,7 @@ from website.oauth2.claims import ClaimsParameter
 from website.oauth2.client_metadata import token_lifetime
 from website.oauth2.compat import JsonBodyRequest, has_json_body, issuer_parameter, json_body_parameters
 from website.oauth2.device import DeviceAuthorizationEndpoint, DeviceCodeGrant, OpenIDDeviceToken
+from website.oauth2.dpop import DPoPBinding, dpop_jkt_parameter
 from website.oauth2.endpoints import EndSessionEndpoint, IntrospectionEndpoint, RevocationEndpoint
 from website.oauth2.grants import (
     AuthorizationCodeGrant,
@@ -33,6 +34,7 @@ from website.oauth2.grants import (
     save_token,
 )
 from website.oauth2.keys import KeyRing
+from website.oauth2.token_exchange import TokenExchangeGrant
 from website.oauth2.oidc import (
     OpenIDCode,
     OpenIDHybridGrant,
@@ -148,18 +150,23 @@ def init_app(app) -> AuthorizationServer:
     # that issue id_tokens take OpenID Connect's claims parameter. Every authorization-endpoint
     # grant refuses a request_uri of another server (and ``request`` while request objects are
     # off: OIDC Core §6) and, for a client that must use PAR, a request that was not pushed.
+    # Every token-endpoint grant binds its tokens to the key of a DPoP proof (RFC 9449), and
+    # the grants that issue codes take dpop_jkt.
     checks = [refuse_request_objects, require_pushed_requests]
     server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), OpenIDCode(), *checks,
-                                                   ResourceIndicators(), ClaimsParameter()])
+                                                   ResourceIndicators(), ClaimsParameter(), dpop_jkt_parameter,
+                                                   DPoPBinding()])
     server.register_grant(ImplicitGrant, [*checks, ResourceIndicators()])
-    server.register_grant(PasswordGrant, [ResourceIndicators()])
-    server.register_grant(ClientCredentialsGrant, [ResourceIndicators()])
-    server.register_grant(RefreshTokenGrant, [OpenIDRefresh(), ResourceIndicators()])
+    server.register_grant(PasswordGrant, [ResourceIndicators(), DPoPBinding()])
+    server.register_grant(ClientCredentialsGrant, [ResourceIndicators(), DPoPBinding()])
+    server.register_grant(RefreshTokenGrant, [OpenIDRefresh(), ResourceIndicators(), DPoPBinding()])
     server.register_grant(OpenIDImplicitGrant, [*checks, ResourceIndicators(), ClaimsParameter()])
     server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), *checks,
-                                              ResourceIndicators(), ClaimsParameter()])
+                                              ResourceIndicators(), ClaimsParameter(), dpop_jkt_parameter])
+    if app.config["OAUTH2_TOKEN_EXCHANGE"]:
+        server.register_grant(TokenExchangeGrant, [DPoPBinding()])
     if app.config["OAUTH2_DEVICE_FLOW"]:
-        server.register_grant(DeviceCodeGrant, [OpenIDDeviceToken()])
+        server.register_grant(DeviceCodeGrant, [OpenIDDeviceToken(), DPoPBinding()])
         server.register_endpoint(DeviceAuthorizationEndpoint)
     if app.config["OAUTH2_PAR"]:
         server.register_endpoint(PushedAuthorizationEndpoint)
