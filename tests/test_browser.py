@@ -456,6 +456,20 @@ def tour(page, make_user, make_client, fake_app):
     phone = page.context.browser.new_context(base_url=origin, user_agent=IPHONE_SAFARI)
     log_in(phone.new_page(), "grace")  # a second session, for the sessions list
     phone.close()
+
+    # The device flow: a TV app's code, typed (prefilled here) at /device, then Allow.
+    tv, _ = make_client(client_name="Living Room TV", grant_types=["urn:ietf:params:oauth:grant-type:device_code"],
+                        redirect_uris=[], token_endpoint_auth_method="none", scope="openid profile")
+    codes = page.request.post("/oauth/device/code", form={"client_id": tv.client_id, "scope": "openid profile"}).json()
+    # verification_uri_complete, on the live server (the test issuer names no port).
+    page.goto(urlsplit(codes["verification_uri_complete"])._replace(scheme="", netloc="").geturl())
+    yield "device-code"
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator(".user-code")).to_have_text(codes["user_code"])
+    yield "device-consent"
+    page.get_by_role("button", name="Allow").click()
+    expect(page.get_by_role("heading", name="Your device is connected")).to_be_visible()
+    yield "device-done"
     page.goto("/account/")
     expect(page.get_by_role("button", name="Sign out Safari 17 on iOS")).to_be_visible()
     yield "account"

@@ -24,11 +24,13 @@ FUZZ = settings(max_examples=50, deadline=None,
 #: Names the endpoints read, so random requests reach past the first check.
 KNOWN_NAMES = ["id_token_hint", "post_logout_redirect_uri", "returnTo", "audience", "resource", "grant_type", "code", "redirect_uri", "client_id", "client_secret", "code_verifier",
                "refresh_token", "scope", "username", "password", "token", "token_type_hint",
-               "response_type", "state", "code_challenge", "code_challenge_method", "nonce", "prompt"]
+               "response_type", "state", "code_challenge", "code_challenge_method", "nonce", "prompt",
+               "device_code", "request_uri", "request"]
 KNOWN_VALUES = ["authorization_code", "refresh_token", "client_credentials", "password", "implicit",
                 "code", "token", "S256", "plain", "openid profile", "profile", "access_token", "",
                 "https://app.example.com/callback", "javascript:alert(1)", "//evil.com", "%00", "\x00",
-                "é", "\ud7ff", "a" * 5000]
+                "é", "\ud7ff", "a" * 5000, "urn:ietf:params:oauth:grant-type:device_code",
+                "urn:ietf:params:oauth:request_uri:x", "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9."]
 
 
 def form_pairs(data, client_id: str, secret: str):
@@ -80,7 +82,7 @@ def body_for(data, pairs):
 
 def check_json_error(response, ctx) -> None:
     """RFC 6749 §5.2: a JSON object with an ``error`` string, never cached."""
-    if response.status_code == 200:
+    if response.status_code in (200, 201):  # 201: a pushed authorization request
         return
     assert 400 <= response.status_code < 500, response.get_data(as_text=True)[:300]
     assert response.mimetype == "application/json"
@@ -140,6 +142,8 @@ PROTOCOL_TARGETS = {
     "userinfo": Target("GET", "/oauth/userinfo", check_bearer_error, query=True),
     "userinfo_post": Target("POST", "/oauth/userinfo", check_bearer_error),
     "register": Target("POST", "/oauth/register", check_json_error),
+    "device_authorization": Target("POST", "/oauth/device/code", check_json_error),
+    "par": Target("POST", "/oauth/par", check_json_error),
     "logout": Target("GET", "/oauth/logout", check_page_or_local_redirect, query=True),
     "auth0_logout": Target("GET", "/v2/logout", check_page_or_local_redirect, query=True),
 }
@@ -149,7 +153,7 @@ PROTOCOL_TARGETS = {
 def fuzz_context(make_client, make_user):
     make_user()
     client, secret = make_client(grant_types=["authorization_code", "refresh_token", "client_credentials",
-                                              "password"])
+                                              "password", "urn:ietf:params:oauth:grant-type:device_code"])
     return {"client_id": client.client_id, "secret": secret, "redirect_uris": client.redirect_uris}
 
 
@@ -187,6 +191,7 @@ FORM_TARGETS = {
     "signup": ("/signup", ["username", "email", "password", "confirm"], False),
     "client_create": ("/clients/new", ["client_name", "client_uri", "logo_uri", "redirect_uris", "grant_types",
                                        "scope", "token_endpoint_auth_method", "contacts"], True),
+    "device": ("/device", ["user_code", "allow", "deny"], True),
 }
 
 FORM_VALUES = st.sampled_from(["", "alice", "correct horse battery", "a@b.co", "https://a.example/cb",

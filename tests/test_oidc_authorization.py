@@ -101,15 +101,21 @@ def test_unknown_client_gets_a_page_not_a_redirect(idp):
     assert "invalid_client" in response.text
 
 
+@pytest.fixture
+def no_request_objects(app_config):
+    app_config["OAUTH2_REQUEST_OBJECTS"] = False
+
+
 @pytest.mark.parametrize("parameter, value, error, response_type", [
     ("request", "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9.", "request_not_supported", "code"),
     ("request", "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9.", "request_not_supported", "id_token token"),
     ("request_uri", "https://app.example.com/request.jwt", "request_uri_not_supported", "code"),
     ("request_uri", "https://app.example.com/request.jwt", "request_uri_not_supported", "code id_token"),
 ])
-def test_request_objects_are_refused_not_ignored(idp, user, oidc_client, parameter, value, error,
-                                                 response_type):
-    # OIDC Core §6.1, §6.2: an OP without request objects answers with these errors.
+def test_request_objects_are_refused_not_ignored(no_request_objects, idp, user, oidc_client, parameter, value,
+                                                 error, response_type):
+    # OIDC Core §6.1, §6.2: an OP without request objects (turned off; a request_uri on another
+    # server is never fetched, on or off) answers with these errors.
     client, _ = oidc_client
     browser = Browser(idp)
     browser.login()

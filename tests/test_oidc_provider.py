@@ -47,9 +47,10 @@ def test_discovery_lists_only_what_the_server_accepts(https_issuer, test_client,
     assert set(doc["token_endpoint_auth_methods_supported"]) == set(AUTH_METHODS)
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
     assert doc["authorization_response_iss_parameter_supported"] is True
-    # Request objects are refused at the authorization endpoint; without these two
-    # entries clients would assume request_uri is supported (its default is true).
-    assert doc["request_parameter_supported"] is False
+    # Request objects by value (and pushed); a request_uri on another server is never
+    # fetched, and without this entry clients would assume it is (its default is true).
+    assert doc["request_parameter_supported"] is True
+    assert doc["request_object_signing_alg_values_supported"] == ["RS256", "PS256", "ES256", "Ed25519", "none"]
     assert doc["request_uri_parameter_supported"] is False
     assert doc["scopes_supported"] == app.config["OAUTH2_SCOPES_SUPPORTED"].split()
     # Every listed grant and response type can be registered by a client.

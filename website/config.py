@@ -57,6 +57,22 @@ DEFAULTS = {
     # off, run `flask deliver-logouts` from cron instead.
     "LOGOUT_DELIVERY_WORKER": True,
     "LOGOUT_DELIVERY_POLL_INTERVAL": 1,
+    # The device authorization grant (RFC 8628): on, off. Device and user codes live
+    # OAUTH2_DEVICE_CODE_LIFETIME seconds; a device polls at most every OAUTH2_DEVICE_INTERVAL.
+    "OAUTH2_DEVICE_FLOW": True,
+    "OAUTH2_DEVICE_CODE_LIFETIME": 600,
+    "OAUTH2_DEVICE_INTERVAL": 5,
+    # Wrong user codes typed at /device, per person and per address, before a lockout
+    # (THROTTLE_WINDOW, THROTTLE_LOCKOUT).
+    "THROTTLE_USER_CODE_LIMIT": 10,
+    # Pushed authorization requests (RFC 9126): on, off; how long a request_uri lives before
+    # the browser brings it; whether every client must push its requests.
+    "OAUTH2_PAR": True,
+    "OAUTH2_PAR_LIFETIME": 90,
+    "OAUTH2_REQUIRE_PAR": False,
+    # Request objects (RFC 9101, OpenID Connect Core §6): the request parameter, by value and
+    # pushed, signed with the client's registered keys.
+    "OAUTH2_REQUEST_OBJECTS": True,
     # DPoP (RFC 9449): clients may bind tokens to a key they prove with each request. Off: no
     # DPoP in discovery, and a DPoP proof is refused.
     "OAUTH2_DPOP": True,

@@ -5,6 +5,7 @@ import json
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    HiddenField,
     PasswordField,
     RadioField,
     SelectField,
@@ -21,8 +22,10 @@ from website.models.groups import name_problem
 from website.models.usernames import normalize_username, username_problem
 from website.oauth2.client_metadata import (
     AUTH_METHODS,
+    DEVICE_GRANT,
     GRANT_TYPES,
     LEGACY_GRANT_TYPES,
+    REQUEST_OBJECT_ALGS,
     RESPONSE_TYPE_GRANTS,
     TOKEN_EXCHANGE,
 )
@@ -50,6 +53,7 @@ GRANT_LABELS = {
     "client_credentials": "Client credentials — for services acting on their own behalf",
     "implicit": "Implicit (legacy, discouraged) — tokens in the URL; use the code flow instead",
     "password": "Password (legacy, discouraged) — the app sees the user's password",
+    DEVICE_GRANT: "Device code — for TVs, consoles and tools without a browser: people type a code at /device",
     TOKEN_EXCHANGE: "Token exchange (RFC 8693) — a service swaps a user's token for one to another API",
 }
 
@@ -124,6 +128,15 @@ class ClientForm(FlaskForm):
     )
     strict_auth_method = BooleanField("Strict: accept only this secret method (not both Basic and POST body)")
     require_mfa = BooleanField("Require a second factor: people sign in to this app with two-step sign-in")
+    require_pushed_authorization_requests = BooleanField(
+        "Require pushed authorization requests (PAR): refuse requests the app did not push first")
+    request_object_signing_alg = SelectField(
+        "Request objects",
+        choices=[SelectChoice("", "Signed with any supported algorithm"),
+                 *(SelectChoice(alg, "Unsigned (alg none) — not recommended" if alg == "none" else f"Signed with {alg} only")
+                   for alg in REQUEST_OBJECT_ALGS)],
+        default="",
+    )
     dpop_bound_access_tokens = BooleanField("DPoP: the app always proves its key (RFC 9449); "
                                             "token requests without a DPoP proof are refused")
     jwks_uri = StringField("JWKS URL (private_key_jwt)", validators=[Optional(), Length(max=2000)])
@@ -160,6 +173,8 @@ class ClientForm(FlaskForm):
             "userinfo_signed_response_alg": self.userinfo_signed_response_alg.data,
             "strict_auth_method": bool(self.strict_auth_method.data),
             "require_mfa": bool(self.require_mfa.data),
+            "require_pushed_authorization_requests": bool(self.require_pushed_authorization_requests.data),
+            "request_object_signing_alg": self.request_object_signing_alg.data,
             "dpop_bound_access_tokens": bool(self.dpop_bound_access_tokens.data),
             "jwks_uri": self.jwks_uri.data,
             "jwks": _json_or_text(self.jwks.data),
@@ -187,6 +202,22 @@ def _json_or_text(text: str | None):
 
 
 class ConsentForm(FlaskForm):
+    allow = SubmitField("Allow")
+    deny = SubmitField("Deny")
+
+
+class UserCodeForm(FlaskForm):
+    """The code a device shows, typed at /device."""
+
+    user_code = StringField("Code", validators=[DataRequired(message="Type the code your device shows."),
+                                                 Length(max=40)])
+    submit = SubmitField("Continue")
+
+
+class DeviceConsentForm(FlaskForm):
+    """Allow or Deny a device, for the user code checked on the page before."""
+
+    user_code = HiddenField(validators=[DataRequired(), Length(max=40)])
     allow = SubmitField("Allow")
     deny = SubmitField("Deny")
 

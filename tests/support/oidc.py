@@ -3,6 +3,7 @@ signs up and presses Allow on the real pages, and hands back the redirect to the
 
 import base64
 import hashlib
+import re
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
@@ -60,6 +61,32 @@ class Browser:
             else:
                 raise AssertionError(f"{response.status_code} at {response.url}: {response.text[:500]}")
         raise AssertionError("too many steps")
+
+    def enter_user_code(self, url: str, username="alice", password=PASSWORD, code: str | None = None):
+        """Open a device verification URL (/device, or with ?user_code= prefilled), log in when
+        asked, and submit the code form (the prefilled code unless ``code``); return the page
+        that follows (the device consent page when the code is right)."""
+        page = self.session.get(url, allow_redirects=False)
+        if page.is_redirect:
+            login_url = urljoin(url, page.headers["Location"])
+            assert urlsplit(login_url).path == "/login", login_url
+            back = self._submit_login(login_url, username, password)
+            assert back.status_code == 302, back.text[:300]
+            page = self.session.get(urljoin(url, back.headers["Location"]), allow_redirects=False)
+        assert page.status_code == 200, page.text[:300]
+        prefilled = query_params(url).get("user_code", "") if "?" in url else ""
+        return self.session.post(self.base + "/device", data={
+            "csrf_token": csrf_token(page.text), "user_code": prefilled if code is None else code},
+            headers=_referer(page.url), allow_redirects=False)
+
+    def answer_device(self, consent_page, allow=True):
+        """Press Allow (or Deny) on the device consent page; return the page that follows."""
+        assert consent_page.status_code == 200 and 'name="allow"' in consent_page.text, consent_page.text[:500]
+        user_code = re.search(r'name="user_code" type="hidden" value="([^"]*)"', consent_page.text).group(1)
+        button = {"allow": "Allow"} if allow else {"deny": "Deny"}
+        return self.session.post(self.base + "/device", data={
+            "csrf_token": csrf_token(consent_page.text), "user_code": user_code, **button},
+            headers=_referer(consent_page.url), allow_redirects=False)
 
     def _submit_login(self, url, username, password):
         page = self.session.get(url)

@@ -14,6 +14,7 @@ from website.models.clients import InitialAccessToken, OAuth2Client
 from website.oauth2.client_metadata import (
     AUTH_METHODS,
     GRANT_TYPES,
+    REQUEST_OBJECT_ALGS,
     RESPONSE_TYPE_GRANTS,
     ClientMetadataError,
     validate_client_metadata,
@@ -63,12 +64,19 @@ def create_initial_access_token_command(expires_in):
               help="Accept only the registered secret method (Basic or body), not the other.")
 @click.option("--require-mfa", is_flag=True,
               help="People sign in to this app with a second factor (set up at sign-in if they have none).")
+@click.option("--require-par", is_flag=True,
+              help="Accept only authorization requests the client pushed first (RFC 9126 PAR).")
+@click.option("--request-object-signing-alg", "request_object_alg", default=None,
+              type=click.Choice(REQUEST_OBJECT_ALGS),
+              help="The one algorithm the client signs request objects with (default: any supported; "
+                   "'none' accepts them unsigned).")
 @click.option("--dpop-bound", is_flag=True,
               help="The client always sends DPoP proofs (RFC 9449 dpop_bound_access_tokens): token "
                    "requests without one are refused.")
 @click.option("--jwks-file", type=click.File("r"), default=None,
-              help="For private_key_jwt: a file holding the client's public JWKS (JSON).")
-@click.option("--jwks-uri", default=None, help="For private_key_jwt: the URL of the client's public JWKS.")
+              help="For private_key_jwt and signed request objects: a file holding the client's public JWKS (JSON).")
+@click.option("--jwks-uri", default=None,
+              help="For private_key_jwt and signed request objects: the URL of the client's public JWKS.")
 @click.option("--backchannel-logout-uri", default=None,
               help="Where a signed logout_token is POSTed when a session that signed in to the client ends.")
 @click.option("--backchannel-logout-session-required", is_flag=True,
@@ -85,7 +93,7 @@ def create_initial_access_token_command(expires_in):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
                           response_types, scope, userinfo_alg, auth_method, strict_auth_method, require_mfa,
-                          dpop_bound, jwks_file, jwks_uri, backchannel_logout_uri,
+                          require_par, request_object_alg, dpop_bound, jwks_file, jwks_uri, backchannel_logout_uri,
                           backchannel_logout_session_required, frontchannel_logout_uri,
                           frontchannel_logout_session_required, owner, access_token_lifetime, refresh_token_lifetime,
                           id_token_lifetime, as_json):
@@ -104,6 +112,8 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         "token_endpoint_auth_method": auth_method,
         "strict_auth_method": strict_auth_method,
         "require_mfa": require_mfa,
+        "require_pushed_authorization_requests": require_par,
+        "request_object_signing_alg": request_object_alg,
         "dpop_bound_access_tokens": dpop_bound,
         "jwks_uri": jwks_uri,
         "backchannel_logout_uri": backchannel_logout_uri,

@@ -11,6 +11,7 @@ from website.models.base import now
 from website.models.clients import SecretView
 from website.models.grants import AuthorizationCode, Token
 from website.models.sessions import LogoutDelivery
+from website.models.pending import DeviceCode, PushedAuthorizationRequest
 from website.oauth2.keys import (
     KeyDecryptionError,
     check_private_keys,
@@ -43,8 +44,8 @@ def initdb_command():
 @click.command("purge-expired")
 @with_appcontext
 def purge_expired_command():
-    """Delete expired authorization codes, tokens, unopened secret views and the rows of ended
-    or expired sessions; print how many."""
+    """Delete expired authorization codes, device codes, pushed requests, tokens, unopened
+    secret views and the rows of ended or expired sessions; print how many."""
     stamp = now()
     codes = _purge(AuthorizationCode, AuthorizationCode.expires_at <= stamp)
     # A token row is dead once its access token has expired and its refresh token
@@ -59,6 +60,9 @@ def purge_expired_command():
             Token.refresh_token_expires_at <= stamp),
     )
     click.echo(f"Deleted {codes} expired authorization codes and {tokens} expired tokens.")
+    if pending := (_purge(DeviceCode, DeviceCode.expires_at <= stamp)
+                   + _purge(PushedAuthorizationRequest, PushedAuthorizationRequest.expires_at <= stamp)):
+        click.echo(f"Deleted {pending} expired device codes and pushed authorization requests.")
     if views := _purge(SecretView, SecretView.expires_at <= stamp):
         click.echo(f"Deleted {views} new client secrets nobody opened in time.")
     if sessions := purge_ended_sessions(PURGE_BATCH_SIZE):

@@ -37,6 +37,9 @@ class ProtocolEndpoint:
     advertise: str | None = None
     #: CORS for browser apps (``cors.py``): "any" origin, the calling "client"'s origins, or None.
     cors: str | None = None
+    #: The boolean setting that turns the endpoint on; while it is off the endpoint answers
+    #: 404 and discovery does not list it.
+    setting: str | None = None
 
 
 #: View function -> its declaration, filled by the decorator at import time.
@@ -45,10 +48,10 @@ _DECLARED: dict[object, ProtocolEndpoint] = {}
 
 def protocol_endpoint(*content_types: str, client_auth: bool = False, body_error: str = "invalid_request",
                       json: bool = True, csrf_exempt: bool | None = None, advertise: str | None = None,
-                      cors: str | None = None):
+                      cors: str | None = None, setting: str | None = None):
     """Declare a view a protocol endpoint (put it below ``@bp.route``)."""
     spec = ProtocolEndpoint(tuple(content_types), client_auth, body_error, json,
-                            json if csrf_exempt is None else csrf_exempt, advertise, cors)
+                            json if csrf_exempt is None else csrf_exempt, advertise, cors, setting)
 
     def decorate(view):
         _DECLARED[view] = spec
@@ -86,7 +89,12 @@ def is_json_endpoint(endpoint: str | None) -> bool:
 def advertised_endpoints() -> dict[str, str]:
     """Discovery metadata name -> Flask endpoint name, for every advertised endpoint."""
     return {spec.advertise: name for name, spec in current_app.extensions["protocol_endpoints"].items()
-            if spec.advertise}
+            if spec.advertise and is_enabled(spec)}
+
+
+def is_enabled(spec: ProtocolEndpoint) -> bool:
+    """Tell whether the endpoint is on (an endpoint without a setting always is)."""
+    return spec.setting is None or bool(current_app.config[spec.setting])
 
 
 def current_endpoint() -> str | None:

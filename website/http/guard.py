@@ -5,10 +5,10 @@ import base64
 import binascii
 from urllib.parse import unquote_to_bytes
 
-from flask import current_app, render_template, request
+from flask import abort, current_app, render_template, request
 from werkzeug.routing import IntegerConverter
 
-from website.http.endpoints import FORM, JSON, ProtocolEndpoint, spec_for
+from website.http.endpoints import FORM, JSON, ProtocolEndpoint, is_enabled, spec_for
 from website.http.errors import ProtocolInputError, json_error, printable
 
 #: Parameters whose syntax is ASCII VSCHAR (%x20-7E) per RFC 6749 Appendix A, RFC 7636 §4 and
@@ -150,6 +150,8 @@ def guard_protocol_request():
     spec = spec_for(request.endpoint)
     if spec is None:
         return None
+    if not is_enabled(spec):
+        abort(404)  # a feature turned off is not there at all
     try:
         check_protocol_request(spec)
     except ProtocolInputError as error:

@@ -20,6 +20,7 @@ from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMe
 from website.models.keys import SigningKey
 from website.models.mfa import RecoveryCode, TotpFactor
 from website.models.passkeys import Passkey, WebAuthnChallenge
+from website.models.pending import DeviceCode, PushedAuthorizationRequest
 from website.models.sessions import LogoutDelivery, UserSession, new_session_id
 from website.models.settings import SiteSetting
 from website.models.throttle import ThrottleCounter
@@ -27,8 +28,9 @@ from website.models.users import Subject, User
 
 __all__ = [
     "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti", "ClientRole",
-    "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "LogoutDelivery", "OAuth2Client",
-    "Passkey", "RecoveryCode", "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey",
-    "SiteSetting", "SpentJti", "Subject", "ThrottleCounter", "Token", "TokenState", "TotpFactor", "User",
-    "UserSession", "WebAuthnChallenge", "db", "hash_secret", "new_session_id", "now", "utcnow",
+    "Consent", "DeviceCode", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "LogoutDelivery",
+    "OAuth2Client", "Passkey", "PushedAuthorizationRequest", "RecoveryCode", "RegistrationAccessToken",
+    "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "SpentJti", "Subject", "ThrottleCounter", "Token",
+    "TokenState", "TotpFactor", "User", "UserSession", "WebAuthnChallenge", "db", "hash_secret", "new_session_id",
+    "now", "utcnow",
 ]

@@ -8,15 +8,19 @@ from flask import current_app
 
 from website.http.cors import origin_of
 from website.models.redirect_uris import validate_redirect_uri, validate_web_uri
-from website.oauth2.client_keys import jwks_problem, jwks_uri_problem
+from website.oauth2.client_keys import SIGNING_ALGS, jwks_problem, jwks_uri_problem
 from website.oauth2.keys import USERINFO_SIGNING_ALGS
 from website.oauth2.scopes import supported_scopes
+
+#: The device authorization grant (RFC 8628 §3.4), for devices without a browser.
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 #: RFC 8693 token exchange.
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit", "password", TOKEN_EXCHANGE)
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit", "password", TOKEN_EXCHANGE,
+               DEVICE_GRANT)
 
 
 #: Kept for existing clients only: off by default in the form, labelled as discouraged.
@@ -129,6 +133,8 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
     # turns it off, and registration answers leave it out.
     metadata["require_mfa"] = True if _require_mfa(data) else None
     metadata.update(_logout_notification_metadata(data, metadata["redirect_uris"]))
+    metadata["require_pushed_authorization_requests"] = _flag(data, "require_pushed_authorization_requests")
+    metadata["request_object_signing_alg"] = _request_object_alg(data, metadata)
     metadata["dpop_bound_access_tokens"] = _dpop_bound(data)
     for kind in TOKEN_KINDS:
         metadata[f"{kind}_lifetime"] = _lifetime(data, kind)
@@ -221,6 +227,36 @@ def _require_mfa(data: dict) -> bool:
     return True
 
 
+def _flag(data: dict, field: str) -> bool | None:
+    """A boolean metadata value, kept only when true (absent means false, RFC 9126 §6)."""
+    value = data.get(field)
+    if value is None or value is False:
+        return None
+    if value is not True:
+        raise ClientMetadataError(field, f"{field} must be true or false.")
+    return True
+
+
+#: What a client may register as request_object_signing_alg (OpenID Connect Registration §2).
+REQUEST_OBJECT_ALGS = (*SIGNING_ALGS, "none")
+
+
+def _request_object_alg(data: dict, metadata: dict) -> str | None:
+    """The one algorithm the client signs request objects with; ``none`` registers that it
+    sends them unsigned. Absent: any of SIGNING_ALGS, never ``none``."""
+    alg = data.get("request_object_signing_alg")
+    if alg is None or alg == "":
+        return None
+    if alg not in REQUEST_OBJECT_ALGS:
+        raise ClientMetadataError("request_object_signing_alg",
+                                  f"request_object_signing_alg must be one of: {', '.join(REQUEST_OBJECT_ALGS)}.")
+    if alg != "none" and not metadata.get("jwks") and not metadata.get("jwks_uri"):
+        raise ClientMetadataError("request_object_signing_alg",
+                                  "Signed request objects are checked with the client's public keys: "
+                                  "register jwks or jwks_uri.")
+    return alg
+
+
 def _dpop_bound(data: dict) -> bool | None:
     """RFC 9449 §5.2 ``dpop_bound_access_tokens``: the client always sends DPoP proofs, and a
     token request without one is refused. Kept only when true."""
@@ -241,6 +277,8 @@ def _grant_types(data: dict, method: str) -> list[str]:
             raise ClientMetadataError("grant_types", f"Unsupported grant type: {grant}.")
     if not grant_types:
         raise ClientMetadataError("grant_types", "Choose at least one grant type.")
+    if DEVICE_GRANT in grant_types and not current_app.config["OAUTH2_DEVICE_FLOW"]:
+        raise ClientMetadataError("grant_types", "The device flow is turned off on this server (OAUTH2_DEVICE_FLOW).")
     if method == "none":
         for grant in grant_types:
             if grant in CONFIDENTIAL_ONLY_GRANTS:

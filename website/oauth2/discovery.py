@@ -15,6 +15,7 @@ from website.oauth2.dpop import enabled as dpop_enabled
 from website.oauth2.grants import pkce_methods
 from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer
 from website.oauth2.oidc import ID_TOKEN_CLAIMS, PROMPT_VALUES, SCOPE_CLAIMS
+from website.oauth2.request_objects import REQUEST_OBJECT_ALGS
 from website.oauth2.response_modes import RESPONSE_MODES
 
 DISCOVERY_MAX_AGE = 3600
@@ -57,7 +58,11 @@ def server_metadata(server, issuer: str) -> dict:
     metadata["acr_values_supported"] = list(ACR_VALUES)
     metadata["prompt_values_supported"] = PROMPT_VALUES
     metadata["claims_parameter_supported"] = True
-    metadata["request_parameter_supported"] = False
+    config = current_app.config
+    metadata["request_parameter_supported"] = bool(config["OAUTH2_REQUEST_OBJECTS"])
+    if config["OAUTH2_REQUEST_OBJECTS"]:
+        metadata["request_object_signing_alg_values_supported"] = REQUEST_OBJECT_ALGS
+    # A request_uri on another server is never fetched (a PAR request_uri is not that: RFC 9126).
     metadata["request_uri_parameter_supported"] = False
     # Logout tokens carry sid, and front-channel URLs get iss and sid when a client asks.
     if current_app.config["BACKCHANNEL_LOGOUT"]:
@@ -66,6 +71,8 @@ def server_metadata(server, issuer: str) -> dict:
     if current_app.config["FRONTCHANNEL_LOGOUT"]:
         metadata["frontchannel_logout_supported"] = True
         metadata["frontchannel_logout_session_supported"] = True
+    if config["OAUTH2_PAR"]:
+        metadata["require_pushed_authorization_requests"] = bool(config["OAUTH2_REQUIRE_PAR"])
     if dpop_enabled():
         metadata["dpop_signing_alg_values_supported"] = list(DPOP_SIGNING_ALGS)
     return metadata

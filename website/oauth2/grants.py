@@ -93,11 +93,14 @@ def save_token(token: dict, request) -> None:
 
 def _auth_time(request, parent, code, issued_at: int) -> int | None:
     """When the person signed in for this token: the code's sign-in, carried through every
-    refresh (a refreshed id_token keeps it, OIDC Core §12.2); a password grant signs in now."""
+    refresh (a refreshed id_token keeps it, OIDC Core §12.2), or the device code's answer; a
+    password grant signs in now."""
     if parent is not None:
         return parent.auth_time
     if isinstance(code, AuthorizationCode):
         return code.auth_time
+    if (credential := getattr(request, "credential", None)) is not None:
+        return credential.get_auth_time()  # the device grant: when the person answered
     if request.user is not None and request.payload.grant_type == "password":
         return issued_at
     return None

@@ -21,6 +21,7 @@ from website.oauth2.audiences import ResourceIndicators, ResourceTokenGenerator
 from website.oauth2.claims import ClaimsParameter
 from website.oauth2.client_metadata import token_lifetime
 from website.oauth2.compat import JsonBodyRequest, has_json_body, issuer_parameter, json_body_parameters
+from website.oauth2.device import DeviceAuthorizationEndpoint, DeviceCodeGrant, OpenIDDeviceToken
 from website.oauth2.dpop import DPoPBinding, dpop_jkt_parameter
 from website.oauth2.endpoints import EndSessionEndpoint, IntrospectionEndpoint, RevocationEndpoint
 from website.oauth2.grants import (
@@ -42,8 +43,10 @@ from website.oauth2.oidc import (
     UserInfoEndpoint,
     refuse_request_objects,
 )
+from website.oauth2.par import PushedAuthorizationEndpoint, require_pushed_requests
 from website.oauth2.protector import userinfo_protector
 from website.oauth2.registration import ClientConfigurationEndpoint, ClientRegistrationEndpoint
+from website.oauth2.request_objects import request_objects
 from website.store.apis import api_scopes
 from website.store.clients import query_client
 
@@ -144,22 +147,31 @@ def init_app(app) -> AuthorizationServer:
     # A JWT (RFC 9068) for the API a request names, else an opaque bearer token.
     server.register_token_generator("default", ResourceTokenGenerator(create_token_generator(app.config)))
     # Every grant takes ``resource`` / ``audience`` (RFC 8707); code flows take PKCE; those
-    # that issue id_tokens take OpenID Connect's claims parameter; every authorization-endpoint
-    # grant refuses request objects (OIDC Core §6) until they are supported.
+    # that issue id_tokens take OpenID Connect's claims parameter. Every authorization-endpoint
+    # grant refuses a request_uri of another server (and ``request`` while request objects are
+    # off: OIDC Core §6) and, for a client that must use PAR, a request that was not pushed.
     # Every token-endpoint grant binds its tokens to the key of a DPoP proof (RFC 9449), and
     # the grants that issue codes take dpop_jkt.
-    server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), OpenIDCode(),
-                                                   refuse_request_objects, ResourceIndicators(),
-                                                   ClaimsParameter(), dpop_jkt_parameter, DPoPBinding()])
-    server.register_grant(ImplicitGrant, [refuse_request_objects, ResourceIndicators()])
+    checks = [refuse_request_objects, require_pushed_requests]
+    server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), OpenIDCode(), *checks,
+                                                   ResourceIndicators(), ClaimsParameter(), dpop_jkt_parameter,
+                                                   DPoPBinding()])
+    server.register_grant(ImplicitGrant, [*checks, ResourceIndicators()])
     server.register_grant(PasswordGrant, [ResourceIndicators(), DPoPBinding()])
     server.register_grant(ClientCredentialsGrant, [ResourceIndicators(), DPoPBinding()])
     server.register_grant(RefreshTokenGrant, [OpenIDRefresh(), ResourceIndicators(), DPoPBinding()])
-    server.register_grant(OpenIDImplicitGrant, [refuse_request_objects, ResourceIndicators(), ClaimsParameter()])
-    server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), refuse_request_objects,
+    server.register_grant(OpenIDImplicitGrant, [*checks, ResourceIndicators(), ClaimsParameter()])
+    server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), *checks,
                                               ResourceIndicators(), ClaimsParameter(), dpop_jkt_parameter])
     if app.config["OAUTH2_TOKEN_EXCHANGE"]:
         server.register_grant(TokenExchangeGrant, [DPoPBinding()])
+    if app.config["OAUTH2_DEVICE_FLOW"]:
+        server.register_grant(DeviceCodeGrant, [OpenIDDeviceToken(), DPoPBinding()])
+        server.register_endpoint(DeviceAuthorizationEndpoint)
+    if app.config["OAUTH2_PAR"]:
+        server.register_endpoint(PushedAuthorizationEndpoint)
+    # Request objects and pushed requests are read before the grant is chosen.
+    server.register_extension(request_objects)
     for endpoint in (RevocationEndpoint, IntrospectionEndpoint, ClientRegistrationEndpoint,
                      ClientConfigurationEndpoint, EndSessionEndpoint):
         server.register_endpoint(endpoint)

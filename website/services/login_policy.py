@@ -26,16 +26,17 @@ def redirect_target(grant) -> tuple[str, bool]:
     return redirect_uri, isinstance(grant, grants.ImplicitGrant)
 
 
-def authentication_step(grant, end_user, auth_time: int | None, amr=None) -> str | None:
+def authentication_step(grant, end_user, auth_time: int | None, amr=None, fresh_login: bool = False) -> str | None:
     """What the person must do before the consent page: "login", "signup", "mfa" (add a
     second factor to this session) or nothing.
 
-    Acts on prompt (none, login, consent), max_age, screen_hint=signup, and on acr_values or
-    an ``acr`` claim asking for two factors, a client registered with ``require_mfa`` and the
-    MFA policy (services/mfa.py); raises the OAuth2Error to send back for a response_mode the
-    response type does not answer in, an essential acr the server never issues, or when
-    prompt=none forbids the page that would be needed. Sets the request's auth_time, amr and
-    acr, which the code and id_token carry.
+    Acts on prompt (none, login, consent), max_age, screen_hint=signup (``fresh_login``: the
+    person just logged in for this request, which satisfies prompt=login and max_age), and on
+    acr_values or an ``acr`` claim asking for two factors, a client registered with
+    ``require_mfa`` and the MFA policy (services/mfa.py); raises the OAuth2Error to send back
+    for a response_mode the response type does not answer in, an essential acr the server
+    never issues, or when prompt=none forbids the page that would be needed. Sets the
+    request's auth_time, amr and acr, which the code and id_token carry.
     """
     amr = list(amr or ()) or (["pwd"] if end_user is not None else None)
     grant.request.auth_time = auth_time
@@ -61,8 +62,8 @@ def authentication_step(grant, end_user, auth_time: int | None, amr=None) -> str
     asked = requested_acr(data, getattr(grant.request, "acr_claim", None))
     asked.check(redirect_uri=redirect_uri, redirect_fragment=fragment)
     grant.request.acr = acr_for(amr, asked.values)
-    login = end_user is None or "login" in prompts or grant.prompt == "login"
-    if not login and max_age is not None and now() - (auth_time or 0) > int(max_age):
+    login = end_user is None or (not fresh_login and ("login" in prompts or grant.prompt == "login"))
+    if not login and not fresh_login and max_age is not None and now() - (auth_time or 0) > int(max_age):
         login = True
     if login:
         if "none" in prompts:

@@ -25,6 +25,10 @@ def _lifetime() -> int:
     return int(current_app.permanent_session_lifetime.total_seconds())
 
 
+#: The authorization request a person was sent to log in for (see ``expect_login_for``).
+_LOGIN_FOR = "login_for_request"
+
+
 def log_in(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
     """Start a fresh session for the user (a new session on log-in prevents fixation), with its
     row on the server (committed here).
@@ -34,7 +38,11 @@ def log_in(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
     old = current_session_id()
     # Signing in again as the same person (a step-up, say) keeps the apps this browser signed in to.
     carried = rows.session_clients(old) if old and g.user.id == user.id else []
+    # A log-in for a request object's or pushed request's prompt=login survives the new session.
+    login_for = session.get(_LOGIN_FOR)
     session.clear()
+    if login_for is not None:
+        session[_LOGIN_FOR] = login_for
     if old:
         rows.end_session(g.user.id, old)  # signing in again (another account, say) ends the old one
     address = request.remote_addr if has_request_context() else None
@@ -216,6 +224,20 @@ def describe_browser(user_agent: str | None) -> str:
     return f"{browser} on {system}" if system else browser
 
 
+def expect_login_for(url: str) -> None:
+    """Note that the person is sent to log in for this authorization request because its
+    prompt=login or max_age asks so, from a request object or a pushed request: the way back
+    cannot drop those parameters as it does from a plain query."""
+    session[_LOGIN_FOR] = {"url": url, "at": now()}
+
+
+def logged_in_for(url: str) -> bool:
+    """Tell whether the person logged in after being sent to log in for this request."""
+    mark = session.get(_LOGIN_FOR)
+    return (isinstance(mark, dict) and mark.get("url") == url
+            and (session.get("auth_time") or 0) >= (mark.get("at") or 0) and g.get("user") is not None)
+
+
 __all__ = ["clear_browser_session", "current_session_id", "end_all_sessions", "end_other_sessions", "end_session",
-           "list_sessions", "load_session_user", "log_in", "log_out", "remember_client_in_session",
+           "expect_login_for", "list_sessions", "load_session_user", "log_in", "log_out", "logged_in_for", "remember_client_in_session",
            "session_records", "session_used_client", "used_clients"]

@@ -9,7 +9,8 @@ Event names in use (add new ones freely; the admin page lists whatever is stored
 ``consent_denied``, ``consent_revoked``, ``token_issued``, ``token_revoked``,
 ``token_family_revoked``, ``client_created``, ``client_updated``, ``client_deleted``,
 ``client_secret_rotated``, ``key_rotated``, ``api_client_granted``, ``api_client_revoked``, ``account_unlocked``,
-``admin_granted``, ``admin_revoked``; second factors (services/mfa.py): ``mfa_factor_added``,
+``admin_granted``, ``admin_revoked``, ``device_authorized``, ``device_denied``, ``device_code_failed``,
+``pushed_request_reused``; second factors (services/mfa.py): ``mfa_factor_added``,
 ``mfa_factor_removed``, ``mfa_used``, ``mfa_failed``, ``mfa_locked``, ``mfa_recovery_code_used``,
 ``mfa_recovery_codes_generated``, ``mfa_reset``, ``mfa_grace_started``, ``mfa_policy_changed``,
 ``login_refused`` (the password grant, for an account that needs a second factor), ``mail_failed``.

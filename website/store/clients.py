@@ -9,16 +9,18 @@ from website.models.apis import ApiClientGrant
 from website.models.base import hash_secret, now
 from website.models.clients import ClientAssertionJti, OAuth2Client, RegistrationAccessToken, SecretView
 from website.models.grants import AuthorizationCode, Consent, Token
+from website.models.pending import DeviceCode, PushedAuthorizationRequest
 from website.store import throttle
 from website.store.tokens import commit_keeping_loaded
 
 
 def delete_clients(condition) -> None:
     """Delete the clients matching ``condition`` with everything that names them by client_id
-    (tokens, codes, consents, registration access tokens, secret views), in the caller's transaction."""
+    (tokens, codes, consents, registration access tokens, secret views, device codes, pushed
+    requests), in the caller's transaction."""
     client_ids = select(OAuth2Client.client_id).where(condition).scalar_subquery()
     for model in (Token, AuthorizationCode, Consent, RegistrationAccessToken, ApiClientGrant, SecretView,
-                  ClientAssertionJti):
+                  ClientAssertionJti, DeviceCode, PushedAuthorizationRequest):
         db.session.execute(delete(model).where(model.client_id.in_(client_ids)))
     db.session.execute(delete(OAuth2Client).where(condition))
 

@@ -2,8 +2,9 @@
 
 A *subject* is what failures are counted against: ``("account", (username, ip))`` (one
 account from one address, so a stranger elsewhere cannot lock the person out), ``("address", ip)``,
-``("account_total", username)`` (the account from every address), ``("client", client_id)`` or
-``("client_address", ip)``. Each kind has a limit (THROTTLE_*_LIMIT) of failures within
+``("account_total", username)`` (the account from every address), ``("client", client_id)``,
+``("client_address", ip)``, or ``("user_code", user_id)`` and ``("user_code_address", ip)`` for
+user codes typed at /device. Each kind has a limit (THROTTLE_*_LIMIT) of failures within
 THROTTLE_WINDOW seconds; reaching it locks the subject for THROTTLE_LOCKOUT seconds, doubled at
 each further lockout of the subject within a day (at most THROTTLE_MAX_LOCKOUT), after which it
 unlocks by itself with a fresh count.
@@ -60,6 +61,9 @@ LIMIT_KEYS = {
     # Second-factor codes (TOTP, recovery codes) per account, whatever the address: a code has
     # a million values, so guesses are counted against the account (services/mfa.py).
     "second_factor": "MFA_ATTEMPT_LIMIT",
+    # Wrong user codes typed at /device (RFC 8628 §5.1), per person and per address.
+    "user_code": "THROTTLE_USER_CODE_LIMIT",
+    "user_code_address": "THROTTLE_USER_CODE_LIMIT",
 }
 
 #: Kinds whose failures are forgotten when the attempt succeeds (the rest are only given back).

@@ -12,6 +12,7 @@ from website.views import (  # noqa: F401 (admin_console: routes on admin.bp)
     auth,
     branding,
     clients,
+    device,
     logout,
     mfa,
     passkeys,
@@ -19,7 +20,7 @@ from website.views import (  # noqa: F401 (admin_console: routes on admin.bp)
 )
 
 BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, admin_api.bp,
-              mfa.bp, passkeys.bp)
+              mfa.bp, passkeys.bp, device.bp)
 
 
 def url_host(uri: str) -> str:

@@ -172,6 +172,9 @@ def client_form_data(client: OAuth2Client) -> dict:
         "userinfo_signed_response_alg": client.client_metadata.get("userinfo_signed_response_alg", ""),
         "strict_auth_method": client.strict_auth_method,
         "require_mfa": client.require_mfa,
+        "require_pushed_authorization_requests":
+            client.client_metadata.get("require_pushed_authorization_requests") is True,
+        "request_object_signing_alg": client.client_metadata.get("request_object_signing_alg", ""),
         "dpop_bound_access_tokens": client.client_metadata.get("dpop_bound_access_tokens") is True,
         "jwks_uri": client.client_metadata.get("jwks_uri"),
         "jwks": json.dumps(client.client_metadata["jwks"], indent=2) if client.client_metadata.get("jwks") else "",

@@ -23,9 +23,11 @@ from website.http.cors import ANY, CLIENT
 from website.http.endpoints import FORM, JSON, protocol_endpoint
 from website.oauth2.claims import CLAIM_DESCRIPTIONS
 from website.oauth2.compat import issuer_parameter
+from website.oauth2.device import DeviceAuthorizationEndpoint
 from website.oauth2.discovery import DISCOVERY_MAX_AGE, discovery_json
 from website.oauth2.endpoints import IntrospectionEndpoint
 from website.oauth2.keys import JWKS_MAX_AGE, jwks_json
+from website.oauth2.par import PushedAuthorizationEndpoint, spend_pushed_request
 from website.oauth2.registration import ClientConfigurationEndpoint, ClientRegistrationEndpoint
 from website.oauth2.response_modes import FORM_POST, can_form_post, response_parameters
 from website.oauth2.scopes import scope_descriptions
@@ -39,7 +41,7 @@ from website.services.consent import (
 )
 from website.services.login_policy import authentication_step, redirect_target
 from website.services.mfa import begin_step_up
-from website.services.sessions import remember_client_in_session
+from website.services.sessions import expect_login_for, logged_in_for, remember_client_in_session
 from website.store import audit
 from website.store.apis import find_api
 from website.store.groups import may_use_client
@@ -72,7 +74,8 @@ def authorization_request_url(pairs) -> str:
 def return_url() -> str:
     """This authorization request as it comes back after a log-in or a second factor: without
     "login" in prompt and without max_age, so the fresh log-in satisfies it instead of asking
-    again; the id_token's auth_time tells the client."""
+    again; the id_token's auth_time tells the client. Those of a request object or a pushed
+    request cannot be dropped: the session notes the request instead (``logged_in_for``)."""
     back = []
     parameters = authorization_parameters()
     for key, value in parameters:
@@ -86,10 +89,12 @@ def return_url() -> str:
     return authorization_request_url(back)
 
 
-def login_redirect(step: str) -> str:
+def login_redirect(step: str, grant) -> str:
     """The log-in (or sign-up) page, returning to this authorization request afterwards."""
     args = {"next": return_url()}
-    login_hint = dict(authorization_parameters()).get("login_hint")
+    if getattr(grant.request, "pushed_request_id", None) or getattr(grant.request, "request_object", False):
+        expect_login_for(args["next"])
+    login_hint = grant.request.payload.data.get("login_hint")
     if step == "login" and login_hint:
         args["login_hint"] = login_hint
     return url_for("auth.signup" if step == "signup" else "auth.login", **args)
@@ -98,7 +103,7 @@ def login_redirect(step: str) -> str:
 bp = Blueprint("oauth", __name__)
 
 
-def render_authorization_error(error: OAuth2Error):
+def render_authorization_error(error: OAuth2Error, grant=None):
     """Redirect the error to the client only when its redirect URI was validated and the
     person is signed in; otherwise show it to the person.
 
@@ -110,10 +115,10 @@ def render_authorization_error(error: OAuth2Error):
         response = authorization.handle_error_response(None, error)
         issuer_parameter.add_issuer_parameter(authorization, response)
         if g.user is not None:
-            return _deliver(response, error.redirect_uri)
+            return _deliver(response, error.redirect_uri, grant)
         continue_url = response.headers["Location"]
         form_post = None
-        if _form_post(error.redirect_uri):
+        if _form_post(error.redirect_uri, grant):
             form_post = response_parameters(continue_url, error.redirect_uri)
             continue_url = error.redirect_uri
         return render_template("oauth/error.html", error=error, continue_url=continue_url,
@@ -121,16 +126,18 @@ def render_authorization_error(error: OAuth2Error):
     return render_template("oauth/error.html", error=error), error.status_code
 
 
-def _form_post(redirect_uri: str) -> bool:
+def _form_post(redirect_uri: str, grant=None) -> bool:
     """Tell whether the response goes by response_mode=form_post (to an http(s) redirect URI:
-    login_policy refuses form_post to others)."""
-    return dict(authorization_parameters()).get("response_mode") == FORM_POST and can_form_post(redirect_uri)
+    login_policy refuses form_post to others). The grant's parameters, when there is one,
+    include those of a request object or a pushed request."""
+    parameters = grant.request.payload.data if grant is not None else dict(authorization_parameters())
+    return parameters.get("response_mode") == FORM_POST and can_form_post(redirect_uri)
 
 
-def _deliver(response, redirect_uri: str):
+def _deliver(response, redirect_uri: str, grant=None):
     """The redirect to the client as it goes: with response_mode=form_post, a page whose form
     posts the redirect's parameters (iss and state among them) to the redirect URI."""
-    if not response.location or not _form_post(redirect_uri):
+    if not response.location or not _form_post(redirect_uri, grant):
         return response
     params = response_parameters(response.location, redirect_uri)
     return render_template("oauth/form_post.html", action=redirect_uri, params=params), 200, {
@@ -138,11 +145,16 @@ def _deliver(response, redirect_uri: str):
 
 
 def _authorization_response(grant, grant_user):
-    """The response to the client; a successful one is remembered in the session."""
+    """The response to the client; a successful one is remembered in the session. A pushed
+    request's request_uri is spent here, by the one response it gets."""
+    try:
+        spend_pushed_request(grant)
+    except OAuth2Error as error:
+        return render_authorization_error(error, grant)
     if grant_user is not None:
         remember_client_in_session(grant.client.client_id)
     response = authorization.create_authorization_response(grant=grant, grant_user=grant_user)
-    return _deliver(response, redirect_target(grant)[0])
+    return _deliver(response, redirect_target(grant)[0], grant)
 
 
 # url_for, and so discovery, gives the route nearest the function; /authorize is Auth0's path.
@@ -156,16 +168,18 @@ def authorize():
     decision = is_consent_decision()
     if decision:
         csrf.protect()  # raises CSRFError (a 400 page) without a valid token
+    grant = None
     try:
         grant = authorization.get_consent_grant(end_user=g.user)
-        step = authentication_step(grant, g.user, session.get("auth_time"), session.get("amr"))
+        step = authentication_step(grant, g.user, session.get("auth_time"), session.get("amr"),
+                                   logged_in_for(authorization_request_url(authorization_parameters())))
     except OAuth2Error as error:
-        return render_authorization_error(error)
+        return render_authorization_error(error, grant)
     if step == "mfa":
         # Signed in, but with less than the app asks for: a second factor, then back here.
         return redirect(url_for(begin_step_up(g.user, return_url())))
     if step is not None:
-        return redirect(login_redirect(step))
+        return redirect(login_redirect(step, grant))
     if g.user is not None and not may_use_client(g.user.id, grant.client.client_id):
         audit.record("client_access_refused", user=g.user, client_id=grant.client.client_id)
         db.session.commit()
@@ -200,6 +214,22 @@ def authorize():
 def issue_token():
     """Exchange a grant for tokens (RFC 6749 §3.2); a JSON body works too, as with Auth0."""
     return authorization.create_token_response()
+
+
+@bp.route("/oauth/device/code", methods=["POST"])
+@protocol_endpoint(FORM, client_auth=True, advertise="device_authorization_endpoint", cors=CLIENT,
+                   setting="OAUTH2_DEVICE_FLOW")
+def device_authorization():
+    """Give a device a device code and a user code for the person to type at /device (RFC 8628 §3.1)."""
+    return authorization.create_endpoint_response(DeviceAuthorizationEndpoint.ENDPOINT_NAME)
+
+
+@bp.route("/oauth/par", methods=["POST"])
+@protocol_endpoint(FORM, client_auth=True, advertise="pushed_authorization_request_endpoint", cors=CLIENT,
+                   setting="OAUTH2_PAR")
+def push_authorization_request():
+    """Take an authorization request from an authenticated client; answer its request_uri (RFC 9126)."""
+    return authorization.create_endpoint_response(PushedAuthorizationEndpoint.ENDPOINT_NAME)
 
 
 @bp.route("/oauth/revoke", methods=["POST"])
