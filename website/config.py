@@ -69,6 +69,30 @@ DEFAULTS = {
     "SIGNUP_POLICY": "open",
     # For SIGNUP_POLICY=domain: the mail domains (space- or comma-separated) that may sign up.
     "SIGNUP_ALLOWED_DOMAINS": "",
+    # Who may register clients on the web pages (/clients): everyone, verified (people whose
+    # address is verified) or admins.
+    "CLIENT_REGISTRATION_POLICY": "everyone",
+    # Every app gets a code only for people whose address is verified (a client can also ask
+    # for this on its own: require_verified_email in its settings).
+    "REQUIRE_VERIFIED_EMAIL": False,
+    # Seconds the links mailed to people work: confirming an address (also a new one),
+    # resetting a password, accepting an invitation.
+    "EMAIL_VERIFICATION_LIFETIME": 24 * 3600,
+    "PASSWORD_RESET_LIFETIME": 30 * 60,
+    "INVITATION_LIFETIME": 7 * 24 * 3600,
+    # Mails with a link (password reset, confirmation sent again) allowed per account (or
+    # username or address asked for), and per client address, within THROTTLE_WINDOW seconds,
+    # before a pause of THROTTLE_LOCKOUT seconds (0: no limit).
+    "MAIL_LINK_LIMIT": 3,
+    "MAIL_LINK_ADDRESS_LIMIT": 10,
+    # The forgot-password page answers no sooner than this many seconds, known address or not,
+    # so its timing does not tell whether an account exists.
+    "PASSWORD_RESET_MIN_SECONDS": 1.0,
+    # Refuse new passwords found in a breached-password list, through the k-anonymity range API
+    # of Have I Been Pwned (only the first 5 hex digits of the password's SHA-1 leave the server).
+    "PWNED_PASSWORDS_CHECK": False,
+    "PWNED_PASSWORDS_URL": "https://api.pwnedpasswords.com",
+    "PWNED_PASSWORDS_TIMEOUT": 3,
     # The name people see on every page and mail.
     "SITE_NAME": "Identity Provider",
     # Outgoing mail (website/services/mail.py). With no MAIL_SERVER, mails are written to the
@@ -89,6 +113,9 @@ _BOOLEAN_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)} | {"SESS
 
 
 _INTEGER_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and k not in _BOOLEAN_KEYS}
+
+
+_NUMBER_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, float)}
 
 
 def parse_bool(value) -> bool:
@@ -112,6 +139,11 @@ def from_environment(environ=os.environ) -> dict:
                 value = int(value)
             except ValueError:
                 raise SystemExit(f"Configuration error: {key} must be a whole number, not {value!r}")
+        elif key in _NUMBER_KEYS:
+            try:
+                value = float(value)
+            except ValueError:
+                raise SystemExit(f"Configuration error: {key} must be a number of seconds, not {value!r}")
         config[key] = value
     return config
 
@@ -225,6 +257,9 @@ def load(app, test_config: dict | None = None) -> None:
     if app.config["SIGNUP_POLICY"] not in ("open", "invite", "domain", "closed"):
         raise SystemExit(f"Configuration error: SIGNUP_POLICY must be open, invite, domain or closed,"
                          f" not {app.config['SIGNUP_POLICY']!r}")
+    if app.config["CLIENT_REGISTRATION_POLICY"] not in ("everyone", "verified", "admins"):
+        raise SystemExit("Configuration error: CLIENT_REGISTRATION_POLICY must be everyone, verified or"
+                         f" admins, not {app.config['CLIENT_REGISTRATION_POLICY']!r}")
     if app.config["MAIL_USE_TLS"] and app.config["MAIL_USE_SSL"]:
         raise SystemExit("Configuration error: set MAIL_USE_TLS (STARTTLS) or MAIL_USE_SSL (TLS from the"
                          " start, usually port 465), not both")

@@ -58,14 +58,16 @@ def create_initial_access_token_command(expires_in):
                    "client_secret_post both work unless --strict-auth-method).")
 @click.option("--strict-auth-method", is_flag=True,
               help="Accept only the registered secret method (Basic or body), not the other.")
+@click.option("--require-verified-email", is_flag=True,
+              help="Give codes only for people whose email address is verified.")
 @click.option("--jwks-file", type=click.File("r"), default=None,
               help="For private_key_jwt: a file holding the client's public JWKS (JSON).")
 @click.option("--jwks-uri", default=None, help="For private_key_jwt: the URL of the client's public JWKS.")
 @click.option("--owner", default=None, help="Username of the client's owner.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
-                          response_types, scope, userinfo_alg, auth_method, strict_auth_method, jwks_file,
-                          jwks_uri, owner, as_json):
+                          response_types, scope, userinfo_alg, auth_method, strict_auth_method,
+                          require_verified_email, jwks_file, jwks_uri, owner, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:
@@ -80,6 +82,7 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         "scope": scope,
         "token_endpoint_auth_method": auth_method,
         "strict_auth_method": strict_auth_method,
+        "require_verified_email": require_verified_email,
         "jwks_uri": jwks_uri,
     }
     if jwks_file is not None:

@@ -10,6 +10,7 @@ from website.extensions import db
 from website.models.base import now
 from website.models.clients import SecretView
 from website.models.grants import AuthorizationCode, Token
+from website.models.links import AccountLink
 from website.oauth2.keys import (
     KeyDecryptionError,
     check_private_keys,
@@ -55,6 +56,9 @@ def purge_expired_command():
     click.echo(f"Deleted {codes} expired authorization codes and {tokens} expired tokens.")
     if views := _purge(SecretView, SecretView.expires_at <= stamp):
         click.echo(f"Deleted {views} new client secrets nobody opened in time.")
+    # Used links go too once they would have expired: until then "already used" is the answer.
+    if links := _purge(AccountLink, AccountLink.expires_at <= stamp):
+        click.echo(f"Deleted {links} expired links mailed to people.")
 
 
 def _purge(model, *conditions) -> int:

@@ -17,11 +17,12 @@ from website.models.clients import (
 )
 from website.models.grants import AuthorizationCode, Consent, Token, TokenState
 from website.models.keys import SigningKey
+from website.models.links import AccountLink
 from website.models.throttle import ThrottleCounter
 from website.models.users import Subject, User
 
 __all__ = [
-    "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAssertionJti", "Consent", "InitialAccessToken", "OAuth2Client",
+    "AccountLink", "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAssertionJti", "Consent", "InitialAccessToken", "OAuth2Client",
     "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "Subject", "ThrottleCounter",
     "Token", "TokenState", "User", "db", "hash_secret", "now", "utcnow",
 ]

@@ -112,6 +112,11 @@ class OAuth2Client(db.Model, ClientMixin):
         """A strict client may use only the exact method it registered."""
         return (self.extra_metadata or {}).get("strict_auth_method") is True
 
+    @property
+    def require_verified_email(self) -> bool:
+        """The client gets codes only for people whose address is verified."""
+        return (self.extra_metadata or {}).get("require_verified_email") is True
+
     @classmethod
     def register(cls, metadata: dict, owner: User | None = None) -> tuple["OAuth2Client", str | None]:
         """Make a client from validated metadata; return it with its plain secret (None if public)."""

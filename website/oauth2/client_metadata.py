@@ -120,7 +120,8 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
     if alg := _userinfo_alg(data):
         metadata["userinfo_signed_response_alg"] = alg
     metadata["jwks"], metadata["jwks_uri"] = _client_keys(data, method)
-    metadata["strict_auth_method"] = _strict_auth_method(data)
+    metadata["strict_auth_method"] = _flag(data, "strict_auth_method")
+    metadata["require_verified_email"] = _flag(data, "require_verified_email")
     return metadata
 
 
@@ -164,13 +165,14 @@ def _client_keys(data: dict, method: str) -> tuple[dict | None, str | None]:
     return jwks, jwks_uri
 
 
-def _strict_auth_method(data: dict) -> bool | None:
-    """A strict client may use only the secret method it registered (Basic or body)."""
-    value = data.get("strict_auth_method")
+def _flag(data: dict, field: str) -> bool | None:
+    """A true-or-false setting kept only when true: strict_auth_method (only the secret method
+    registered, Basic or body), require_verified_email (codes only for verified addresses)."""
+    value = data.get(field)
     if value is None or value is False:
         return None
     if value is not True:
-        raise ClientMetadataError("strict_auth_method", "strict_auth_method must be true or false.")
+        raise ClientMetadataError(field, f"{field} must be true or false.")
     return True
 
 

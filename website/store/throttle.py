@@ -40,6 +40,10 @@ LIMIT_KEYS = {
     # Client authentication failures per address, counted apart from log-ins so a misconfigured
     # service cannot lock out the people who log in from behind the same address.
     "client_address": "THROTTLE_ADDRESS_LIMIT",
+    # Mails with a link asked for (password reset, confirmation again): per account, username
+    # or address asked for, and per client address.
+    "mail_link": "MAIL_LINK_LIMIT",
+    "mail_link_address": "MAIL_LINK_ADDRESS_LIMIT",
 }
 
 

@@ -9,6 +9,7 @@ from website.extensions import db
 from website.forms import ClientForm, ConfirmForm
 from website.models.clients import OAuth2Client
 from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
+from website.services.accounts import may_register_clients
 from website.store import audit
 from website.store.clients import delete_clients
 from website.store.secret_views import stash, take
@@ -46,13 +47,15 @@ def index():
     clients = db.session.scalars(
         select(OAuth2Client).where(OAuth2Client.owner_id == g.user.id).order_by(OAuth2Client.id)
     ).all()
-    return render_template("clients/index.html", clients=clients)
+    return render_template("clients/index.html", clients=clients, may_register=may_register_clients(g.user))
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def create():
     """Register a new client; its secret is shown once, on the page redirected to."""
+    if not may_register_clients(g.user):
+        return render_template("clients/not_allowed.html"), 403
     form = ClientForm()
     if (metadata := validated_metadata(form)) is not None:
         client, secret = OAuth2Client.register(metadata, owner=g.user)
@@ -164,6 +167,7 @@ def _form_data(client: OAuth2Client) -> dict:
         "contacts": "\n".join(client.contacts),
         "userinfo_signed_response_alg": client.client_metadata.get("userinfo_signed_response_alg", ""),
         "strict_auth_method": client.strict_auth_method,
+        "require_verified_email": client.require_verified_email,
         "jwks_uri": client.client_metadata.get("jwks_uri"),
         "jwks": json.dumps(client.client_metadata["jwks"], indent=2) if client.client_metadata.get("jwks") else "",
     }
