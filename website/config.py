@@ -92,7 +92,7 @@ DEFAULTS = {
     # of Have I Been Pwned (only the first 5 hex digits of the password's SHA-1 leave the server).
     "PWNED_PASSWORDS_CHECK": False,
     "PWNED_PASSWORDS_URL": "https://api.pwnedpasswords.com",
-    "PWNED_PASSWORDS_TIMEOUT": 3,
+    "PWNED_PASSWORDS_TIMEOUT": 3.0,
     # The name people see on every page and mail.
     "SITE_NAME": "Identity Provider",
     # Outgoing mail (website/services/mail.py). With no MAIL_SERVER, mails are written to the
