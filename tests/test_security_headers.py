@@ -63,6 +63,8 @@ def test_the_code_redirect_carries_no_referrer_policy(test_client, auth, user, m
 def test_templates_have_no_inline_script_or_style_or_handlers():
     """The CSP forbids inline code; a template with any would break silently in browsers."""
     for template in TEMPLATES.rglob("*.html"):
+        if template.relative_to(TEMPLATES).parts[0] == "mail":
+            continue  # mails are read in mail programs, not served under the CSP; they need inline style
         html = template.read_text()
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), template
         assert not re.search(r"\son[a-z]+\s*=", html), template
