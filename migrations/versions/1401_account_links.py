@@ -1,7 +1,7 @@
 """account_links: one-time links mailed to people (verify, reset, invite, change email)
 
 Revision ID: 1401_account_links
-Revises: 0511_code_claims
+Revises: 2103_user_disabled_at
 Create Date: 2026-12-02 05:30:00
 
 Links are stored as the SHA-256 of their token, single-use and expiring, bound to the account
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '1401_account_links'
-down_revision = '0511_code_claims'
+down_revision = '2103_user_disabled_at'
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """Every `flask` command, one module per subject; ``init_app`` registers them all."""
 
-from website.cli import accounts, apis, clients, database, keys, mail
+from website.cli import accounts, apis, clients, database, groups, keys, mail, operations
 
 COMMANDS = (
     apis.create_api_command,
@@ -10,17 +10,33 @@ COMMANDS = (
     apis.delete_api_command,
     clients.create_initial_access_token_command,
     clients.create_client_command,
+    clients.create_admin_api_client_command,
     database.initdb_command,
     database.purge_expired_command,
     accounts.create_user_command,
+    groups.create_group_command,
+    groups.delete_group_command,
+    groups.list_groups_command,
+    groups.add_to_group_command,
+    groups.remove_from_group_command,
+    groups.create_role_command,
+    groups.delete_role_command,
+    groups.assign_role_command,
+    groups.unassign_role_command,
+    groups.limit_client_command,
     accounts.unlock_user_command,
     accounts.invite_user_command,
     accounts.send_password_reset_command,
     accounts.verify_email_command,
+    accounts.disable_user_command,
+    accounts.enable_user_command,
     keys.rotate_keys_command,
     keys.rotate_key_encryption_key_command,
     keys.generate_key_encryption_key_command,
     mail.send_test_mail_command,
+    operations.check_config_command,
+    operations.backup_command,
+    operations.restore_command,
 )
 
 

@@ -12,6 +12,7 @@ from website.models.usernames import normalize_username, username_problem
 from website.models.users import User
 from website.services import accounts
 from website.services.mail import MailError
+from website.services.administration import disable_account, enable_account
 from website.store import audit, throttle
 from website.store.users import find_user
 
@@ -110,6 +111,8 @@ def send_password_reset_command(who):
     user = users[0]
     if not user.email:
         raise click.ClickException(f"{user.username} has no email address to send the link to.")
+    if user.disabled_at is not None:
+        raise click.ClickException(f"{user.username} is disabled; enable the account first (flask enable-user).")
     _mail_or_fail(lambda: accounts.send_password_reset(user, by="cli"))
     _sent(f"a password-reset link for {user.username} (valid for "
           f"{accounts.in_words(accounts.lifetime('reset_password'))})", user.email)
@@ -130,3 +133,29 @@ def verify_email_command(username):
         return
     accounts.verify_email_by_admin(user, by="cli")
     click.echo(f"Marked {user.email} of {user.username} as verified.")
+
+
+@click.command("disable-user")
+@with_appcontext
+@click.argument("username")
+def disable_user_command(username):
+    """Disable an account: the person cannot sign in, and their sessions and tokens stop now."""
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"No user named {username!r}.")
+    if not disable_account(user, by=None, via="cli"):
+        raise click.ClickException(f"{user.username} is disabled already.")
+    click.echo(f"Disabled {user.username}: signed out everywhere, every token revoked.")
+
+
+@click.command("enable-user")
+@with_appcontext
+@click.argument("username")
+def enable_user_command(username):
+    """Let a disabled account sign in again."""
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"No user named {username!r}.")
+    if not enable_account(user, by=None, via="cli"):
+        raise click.ClickException(f"{user.username} is not disabled.")
+    click.echo(f"Enabled {user.username}; they can sign in again.")

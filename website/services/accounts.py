@@ -115,6 +115,8 @@ def open_link(token: str, purpose: str) -> tuple[AccountLink, User | None]:
     user = db.session.get(User, link.user_id) if link.user_id is not None else None
     if link.user_id is not None and user is None:
         raise LinkProblem("unknown", purpose)
+    if user is not None and user.disabled_at is not None:
+        raise LinkProblem("disabled", purpose)
     if is_stale(link, user):
         raise LinkProblem("stale", purpose)
     return link, user
@@ -267,7 +269,7 @@ def request_password_reset(identifier: str) -> None:
     do the same work without a mail. The caller answers the same either way. Raises MailError
     (the caller rolls back)."""
     with answer_no_sooner_than(current_app.config["PASSWORD_RESET_MIN_SECONDS"]):
-        users = [user for user in accounts_for(identifier) if user.email]
+        users = [user for user in accounts_for(identifier) if user.email and user.disabled_at is None]
         for user in users:
             retire_links(user, "reset_password")
             _mail_link("reset_password", user.email, user, "reset your password")

@@ -2,9 +2,10 @@
 
 from urllib.parse import urlsplit
 
-from website.views import account, admin, api, auth, clients, links, logout, protocol
+from website.views import account, admin, admin_api, api, auth, branding, clients, links, logout, protocol
 
-BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, links.bp)
+BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, admin_api.bp,
+              links.bp)
 
 
 def url_host(uri: str) -> str:
@@ -20,3 +21,4 @@ def init_app(app) -> None:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.add_template_filter(url_host, "urlhost")
+    branding.init_app(app)

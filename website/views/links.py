@@ -40,6 +40,7 @@ REASONS = {
     "unknown": "This link is not valid. It may have been copied incompletely.",
     "used": "This link was already used. Each link works once.",
     "expired": "This link has expired.",
+    "disabled": "The account is disabled, so its links do not work. Ask an administrator.",
     "stale": "This link no longer matches the account: its password or email address changed after"
              " the link was sent.",
 }
