@@ -555,3 +555,18 @@ def test_token_rows_of_other_people_survive_a_reset(app, test_client, auth, user
     follow(app.test_client(), mailbox.wait_for(1)[0], password=NEW_PASSWORD, confirm=NEW_PASSWORD)
     assert refresh(test_client, client, bob_tokens["refresh_token"], secret).status_code == 200
     assert count_rows(app, Token) == 2
+
+
+def test_a_disabled_account_gets_no_reset_link_and_its_links_stop_working(app, runner, test_client, user,
+                                                                           mailbox):
+    app.config["PASSWORD_RESET_MIN_SECONDS"] = 0
+    forgot(test_client, "alice")
+    [message] = mailbox.wait_for(1)
+    assert runner.invoke(args=["disable-user", "alice"]).exit_code == 0
+    page = test_client.get(link_path(message))
+    assert page.status_code == 410 and "The account is disabled" in page.get_data(as_text=True)
+    response = forgot(test_client, "alice")
+    assert response.status_code == 200 and "If an account has that username" in response.get_data(as_text=True)
+    result = runner.invoke(args=["send-password-reset", "alice"])
+    assert result.exit_code == 1 and "alice is disabled" in result.output
+    assert len(mailbox.messages) == 1
