@@ -9,7 +9,10 @@ Event names in use (add new ones freely; the admin page lists whatever is stored
 ``consent_denied``, ``consent_revoked``, ``token_issued``, ``token_revoked``,
 ``token_family_revoked``, ``client_created``, ``client_updated``, ``client_deleted``,
 ``client_secret_rotated``, ``key_rotated``, ``api_client_granted``, ``api_client_revoked``, ``account_unlocked``,
-``admin_granted``, ``admin_revoked``.
+``admin_granted``, ``admin_revoked``; the account mails (services/accounts.py): ``signup``,
+``email_verification_sent``, ``email_verified``, ``email_change_requested``, ``email_changed``,
+``password_reset_requested``, ``password_reset``, ``invitation_sent``, ``invitation_accepted``,
+``account_link_refused``, ``login_unverified``.
 """
 
 from flask import has_request_context, request
