@@ -3,15 +3,14 @@ Flask's test client, the CLI runner, the factories, live servers. Nothing import
 the helpers tests import are in tests/support/."""
 
 import os
-import threading
 import uuid
 
 import pytest
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from support.factories import PASSWORD, TEST_PASSWORD_METHOD, config_for, detached
 from support.instances import instance_environment, server_instances
+from support.loopback import WSGIServer
 from support.mail import smtp_server
 from support.pages import AuthActions
 from website import create_app
@@ -164,13 +163,9 @@ def mailbox(app):
 @pytest.fixture
 def live_server(app):
     """The app served over HTTP on a free loopback port, in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    # A short poll interval makes shutdown quick at the end of each test.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    server = WSGIServer(app)
+    yield server.url
+    server.close()
 
 
 @pytest.fixture

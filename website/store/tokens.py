@@ -197,22 +197,3 @@ def commit_keeping_loaded() -> None:
         session.commit()
     finally:
         session.expire_on_commit = expire_on_commit
-
-
-def revoke_user_tokens(user_id: int, reason: str) -> int:
-    """Revoke every access and refresh token of one person, at every client (a password
-    reset); return how many token rows had something still live."""
-    stamp = now()
-    live = db.session.execute(
-        update(Token)
-        .where(Token.user_id == user_id, Token.refresh_token_revoked_at == 0)
-        .values(refresh_token_revoked_at=stamp),
-        execution_options={"synchronize_session": False},
-    ).rowcount
-    live += db.session.execute(
-        update(Token)
-        .where(Token.user_id == user_id, Token.access_token_revoked_at == 0)
-        .values(access_token_revoked_at=stamp),
-        execution_options={"synchronize_session": False},
-    ).rowcount
-    return live
