@@ -68,7 +68,7 @@ def test_change_password_shows_the_problem_next_to_the_field(
         assert authenticate_user("alice", PASSWORD) is not None
 
 
-def test_change_email(app, test_client, auth, user):
+def test_change_email_waits_for_the_new_address(app, test_client, auth, user, mailbox):
     auth.login()
     response = test_client.post("/account/email", data={
         "email-csrf_token": form_token(test_client, "/account/", "email-csrf_token"),
@@ -76,8 +76,9 @@ def test_change_email(app, test_client, auth, user):
         "email-current_password": PASSWORD,
     })
     assert response.status_code == 302
-    with app.app_context():
-        assert db.session.get(User, user.id).email == "ada@example.org"
+    assert mailbox.wait_for(1)[0]["To"] == "ada@example.org"
+    with app.app_context():  # until the link is followed (tests/test_account_mail.py)
+        assert db.session.get(User, user.id).email == "alice@example.com"
 
 
 @pytest.mark.parametrize("email, password, field, message", [

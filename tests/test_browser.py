@@ -17,6 +17,7 @@ from support.chromium import CHROMIUM, DESKTOP, PHONE, SCREENSHOT_DIR, axe_viola
 from support.factories import PASSWORD
 from support.flows import pkce_pair
 from support.loopback import FAKE_APP_PAGE, LoopbackServer, QuietHandler
+from support.mail import link_path, links_in
 from support.pages import query_params
 
 IPHONE_SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -391,7 +392,61 @@ def test_sessions_data_download_and_deleting_the_account(browser, page, live_ser
         phone.close()
 
 
-def tour(page, make_user, make_client, fake_app):
+def test_sign_up_confirm_by_mail_and_recover_the_account_in_the_browser(page, app, live_server, mailbox,
+                                                                         fake_app):
+    app.config["OAUTH2_ISSUER"] = live_server  # the links in the mails point at the live server
+    sign_up(page, "ada")
+    expect(page.get_by_text("We sent a link to ada@example.com")).to_be_visible()
+    client_id, secret = register_client(page, "Fake App", fake_app.redirect_uri)
+    [link] = links_in(mailbox.wait_for(1)[0])
+    assert link.startswith(live_server + "/verify-email/")
+    page.goto(link)
+    page.get_by_role("button", name="Confirm my address").click()
+    expect(page.get_by_text("Thank you: ada@example.com is confirmed.")).to_be_visible()
+    expect(page.get_by_text("Confirmed", exact=True)).to_be_visible()
+
+    verifier, challenge = pkce_pair()
+    page.goto(authorize_path(client_id, fake_app.redirect_uri, challenge, scope="openid email offline_access"))
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(fake_app.redirect_uri + "?*")
+    tokens = requests.post(f"{live_server}/oauth/token", data={
+        "grant_type": "authorization_code", "code": query_params(page.url)["code"],
+        "redirect_uri": fake_app.redirect_uri, "code_verifier": verifier,
+    }, auth=(client_id, secret), timeout=10).json()
+    userinfo = requests.get(f"{live_server}/oauth/userinfo", timeout=10,
+                            headers={"Authorization": f"Bearer {tokens['access_token']}"}).json()
+    assert userinfo["email_verified"] is True
+
+    # Forgot the password: in a second browser, through the log-in page's link.
+    other = page.context.browser.new_context(viewport=DESKTOP, base_url=live_server)
+    try:
+        stranger = other.new_page()
+        stranger.goto("/login")
+        stranger.get_by_role("link", name="Forgot password?").click()
+        stranger.get_by_label("Username or email").fill("ada@example.com")
+        stranger.get_by_role("button", name="Send reset link").click()
+        expect(stranger.get_by_role("heading", name="Check your mail")).to_be_visible()
+        stranger.goto(link_path(mailbox.wait_for(2)[1]))
+        stranger.get_by_label("New password", exact=True).fill("short")
+        stranger.get_by_label("Repeat new password").fill("short")
+        stranger.get_by_role("button", name="Set new password").click()
+        expect(stranger.locator(".error")).to_contain_text("at least 8 characters")
+        stranger.get_by_label("New password", exact=True).fill("a brand new passphrase")
+        stranger.get_by_label("Repeat new password").fill("a brand new passphrase")
+        stranger.get_by_role("button", name="Set new password").click()
+        expect(stranger.get_by_text("Your password was changed")).to_be_visible()
+        log_in(stranger, "ada", "a brand new passphrase")
+    finally:
+        other.close()
+    page.goto("/account/")  # the first browser's session ended with the reset
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    refused = requests.post(f"{live_server}/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}, auth=(client_id, secret),
+        timeout=10)
+    assert refused.status_code == 400
+
+
+def tour(page, make_user, make_client, fake_app, mailbox):
     """Visit every page a person meets, in its interesting states; yield a name at each stop."""
     page.goto("/")
     yield "home"
@@ -404,6 +459,18 @@ def tour(page, make_user, make_client, fake_app):
     yield "login-error"
     page.goto("/signup")
     yield "signup"
+    make_user("ada")
+    page.goto("/login")
+    page.get_by_role("link", name="Forgot password?").click()
+    yield "forgot-password"
+    page.get_by_label("Username or email").fill("ada")
+    page.get_by_role("button", name="Send reset link").click()
+    expect(page.get_by_role("heading", name="Check your mail")).to_be_visible()
+    yield "forgot-password-sent"
+    page.goto(link_path(mailbox.wait_for(1)[0]))
+    yield "reset-password"
+    page.goto("/reset-password/no-such-link")
+    yield "link-problem"
     page.goto("/oauth/authorize?response_type=code&client_id=unknown")
     yield "oauth-error"
     page.goto("/no-such-page")
@@ -489,6 +556,15 @@ def tour(page, make_user, make_client, fake_app):
     yield "account-delete-error"
     page.goto("/admin/users")
     yield "admin-users"
+    page.get_by_label("Email address to invite").fill("newcomer@example.org")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_text("Invitation sent to newcomer@example.org.")).to_be_visible()
+    page.goto(link_path(mailbox.wait_for(2)[1]))
+    yield "invitation"
+    page.goto("/account/")
+    page.get_by_role("button", name="Send the confirmation link again").click()
+    page.goto(link_path(mailbox.wait_for(3)[2]))
+    yield "verify-email"
     page.goto("/admin/clients?q=demo")
     yield "admin-clients"
     page.get_by_role("link", name="Audit log").click()
@@ -537,7 +613,8 @@ def tour(page, make_user, make_client, fake_app):
 SCREENSHOTS = {"login", "signup", "consent", "clients", "client-secret", "account", "admin-users", "admin-user",
                "admin-client", "admin-branding",
                "client-form-error", "oauth-error", "connected-apps", "logout-confirm", "admin-audit",
-               "account-delete"}
+               "account-delete", "forgot-password", "forgot-password-sent", "reset-password", "link-problem",
+               "invitation", "verify-email"}
 PHONE_SCREENSHOTS = {"login", "consent", "client-secret", "admin-users", "admin-audit", "admin-user", "admin-client"}
 
 #: Inline scripts, inline styles and event-handler attributes, which a strict CSP blocks, and
@@ -550,7 +627,7 @@ INLINE_CODE = """[...document.querySelectorAll('script:not([src]), style, [style
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_every_page_is_accessible_and_self_contained(page, viewport, make_user, make_client, fake_app,
-                                                           tmp_path):
+                                                           mailbox, tmp_path):
     """Tour every page: axe-core finds no serious or critical violation, no page carries inline
     code or loads code from elsewhere, and the main pages are photographed (into docs/screenshots with UPDATE_SCREENSHOTS=1)."""
     out = SCREENSHOT_DIR if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
@@ -559,7 +636,7 @@ def test_every_page_is_accessible_and_self_contained(page, viewport, make_user, 
     page.set_viewport_size(viewport)
     violations, inline, photographed = {}, [], []
     stops = []
-    for stop in tour(page, make_user, make_client, fake_app):
+    for stop in tour(page, make_user, make_client, fake_app, mailbox):
         stops.append(stop)
         if found := axe_violations(page):
             violations[stop] = found

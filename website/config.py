@@ -151,6 +151,30 @@ DEFAULTS = {
     # Wrong second-factor codes (TOTP or recovery) per account within THROTTLE_WINDOW seconds
     # before a lockout of THROTTLE_LOCKOUT seconds.
     "MFA_ATTEMPT_LIMIT": 5,
+    # Who may register clients on the web pages (/clients): everyone, verified (people whose
+    # address is verified) or admins.
+    "CLIENT_REGISTRATION_POLICY": "everyone",
+    # Every app gets a code only for people whose address is verified (a client can also ask
+    # for this on its own: require_verified_email in its settings).
+    "REQUIRE_VERIFIED_EMAIL": False,
+    # Seconds the links mailed to people work: confirming an address (also a new one),
+    # resetting a password, accepting an invitation.
+    "EMAIL_VERIFICATION_LIFETIME": 24 * 3600,
+    "PASSWORD_RESET_LIFETIME": 30 * 60,
+    "INVITATION_LIFETIME": 7 * 24 * 3600,
+    # Mails with a link (password reset, confirmation sent again) allowed per account (or
+    # username or address asked for), and per client address, within THROTTLE_WINDOW seconds,
+    # before a pause of THROTTLE_LOCKOUT seconds (0: no limit).
+    "MAIL_LINK_LIMIT": 3,
+    "MAIL_LINK_ADDRESS_LIMIT": 10,
+    # The forgot-password page answers no sooner than this many seconds, known address or not,
+    # so its timing does not tell whether an account exists.
+    "PASSWORD_RESET_MIN_SECONDS": 1.0,
+    # Refuse new passwords found in a breached-password list, through the k-anonymity range API
+    # of Have I Been Pwned (only the first 5 hex digits of the password's SHA-1 leave the server).
+    "PWNED_PASSWORDS_CHECK": False,
+    "PWNED_PASSWORDS_URL": "https://api.pwnedpasswords.com",
+    "PWNED_PASSWORDS_TIMEOUT": 3.0,
     # Branding (website/services/branding.py), also set in the admin UI: the name people see
     # on every page and mail, an https logo URL (None: the built-in mark), the primary colour
     # (links and buttons; at least 4.5:1 against white), and a support address for the footer.
@@ -192,6 +216,9 @@ _BOOLEAN_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)} | {"SESS
 _INTEGER_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and k not in _BOOLEAN_KEYS}
 
 
+_NUMBER_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, float)}
+
+
 def parse_bool(value) -> bool:
     """Read a boolean from an environment string such as ``1``, ``true`` or ``off``."""
     if isinstance(value, bool):
@@ -214,6 +241,15 @@ def from_environment(environ=os.environ, problems: list | None = None) -> dict:
                 value = int(value)
             except ValueError:
                 message = f"Configuration error: {key} must be a whole number, not {value!r}"
+                if problems is None:
+                    raise SystemExit(message)
+                problems.append(message)
+                continue
+        elif key in _NUMBER_KEYS:
+            try:
+                value = float(value)
+            except ValueError:
+                message = f"Configuration error: {key} must be a number of seconds, not {value!r}"
                 if problems is None:
                     raise SystemExit(message)
                 problems.append(message)
@@ -306,6 +342,7 @@ def _check_settings(config) -> list[str]:
         return value
 
     config["SIGNUP_POLICY"] = choice("SIGNUP_POLICY", ("open", "invite", "domain", "closed"))
+    config["CLIENT_REGISTRATION_POLICY"] = choice("CLIENT_REGISTRATION_POLICY", ("everyone", "verified", "admins"))
     config["LOG_FORMAT"] = choice("LOG_FORMAT", ("text", "json"))
     config["MFA_REQUIRED_FOR"] = choice("MFA_REQUIRED_FOR", ("none", "admins", "everyone"))
     if config["MFA_ENROLMENT_GRACE_DAYS"] < 0:

@@ -30,6 +30,7 @@ from website.oauth2.client_metadata import (
     TOKEN_EXCHANGE,
 )
 from website.oauth2.keys import USERINFO_SIGNING_ALGS
+from website.services.pwned import times_breached
 from website.services.branding import color_problem, logo_problem
 
 
@@ -37,6 +38,18 @@ def username_rule(form, field) -> None:
     """The username rule of ``usernames.username_problem`` (the CLI checks the same)."""
     if field.data and (problem := username_problem(field.data)):
         raise ValidationError(problem)
+
+
+def not_breached(form, field) -> None:
+    """Refuse a password found in the breached-password list (PWNED_PASSWORDS_CHECK)."""
+    if field.data and not field.errors and times_breached(field.data):
+        raise ValidationError("This password appears in a list of passwords leaked from other sites,"
+                              " so attackers try it first. Choose another.")
+
+
+def new_password_rules(message: str | None = None):
+    """The rules every new password obeys (sign-up, change, reset, invitation)."""
+    return [DataRequired(), Length(min=8, max=1000, message=message), not_breached]
 
 
 EMAIL_RULE = Regexp(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+\Z", message="Enter an email address such as ada@example.com.")
@@ -80,11 +93,43 @@ AUTH_METHOD_LABELS = {
 class SignupForm(FlaskForm):
     username = StringField("Username", filters=[normalize_username], validators=[DataRequired(), username_rule])
     email = StringField("Email", validators=[DataRequired(), Length(max=254), EMAIL_RULE])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1000)])
+    password = PasswordField("Password", validators=new_password_rules())
     confirm = PasswordField(
         "Repeat password", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
     )
     submit = SubmitField("Sign up")
+
+
+class InvitationSignupForm(FlaskForm):
+    """Sign-up through an invitation: the address is the one the invitation was sent to."""
+
+    username = StringField("Username", filters=[normalize_username], validators=[DataRequired(), username_rule])
+    password = PasswordField("Password", validators=new_password_rules())
+    confirm = PasswordField(
+        "Repeat password", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
+    )
+    submit = SubmitField("Create account")
+
+
+class ForgotPasswordForm(FlaskForm):
+    identifier = StringField("Username or email", filters=[strip_text],
+                             validators=[DataRequired(message="Enter your username or email address."),
+                                         Length(max=254)])
+    submit = SubmitField("Send reset link")
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=new_password_rules())
+    confirm = PasswordField(
+        "Repeat new password", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
+    )
+    submit = SubmitField("Set new password")
+
+
+class InviteForm(FlaskForm):
+    email = StringField("Email address to invite", filters=[strip_text],
+                        validators=[DataRequired(), Length(max=254), EMAIL_RULE])
+    submit = SubmitField("Send invitation")
 
 
 class LoginForm(FlaskForm):
@@ -139,6 +184,7 @@ class ClientForm(FlaskForm):
     )
     dpop_bound_access_tokens = BooleanField("DPoP: the app always proves its key (RFC 9449); "
                                             "token requests without a DPoP proof are refused")
+    require_verified_email = BooleanField("Only for people whose email address is verified")
     jwks_uri = StringField("JWKS URL (private_key_jwt)", validators=[Optional(), Length(max=2000)])
     jwks = TextAreaField("JWKS, public keys as JSON (private_key_jwt, instead of a URL)",
                          validators=[Length(max=20000)])
@@ -176,6 +222,7 @@ class ClientForm(FlaskForm):
             "require_pushed_authorization_requests": bool(self.require_pushed_authorization_requests.data),
             "request_object_signing_alg": self.request_object_signing_alg.data,
             "dpop_bound_access_tokens": bool(self.dpop_bound_access_tokens.data),
+            "require_verified_email": bool(self.require_verified_email.data),
             "jwks_uri": self.jwks_uri.data,
             "jwks": _json_or_text(self.jwks.data),
             "backchannel_logout_uri": self.backchannel_logout_uri.data,
@@ -311,10 +358,7 @@ class ConfirmForm(FlaskForm):
 
 class ChangePasswordForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
-    new_password = PasswordField(
-        "New password",
-        validators=[DataRequired(), Length(min=8, max=1000, message="Use 8 to 1000 characters.")],
-    )
+    new_password = PasswordField("New password", validators=new_password_rules("Use 8 to 1000 characters."))
     confirm = PasswordField(
         "Repeat new password",
         validators=[DataRequired(), EqualTo("new_password", message="The passwords differ.")],

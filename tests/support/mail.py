@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from aiosmtpd.controller import Controller
 
@@ -75,3 +76,11 @@ def smtp_server():
         yield mailbox, port
     finally:
         controller.stop()
+
+
+def link_path(message) -> str:
+    """The path (and query) of the one link in a mail, to open it with the test client or a
+    browser whatever host the mail names."""
+    [link] = links_in(message)
+    parts = urlsplit(link)
+    return parts.path + (f"?{parts.query}" if parts.query else "")

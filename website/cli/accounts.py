@@ -16,6 +16,8 @@ from website.extensions import db
 from website.forms import EMAIL_RULE
 from website.models.usernames import canonical_username, normalize_username, username_problem
 from website.models.users import User
+from website.services import accounts
+from website.services.mail import MailError
 from website.services.administration import disable_account, enable_account
 from website.store import audit, throttle
 from website.store.users import find_user
@@ -65,6 +67,81 @@ def unlock_user_command(username):
     audit.record("account_unlocked", user=user, by="cli", counters=removed)
     db.session.commit()
     click.echo(f"Unlocked {user.username}: {removed} throttle counter{'s' if removed != 1 else ''} removed.")
+
+
+def _check_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > 254 or not EMAIL_RULE.regex.match(email):
+        raise click.ClickException(f"{email!r} is not an email address.")
+    return email
+
+
+def _sent(what: str, email: str) -> None:
+    """Say where the mail went: to the mail server, or to the log (no MAIL_SERVER)."""
+    if current_app.config.get("MAIL_SERVER"):
+        click.echo(f"Sent {what} to {email}.")
+    else:
+        click.echo(f"MAIL_SERVER is not set: {what} for {email} was written to the log instead of sent.")
+
+
+def _mail_or_fail(send) -> None:
+    """Run ``send``; a mail server that refuses undoes everything and is a one-line error."""
+    try:
+        send()
+    except MailError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error))
+    db.session.commit()
+
+
+@click.command("invite-user")
+@with_appcontext
+@click.argument("email")
+def invite_user_command(email):
+    """Mail EMAIL an invitation link to create an account (under any SIGNUP_POLICY)."""
+    email = _check_email(email)
+    if (existing := accounts.existing_account_with_email(email)) is not None:
+        raise click.ClickException(f"{existing.username} already has an account with {email}.")
+    _mail_or_fail(lambda: accounts.send_invitation(email, by="cli"))
+    _sent(f"an invitation (valid for {accounts.in_words(accounts.lifetime('invite'))})", email)
+
+
+@click.command("send-password-reset")
+@with_appcontext
+@click.argument("who", metavar="USERNAME|EMAIL")
+def send_password_reset_command(who):
+    """Mail a password-reset link to the account with this username (or this address)."""
+    users = accounts.accounts_for(who)
+    if not users:
+        raise click.ClickException(f"No account has the username or email address {who!r}.")
+    if len(users) > 1:
+        names = ", ".join(user.username for user in users)
+        raise click.ClickException(f"{len(users)} accounts use {who}: {names}. Name one by its username.")
+    user = users[0]
+    if not user.email:
+        raise click.ClickException(f"{user.username} has no email address to send the link to.")
+    if user.disabled_at is not None:
+        raise click.ClickException(f"{user.username} is disabled; enable the account first (flask enable-user).")
+    _mail_or_fail(lambda: accounts.send_password_reset(user, by="cli"))
+    _sent(f"a password-reset link for {user.username} (valid for "
+          f"{accounts.in_words(accounts.lifetime('reset_password'))})", user.email)
+
+
+@click.command("verify-email")
+@with_appcontext
+@click.argument("username")
+def verify_email_command(username):
+    """Mark USERNAME's email address as verified without a mail (an administrator vouches for it)."""
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"No user named {username}.")
+    if not user.email:
+        raise click.ClickException(f"{user.username} has no email address to verify.")
+    if user.email_verified:
+        click.echo(f"{user.email} of {user.username} is verified already.")
+        return
+    accounts.verify_email_by_admin(user, by="cli")
+    click.echo(f"Marked {user.email} of {user.username} as verified.")
 
 
 @click.command("disable-user")

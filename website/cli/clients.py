@@ -73,6 +73,8 @@ def create_initial_access_token_command(expires_in):
 @click.option("--dpop-bound", is_flag=True,
               help="The client always sends DPoP proofs (RFC 9449 dpop_bound_access_tokens): token "
                    "requests without one are refused.")
+@click.option("--require-verified-email", is_flag=True,
+              help="Give codes only for people whose email address is verified.")
 @click.option("--jwks-file", type=click.File("r"), default=None,
               help="For private_key_jwt and signed request objects: a file holding the client's public JWKS (JSON).")
 @click.option("--jwks-uri", default=None,
@@ -93,8 +95,8 @@ def create_initial_access_token_command(expires_in):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
                           response_types, scope, userinfo_alg, auth_method, strict_auth_method, require_mfa,
-                          require_par, request_object_alg, dpop_bound, jwks_file, jwks_uri, backchannel_logout_uri,
-                          backchannel_logout_session_required, frontchannel_logout_uri,
+                          require_par, request_object_alg, dpop_bound, require_verified_email, jwks_file, jwks_uri,
+                          backchannel_logout_uri, backchannel_logout_session_required, frontchannel_logout_uri,
                           frontchannel_logout_session_required, owner, access_token_lifetime, refresh_token_lifetime,
                           id_token_lifetime, as_json):
     """Register a client and print its client_id and client_secret."""
@@ -115,6 +117,7 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         "require_pushed_authorization_requests": require_par,
         "request_object_signing_alg": request_object_alg,
         "dpop_bound_access_tokens": dpop_bound,
+        "require_verified_email": require_verified_email,
         "jwks_uri": jwks_uri,
         "backchannel_logout_uri": backchannel_logout_uri,
         "backchannel_logout_session_required": backchannel_logout_session_required,

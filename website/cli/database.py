@@ -10,8 +10,9 @@ from website.extensions import db
 from website.models.base import now
 from website.models.clients import SecretView
 from website.models.grants import AuthorizationCode, Token
-from website.models.sessions import LogoutDelivery
+from website.models.links import AccountLink
 from website.models.pending import DeviceCode, PushedAuthorizationRequest
+from website.models.sessions import LogoutDelivery
 from website.oauth2.keys import (
     KeyDecryptionError,
     check_private_keys,
@@ -71,6 +72,9 @@ def purge_expired_command():
     finished = (LogoutDelivery.state != "pending", LogoutDelivery.created_at <= stamp - FINISHED_DELIVERIES_KEPT)
     if deliveries := _purge(LogoutDelivery, *finished):
         click.echo(f"Deleted {deliveries} finished back-channel logout deliveries.")
+    # Used links go too once they would have expired: until then "already used" is the answer.
+    if links := _purge(AccountLink, AccountLink.expires_at <= stamp):
+        click.echo(f"Deleted {links} expired links mailed to people.")
 
 
 def _purge(model, *conditions) -> int:

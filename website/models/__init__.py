@@ -18,6 +18,7 @@ from website.models.clients import (
 from website.models.grants import AuthorizationCode, Consent, SpentJti, Token, TokenState
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.keys import SigningKey
+from website.models.links import AccountLink
 from website.models.mfa import RecoveryCode, TotpFactor
 from website.models.passkeys import Passkey, WebAuthnChallenge
 from website.models.pending import DeviceCode, PushedAuthorizationRequest
@@ -27,10 +28,10 @@ from website.models.throttle import ThrottleCounter
 from website.models.users import Subject, User
 
 __all__ = [
-    "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti", "ClientRole",
-    "Consent", "DeviceCode", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "LogoutDelivery",
-    "OAuth2Client", "Passkey", "PushedAuthorizationRequest", "RecoveryCode", "RegistrationAccessToken",
-    "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "SpentJti", "Subject", "ThrottleCounter", "Token",
-    "TokenState", "TotpFactor", "User", "UserSession", "WebAuthnChallenge", "db", "hash_secret", "new_session_id",
-    "now", "utcnow",
+    "AccountLink", "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti",
+    "ClientRole", "Consent", "DeviceCode", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken",
+    "LogoutDelivery", "OAuth2Client", "Passkey", "PushedAuthorizationRequest", "RecoveryCode",
+    "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "SpentJti", "Subject",
+    "ThrottleCounter", "Token", "TokenState", "TotpFactor", "User", "UserSession", "WebAuthnChallenge", "db",
+    "hash_secret", "new_session_id", "now", "utcnow",
 ]

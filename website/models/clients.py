@@ -117,6 +117,11 @@ class OAuth2Client(db.Model, ClientMixin):
         """The app needs people to sign in with a second factor (oauth2/acr.py)."""
         return (self.extra_metadata or {}).get("require_mfa") is True
 
+    @property
+    def require_verified_email(self) -> bool:
+        """The client gets codes only for people whose address is verified."""
+        return (self.extra_metadata or {}).get("require_verified_email") is True
+
     @classmethod
     def register(cls, metadata: dict, owner: User | None = None) -> tuple["OAuth2Client", str | None]:
         """Make a client from validated metadata; return it with its plain secret (None if public)."""

@@ -128,14 +128,13 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
     if alg := _userinfo_alg(data):
         metadata["userinfo_signed_response_alg"] = alg
     metadata["jwks"], metadata["jwks_uri"] = _client_keys(data, method)
-    metadata["strict_auth_method"] = _strict_auth_method(data)
-    # None (not False) when off, as strict_auth_method: an edit merged over the old metadata
-    # turns it off, and registration answers leave it out.
-    metadata["require_mfa"] = True if _require_mfa(data) else None
+    metadata["strict_auth_method"] = _flag(data, "strict_auth_method")
+    metadata["require_mfa"] = _flag(data, "require_mfa")
     metadata.update(_logout_notification_metadata(data, metadata["redirect_uris"]))
     metadata["require_pushed_authorization_requests"] = _flag(data, "require_pushed_authorization_requests")
     metadata["request_object_signing_alg"] = _request_object_alg(data, metadata)
     metadata["dpop_bound_access_tokens"] = _dpop_bound(data)
+    metadata["require_verified_email"] = _flag(data, "require_verified_email")
     for kind in TOKEN_KINDS:
         metadata[f"{kind}_lifetime"] = _lifetime(data, kind)
     return metadata
@@ -206,29 +205,11 @@ def token_lifetime(client, kind: str) -> int:
     return (client.extra_metadata or {}).get(f"{kind}_lifetime") or current_app.config[f"OAUTH2_{kind.upper()}_LIFETIME"]
 
 
-def _strict_auth_method(data: dict) -> bool | None:
-    """A strict client may use only the secret method it registered (Basic or body)."""
-    value = data.get("strict_auth_method")
-    if value is None or value is False:
-        return None
-    if value is not True:
-        raise ClientMetadataError("strict_auth_method", "strict_auth_method must be true or false.")
-    return True
-
-
-def _require_mfa(data: dict) -> bool:
-    """"This app needs MFA": people sign in to it with a second factor (setting one up first
-    if they have none); the password grant refuses them."""
-    value = data.get("require_mfa")
-    if value is None or value is False:
-        return False
-    if value is not True:
-        raise ClientMetadataError("require_mfa", "require_mfa must be true or false.")
-    return True
-
-
 def _flag(data: dict, field: str) -> bool | None:
-    """A boolean metadata value, kept only when true (absent means false, RFC 9126 §6)."""
+    """A true-or-false setting kept only when true (absent means false, RFC 9126 §6), so an
+    edit merged over the old metadata turns it off: strict_auth_method (only the secret method
+    registered, Basic or body), require_verified_email (codes only for verified addresses),
+    require_mfa (people sign in to the app with a second factor), require_pushed_authorization_requests."""
     value = data.get(field)
     if value is None or value is False:
         return None

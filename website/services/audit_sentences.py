@@ -89,6 +89,21 @@ SENTENCES = {
     "passkey_refused": lambda who, client, d: (f"A passkey {d.get('step') or 'sign-in'} was refused"
                                                + (f" for {who}" if who != "Someone" else "")
                                                + f": {d.get('reason') or 'it did not verify'}"),
+    "signup": lambda who, client, d: f"{who} signed up",
+    "email_verification_sent": lambda who, client, d: f"{who} was mailed a link to confirm their address",
+    "email_verified": lambda who, client, d: f"{who}'s email address was verified"
+                                             + (" (link followed)" if d.get("by") == "link" else f" by {d.get('by')}"),
+    "email_change_requested": lambda who, client, d: f"{who} asked to change their address to {d['new_email']}",
+    "email_changed": lambda who, client, d: f"{who}'s address changed from {d.get('old_email')} to {d['new_email']}",
+    "password_reset_requested": lambda who, client, d: (
+        f"A password reset was asked for {who}" if d.get("known") is not False
+        else f"A password reset was asked for the unknown {d.get('attempted_username')}"),
+    "password_reset": lambda who, client, d: f"{who} set a new password through a reset link",
+    "invitation_sent": lambda who, client, d: f"{d.get('by')} invited {d['invited_email']}",
+    "invitation_accepted": lambda who, client, d: f"{who} accepted an invitation" + (
+        f" from {d['by']}" if d.get("by") else ""),
+    "account_link_refused": lambda who, client, d: f"A {d['purpose'].replace('_', ' ')} link was refused ({d['reason']})",
+    "login_unverified": lambda who, client, d: f"{who} tried to sign in before confirming their address",
 }
 
 

@@ -13,7 +13,11 @@ Event names in use (add new ones freely; the admin page lists whatever is stored
 ``pushed_request_reused``; second factors (services/mfa.py): ``mfa_factor_added``,
 ``mfa_factor_removed``, ``mfa_used``, ``mfa_failed``, ``mfa_locked``, ``mfa_recovery_code_used``,
 ``mfa_recovery_codes_generated``, ``mfa_reset``, ``mfa_grace_started``, ``mfa_policy_changed``,
-``login_refused`` (the password grant, for an account that needs a second factor), ``mail_failed``.
+``login_refused`` (the password grant, for an account that needs a second factor), ``mail_failed``;
+the account mails (services/accounts.py): ``signup``, ``email_verification_sent``,
+``email_verified``, ``email_change_requested``, ``email_changed``, ``password_reset_requested``,
+``password_reset``, ``invitation_sent``, ``invitation_accepted``, ``account_link_refused``,
+``login_unverified``.
 """
 
 from flask import has_request_context, request

@@ -64,6 +64,10 @@ LIMIT_KEYS = {
     # Wrong user codes typed at /device (RFC 8628 §5.1), per person and per address.
     "user_code": "THROTTLE_USER_CODE_LIMIT",
     "user_code_address": "THROTTLE_USER_CODE_LIMIT",
+    # Mails with a link asked for (password reset, confirmation again): per account, username
+    # or address asked for, and per client address.
+    "mail_link": "MAIL_LINK_LIMIT",
+    "mail_link_address": "MAIL_LINK_ADDRESS_LIMIT",
 }
 
 #: Kinds whose failures are forgotten when the attempt succeeds (the rest are only given back).

@@ -13,6 +13,7 @@ from website.views import (  # noqa: F401 (admin_console: routes on admin.bp)
     branding,
     clients,
     device,
+    links,
     logout,
     mfa,
     passkeys,
@@ -20,7 +21,7 @@ from website.views import (  # noqa: F401 (admin_console: routes on admin.bp)
 )
 
 BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, admin_api.bp,
-              mfa.bp, passkeys.bp, device.bp)
+              mfa.bp, passkeys.bp, device.bp, links.bp)
 
 
 def url_host(uri: str) -> str:

@@ -11,8 +11,10 @@ from website.extensions import db
 from website.forms import ChangeEmailForm, ChangePasswordForm, ConfirmForm, DeleteAccountForm
 from website.models.usernames import canonical_username
 from website.oauth2.scopes import scope_descriptions
-from website.services.mfa import available_factors
+from website.services import accounts
 from website.services.consent import list_consents, revoke_consent
+from website.services.mail import MailError
+from website.services.mfa import available_factors
 from website.services.personal_data import delete_own_account, personal_data
 from website.services.sessions import end_other_sessions, end_session, list_sessions, log_out
 from website.store import audit
@@ -29,7 +31,7 @@ def render_account(password_form=None, email_form=None):
     """The account page with both forms; the one that failed keeps its input and messages."""
     password_form = password_form or ChangePasswordForm(prefix="password", formdata=None)
     email_form = email_form or ChangeEmailForm(prefix="email", formdata=None)
-    status = 400 if password_form.errors or email_form.errors else 200
+    status = 400 if password_form.errors or email_form.errors or email_form.form_errors else 200
     sessions = list_sessions(g.user)
     client_ids = {client_id for item in sessions for client_id in item.clients}
     clients = {client_id: client for client_id in client_ids if (client := query_client(client_id)) is not None}
@@ -74,16 +76,28 @@ def change_password():
 @bp.route("/email", methods=["POST"])
 @login_required
 def change_email():
-    """Set a new email address after checking the current password."""
+    """Mail a link to the new address after checking the current password; the address
+    changes only when the link is followed."""
     form = ChangeEmailForm(prefix="email")
     if form.validate_on_submit():
+        new_email = form.email.data
         if not g.user.check_password(form.current_password.data):
             form.current_password.errors.append("That is not your current password.")
+        elif g.user.email and new_email.casefold() == g.user.email.casefold():
+            form.email.errors.append("That is your address already.")
+        elif refusal := accounts.email_change_refusal(new_email):
+            form.email.errors.append(refusal)
         else:
-            g.user.email = form.email.data.strip()
-            db.session.commit()
-            flash("Your email address was changed.")
-            return redirect(url_for("account.index"))
+            try:
+                accounts.request_email_change(g.user, new_email)
+            except MailError as error:
+                db.session.rollback()
+                form.form_errors.append(str(error))
+            else:
+                db.session.commit()
+                flash(f"We sent a link to {new_email}. Your address changes when you follow it;"
+                      f" until then it stays {g.user.email or 'unset'}.")
+                return redirect(url_for("account.index"))
     return render_account(email_form=form)
 
 

@@ -9,17 +9,20 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from sqlalchemy import func, or_, select
 
 from website.extensions import db
-from website.forms import BrandingForm, ConfirmForm
+from website.forms import BrandingForm, ConfirmForm, InviteForm
 from website.models.audit import AuditEvent
 from website.models.clients import OAuth2Client
 from website.models.usernames import canonical_username
 from website.models.users import User
+from website.services import accounts
+from website.services.mail import MailError
 from website.services.audit_sentences import client_names, sentence
 from website.services.mfa import reset_factors
 from website.services.mfa import status as mfa_status
 from website.store import audit as audit_log
 from website.store import throttle
 from website.store.branding import branding, save_branding
+from website.store.links import pending_invitations
 from website.views.auth import login_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -80,7 +83,38 @@ def users():
             or_(User.username_canonical.contains(canonical_username(q), autoescape=True),
                 User.email.icontains(q, autoescape=True))
         )
-    return render_template("admin/users.html", page=paginate(statement), q=q, form=ConfirmForm())
+    return render_users(page=paginate(statement), q=q)
+
+
+def render_users(invite_form=None, status=200, **context):
+    """The user list with the invitation form and the invitations not yet accepted."""
+    context.setdefault("page", paginate(select(User).order_by(User.id.desc())))
+    context.setdefault("q", "")
+    invite_form = invite_form or InviteForm(formdata=None)
+    return render_template("admin/users.html", form=ConfirmForm(), invite_form=invite_form,
+                           invitations=pending_invitations(), **context), status
+
+
+@bp.route("/invitations", methods=["POST"])
+@admin_required
+def invite():
+    """Mail an invitation to create an account (works under every SIGNUP_POLICY)."""
+    form = InviteForm()
+    if form.validate_on_submit():
+        if (existing := accounts.existing_account_with_email(form.email.data)) is not None:
+            form.email.errors.append(f"{existing.username} already has an account with this address.")
+        else:
+            try:
+                accounts.send_invitation(form.email.data, by=g.user.username)
+            except MailError as error:
+                db.session.rollback()
+                form.form_errors.append(str(error))
+            else:
+                db.session.commit()
+                flash(f"Invitation sent to {form.email.data}. It works for "
+                      f"{accounts.in_words(accounts.lifetime('invite'))}.")
+                return redirect(url_for("admin.users"))
+    return render_users(invite_form=form, status=503 if form.form_errors else 400)
 
 
 @bp.route("/users/<int:user_id>/admin", methods=["GET", "POST"])

@@ -9,8 +9,11 @@ from sqlalchemy.exc import IntegrityError
 from website.extensions import db
 from website.forms import ConfirmForm, LoginForm, SignupForm
 from website.models.users import User
+from website.services import accounts
+from website.services.mail import MailError
 from website.services.mfa import after_password
 from website.services.sessions import load_session_user, log_out
+from website.services.signup import signup_refusal
 from website.store import audit, throttle
 from website.store.users import authenticate_user
 from website.views.logout import signed_out_page
@@ -22,6 +25,16 @@ bp = Blueprint("auth", __name__)
 def load_logged_in_user() -> None:
     """Put the signed-in user (or None) on ``g.user``."""
     g.user = load_session_user()
+
+
+@bp.app_context_processor
+def navigation() -> dict:
+    """What the layout's menu shows: "My clients" only where it helps (services/accounts.py),
+    and "Sign up" only when people may sign up by themselves."""
+    return {
+        "developer_navigation": lambda: accounts.shows_developer_navigation(g.get("user"), request.endpoint),
+        "self_signup": current_app.config["SIGNUP_POLICY"] in ("open", "domain"),
+    }
 
 
 def login_required(view):
@@ -57,23 +70,43 @@ def index():
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
-    """Create an account and sign in."""
+    """Create an account (under SIGNUP_POLICY) and mail a link that confirms its address.
+    Under the domain policy the account is used only once the link is followed."""
     form = SignupForm()
+    policy_refusal = signup_refusal(None) if current_app.config["SIGNUP_POLICY"] in ("invite", "closed") else None
+    if policy_refusal:
+        return render_template("auth/signup_closed.html", message=policy_refusal), 403
     if form.validate_on_submit():
+        if refusal := signup_refusal(form.email.data):
+            form.email.errors.append(refusal)
+            return render_template("auth/signup.html", form=form), 403
         user = User(username=form.username.data, email=form.email.data.strip())
         user.set_password(form.password.data, method=current_app.config["PASSWORD_HASH_METHOD"])
         db.session.add(user)
         try:
-            db.session.commit()
+            db.session.flush()
         except IntegrityError:
-            # The username was already taken, which caused the commit to fail.
+            # The username was already taken, which caused the insert to fail.
             db.session.rollback()
             form.username.errors.append("That username is taken; choose another.")
         else:
+            try:
+                # Sent before the account is committed: a mail server that refuses leaves no
+                # account behind, and the person can simply send the form again.
+                accounts.send_verification(user)
+            except MailError as error:
+                db.session.rollback()
+                form.form_errors.append(str(error))
+                return render_template("auth/signup.html", form=form), 503
+            audit.record("signup", user=user)
+            db.session.commit()
+            if accounts.must_verify_to_log_in(user):
+                return render_template("auth/check_mail.html", email=user.email), 201
             next_url = safe_next(request.args.get("next"))
-            if step := after_password(user, next_url):  # the MFA policy may ask for a factor at once
-                return redirect(url_for(step))
-            return redirect(next_url)
+            step = after_password(user, next_url)  # the MFA policy may ask for a factor at once
+            # After the log-in, which starts a fresh session (and so would drop the message).
+            flash(f"We sent a link to {user.email}: follow it to confirm your address.")
+            return redirect(url_for(step) if step else next_url)
     return render_template("auth/signup.html", form=form), 400 if form.errors else 200
 
 
@@ -95,6 +128,9 @@ def login():
             db.session.commit()
             return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
         user = authenticate_user(form.username.data, form.password.data)
+        if user is not None and accounts.must_verify_to_log_in(user):
+            attempt.succeeded()
+            return unverified_login(form, user)
         if user is not None:
             attempt.succeeded()
             audit.record("login_succeeded", user=user)
@@ -115,6 +151,27 @@ def login():
     elif form.errors:
         status = 400
     return render_template("auth/login.html", form=form), status
+
+
+def unverified_login(form, user):
+    """The right password for an account whose address is not confirmed yet (domain policy):
+    no session; a new confirmation link (at most MAIL_LINK_LIMIT per window)."""
+    attempt = accounts.mail_throttle(("mail_link", f"user:{user.id}"))
+    if attempt.wait:
+        message = "Confirm your email address first: follow the link we mailed you."
+    else:
+        attempt.failed()
+        try:
+            accounts.send_verification(user)
+        except MailError as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+            return render_template("auth/login.html", form=form), 503
+        message = f"Confirm your email address first: we sent a new link to {user.email}."
+    audit.record("login_unverified", user=user)
+    db.session.commit()
+    form.form_errors.append(message)
+    return render_template("auth/login.html", form=form), 403
 
 
 @bp.route("/logout", methods=["POST"])

@@ -9,6 +9,7 @@ from website.extensions import db
 from website.forms import ClientForm, ConfirmForm
 from website.models.clients import OAuth2Client
 from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
+from website.services.accounts import may_register_clients
 from website.store import audit
 from website.store.clients import delete_clients
 from website.store.secret_views import stash, take
@@ -46,13 +47,15 @@ def index():
     clients = db.session.scalars(
         select(OAuth2Client).where(OAuth2Client.owner_id == g.user.id).order_by(OAuth2Client.id)
     ).all()
-    return render_template("clients/index.html", clients=clients)
+    return render_template("clients/index.html", clients=clients, may_register=may_register_clients(g.user))
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def create():
     """Register a new client; its secret is shown once, on the page redirected to."""
+    if not may_register_clients(g.user):
+        return render_template("clients/not_allowed.html"), 403
     form = ClientForm()
     if (metadata := validated_metadata(form)) is not None:
         client, secret = OAuth2Client.register(metadata, owner=g.user)
@@ -176,6 +179,7 @@ def client_form_data(client: OAuth2Client) -> dict:
             client.client_metadata.get("require_pushed_authorization_requests") is True,
         "request_object_signing_alg": client.client_metadata.get("request_object_signing_alg", ""),
         "dpop_bound_access_tokens": client.client_metadata.get("dpop_bound_access_tokens") is True,
+        "require_verified_email": client.require_verified_email,
         "jwks_uri": client.client_metadata.get("jwks_uri"),
         "jwks": json.dumps(client.client_metadata["jwks"], indent=2) if client.client_metadata.get("jwks") else "",
         "backchannel_logout_uri": client.client_metadata.get("backchannel_logout_uri"),

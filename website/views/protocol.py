@@ -5,6 +5,7 @@ from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc7591 import InvalidClientMetadataError
+from authlib.oidc.core.errors import InteractionRequiredError
 from flask import (
     Blueprint,
     Response,
@@ -18,7 +19,7 @@ from flask import (
 )
 
 from website.extensions import csrf, db
-from website.forms import ConsentForm
+from website.forms import ConfirmForm, ConsentForm
 from website.http.cors import ANY, CLIENT
 from website.http.endpoints import FORM, JSON, protocol_endpoint
 from website.oauth2.claims import CLAIM_DESCRIPTIONS
@@ -32,6 +33,7 @@ from website.oauth2.registration import ClientConfigurationEndpoint, ClientRegis
 from website.oauth2.response_modes import FORM_POST, can_form_post, response_parameters
 from website.oauth2.scopes import scope_descriptions
 from website.oauth2.server import authorization
+from website.services.accounts import verification_required
 from website.services.consent import (
     consent_required,
     effective_scope,
@@ -186,6 +188,16 @@ def authorize():
         return render_template("error.html", title="Not for your account", message=(
             f"{grant.client.client_name or 'This app'} is only for members of certain groups, and"
             " your account is in none of them. Ask an administrator if you need it.")), 403
+    if verification_required(grant.client, g.user):
+        # No code (nor consent) until the address is confirmed (REQUIRE_VERIFIED_EMAIL or the
+        # client's require_verified_email); prompt=none may show no page, so the app is told.
+        if "none" in (grant.request.payload.data.get("prompt") or "").split():
+            redirect_uri, fragment = redirect_target(grant)
+            return render_authorization_error(InteractionRequiredError(
+                "The person must confirm their email address first.", state=grant.request.payload.state,
+                redirect_uri=redirect_uri, redirect_fragment=fragment))
+        return render_template("links/verify_first.html", client=grant.client, user=g.user,
+                               form=ConfirmForm()), 403
     if not decision and not consent_required(grant, g.user):
         # The user already allowed these scopes: no need to ask again.
         return _authorization_response(grant, g.user)
