@@ -5,6 +5,7 @@ the helpers tests import are in tests/support/."""
 import os
 import threading
 import uuid
+from contextlib import ExitStack
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +13,9 @@ from werkzeug.serving import make_server
 
 from support.factories import PASSWORD, TEST_PASSWORD_METHOD, config_for, detached
 from support.instances import instance_environment, server_instances
+from support.databases import empty_database
 from support.mail import smtp_server
+from support.upstream import UPSTREAM_SECRET, oidc_provider
 from support.pages import AuthActions
 from website import create_app
 from website.oauth2.client_metadata import validate_client_metadata
@@ -198,3 +201,39 @@ def two_instances(database_url, instance_env, tmp_path_factory):
     env = {**instance_environment(config_for(database_url)), **instance_env}
     with server_instances(2, env, tmp_path_factory.mktemp("instances")) as both:
         yield tuple(both)
+
+
+@pytest.fixture
+def oidc_upstream(idp):
+    """Start panva's oidc-provider as an upstream with a client for this server's upstream
+    "node": ``oidc_upstream(accounts)`` returns its issuer (stopped after the test)."""
+    with ExitStack() as stack:
+        def start(accounts: dict, name: str = "node") -> str:
+            client = {"client_id": "idp-test", "client_secret": UPSTREAM_SECRET,
+                      "redirect_uris": [f"{idp}/login/with/{name}/callback"],
+                      "post_logout_redirect_uris": [f"{idp}/logout/upstream"]}
+            return stack.enter_context(oidc_provider(client, accounts))
+
+        yield start
+
+
+@pytest.fixture
+def upstream_instance(database_url, tmp_path):
+    """A second instance of this server on its own database, served on loopback: yields
+    ``(app, url)``; the test makes its users and clients with ``app.app_context()``."""
+    with empty_database(database_url, tmp_path) as config:
+        other = create_app(config_for(config["DATABASE_URL"], **config))
+        assert other.test_cli_runner().invoke(args=["initdb"]).exit_code == 0
+        server = make_server("127.0.0.1", 0, other, threaded=True)
+        url = f"http://127.0.0.1:{server.server_port}"
+        other.config["OAUTH2_ISSUER"] = url
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        try:
+            yield other, url
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+            with other.app_context():
+                db.session.remove()
+                db.engine.dispose()

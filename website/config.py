@@ -82,6 +82,9 @@ DEFAULTS = {
     "MAIL_DEFAULT_SENDER": None,  # default: no-reply@ the issuer's (or the request's) host name
     # Seconds to wait for the mail server before telling the person the mail could not be sent.
     "MAIL_TIMEOUT": 10,
+    # Seconds to wait for an upstream provider (discovery, token, JWKS, userinfo) during a
+    # sign-in through it before telling the person it did not answer.
+    "UPSTREAM_TIMEOUT": 10,
 }
 
 

@@ -1,6 +1,6 @@
 """Every `flask` command, one module per subject; ``init_app`` registers them all."""
 
-from website.cli import accounts, apis, clients, database, keys, mail
+from website.cli import accounts, apis, clients, database, keys, mail, upstreams
 
 COMMANDS = (
     apis.create_api_command,
@@ -18,6 +18,9 @@ COMMANDS = (
     keys.rotate_key_encryption_key_command,
     keys.generate_key_encryption_key_command,
     mail.send_test_mail_command,
+    upstreams.add_upstream_command,
+    upstreams.list_upstreams_command,
+    upstreams.remove_upstream_command,
 )
 
 

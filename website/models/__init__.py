@@ -18,10 +18,11 @@ from website.models.clients import (
 from website.models.grants import AuthorizationCode, Consent, Token, TokenState
 from website.models.keys import SigningKey
 from website.models.throttle import ThrottleCounter
+from website.models.upstreams import Upstream, UpstreamIdentity, UpstreamState
 from website.models.users import Subject, User
 
 __all__ = [
     "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAssertionJti", "Consent", "InitialAccessToken", "OAuth2Client",
     "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "Subject", "ThrottleCounter",
-    "Token", "TokenState", "User", "db", "hash_secret", "now", "utcnow",
+    "Token", "TokenState", "Upstream", "UpstreamIdentity", "UpstreamState", "User", "db", "hash_secret", "now", "utcnow",
 ]

@@ -8,17 +8,27 @@ from website.models.users import User
 from website.store import audit
 
 
-def log_in(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
+def log_in(user: User, amr: tuple[str, ...] = ("pwd",), federation: dict | None = None) -> None:
     """Start a fresh session for the user (a new session on log-in prevents fixation).
 
     ``amr`` says how the person proved who they are (RFC 8176 values: ``pwd``, ``otp``,
-    ``hwk``, ``mfa``, ``fed``, ...); id_tokens of this session carry it."""
+    ``hwk``, ``mfa``, ``fed``, ...); id_tokens of this session carry it. ``federation``: for a
+    sign-in through an upstream provider, which one (``upstream``), its ``acr`` and the
+    ``id_token`` it sent (the hint for ending the session there too at log-out)."""
     session.clear()
     session["user_id"] = user.id
     session["session_key"] = user.session_key()
     session["auth_time"] = now()
     session["amr"] = list(amr)
+    if federation:
+        session["federation"] = federation
     session.permanent = True
+
+
+def federation() -> dict | None:
+    """The upstream sign-in of this session (see ``log_in``), or None."""
+    value = session.get("federation")
+    return value if isinstance(value, dict) else None
 
 
 def log_out(everywhere: bool = True) -> None:

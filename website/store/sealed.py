@@ -11,11 +11,13 @@ from sqlalchemy import select
 
 from website.extensions import db
 from website.models.keys import SigningKey
+from website.models.upstreams import Upstream
 from website.store import audit
 
 #: (model, column name, what a person calls one row): every column holding ``seal``'s output.
 SEALED_COLUMNS = [
     (SigningKey, "private_key_encrypted", "signing key"),
+    (Upstream, "client_secret_encrypted", "upstream client secret"),
 ]
 
 
@@ -70,4 +72,4 @@ def reseal_everything() -> int:
 
 
 def _name(row) -> str:
-    return str(getattr(row, "kid", None) or getattr(row, "id", ""))
+    return str(getattr(row, "kid", None) or getattr(row, "name", None) or getattr(row, "id", ""))

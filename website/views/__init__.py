@@ -2,9 +2,9 @@
 
 from urllib.parse import urlsplit
 
-from website.views import account, admin, api, auth, clients, logout, protocol
+from website.views import account, admin, api, auth, clients, logout, protocol, upstream
 
-BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp)
+BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, upstream.bp)
 
 
 def url_host(uri: str) -> str:

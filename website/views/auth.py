@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from website.extensions import db
 from website.forms import ConfirmForm, LoginForm, SignupForm
 from website.models.users import User
-from website.services.sessions import log_in, log_out
+from website.services.sessions import federation, log_in, log_out
+from website.services.upstreams import end_session_redirect
 from website.store import audit, throttle
 from website.store.users import authenticate_user
 
@@ -118,6 +119,10 @@ def logout():
     """Sign out and clear the session."""
     form = ConfirmForm()
     if form.validate_on_submit():
+        signed_in_with = federation()
         log_out()
+        # Signed in through an upstream set to end its session too: go there (RP-Initiated Logout).
+        if upstream_logout := end_session_redirect(signed_in_with):
+            return redirect(upstream_logout)
         flash("You are signed out.")
     return redirect(url_for("auth.index"))

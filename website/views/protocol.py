@@ -41,6 +41,7 @@ from website.services.login_policy import authentication_step, redirect_target
 from website.services.sessions import remember_client_in_session
 from website.store import audit
 from website.store.apis import find_api
+from website.store.upstreams import find_upstream
 
 #: The consent form's own fields, never parameters of the authorization request.
 CONSENT_FIELDS = ("csrf_token", "allow", "deny")
@@ -85,6 +86,10 @@ def login_redirect(step: str) -> str:
         back.append((key, value))
     args = {"next": authorization_request_url(back)}
     login_hint = dict(parameters).get("login_hint")
+    # An app may name the upstream to sign in with (Keycloak's kc_idp_hint, idp_hint).
+    hint = dict(parameters).get("idp_hint") or dict(parameters).get("kc_idp_hint")
+    if step == "login" and hint and find_upstream(hint) is not None:
+        return url_for("upstream.start", name=hint, **args, **({"login_hint": login_hint} if login_hint else {}))
     if step == "login" and login_hint:
         args["login_hint"] = login_hint
     return url_for("auth.signup" if step == "signup" else "auth.login", **args)
