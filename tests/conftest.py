@@ -222,7 +222,8 @@ def upstream_instance(database_url, tmp_path):
     """A second instance of this server on its own database, served on loopback: yields
     ``(app, url)``; the test makes its users and clients with ``app.app_context()``."""
     with empty_database(database_url, tmp_path) as config:
-        other = create_app(config_for(config["DATABASE_URL"], **config))
+        # Its own cookie name: cookies do not keep ports apart, and both servers are on 127.0.0.1.
+        other = create_app(config_for(config["DATABASE_URL"], SESSION_COOKIE_NAME="upstream_session", **config))
         assert other.test_cli_runner().invoke(args=["initdb"]).exit_code == 0
         server = make_server("127.0.0.1", 0, other, threaded=True)
         url = f"http://127.0.0.1:{server.server_port}"

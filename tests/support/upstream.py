@@ -17,8 +17,13 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+import requests
 
-from support.factories import PASSWORD
+from website.models import OAuth2Client, User, db
+from website.oauth2.client_metadata import validate_client_metadata
+
+from support.factories import PASSWORD, TEST_PASSWORD_METHOD
+from support.loopback import LoopbackServer, QuietHandler
 from support.pages import csrf_token
 
 #: The client secret the upstreams give this server in the tests.
@@ -126,3 +131,63 @@ def drive(session, url: str, person: Person, stop: str, steps: int = 25):
             return response
         response = answered
     raise AssertionError("too many steps")
+
+
+def register_client_at(app, redirect_uris: list[str], post_logout_redirect_uris=(), **metadata) -> tuple[str, str]:
+    """Register a confidential client on another instance of this server: (client_id, secret)."""
+    data = {"client_name": "Downstream IdP", "redirect_uris": redirect_uris,
+            "post_logout_redirect_uris": list(post_logout_redirect_uris),
+            "grant_types": ["authorization_code"], "scope": "openid profile email",
+            "token_endpoint_auth_method": "client_secret_basic", **metadata}
+    with app.app_context():
+        client, secret = OAuth2Client.register(validate_client_metadata(data, allow_api_scopes=True))
+        db.session.add(client)
+        db.session.commit()
+        return client.client_id, secret
+
+
+def make_person_at(app, username: str, email: str) -> str:
+    """Create an account on another instance of this server; return its sub."""
+    with app.app_context():
+        user = User(username=username, email=email, email_verified=True)
+        user.set_password(PASSWORD, method=TEST_PASSWORD_METHOD)
+        db.session.add(user)
+        db.session.commit()
+        return user.sub
+
+
+class TamperingProxy:
+    """A transparent HTTP proxy in front of an upstream on loopback that can change the
+    id_token in token responses: ``tamper`` is None or a function of the id_token."""
+
+    def __init__(self, target: str):
+        proxy = self
+        self.tamper = None
+
+        class Handler(QuietHandler):
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = requests.request(self.command, target + self.path, data=body, headers=headers,
+                                          allow_redirects=False, timeout=10)
+                content = answer.content
+                if proxy.tamper and self.path.startswith("/oauth/token") and answer.status_code == 200:
+                    document = answer.json()
+                    document["id_token"] = proxy.tamper(document["id_token"])
+                    content = json.dumps(document).encode()
+                self.send_response(answer.status_code)
+                for name, value in answer.raw.headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = _forward
+
+        self.server = LoopbackServer(Handler, poll_interval=0.05)
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.server.close()

@@ -384,7 +384,12 @@ def _complete(client: FlaskOAuth2App, upstream: Upstream, args, data: dict) -> A
         if upstream.kind == OIDC:
             if "id_token" not in token:
                 raise UpstreamFailure("bad_id_token", f"{upstream.display_name} sent no ID token.")
-            claims = dict(client.parse_id_token(token, nonce=data["nonce"]))
+            # Authlib's parse_id_token checks aud only through azp (a token for another client
+            # that names us as azp would pass): both iss and aud are required here (OIDC Core
+            # §3.1.3.7 steps 2 and 3).
+            options = {"iss": {"essential": True, "values": [metadata["issuer"]]},
+                       "aud": {"essential": True, "values": [upstream.client_id]}}
+            claims = dict(client.parse_id_token(token, nonce=data["nonce"], claims_options=options))
             if metadata.get("userinfo_endpoint") and token.get("access_token"):
                 info = client.userinfo(token=token)
                 # OpenID Connect Core §5.3.4: UserInfo about another subject is not used.
