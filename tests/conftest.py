@@ -15,7 +15,7 @@ from support.factories import PASSWORD, TEST_PASSWORD_METHOD, config_for, detach
 from support.instances import instance_environment, server_instances
 from support.databases import empty_database
 from support.mail import smtp_server
-from support.upstream import UPSTREAM_SECRET, oidc_provider
+from support.upstream import UPSTREAM_SECRET, TamperingProxy, make_person_at, oidc_provider, register_client_at
 from support.pages import AuthActions
 from website import create_app
 from website.oauth2.client_metadata import validate_client_metadata
@@ -238,3 +238,19 @@ def upstream_instance(database_url, tmp_path):
             with other.app_context():
                 db.session.remove()
                 db.engine.dispose()
+
+
+@pytest.fixture
+def peer_upstream(app, idp, runner, upstream_instance):
+    """The upstream instance behind a TamperingProxy (its issuer), registered here as "peer"."""
+    other, url = upstream_instance
+    proxy = TamperingProxy(url)
+    other.config["OAUTH2_ISSUER"] = proxy.url
+    make_person_at(other, "ann", "ann@example.com")
+    client_id, secret = register_client_at(other, [f"{idp}/login/with/peer/callback"],
+                                           post_logout_redirect_uris=[f"{idp}/logout/upstream"])
+    result = runner.invoke(args=["add-upstream", "--name", "peer", "--preset", "idp", "--issuer", proxy.url,
+                                 "--client-id", client_id, "--client-secret", secret])
+    assert result.exit_code == 0, result.output
+    yield other, proxy, client_id
+    proxy.close()

@@ -11,28 +11,13 @@ import pytest
 import requests
 from joserfc import jwt
 from support.loopback import LoopbackServer, QuietHandler
-from support.upstream import Person, TamperingProxy, drive, make_person_at, register_client_at
+from support.upstream import Person, drive
 
 from website.models import AuditEvent, User, db
 from website.models.upstreams import UpstreamIdentity
 from website.oauth2.keys import signing_key
 
 NEVER = "http://never.invalid/"
-
-
-@pytest.fixture
-def peer(app, idp, runner, upstream_instance):
-    """The upstream instance behind a TamperingProxy (its issuer), registered here as "peer"."""
-    other, url = upstream_instance
-    proxy = TamperingProxy(url)
-    other.config["OAUTH2_ISSUER"] = proxy.url
-    make_person_at(other, "ann", "ann@example.com")
-    client_id, secret = register_client_at(other, [f"{idp}/login/with/peer/callback"])
-    result = runner.invoke(args=["add-upstream", "--name", "peer", "--preset", "idp", "--issuer", proxy.url,
-                                 "--client-id", client_id, "--client-secret", secret])
-    assert result.exit_code == 0, result.output
-    yield other, proxy, client_id
-    proxy.close()
 
 
 def start(idp, proxy, session=None):
@@ -53,8 +38,8 @@ def assert_failure_page(page, status, words):
     assert 'href="/login' in page.text and "Back to log in" in page.text
 
 
-def test_the_peer_upstream_signs_in_when_nothing_is_changed(app, idp, peer):
-    _, page = start(idp, peer[1])
+def test_the_peer_upstream_signs_in_when_nothing_is_changed(app, idp, peer_upstream):
+    _, page = start(idp, peer_upstream[1])
     assert page.status_code == 200 and urlsplit(page.url).path == "/account/"
     with app.app_context():
         assert db.session.scalar(db.select(UpstreamIdentity)).user.username == "ann"
@@ -84,8 +69,8 @@ def other_key(other):
     ("expired", "does not check out"),
     ("issuer", "its iss claim is not right"),
 ])
-def test_a_bad_id_token_gets_its_page(app, idp, peer, change, words):
-    other, proxy, client_id = peer
+def test_a_bad_id_token_gets_its_page(app, idp, peer_upstream, change, words):
+    other, proxy, client_id = peer_upstream
     if change == "signature":
         proxy.tamper = lambda token: token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
     else:
@@ -107,8 +92,8 @@ def db_count(app, model):
         return db.session.scalar(db.select(db.func.count()).select_from(model))
 
 
-def test_a_replayed_callback_gets_its_page(app, idp, peer):
-    other, proxy, _ = peer
+def test_a_replayed_callback_gets_its_page(app, idp, peer_upstream):
+    other, proxy, _ = peer_upstream
     session = requests.Session()
     # Stop at the callback, and keep the cookie as it was before it.
     callback = drive(session, f"{idp}/login/with/peer?next=/account/", Person("ann", login_origin=proxy.url),
@@ -126,7 +111,7 @@ def test_a_replayed_callback_gets_its_page(app, idp, peer):
     assert [f["reason"] for f in failures(app)] == ["state_mismatch"] * 3
 
 
-def test_an_error_from_the_upstream_gets_its_page(app, idp, peer):
+def test_an_error_from_the_upstream_gets_its_page(app, idp, peer_upstream):
     session = requests.Session()
     to_upstream = session.get(f"{idp}/login/with/peer?next=/account/", allow_redirects=False).headers["Location"]
     state = parse_qs(urlsplit(to_upstream).query)["state"][0]

@@ -207,11 +207,11 @@ UPSTREAM_PRESET_LABELS = [
 class UpstreamForm(FlaskForm):
     """An upstream provider, as an administrator adds it."""
 
-    preset = SelectField("Preset", choices=UPSTREAM_PRESET_LABELS, default="")
+    preset = SelectField("Preset", choices=[SelectChoice(v, label) for v, label in UPSTREAM_PRESET_LABELS], default="")
     name = StringField("Name", filters=[strip_text], validators=[DataRequired(), Length(max=40)])
     display_name = StringField("Button text", filters=[strip_text], validators=[Optional(), Length(max=80)])
-    kind = SelectField("Kind", choices=[("oidc", "OpenID Connect (discovery)"), ("oauth2", "OAuth 2.0")],
-                       default="oidc")
+    kind = SelectField("Kind", choices=[SelectChoice("oidc", "OpenID Connect (discovery)"),
+                                        SelectChoice("oauth2", "OAuth 2.0")], default="oidc")
     issuer = StringField("Issuer", filters=[strip_text], validators=[Optional(), Length(max=500)])
     tenant = StringField("Tenant ID (Microsoft)", filters=[strip_text], validators=[Optional(), Length(max=100)])
     client_id = StringField("Client ID", filters=[strip_text], validators=[DataRequired(), Length(max=255)])
