@@ -2,12 +2,10 @@
 from their account: link one while signed in, unlink one (never the last way to sign in),
 idp_hint, plain OAuth 2.0 with a claim mapping, and logging out of the upstream too."""
 
-import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from support.factories import PASSWORD
 from support.oidc import Browser
 from support.pages import csrf_token
 from support.upstream import Person, drive, make_person_at, register_client_at

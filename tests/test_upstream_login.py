@@ -4,7 +4,7 @@ the upstream, allows the app here, and the app gets an id_token for the local ac
 
 import re
 from html import unescape
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
@@ -12,11 +12,11 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from support.factories import PASSWORD, count_rows, update_rows
 from support.oidc import CALLBACK, authorization_url
-from support.pages import query_params
+from support.pages import csrf_token, query_params
 from support.upstream import UPSTREAM_SECRET, Person, drive
 
 from website.models import AuditEvent, User, db
-from website.models.upstreams import Upstream, UpstreamIdentity
+from website.models.upstreams import UpstreamIdentity
 
 ANN = {"ann": {"email": "ann@example.com", "email_verified": True, "name": "Ann Upstream",
                "groups": ["staff", "ops"]}}
@@ -105,7 +105,6 @@ def test_linking_by_verified_email_needs_the_local_password(app, idp, runner, oi
     session, page = sign_in(idp, oauth_client, Person("ann"))
     assert page.status_code == 200 and urlsplit(page.url).path == "/login/link"
     assert "alice" in page.text and "ann@example.com" in page.text
-    from support.pages import csrf_token
     wrong = session.post(page.url, data={"csrf_token": csrf_token(page.text), "password": "not the password"},
                          allow_redirects=False)
     assert wrong.status_code == 400 and "not the account&#39;s password" in wrong.text
@@ -137,3 +136,15 @@ def test_an_address_that_is_not_verified_on_both_sides_never_links(app, idp, run
     assert page.status_code == 403 and "cannot be linked" in page.text and "Log in with your password" in page.text
     assert count_rows(app, User) == 1 and count_rows(app, UpstreamIdentity) == 0
     assert events(app, "upstream_login_refused")[0]["upstream_email_verified"] is upstream_verified
+
+
+@pytest.mark.parametrize("overwrite, name_after", [("name", "Ann Upstream"), ("none", "Ann Here")])
+def test_each_sign_in_overwrites_only_the_claims_the_upstream_may(app, idp, runner, oidc_upstream, make_client,
+                                                                  overwrite, name_after):
+    add_upstream(runner, oidc_upstream(ANN), "node", "--overwrite", overwrite)
+    oauth_client, _ = make_client(redirect_uris=[CALLBACK])
+    sign_in(idp, oauth_client, Person("ann"))
+    update_rows(app, User, {"name": "Ann Here"})
+    sign_in(idp, oauth_client, Person("ann"))
+    with app.app_context():
+        assert db.session.scalar(db.select(User)).name == name_after

@@ -15,6 +15,7 @@ from website.oauth2.keys import (
     check_private_keys,
     ensure_signing_key,
 )
+from website.store.upstreams import purge_expired_states
 
 #: Rows deleted per transaction by purge-expired, so a big purge never holds long locks.
 PURGE_BATCH_SIZE = 5000
@@ -55,6 +56,8 @@ def purge_expired_command():
     click.echo(f"Deleted {codes} expired authorization codes and {tokens} expired tokens.")
     if views := _purge(SecretView, SecretView.expires_at <= stamp):
         click.echo(f"Deleted {views} new client secrets nobody opened in time.")
+    if states := purge_expired_states():
+        click.echo(f"Deleted {states} upstream sign-ins that never came back.")
 
 
 def _purge(model, *conditions) -> int:

@@ -9,7 +9,10 @@ Event names in use (add new ones freely; the admin page lists whatever is stored
 ``consent_denied``, ``consent_revoked``, ``token_issued``, ``token_revoked``,
 ``token_family_revoked``, ``client_created``, ``client_updated``, ``client_deleted``,
 ``client_secret_rotated``, ``key_rotated``, ``api_client_granted``, ``api_client_revoked``, ``account_unlocked``,
-``admin_granted``, ``admin_revoked``.
+``admin_granted``, ``admin_revoked``; upstream sign-in: ``upstream_added``, ``upstream_removed``,
+``upstream_login_failed`` (with ``reason``), ``upstream_login_refused``, ``upstream_link_proposed``,
+``upstream_linked`` (with ``proof``), ``upstream_link_failed``, ``upstream_link_refused``,
+``upstream_unlinked``, ``upstream_logout_failed``, ``user_created`` (``via``: upstream).
 """
 
 from flask import has_request_context, request
