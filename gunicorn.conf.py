@@ -5,6 +5,7 @@ Every setting can be changed from the environment, so one file serves every inst
 
 import multiprocessing
 import os
+import tempfile
 
 
 def _int(name: str, default: int) -> int:
@@ -51,3 +52,20 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 #: gunicorn, so there is one place to configure it.
 secure_scheme_headers = {}
 forwarded_allow_ips = ""
+
+#: /metrics sums every worker's counts (prometheus_client's multiprocess mode): the workers write
+#: them to files in this directory, which must be empty when the server starts. A directory of
+#: its own per start unless PROMETHEUS_MULTIPROC_DIR is set (then it is emptied here).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    for _name in os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):
+        if _name.endswith(".db"):
+            os.unlink(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], _name))
+else:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-metrics-")
+
+
+def child_exit(server, worker):
+    """A worker that ended no longer counts in the live gauges (connections in use)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -155,3 +155,13 @@ def test_a_slow_upstream_is_given_up_on_after_the_timeout(app, idp, runner):
         slow.close()
     assert_failure_page(page, 504, "did not answer within 1 seconds")
     assert failures(app)[-1]["reason"] == "timeout"
+
+
+def test_a_disabled_account_is_not_signed_in_through_the_upstream(app, idp, peer_upstream, runner):
+    start(idp, peer_upstream[1])  # the first sign-in makes the account
+    with app.app_context():
+        username = db.session.scalar(db.select(User)).username
+    assert runner.invoke(args=["disable-user", username]).exit_code == 0
+    _, page = start(idp, peer_upstream[1])
+    assert page.status_code == 403 and "This account is disabled" in page.text and "Back to log in" in page.text
+    assert app.test_client().get("/account/").status_code == 302

@@ -6,12 +6,14 @@ from website import cli, config, http, views
 from website.extensions import MIGRATIONS_DIR, csrf, db, mail, migrate
 from website.http.guard import DatabaseIntegerConverter
 from website.oauth2 import server
+from website.services import branding
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Create the app: defaults, then instance/config.py, the environment, and ``test_config``."""
     app = Flask(__name__, instance_relative_config=True)
     config.load(app, test_config)
+    branding.check_configuration(app.config)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)

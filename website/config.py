@@ -6,10 +6,12 @@ Every key can be set as an environment variable of the same name; tests pass a d
 instance folder.
 """
 
+import ipaddress
 import os
 import secrets
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, MultiFernet
 
@@ -17,7 +19,7 @@ from cryptography.fernet import Fernet, MultiFernet
 DEFAULTS = {
     "DATABASE_URL": None,  # default: a SQLite file in the instance folder
     "OAUTH2_ISSUER": None,  # default: the URL the request came in on
-    "OAUTH2_SCOPES_SUPPORTED": "openid profile email offline_access",
+    "OAUTH2_SCOPES_SUPPORTED": "openid profile email offline_access groups",
     "OAUTH2_ACCESS_TOKEN_LIFETIME": 3600,
     "OAUTH2_REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
     "OAUTH2_CODE_LIFETIME": 300,
@@ -65,12 +67,26 @@ DEFAULTS = {
     # Fernet keys that encrypt the private signing keys in the database, comma-separated: the
     # first encrypts, every one decrypts (for rotation). None: a key generated in the instance folder.
     "KEY_ENCRYPTION_KEYS": None,
+    # /metrics (Prometheus) answers these addresses or networks (space- or comma-separated),
+    # and any request with "Authorization: Bearer METRICS_TOKEN".
+    "METRICS_ALLOWED_ADDRESSES": "127.0.0.1 ::1",
+    "METRICS_TOKEN": None,
+    # Log lines as plain text, or one JSON object per line ("json").
+    "LOG_FORMAT": "text",
     # Who may create an account (website/services/signup.py): open, invite, domain or closed.
     "SIGNUP_POLICY": "open",
     # For SIGNUP_POLICY=domain: the mail domains (space- or comma-separated) that may sign up.
     "SIGNUP_ALLOWED_DOMAINS": "",
-    # The name people see on every page and mail.
+    # Branding (website/services/branding.py), also set in the admin UI: the name people see
+    # on every page and mail, an https logo URL (None: the built-in mark), the primary colour
+    # (links and buttons; at least 4.5:1 against white), and a support address for the footer.
     "SITE_NAME": "Identity Provider",
+    "SITE_LOGO_URL": None,
+    "SITE_PRIMARY_COLOR": "#4338ca",
+    "SITE_SUPPORT_EMAIL": None,
+    # A folder of templates that replace the built-in ones of the same name (None: the
+    # instance folder's templates/), so a deployer can change any page without forking.
+    "TEMPLATE_OVERRIDES_DIR": None,
     # Outgoing mail (website/services/mail.py). With no MAIL_SERVER, mails are written to the
     # log instead of sent, so a fresh install works with zero configuration.
     "MAIL_SERVER": None,
@@ -101,8 +117,9 @@ def parse_bool(value) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
-def from_environment(environ=os.environ) -> dict:
-    """Return the configuration keys that are set in the environment, typed."""
+def from_environment(environ=os.environ, problems: list | None = None) -> dict:
+    """Return the configuration keys that are set in the environment, typed. A value that
+    cannot be read is a SystemExit, or a line added to ``problems`` when given."""
     config = {}
     for key in list(DEFAULTS) + ["SECRET_KEY"]:
         if key not in environ:
@@ -114,7 +131,11 @@ def from_environment(environ=os.environ) -> dict:
             try:
                 value = int(value)
             except ValueError:
-                raise SystemExit(f"Configuration error: {key} must be a whole number, not {value!r}")
+                message = f"Configuration error: {key} must be a whole number, not {value!r}"
+                if problems is None:
+                    raise SystemExit(message)
+                problems.append(message)
+                continue
         config[key] = value
     return config
 
@@ -190,21 +211,65 @@ def database_uri(url: str | None, instance_path: str) -> str:
     return url
 
 
+def _check_settings(config) -> list[str]:
+    """The problems of settings that have a fixed set of values or a format, one line each;
+    also parses METRICS_ALLOWED_ADDRESSES into METRICS_NETWORKS."""
+    problems = []
+
+    def choice(key, allowed):
+        value = str(config[key]).strip().lower()
+        if value not in allowed:
+            problems.append(f"Configuration error: {key} must be {', '.join(allowed[:-1])} or {allowed[-1]},"
+                            f" not {config[key]!r}")
+        return value
+
+    config["SIGNUP_POLICY"] = choice("SIGNUP_POLICY", ("open", "invite", "domain", "closed"))
+    config["LOG_FORMAT"] = choice("LOG_FORMAT", ("text", "json"))
+    if config["MAIL_USE_TLS"] and config["MAIL_USE_SSL"]:
+        problems.append("Configuration error: set MAIL_USE_TLS (STARTTLS) or MAIL_USE_SSL (TLS from the"
+                        " start, usually port 465), not both")
+    issuer = config.get("OAUTH2_ISSUER")
+    if issuer:
+        parts = urlsplit(str(issuer))
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            problems.append(f"Configuration error: OAUTH2_ISSUER must be an http(s) URL with a host and no"
+                            f" query or fragment, such as https://id.example.com, not {issuer!r}")
+    networks = config["METRICS_ALLOWED_ADDRESSES"] or ""
+    if isinstance(networks, str):
+        networks = networks.replace(",", " ").split()
+    config["METRICS_NETWORKS"] = []
+    for item in networks:
+        try:
+            config["METRICS_NETWORKS"].append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            problems.append(f"Configuration error: METRICS_ALLOWED_ADDRESSES: {item!r} is not an address"
+                            " or network")
+    return problems
+
+
 def load(app, test_config: dict | None = None) -> None:
     """Fill ``app.config``: defaults, then instance/config.py, the environment, then
     ``test_config``; derive the secret key, the database URI and the engine options."""
     app.config.from_mapping(DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
-    app.config.update(from_environment())
+    problems = []  # every problem is reported at once, one line each
+    app.config.update(from_environment(problems=problems))
     if test_config:
         app.config.update(test_config)
+    # Secrets made in the instance folder because none was configured (`flask check-config` warns).
+    generated = app.extensions["generated_secrets"] = {}
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = read_or_create_secret_key(app.instance_path)
+        generated["SECRET_KEY"] = secret_key_path(app.instance_path)
     generated_key_encryption_key = not app.config.get("KEY_ENCRYPTION_KEYS")
     if generated_key_encryption_key:
         app.config["KEY_ENCRYPTION_KEYS"] = read_or_create_key_encryption_key(app.instance_path)
-    app.config["KEY_ENCRYPTION_KEYS"], app.extensions["key_encryption"] = key_encryption(
-        app.config["KEY_ENCRYPTION_KEYS"])
+        generated["KEY_ENCRYPTION_KEYS"] = key_encryption_key_path(app.instance_path)
+    try:
+        app.config["KEY_ENCRYPTION_KEYS"], app.extensions["key_encryption"] = key_encryption(
+            app.config["KEY_ENCRYPTION_KEYS"])
+    except SystemExit as error:
+        problems.append(str(error))
     if generated_key_encryption_key:
         app.logger.warning(
             "Signing keys are encrypted with a key generated in %s: set KEY_ENCRYPTION_KEYS in production.",
@@ -225,12 +290,9 @@ def load(app, test_config: dict | None = None) -> None:
             engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
-    if app.config["SIGNUP_POLICY"] not in ("open", "invite", "domain", "closed"):
-        raise SystemExit(f"Configuration error: SIGNUP_POLICY must be open, invite, domain or closed,"
-                         f" not {app.config['SIGNUP_POLICY']!r}")
-    if app.config["MAIL_USE_TLS"] and app.config["MAIL_USE_SSL"]:
-        raise SystemExit("Configuration error: set MAIL_USE_TLS (STARTTLS) or MAIL_USE_SSL (TLS from the"
-                         " start, usually port 465), not both")
+    problems.extend(_check_settings(app.config))
+    if problems:
+        raise SystemExit("\n".join(problems))
     # Real SMTP even under TESTING (Flask-Mailman would pick its in-memory backend): the tests
     # read what arrives at an SMTP server on loopback.
     app.config.setdefault("MAIL_BACKEND", "smtp")

@@ -19,6 +19,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, 
 from website.models.usernames import normalize_username, username_problem
 from website.oauth2.client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES, RESPONSE_TYPE_GRANTS
 from website.oauth2.keys import USERINFO_SIGNING_ALGS
+from website.services.branding import color_problem, logo_problem
 
 
 def username_rule(form, field) -> None:
@@ -157,6 +158,25 @@ def _json_or_text(text: str | None):
 class ConsentForm(FlaskForm):
     allow = SubmitField("Allow")
     deny = SubmitField("Deny")
+
+
+class BrandingForm(FlaskForm):
+    """The site's branding, as an administrator sets it (empty: the configuration's value)."""
+
+    site_name = StringField("Site name", filters=[strip_text], validators=[DataRequired(), Length(max=60)])
+    logo_url = StringField("Logo URL", filters=[strip_text], validators=[Optional(), Length(max=2000)])
+    primary_color = StringField("Primary colour", filters=[strip_text], validators=[DataRequired(), Length(max=7)])
+    support_email = StringField("Support address", filters=[strip_text],
+                                validators=[Optional(), Length(max=254), EMAIL_RULE])
+    submit = SubmitField("Save branding")
+
+    def validate_logo_url(self, field):
+        if problem := logo_problem(field.data or ""):
+            raise ValidationError(problem)
+
+    def validate_primary_color(self, field):
+        if problem := color_problem(field.data or ""):
+            raise ValidationError(problem)
 
 
 class ConfirmForm(FlaskForm):

@@ -1,6 +1,6 @@
 """Every `flask` command, one module per subject; ``init_app`` registers them all."""
 
-from website.cli import accounts, apis, clients, database, keys, mail, upstreams
+from website.cli import accounts, apis, clients, database, groups, keys, mail, operations, upstreams
 
 COMMANDS = (
     apis.create_api_command,
@@ -13,11 +13,26 @@ COMMANDS = (
     database.initdb_command,
     database.purge_expired_command,
     accounts.create_user_command,
+    groups.create_group_command,
+    groups.delete_group_command,
+    groups.list_groups_command,
+    groups.add_to_group_command,
+    groups.remove_from_group_command,
+    groups.create_role_command,
+    groups.delete_role_command,
+    groups.assign_role_command,
+    groups.unassign_role_command,
+    groups.limit_client_command,
     accounts.unlock_user_command,
+    accounts.disable_user_command,
+    accounts.enable_user_command,
     keys.rotate_keys_command,
     keys.rotate_key_encryption_key_command,
     keys.generate_key_encryption_key_command,
     mail.send_test_mail_command,
+    operations.check_config_command,
+    operations.backup_command,
+    operations.restore_command,
     upstreams.add_upstream_command,
     upstreams.list_upstreams_command,
     upstreams.remove_upstream_command,

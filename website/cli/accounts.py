@@ -10,7 +10,9 @@ from website.extensions import db
 from website.forms import EMAIL_RULE
 from website.models.usernames import normalize_username, username_problem
 from website.models.users import User
+from website.services.administration import disable_account, enable_account
 from website.store import audit, throttle
+from website.store.users import find_user
 
 
 @click.command("create-user")
@@ -54,3 +56,29 @@ def unlock_user_command(username):
     audit.record("account_unlocked", user=user, attempted_username=username[:40], by="cli", counters=removed)
     db.session.commit()
     click.echo(f"Unlocked {username}: {removed} throttle counter{'s' if removed != 1 else ''} removed.")
+
+
+@click.command("disable-user")
+@with_appcontext
+@click.argument("username")
+def disable_user_command(username):
+    """Disable an account: the person cannot sign in, and their sessions and tokens stop now."""
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"No user named {username!r}.")
+    if not disable_account(user, by=None, via="cli"):
+        raise click.ClickException(f"{user.username} is disabled already.")
+    click.echo(f"Disabled {user.username}: signed out everywhere, every token revoked.")
+
+
+@click.command("enable-user")
+@with_appcontext
+@click.argument("username")
+def enable_user_command(username):
+    """Let a disabled account sign in again."""
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"No user named {username!r}.")
+    if not enable_account(user, by=None, via="cli"):
+        raise click.ClickException(f"{user.username} is not disabled.")
+    click.echo(f"Enabled {user.username}; they can sign in again.")

@@ -1,6 +1,7 @@
 """Production serving: reverse-proxy headers, secure cookies, /healthz, one log line per
 request with a request id, and 503 answers while the database is unreachable."""
 
+import json
 import logging
 import re
 import sys
@@ -8,14 +9,18 @@ import time
 import uuid
 from urllib.parse import quote
 
-from flask import Blueprint, Flask, g, jsonify, make_response, render_template, request
+import redis
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from flask import Blueprint, Flask, current_app, g, has_request_context, jsonify, make_response, render_template, request
 from flask import logging as flask_logging
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from website.extensions import db
+from website.extensions import MIGRATIONS_DIR, db
+from website.http import metrics
 
 bp = Blueprint("ops", __name__)
 
@@ -33,7 +38,7 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,127}")
 
 
 #: Paths that always answer JSON; other paths answer a page unless the client prefers JSON.
-_JSON_PATH_PREFIXES = ("/oauth/", "/api/", "/.well-known/", "/healthz", "/userinfo", "/jwks")
+_JSON_PATH_PREFIXES = ("/oauth/", "/api/", "/.well-known/", "/healthz", "/readyz", "/metrics", "/userinfo", "/jwks")
 
 
 _PAGE_PATHS = ("/oauth/authorize",)
@@ -52,6 +57,75 @@ def healthz():
         response = jsonify(status="ok")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.route("/readyz")
+def readyz():
+    """Answer 200 when this instance can serve: the database answers, its schema is at the
+    newest migration, and Redis answers when REDIS_URL is set; 503 naming what is not ready."""
+    checks = readiness()
+    ready = all(result in ("ok", "not configured") for result in checks.values())
+    response = jsonify(status="ready" if ready else "not ready", checks=checks)
+    response.status_code = 200 if ready else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def readiness() -> dict[str, str]:
+    """What /readyz checks: "ok", "not configured" or what is wrong, for the database, its
+    migrations and Redis (also used by `flask check-config`)."""
+    return {"database": _check_database(), "migrations": _check_migrations(), "redis": _check_redis()}
+
+
+def _check_database() -> str:
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        return f"unavailable ({type(error).__name__})"
+    return "ok"
+
+
+def _check_migrations() -> str:
+    try:
+        current = set(db.session.scalars(text("SELECT version_num FROM alembic_version")))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return "not migrated (run flask initdb)"
+    heads = _migration_heads()
+    if current == heads:
+        return "ok"
+    return f"at {', '.join(sorted(current)) or 'nothing'}, newest is {', '.join(sorted(heads))} (run flask initdb)"
+
+
+def _migration_heads() -> set[str]:
+    heads = current_app.extensions.get("migration_heads")
+    if heads is None:
+        heads = set(script_directory().get_heads())
+        current_app.extensions["migration_heads"] = heads
+    return heads
+
+
+def script_directory() -> ScriptDirectory:
+    """The migrations (Alembic's view of migrations/versions)."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", MIGRATIONS_DIR)
+    return ScriptDirectory.from_config(config)
+
+
+def _check_redis() -> str:
+    url = current_app.config.get("REDIS_URL")
+    if not url:
+        return "not configured"
+    try:
+        client = current_app.extensions.get("readyz_redis")
+        if client is None:
+            client = current_app.extensions["readyz_redis"] = redis.Redis.from_url(
+                url, socket_timeout=2, socket_connect_timeout=2)
+        client.ping()
+    except redis.RedisError as error:
+        return f"unavailable ({type(error).__name__})"
+    return "ok"
 
 
 def current_request_id() -> str | None:
@@ -74,7 +148,9 @@ def _log_request(response):
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = request_id
     started = g.get("request_started")
-    duration_ms = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+    duration = time.perf_counter() - started if started is not None else 0.0
+    duration_ms = duration * 1000
+    metrics.observe_request(req.endpoint, req.method, response.status_code, duration)
     if access_log.isEnabledFor(logging.INFO):
         # The path only: query strings carry codes, tokens and state. Quoting keeps the line one line.
         path = req.path
@@ -83,6 +159,8 @@ def _log_request(response):
         access_log.info(
             "request_id=%s method=%s path=%s status=%d duration_ms=%.1f remote_addr=%s",
             request_id, req.method, path, response.status_code, duration_ms, req.remote_addr or "-",
+            extra={"http": {"method": req.method, "path": path, "status": response.status_code,
+                            "duration_ms": round(duration_ms, 1), "remote_addr": req.remote_addr}},
         )
     return response
 
@@ -104,7 +182,7 @@ def database_unavailable(error):
     logging.getLogger("website").warning(
         "request_id=%s database unavailable (%s); answered 503", g.get("request_id"), type(error).__name__
     )
-    if request.endpoint == "ops.healthz":
+    if request.endpoint in ("ops.healthz", "ops.readyz"):
         response = jsonify(status="unavailable")  # failed before the check itself ran
         response.status_code = 503
     elif _wants_json():
@@ -140,6 +218,34 @@ class _ErrorStreamHandler(logging.StreamHandler):
 _error_stream_handler = _ErrorStreamHandler()
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the request id (when a request
+    is being served) and, on request-log lines, the request's fields under ``http``."""
+
+    converter = time.gmtime
+
+    def format(self, record) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = g.get("request_id") if has_request_context() else None
+        if request_id:
+            entry["request_id"] = request_id
+        if http := getattr(record, "http", None):
+            entry["http"] = http
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _set_log_format(app: Flask) -> None:
+    _error_stream_handler.setFormatter(
+        JsonFormatter() if app.config["LOG_FORMAT"] == "json" else flask_logging.default_handler.formatter)
+
+
 def _use_faster_default_handler(app: Flask) -> None:
     """Swap Flask's default handler on the app's logger, when Flask added it, for the same
     output written with less work."""
@@ -160,6 +266,7 @@ def init_app(app: Flask) -> None:
         access_log.setLevel(logging.INFO)
     app.logger  # noqa: B018 -- creating it attaches Flask's handler, which the access log propagates to
     _use_faster_default_handler(app)
+    _set_log_format(app)
     # First of all before-request functions, so a failure in any other still has an id.
     app.before_request_funcs.setdefault(None, []).insert(0, _start_request)
     app.after_request(_log_request)
@@ -168,3 +275,6 @@ def init_app(app: Flask) -> None:
     for error_class in (OperationalError, InterfaceError, PoolTimeoutError):
         app.register_error_handler(error_class, database_unavailable)
     app.register_blueprint(bp)
+    metrics.init_app(app)
+    with app.app_context():
+        metrics.watch_pool(db.engine)

@@ -16,13 +16,16 @@ from website.models.clients import (
     SecretView,
 )
 from website.models.grants import AuthorizationCode, Consent, Token, TokenState
+from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.keys import SigningKey
+from website.models.settings import SiteSetting
 from website.models.throttle import ThrottleCounter
 from website.models.upstreams import Upstream, UpstreamIdentity, UpstreamState
 from website.models.users import Subject, User
 
 __all__ = [
-    "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAssertionJti", "Consent", "InitialAccessToken", "OAuth2Client",
-    "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "Subject", "ThrottleCounter",
+    "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti", "ClientRole",
+    "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "OAuth2Client",
+    "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "Subject", "ThrottleCounter",
     "Token", "TokenState", "Upstream", "UpstreamIdentity", "UpstreamState", "User", "db", "hash_secret", "now", "utcnow",
 ]

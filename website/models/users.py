@@ -60,6 +60,9 @@ class User(db.Model, Subject):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     is_admin: Mapped[bool] = mapped_column(default=False)
+    #: When an administrator disabled the account (None: enabled). A disabled person cannot
+    #: sign in, their sessions end and their tokens are refused at once.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: Random per user, replaced on log-out everywhere and on password change: a session
     #: cookie carries a digest of it (``session_key``), so a cookie made before the change, or
     #: for a deleted account, matches nobody, although a cookie cannot be deleted on the server.

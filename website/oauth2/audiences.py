@@ -11,6 +11,7 @@ from flask import current_app, g
 from website.models.apis import ResourceServer
 from website.oauth2.keys import SIGNING_ALG, get_issuer, get_signing_keyset
 from website.store.apis import api_allows, find_api
+from website.store.groups import group_names, role_names
 
 #: The parameters naming the API a token is for: RFC 8707's, then Auth0's.
 RESOURCE_PARAMETERS = ("resource", "audience")
@@ -141,7 +142,14 @@ class JWTAccessTokenGenerator(JWTBearerTokenGenerator):
 
     def get_extra_claims(self, client, grant_type, user, scope) -> dict:
         # Authlib sets sub to str(user.get_user_id()), the row id; the subject is user.sub.
-        return {"sub": user.sub} if user else {}
+        if user is None:
+            return {}
+        claims = {"sub": user.sub}
+        if "groups" in (scope or "").split():
+            claims["groups"] = group_names(user.id)
+        if (roles := role_names(user.id, client.client_id)) is not None:
+            claims["roles"] = roles
+        return claims
 
 
 class ResourceTokenGenerator:

@@ -16,6 +16,7 @@ SCOPE_CLAIMS = {
     "openid": ["sub"],
     "profile": ["name", "preferred_username", "updated_at"],
     "email": ["email", "email_verified"],
+    "groups": ["groups"],
 }
 
 KNOWN_CLAIMS = {claim for claims in SCOPE_CLAIMS.values() for claim in claims}
@@ -100,4 +101,5 @@ CLAIM_DESCRIPTIONS = {
     "updated_at": "When your profile last changed.",
     "email": "Your email address.",
     "email_verified": "Whether your email address is verified.",
+    "groups": "The groups you belong to.",
 }

@@ -50,7 +50,7 @@ def server_metadata(server, issuer: str) -> dict:
     metadata["subject_types_supported"] = ["public"]
     metadata["id_token_signing_alg_values_supported"] = [ID_TOKEN_ALG]
     metadata["userinfo_signing_alg_values_supported"] = list(USERINFO_SIGNING_ALGS)
-    metadata["claims_supported"] = ID_TOKEN_CLAIMS + [c for cs in SCOPE_CLAIMS.values() for c in cs]
+    metadata["claims_supported"] = ID_TOKEN_CLAIMS + [c for cs in SCOPE_CLAIMS.values() for c in cs] + ["roles"]
     metadata["prompt_values_supported"] = PROMPT_VALUES
     metadata["claims_parameter_supported"] = True
     metadata["request_parameter_supported"] = False

@@ -78,7 +78,7 @@ class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):
         )) is not None
 
     def create_introspection_payload(self, token: TokenRecord | None) -> dict:
-        if token is None:
+        if token is None or (token.user is not None and token.user.disabled_at is not None):
             return {"active": False}
         if token.matched_refresh_token:
             if not token.is_refresh_token_active():

@@ -20,6 +20,7 @@ from website.oauth2.claims import dump_claims, requested_claims
 from website.oauth2.client_auth import CLIENT_AUTH_METHODS
 from website.store import audit, throttle
 from website.store.clients import query_client
+from website.store.groups import may_use_client
 from website.store.codes import (
     claim_code,
     query_code,
@@ -90,6 +91,13 @@ def _auth_time(request, parent, code, issued_at: int) -> int | None:
 def pkce_methods() -> list[str]:
     """The PKCE code_challenge_methods this server accepts: S256, and plain if configured."""
     return ["S256", "plain"] if current_app.config["OAUTH2_PKCE_ALLOW_PLAIN"] else ["S256"]
+
+
+def refuse_unless_allowed(user: User, client) -> None:
+    """invalid_grant when the client is limited to groups the person is in none of."""
+    if not may_use_client(user.id, client.client_id):
+        raise InvalidGrantError(f"This account may not use {client.client_name or 'this app'}: it is limited"
+                                " to members of certain groups.")
 
 
 class LockedOutGrantError(InvalidGrantError):
@@ -228,6 +236,8 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
             # Authlib would answer invalid_request.
             raise InvalidGrantError("Wrong username or password.")
         attempt.succeeded()
+        # Authlib sets request.client only after this returns; the client is authenticated.
+        refuse_unless_allowed(user, self.request.claimed_client)
         return user
 
 
@@ -267,7 +277,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return super().issue_token(user, refresh_token)
 
     def authenticate_user(self, refresh_token) -> User | None:
-        return refresh_token.user
+        user = refresh_token.user
+        if user is not None and user.disabled_at is not None:
+            raise InvalidGrantError("This account is disabled.")
+        if user is not None:
+            # Taken out of the groups the client is limited to: no new tokens from old ones.
+            refuse_unless_allowed(user, self.request.client)
+        return user
 
     def save_token(self, token: dict) -> None:
         """Spend the old refresh token and store the new token in one short transaction

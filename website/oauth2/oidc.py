@@ -30,6 +30,7 @@ from website.oauth2.claims import SCOPE_CLAIMS, load_claims, requested_claims
 from website.oauth2.grants import ClientByIdOnly, SavesCodes
 from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer, signing_key
 from website.oauth2.response_modes import RedirectResponse
+from website.store.groups import group_names, role_names
 
 #: Claims of the id_token itself (nonce, at_hash and c_hash when they apply), besides scope claims.
 ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash"]
@@ -39,9 +40,10 @@ ID_TOKEN_CLAIMS = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", 
 PROMPT_VALUES = ["none", "login", "consent"]
 
 
-def generate_user_info(user: User, scope: str, claims: list[str] = ()) -> UserInfo:
+def generate_user_info(user: User, scope: str, claims: list[str] = (), client_id: str | None = None) -> UserInfo:
     """The user's claims that the scope releases (``sub`` with ``openid``), and the
-    individual ``claims`` the request asked for (the claims parameter)."""
+    individual ``claims`` the request asked for (the claims parameter); for a client that
+    defines roles, the person's ``roles`` in it."""
     updated_at = user.updated_at or user.created_at
     if updated_at.tzinfo is None:  # SQLite returns naive datetimes, stored as UTC
         updated_at = updated_at.replace(tzinfo=timezone.utc)
@@ -55,6 +57,11 @@ def generate_user_info(user: User, scope: str, claims: list[str] = ()) -> UserIn
         values["email"] = user.email
         values["email_verified"] = bool(user.email_verified)
     released = {c for s in scope.split() for c in SCOPE_CLAIMS.get(s, [])} | set(claims)
+    if "groups" in released:
+        values["groups"] = group_names(user.id)
+    if client_id is not None and (roles := role_names(user.id, client_id)) is not None:
+        values["roles"] = roles
+        released.add("roles")
     return UserInfo({k: v for k, v in values.items() if k in released})
 
 
@@ -89,6 +96,13 @@ class IdTokenSigning:
 
     def generate_user_info(self, user, scope):
         return generate_user_info(user, scope)
+
+    def get_compatible_claims(self, request):
+        claims = super().get_compatible_claims(request)
+        # The client's roles the person holds, in every id_token of a client that defines roles.
+        if request.user is not None and (roles := role_names(request.user.id, request.client.client_id)) is not None:
+            claims["roles"] = roles
+        return claims
 
 
 class OpenIDCode(IdTokenSigning, _OpenIDCode):
@@ -190,7 +204,7 @@ class UserInfoEndpoint(_UserInfoEndpoint):
             token = self.resource_protector.acquire_token("openid")
             # Besides the scope's claims, the userinfo claims the claims parameter asked for.
             user_info = self.generate_user_info(token.get_user(), token.scope,
-                                                load_claims(token.claims, "userinfo"))
+                                                load_claims(token.claims, "userinfo"), token.client_id)
         except OAuth2Error as error:
             return self.resource_protector.error_response(error)
         client = token.get_client()
@@ -205,10 +219,10 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         claims = {**user_info, "iss": get_issuer(), "aud": client.get_client_id()}
         return 200, jwt.encode({"alg": alg, "kid": key.kid}, claims, key, [alg]), JWT_HEADERS
 
-    def generate_user_info(self, user, scope, claims=()):
+    def generate_user_info(self, user, scope, claims=(), client_id=None):
         if user is None:
             raise InvalidTokenError(description="This token was issued to a client, not for a user.")
-        return generate_user_info(user, scope, claims)
+        return generate_user_info(user, scope, claims, client_id)
 
 
 def refuse_request_objects(grant) -> None:

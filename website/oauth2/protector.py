@@ -30,6 +30,8 @@ class BearerValidator(BearerTokenValidator):
             # A token issued for an API (RFC 8707 / 9068) is for that API only, not for this
             # server's own resources (/api/me, userinfo): no token mix-up.
             return None
+        if token is not None and token.user is not None and token.user.disabled_at is not None:
+            return None  # the person's account was disabled: their tokens stop at once
         return token
 
 

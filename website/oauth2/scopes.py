@@ -23,6 +23,7 @@ SCOPE_DESCRIPTIONS = {
     "profile": "See your username and profile.",
     "email": "See your email address.",
     "offline_access": "Keep access while you are away (refresh tokens).",
+    "groups": "See which groups you belong to.",
 }
 
 

@@ -15,6 +15,7 @@ from flask import current_app, render_template, request
 from flask_mailman import EmailMultiAlternatives
 
 from website.extensions import mail
+from website.store.branding import branding
 
 logger = logging.getLogger("website.mail")
 
@@ -26,8 +27,11 @@ class MailError(Exception):
 def send_mail(to: str, template: str, subject: str, **context) -> None:
     """Render ``mail/<template>.txt`` and ``.html`` with ``context`` (and ``site_name``) and send
     them to ``to`` with ``subject`` (prefixed with the site name). Raises MailError."""
-    site_name = current_app.config["SITE_NAME"]
+    brand = branding()
+    site_name = brand.name
     context.setdefault("site_name", site_name)
+    context.setdefault("support_email", brand.support_email)
+    context.setdefault("primary_color", brand.primary_color)
     message = EmailMultiAlternatives(
         subject=f"{site_name}: {subject}",
         body=render_template(f"mail/{template}.txt", **context),

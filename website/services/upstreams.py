@@ -535,12 +535,17 @@ def resolve(upstream: Upstream, assertion: Assertion, signed_in: User | None) ->
             refresh_identity(identity, assertion)
         return Outcome(user=signed_in)
     if identity is not None:
+        if identity.user.disabled_at is not None:
+            audit.record("upstream_login_refused", user=identity.user, upstream=upstream.name,
+                         subject=assertion.subject, reason="account disabled")
+            return Outcome(refusal="This account is disabled. Ask an administrator if you think it should not be.")
         refresh_identity(identity, assertion)
         return Outcome(user=identity.user)
     matches = users_with_email(assertion.email) if assertion.email else []
     if matches:
         candidates = [u for u in matches if u.email_verified]
-        if assertion.email_verified and len(candidates) == 1 and has_password(candidates[0]):
+        if (assertion.email_verified and len(candidates) == 1 and has_password(candidates[0])
+                and candidates[0].disabled_at is None):
             return Outcome(link=candidates[0])
         audit.record("upstream_login_refused", upstream=upstream.name, subject=assertion.subject,
                      reason="email of an existing account, not linkable",

@@ -19,6 +19,7 @@ from flask import has_request_context, request
 from sqlalchemy import insert as sa_insert
 
 from website.extensions import db
+from website.http.metrics import count_event
 from website.models.audit import AuditEvent
 from website.models.users import User
 
@@ -43,6 +44,7 @@ _INSERT = sa_insert(AuditEvent.__table__)  # Core: no ORM bulk-insert bookkeepin
 
 
 def _values(event: str, user: User | None, client_id: str | None, detail: dict) -> dict:
+    count_event(event, detail)
     return {
         "event": event[:64],
         "user_id": user.id if user is not None else None,

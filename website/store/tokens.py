@@ -15,7 +15,8 @@ from website.store import audit
 class UserRecord(Subject):
     """A user's public columns read with a Core query (see TokenRecord); not an ORM object."""
 
-    COLUMNS = ("id", "sub", "username", "email", "name", "email_verified", "created_at", "updated_at")
+    COLUMNS = ("id", "sub", "username", "email", "name", "email_verified", "created_at", "updated_at",
+               "disabled_at")
     __slots__ = COLUMNS
 
     def __init__(self, values):
@@ -143,6 +144,17 @@ def revoke_family(family_id: str, reason: str = "revoked") -> None:
         .where(Token.family_id == family_id, Token.refresh_token_revoked_at == 0)
         .values(refresh_token_revoked_at=stamp)
     )
+
+
+def revoke_user_tokens(user_id: int, reason: str) -> None:
+    """Revoke every access and refresh token issued for the person (the caller commits)."""
+    stamp = now()
+    audit.record("user_tokens_revoked", user_id_revoked=user_id, reason=reason)
+    mine = Token.user_id == user_id
+    db.session.execute(update(Token).where(mine, Token.access_token_revoked_at == 0)
+                       .values(access_token_revoked_at=stamp))
+    db.session.execute(update(Token).where(mine, Token.refresh_token_revoked_at == 0)
+                       .values(refresh_token_revoked_at=stamp))
 
 
 def insert_token(values: dict) -> None:

@@ -29,4 +29,6 @@ def authenticate_user(username: str, password: str) -> User | None:
     if user is None:
         check_password_hash(_DUMMY_PASSWORD_HASH, password or "")
         return None
-    return user if user.check_password(password) else None
+    if not user.check_password(password) or user.disabled_at is not None:
+        return None  # a disabled account is refused like a wrong password, after the same work
+    return user

@@ -2,9 +2,9 @@
 
 from urllib.parse import urlsplit
 
-from website.views import account, admin, api, auth, clients, logout, protocol, upstream
+from website.views import account, admin, api, auth, branding, clients, logout, protocol, upstream
 
-BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, upstream.bp)
+BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, upstream.bp)
 
 
 def url_host(uri: str) -> str:
@@ -20,3 +20,4 @@ def init_app(app) -> None:
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.add_template_filter(url_host, "urlhost")
+    branding.init_app(app)

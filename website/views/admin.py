@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from sqlalchemy import delete, func, or_, select
 
 from website.extensions import db
-from website.forms import ConfirmForm
+from website.forms import BrandingForm, ConfirmForm
 from website.models.audit import AuditEvent
 from website.models.clients import OAuth2Client
 from website.models.grants import AuthorizationCode, Token
@@ -15,6 +15,7 @@ from website.models.usernames import canonical_username
 from website.models.users import User
 from website.store import audit as audit_log
 from website.store import throttle
+from website.store.branding import branding, save_branding
 from website.store.clients import delete_clients
 from website.views.auth import login_required
 
@@ -187,3 +188,22 @@ def audit():
 def _is_admin_path(target: str | None) -> bool:
     # Only a path inside the admin area, so a form cannot send people elsewhere.
     return bool(target) and target.startswith("/admin/") and "//" not in target and "\\" not in target
+
+
+@bp.route("/branding", methods=["GET", "POST"])
+@admin_required
+def branding_page():
+    """The site's name, logo, primary colour and support address, for every page and mail."""
+    brand = branding()
+    form = BrandingForm(data={"site_name": brand.name, "logo_url": brand.logo_url or "",
+                              "primary_color": brand.primary_color, "support_email": brand.support_email or ""})
+    if form.validate_on_submit():
+        values = {"SITE_NAME": form.site_name.data, "SITE_LOGO_URL": form.logo_url.data or None,
+                  "SITE_PRIMARY_COLOR": form.primary_color.data.lower(),
+                  "SITE_SUPPORT_EMAIL": form.support_email.data or None}
+        save_branding(values)
+        audit_log.record("branding_changed", user=g.user, **{key.lower(): value for key, value in values.items()})
+        db.session.commit()
+        flash("Branding saved: every page and mail uses it now.")
+        return redirect(url_for("admin.branding_page"))
+    return render_template("admin/branding.html", form=form), 400 if form.errors else 200

@@ -22,8 +22,10 @@ def load_logged_in_user() -> None:
     """Put the signed-in user (or None) on ``g.user``."""
     user_id = session.get("user_id")
     g.user = db.session.get(User, user_id) if isinstance(user_id, int) else None
-    if g.user is not None and not g.user.check_session_key(session.get("session_key")):
-        # The user logged out everywhere (or changed password) since this cookie was made.
+    if g.user is not None and (g.user.disabled_at is not None
+                               or not g.user.check_session_key(session.get("session_key"))):
+        # The user logged out everywhere (or changed password, or was disabled) since this
+        # cookie was made.
         g.user = None
         session.clear()
 

@@ -41,6 +41,7 @@ from website.services.login_policy import authentication_step, redirect_target
 from website.services.sessions import remember_client_in_session
 from website.store import audit
 from website.store.apis import find_api
+from website.store.groups import may_use_client
 from website.store.upstreams import find_upstream
 
 #: The consent form's own fields, never parameters of the authorization request.
@@ -163,6 +164,12 @@ def authorize():
         return render_authorization_error(error)
     if step is not None:
         return redirect(login_redirect(step))
+    if g.user is not None and not may_use_client(g.user.id, grant.client.client_id):
+        audit.record("client_access_refused", user=g.user, client_id=grant.client.client_id)
+        db.session.commit()
+        return render_template("error.html", title="Not for your account", message=(
+            f"{grant.client.client_name or 'This app'} is only for members of certain groups, and"
+            " your account is in none of them. Ask an administrator if you need it.")), 403
     if not decision and not consent_required(grant, g.user):
         # The user already allowed these scopes: no need to ask again.
         return _authorization_response(grant, g.user)

@@ -135,7 +135,7 @@ def link():
             db.session.commit()
             return render_template("auth/upstream_link.html", form=form, user=user, upstream=upstream,
                                    pending=pending), 429, {"Retry-After": str(wait)}
-        if has_password(user) and user.check_password(form.password.data):
+        if has_password(user) and user.check_password(form.password.data) and user.disabled_at is None:
             attempt.succeeded()
             if find_identity(upstream, pending["subject"]) is not None:
                 session.pop(PENDING, None)

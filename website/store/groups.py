@@ -1,0 +1,121 @@
+"""Reads and writes of groups, client roles and the groups allowed to use a client."""
+
+from sqlalchemy import delete, exists, func, or_, select
+
+from website.extensions import db
+from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
+from website.models.users import User
+
+
+def group_names(user_id: int) -> list[str]:
+    """The names of the groups the person is a member of, sorted (the ``groups`` claim)."""
+    return list(db.session.scalars(
+        select(Group.name).join(GroupMember, GroupMember.group_id == Group.id)
+        .where(GroupMember.user_id == user_id).order_by(Group.name)))
+
+
+def role_names(user_id: int, client_id: str) -> list[str] | None:
+    """The client's roles the person holds, directly or through a group, sorted (the ``roles``
+    claim); None when the client defines no roles at all."""
+    if not db.session.scalar(select(exists().where(ClientRole.client_id == client_id))):
+        return None
+    member_of = select(GroupMember.group_id).where(GroupMember.user_id == user_id)
+    return list(db.session.scalars(
+        select(ClientRole.name).distinct().join(RoleAssignment, RoleAssignment.role_id == ClientRole.id)
+        .where(ClientRole.client_id == client_id,
+               or_(RoleAssignment.user_id == user_id, RoleAssignment.group_id.in_(member_of)))
+        .order_by(ClientRole.name)))
+
+
+def allowed_group_names(client_id: str) -> list[str]:
+    """The groups whose members may use the client; empty: everyone may."""
+    return list(db.session.scalars(
+        select(Group.name).join(ClientAllowedGroup, ClientAllowedGroup.group_id == Group.id)
+        .where(ClientAllowedGroup.client_id == client_id).order_by(Group.name)))
+
+
+def may_use_client(user_id: int, client_id: str) -> bool:
+    """Whether the person may sign in to the client: it names no groups, or the person is a
+    member of one it names."""
+    limited = select(ClientAllowedGroup.group_id).where(ClientAllowedGroup.client_id == client_id)
+    if not db.session.scalar(select(exists(limited))):
+        return True
+    return bool(db.session.scalar(select(exists().where(
+        GroupMember.user_id == user_id, GroupMember.group_id.in_(limited)))))
+
+
+def find_group(name: str) -> Group | None:
+    return db.session.scalar(select(Group).where(Group.name == name))
+
+
+def groups_with_counts() -> list[tuple[Group, int]]:
+    """Every group with its number of members, by name."""
+    rows = db.session.execute(
+        select(Group, func.count(GroupMember.user_id)).outerjoin(GroupMember, GroupMember.group_id == Group.id)
+        .group_by(Group.id).order_by(Group.name))
+    return [(group, count) for group, count in rows]
+
+
+def members(group: Group) -> list[User]:
+    return list(db.session.scalars(
+        select(User).join(GroupMember, GroupMember.user_id == User.id)
+        .where(GroupMember.group_id == group.id).order_by(User.username)))
+
+
+def is_member(group: Group, user: User) -> bool:
+    return db.session.get(GroupMember, (group.id, user.id)) is not None
+
+
+def add_member(group: Group, user: User) -> bool:
+    """Add the person to the group (the caller commits); False if already a member."""
+    if is_member(group, user):
+        return False
+    db.session.add(GroupMember(group_id=group.id, user_id=user.id))
+    return True
+
+
+def remove_member(group: Group, user: User) -> bool:
+    """Take the person out of the group (the caller commits); False if not a member."""
+    return db.session.execute(delete(GroupMember).where(
+        GroupMember.group_id == group.id, GroupMember.user_id == user.id)).rowcount > 0
+
+
+def find_role(client_id: str, name: str) -> ClientRole | None:
+    return db.session.scalar(select(ClientRole).where(ClientRole.client_id == client_id, ClientRole.name == name))
+
+
+def client_roles(client_id: str) -> list[ClientRole]:
+    return list(db.session.scalars(select(ClientRole).where(ClientRole.client_id == client_id)
+                                   .order_by(ClientRole.name)))
+
+
+def holders(role: ClientRole) -> tuple[list[User], list[Group]]:
+    """Who holds the role directly, and which groups give it."""
+    users = db.session.scalars(select(User).join(RoleAssignment, RoleAssignment.user_id == User.id)
+                               .where(RoleAssignment.role_id == role.id).order_by(User.username))
+    groups = db.session.scalars(select(Group).join(RoleAssignment, RoleAssignment.group_id == Group.id)
+                                .where(RoleAssignment.role_id == role.id).order_by(Group.name))
+    return list(users), list(groups)
+
+
+def assign_role(role: ClientRole, user: User | None = None, group: Group | None = None) -> bool:
+    """Give the role to one person or one group (the caller commits); False if already given."""
+    holder = RoleAssignment.user_id == user.id if user is not None else RoleAssignment.group_id == group.id
+    if db.session.scalar(select(exists().where(RoleAssignment.role_id == role.id, holder))):
+        return False
+    db.session.add(RoleAssignment(role_id=role.id, user_id=user.id if user else None,
+                                  group_id=group.id if group else None))
+    return True
+
+
+def unassign_role(role: ClientRole, user: User | None = None, group: Group | None = None) -> bool:
+    """Take the role back from one person or group (the caller commits); False if not given."""
+    holder = RoleAssignment.user_id == user.id if user is not None else RoleAssignment.group_id == group.id
+    return db.session.execute(delete(RoleAssignment).where(RoleAssignment.role_id == role.id, holder)).rowcount > 0
+
+
+def set_allowed_groups(client_id: str, groups: list[Group]) -> None:
+    """Limit the client to members of these groups (none: everyone); the caller commits."""
+    db.session.execute(delete(ClientAllowedGroup).where(ClientAllowedGroup.client_id == client_id))
+    for group in groups:
+        db.session.add(ClientAllowedGroup(client_id=client_id, group_id=group.id))
