@@ -16,7 +16,8 @@ from support.pages import csrf_token, query_params
 from support.upstream import UPSTREAM_SECRET, Person, drive
 
 from website.models import AuditEvent, User, db
-from website.models.upstreams import UpstreamIdentity
+from website.models.upstreams import Upstream, UpstreamIdentity
+from website.store.groups import group_names
 
 ANN = {"ann": {"email": "ann@example.com", "email_verified": True, "name": "Ann Upstream",
                "groups": ["staff", "ops"]}}
@@ -47,11 +48,11 @@ def id_token_claims(idp, token: str) -> dict:
     return jwt.decode(token, keys).claims
 
 
-def sign_in(idp, oauth_client, person, session=None):
+def sign_in(idp, oauth_client, person, session=None, **params):
     """From the app's authorization request: the log-in page, "Continue with", the upstream,
     consent here; returns (session, the redirect to the app or the page that stopped it)."""
     session = session or requests.Session()
-    page = session.get(authorization_url(idp, oauth_client))
+    page = session.get(authorization_url(idp, oauth_client, **params))
     assert page.status_code == 200 and "Continue with" in page.text, page.text[:500]
     return session, drive(session, urljoin(page.url, continue_link(page.text)), person, CALLBACK)
 
@@ -148,3 +149,28 @@ def test_each_sign_in_overwrites_only_the_claims_the_upstream_may(app, idp, runn
     sign_in(idp, oauth_client, Person("ann"))
     with app.app_context():
         assert db.session.scalar(db.select(User)).name == name_after
+
+
+def test_upstream_groups_set_membership_of_existing_groups_only_when_allowed(app, idp, runner, oidc_upstream,
+                                                                            make_client):
+    for name in ("staff", "admins"):
+        assert runner.invoke(args=["create-group", name]).exit_code == 0
+    issuer = oidc_upstream(ANN)  # ann is in staff and ops upstream; no group "ops" here
+    add_upstream(runner, issuer, "node", "--scope", "openid email profile groups", "--overwrite", "name,groups")
+    oauth_client, secret = make_client(redirect_uris=[CALLBACK], scope="openid profile email groups")
+    _, callback = sign_in(idp, oauth_client, Person("ann"), scope="openid groups")
+    with app.app_context():
+        user = db.session.scalar(db.select(User))
+        assert group_names(user.id) == ["staff"]
+    assert events(app, "upstream_groups_synced")[0]["added"] == ["staff"]
+    tokens = app_tokens(idp, oauth_client, secret, callback)
+    me = requests.get(f"{idp}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}).json()
+    assert me["groups"] == ["staff"]
+    # An upstream without the groups permission changes no membership.
+    assert runner.invoke(args=["create-group", "ops"]).exit_code == 0
+    with app.app_context():
+        db.session.scalar(db.select(Upstream)).overwrite_claims = ["name"]
+        db.session.commit()
+    sign_in(idp, oauth_client, Person("ann"))
+    with app.app_context():
+        assert group_names(db.session.scalar(db.select(User)).id) == ["staff"]

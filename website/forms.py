@@ -247,5 +247,6 @@ class UpstreamForm(FlaskForm):
     claim_map = TextAreaField("Claim mapping (local=upstream, one a line)", validators=[Optional(), Length(max=2000)])
     overwrite_name = BooleanField("Each sign-in overwrites the name here", default=True)
     overwrite_email = BooleanField("Each sign-in overwrites the email here (only a verified one)")
+    overwrite_groups = BooleanField("Each sign-in sets membership of the groups here that the upstream names")
     end_upstream_session = BooleanField("Logging out here also ends the session at the upstream")
     submit = SubmitField("Add upstream")

@@ -24,6 +24,7 @@ from website.models.usernames import username_problem
 from website.models.users import User
 from website.services.signup import signup_refusal
 from website.store import audit
+from website.store.groups import add_member, find_group, remove_member
 from website.store.sealed import UnsealError
 from website.store.upstreams import (
     StateCache,
@@ -59,8 +60,9 @@ PRESETS = {
 
 #: The local claims an upstream's claims are mapped to (local claim -> upstream claim).
 LOCAL_CLAIMS = ("sub", "email", "email_verified", "name", "preferred_username", "groups")
-#: The local claims an upstream may be allowed to overwrite at each sign-in.
-OVERWRITABLE = ("name", "email")
+#: The local claims an upstream may be allowed to overwrite at each sign-in (groups: the
+#: person's membership of the groups that exist here, by name).
+OVERWRITABLE = ("name", "email", "groups")
 NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 #: How long a sign-in sent upstream may take before its state expires, in seconds.
 STATE_LIFETIME = 600
@@ -173,7 +175,7 @@ def upstream_settings(name: str, client_id: str, secret: str | None, preset: str
     overwrite = [claim for claim in (overwrite_claims if overwrite_claims is not None else ["name"])]
     for claim in overwrite:
         if claim not in OVERWRITABLE:
-            raise UpstreamSettingsError(f"Only {' and '.join(OVERWRITABLE)} can be overwritten by the upstream,"
+            raise UpstreamSettingsError(f"Only {', '.join(OVERWRITABLE)} can be overwritten by the upstream,"
                                         f" not {claim!r}.", "overwrite_claims")
     values["overwrite_claims"] = sorted(set(overwrite))
     values["secret"] = secret
@@ -529,6 +531,7 @@ def resolve(upstream: Upstream, assertion: Assertion, signed_in: User | None) ->
                            " here. Unlink it there first.")
         if identity is None:
             link_identity(signed_in, upstream, assertion.subject, assertion.email, assertion.groups)
+            sync_groups(signed_in, upstream, [], assertion.groups)
             audit.record("upstream_linked", user=signed_in, upstream=upstream.name, subject=assertion.subject,
                          proof="signed in")
         else:
@@ -565,13 +568,29 @@ def resolve(upstream: Upstream, assertion: Assertion, signed_in: User | None) ->
     db.session.add(user)
     db.session.flush()
     link_identity(user, upstream, assertion.subject, assertion.email, assertion.groups)
+    sync_groups(user, upstream, [], assertion.groups)
     audit.record("user_created", user=user, via="upstream", upstream=upstream.name)
     audit.record("upstream_linked", user=user, upstream=upstream.name, subject=assertion.subject, proof="new account")
     return Outcome(user=user, created=True)
 
 
+def sync_groups(user: User, upstream: Upstream, previous: list, current: list) -> None:
+    """With groups among the upstream's overwritable claims: add the person to the groups here
+    that the upstream now names, and take them out of those it named before and no longer
+    does. Groups are never created from upstream claims, and memberships an administrator
+    gave stay unless the upstream itself had named that group."""
+    if "groups" not in (upstream.overwrite_claims or []):
+        return
+    added = [name for name in current if (group := find_group(name)) is not None and add_member(group, user)]
+    removed = [name for name in set(previous) - set(current)
+               if (group := find_group(name)) is not None and remove_member(group, user)]
+    if added or removed:
+        audit.record("upstream_groups_synced", user=user, upstream=upstream.name, added=added, removed=sorted(removed))
+
+
 def refresh_identity(identity: UpstreamIdentity, assertion: Assertion) -> None:
     """Note this sign-in, and overwrite the local claims the upstream is allowed to."""
+    sync_groups(identity.user, identity.upstream, identity.groups or [], assertion.groups)
     identity.email = assertion.email
     identity.groups = assertion.groups
     identity.last_used_at = utcnow()
@@ -588,6 +607,7 @@ def refresh_identity(identity: UpstreamIdentity, assertion: Assertion) -> None:
 def confirm_link(pending: dict, upstream: Upstream, user: User) -> UpstreamIdentity:
     """Link the pending identity after the person proved the local account; the caller commits."""
     identity = link_identity(user, upstream, pending["subject"], pending.get("email"), pending.get("groups") or [])
+    sync_groups(user, upstream, [], pending.get("groups") or [])
     audit.record("upstream_linked", user=user, upstream=upstream.name, subject=pending["subject"],
                  proof="password")
     return identity

@@ -215,7 +215,8 @@ def admin_list():
                 userinfo_url=form.userinfo_url.data, emails_url=form.emails_url.data,
                 claim_map=parse_claim_map(form.claim_map.data or ""),
                 overwrite_claims=[c for c, on in (("name", form.overwrite_name.data),
-                                                  ("email", form.overwrite_email.data)) if on],
+                                                  ("email", form.overwrite_email.data),
+                                                  ("groups", form.overwrite_groups.data)) if on],
                 end_upstream_session=form.end_upstream_session.data)
             if find_upstream(values["name"]) is not None:
                 raise UpstreamSettingsError("An upstream of that name exists; choose another name.", "name")
