@@ -482,6 +482,7 @@ def test_continue_with_an_upstream_provider_in_chromium(page, idp, runner, oidc_
     page.goto(authorize_path(oauth_client.client_id, fake_app.redirect_uri, challenge, scope="openid email"))
     expect(page.get_by_role("link", name="Continue with Corporate SSO")).to_be_visible()
     out = SCREENSHOT_DIR if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+    assert not axe_violations(page) and not page.evaluate(INLINE_CODE)
     page.screenshot(path=str(out / "login-upstreams.png"), full_page=True)
     page.get_by_role("link", name="Continue with Corporate SSO").click()
     page.locator("input[name=login]").fill("ann")
@@ -495,3 +496,11 @@ def test_continue_with_an_upstream_provider_in_chromium(page, idp, runner, oidc_
         "grant_type": "authorization_code", "code": code, "redirect_uri": fake_app.redirect_uri,
         "code_verifier": verifier}).json()
     assert "id_token" in tokens, tokens
+    # The account page lists the linked provider; a failed sign-in's page is accessible too.
+    page.goto("/account/")
+    expect(page.get_by_role("button", name="Unlink")).to_be_visible()
+    expect(page.get_by_role("button", name="Link Google")).to_be_visible()
+    assert not axe_violations(page) and not page.evaluate(INLINE_CODE)
+    page.goto("/login/with/nobody")
+    expect(page.get_by_role("link", name="Back to log in")).to_be_visible()
+    assert not axe_violations(page) and not page.evaluate(INLINE_CODE)
