@@ -73,6 +73,27 @@ def test_presets_list_and_remove(app, runner):
         assert [e.event for e in db.session.scalars(db.select(AuditEvent))].count("upstream_added") == 3
 
 
+def test_update_upstream_changes_settings_and_keeps_the_links(app, runner, make_user):
+    added(runner, "--name", "google", "--preset", "google", "--client-id", "g", "--client-secret", "old")
+    alice = make_user("alice")
+    with app.app_context():
+        upstream = db.session.scalar(db.select(Upstream))
+        db.session.add(UpstreamIdentity(upstream_id=upstream.id, subject="1234", user_id=alice.id, groups=[]))
+        db.session.commit()
+    result = runner.invoke(args=["update-upstream", "google", "--client-secret", "new", "--overwrite", "name,groups",
+                                 "--end-upstream-session"])
+    assert result.output == "Updated upstream google.\n"
+    with app.app_context():
+        upstream = db.session.scalar(db.select(Upstream))
+        assert client_secret(upstream) == "new" and upstream.client_id == "g"
+        assert upstream.overwrite_claims == ["groups", "name"] and upstream.end_upstream_session
+        assert upstream.issuer == "https://accounts.google.com" and upstream.preset == "google"
+        assert db.session.scalar(db.select(db.func.count()).select_from(UpstreamIdentity)) == 1
+    bad = runner.invoke(args=["update-upstream", "google", "--issuer", "http://accounts.example"])
+    assert bad.exit_code == 1 and "must use https" in bad.output
+    assert runner.invoke(args=["update-upstream", "nobody"]).exit_code == 1
+
+
 def test_rotating_the_key_encryption_key_reseals_upstream_secrets(app, runner):
     added(runner, "--name", "google", "--preset", "google", "--client-id", "g", "--client-secret", "s3cret")
     with app.app_context():

@@ -36,6 +36,7 @@ COMMANDS = (
     upstreams.add_upstream_command,
     upstreams.list_upstreams_command,
     upstreams.remove_upstream_command,
+    upstreams.update_upstream_command,
 )
 
 

@@ -84,3 +84,45 @@ def remove_upstream_command(name):
     db.session.delete(upstream)
     db.session.commit()
     click.echo(f"Removed upstream {name}.")
+
+
+@click.command("update-upstream")
+@with_appcontext
+@click.argument("name")
+@click.option("--issuer", default=None, help="A new OpenID Connect issuer.")
+@click.option("--client-id", default=None, help="A new client ID.")
+@click.option("--client-secret", default=None, help="A new client secret (stored encrypted).")
+@click.option("--scope", default=None, help="A new scope.")
+@click.option("--display-name", default=None, help='What "Continue with ..." says.')
+@click.option("--authorize-url", default=None, help="OAuth 2.0: the authorization endpoint.")
+@click.option("--token-url", default=None, help="OAuth 2.0: the token endpoint.")
+@click.option("--userinfo-url", default=None, help="OAuth 2.0: where the person's claims are read.")
+@click.option("--emails-url", default=None, help="OAuth 2.0: a GitHub-style verified-emails list.")
+@click.option("--claim", "claims", multiple=True, metavar="LOCAL=UPSTREAM", help="Change a claim mapping.")
+@click.option("--overwrite", default=None, help="Local claims each sign-in overwrites (name,email,groups or none).")
+@click.option("--end-upstream-session/--keep-upstream-session", default=None,
+              help="Whether logging out here also ends the upstream session.")
+def update_upstream_command(name, issuer, client_id, client_secret, scope, display_name, authorize_url, token_url,
+                            userinfo_url, emails_url, claims, overwrite, end_upstream_session):
+    """Change an upstream's settings (a new client secret, scope, ...); linked identities stay."""
+    upstream = find_upstream(name)
+    if upstream is None:
+        raise click.ClickException(f"No upstream named {name!r}.")
+    overwrite_claims = upstream.overwrite_claims if overwrite is None else (
+        [] if overwrite.strip() in ("", "none") else [c.strip() for c in overwrite.split(",")])
+    try:
+        values = upstream_settings(
+            upstream.name, client_id or upstream.client_id, client_secret, display_name=display_name or upstream.display_name,
+            issuer=issuer or upstream.issuer, scope=scope or upstream.scope, kind=upstream.kind,
+            authorize_url=authorize_url or upstream.authorize_url, token_url=token_url or upstream.token_url,
+            userinfo_url=userinfo_url or upstream.userinfo_url, emails_url=emails_url or upstream.emails_url,
+            claim_map={**upstream.claim_map, **parse_claim_map(claims)}, overwrite_claims=overwrite_claims,
+            end_upstream_session=upstream.end_upstream_session if end_upstream_session is None else end_upstream_session,
+            require_secret=False)
+    except UpstreamSettingsError as error:
+        raise click.ClickException(str(error))
+    values["preset"] = upstream.preset
+    save_upstream(values, upstream)
+    audit.record("upstream_updated", upstream=upstream.name, by="cli", new_secret=bool(client_secret))
+    db.session.commit()
+    click.echo(f"Updated upstream {upstream.name}.")
