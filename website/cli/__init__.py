@@ -10,6 +10,7 @@ COMMANDS = (
     apis.delete_api_command,
     clients.create_initial_access_token_command,
     clients.create_client_command,
+    clients.create_admin_api_client_command,
     database.initdb_command,
     database.purge_expired_command,
     accounts.create_user_command,

@@ -4,10 +4,12 @@ import json
 import secrets
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from website.extensions import db
 from website.models.base import hash_secret, now
+from website.models.apis import ApiClientGrant
 from website.models.clients import InitialAccessToken, OAuth2Client
 from website.oauth2.client_metadata import (
     AUTH_METHODS,
@@ -19,6 +21,7 @@ from website.oauth2.client_metadata import (
 from website.oauth2.keys import (
     USERINFO_SIGNING_ALGS,
 )
+from website.oauth2.management import MANAGEMENT_SCOPES, ensure_management_api
 from website.store import audit
 from website.store.users import find_user
 
@@ -108,3 +111,40 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         click.echo(f"client_id: {client.client_id}")
         none = "(none: public client)" if client.is_public else "(none: the client signs with its own key)"
         click.echo(f"client_secret: {secret if secret else none}")
+
+
+@click.command("create-admin-api-client")
+@with_appcontext
+@click.option("--name", required=True, help="The client's name (a tool or script).")
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(list(MANAGEMENT_SCOPES)),
+              help="An admin API scope the client may get (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create_admin_api_client_command(name, scopes, as_json):
+    """Register a client that gets admin API tokens (client credentials, audience
+    ISSUER/api/v2/) with the given scopes; print its client_id and client_secret."""
+    if not current_app.config.get("OAUTH2_ISSUER"):
+        raise click.ClickException("Set OAUTH2_ISSUER first: the admin API's audience is the issuer followed"
+                                   " by /api/v2/.")
+    api = ensure_management_api()
+    db.session.flush()
+    try:
+        metadata = validate_client_metadata({"client_name": name, "grant_types": ["client_credentials"],
+                                             "redirect_uris": [], "scope": " ".join(scopes),
+                                             "token_endpoint_auth_method": "client_secret_basic"},
+                                            allow_api_scopes=True)
+    except ClientMetadataError as error:
+        raise click.ClickException(f"{error.field}: {error.message}")
+    client, secret = OAuth2Client.register(metadata)
+    db.session.add(client)
+    db.session.flush()
+    db.session.add(ApiClientGrant(api_id=api.id, client_id=client.client_id))
+    audit.record("client_created", client_id=client.client_id, client_name=name, via="cli", admin_api=True,
+                 scope=" ".join(scopes))
+    db.session.commit()
+    if as_json:
+        click.echo(json.dumps({"client_id": client.client_id, "client_secret": secret,
+                               "audience": api.identifier, "scope": " ".join(scopes)}))
+    else:
+        click.echo(f"client_id: {client.client_id}")
+        click.echo(f"client_secret: {secret}")
+        click.echo(f"audience: {api.identifier}")

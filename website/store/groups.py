@@ -119,3 +119,16 @@ def set_allowed_groups(client_id: str, groups: list[Group]) -> None:
     db.session.execute(delete(ClientAllowedGroup).where(ClientAllowedGroup.client_id == client_id))
     for group in groups:
         db.session.add(ClientAllowedGroup(client_id=client_id, group_id=group.id))
+
+
+def groups_of(user: User) -> list[Group]:
+    """The groups the person is a member of, by name."""
+    return list(db.session.scalars(select(Group).join(GroupMember, GroupMember.group_id == Group.id)
+                                   .where(GroupMember.user_id == user.id).order_by(Group.name)))
+
+
+def roles_of(user: User) -> list[ClientRole]:
+    """The client roles given to the person directly (not through a group)."""
+    return list(db.session.scalars(select(ClientRole).join(RoleAssignment, RoleAssignment.role_id == ClientRole.id)
+                                   .where(RoleAssignment.user_id == user.id)
+                                   .order_by(ClientRole.client_id, ClientRole.name)))

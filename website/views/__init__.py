@@ -2,9 +2,10 @@
 
 from urllib.parse import urlsplit
 
-from website.views import account, admin, api, auth, branding, clients, logout, protocol, upstream
+from website.views import account, admin, admin_api, api, auth, branding, clients, logout, protocol, upstream
 
-BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, upstream.bp)
+BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, admin_api.bp,
+              upstream.bp)
 
 
 def url_host(uri: str) -> str:

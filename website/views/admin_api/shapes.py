@@ -1,0 +1,99 @@
+"""What the admin API answers for each kind of thing (Auth0's Management API field names
+where they fit), and how it finds one by its id."""
+
+from datetime import timezone
+
+from sqlalchemy import select
+
+from website.extensions import db
+from website.models.clients import OAuth2Client
+from website.models.groups import ClientRole, Group
+from website.models.users import User
+from website.store.clients import query_client
+from website.store.groups import allowed_group_names, members
+from website.views.admin_api import ApiError
+
+
+def iso(value) -> str | None:
+    """A stored time as ISO 8601 in UTC (SQLite returns it without a zone)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def user_shape(user: User) -> dict:
+    """A person (``user_id`` is the OpenID Connect ``sub``)."""
+    return {
+        "user_id": user.sub,
+        "username": user.username,
+        "email": user.email,
+        "email_verified": bool(user.email_verified),
+        "name": user.name or user.username,
+        "blocked": user.disabled_at is not None,
+        "is_admin": bool(user.is_admin),
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.updated_at),
+    }
+
+
+def group_shape(group: Group) -> dict:
+    return {"id": str(group.id), "name": group.name, "description": group.description or "",
+            "members": [user.sub for user in members(group)], "created_at": iso(group.created_at)}
+
+
+def role_shape(role: ClientRole) -> dict:
+    return {"id": str(role.id), "name": role.name, "description": role.description or "",
+            "client_id": role.client_id}
+
+
+def client_shape(client: OAuth2Client) -> dict:
+    """A client: Auth0's names (``callbacks``, ``allowed_logout_urls``, ``web_origins``)
+    beside RFC 7591's. The secret is never shown, except once when made or rotated."""
+    extra = client.extra_metadata or {}
+    return {
+        "client_id": client.client_id,
+        "name": client.client_name,
+        "callbacks": list(client.redirect_uris or []),
+        "allowed_logout_urls": list(extra.get("post_logout_redirect_uris") or []),
+        "web_origins": list(extra.get("allowed_origins") or []),
+        "grant_types": list(client.grant_types or []),
+        "response_types": list(client.response_types or []),
+        "scope": client.scope or "",
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "logo_uri": client.logo_uri,
+        "client_uri": client.client_uri,
+        "owner": client.owner.sub if client.owner is not None else None,
+        "allowed_groups": allowed_group_names(client.client_id),
+        "created_at": client.client_id_issued_at,
+    }
+
+
+def find_user(user_id: str) -> User:
+    user = db.session.scalar(select(User).where(User.sub == user_id)) if "\x00" not in user_id else None
+    if user is None:
+        raise ApiError(404, "The user does not exist.", "inexistent_user")
+    return user
+
+
+def find_group(group_id: str) -> Group:
+    group = db.session.get(Group, int(group_id)) if group_id.isdigit() and len(group_id) < 12 else None
+    if group is None:
+        raise ApiError(404, "The group does not exist.", "inexistent_group")
+    return group
+
+
+def find_role(role_id) -> ClientRole:
+    role = (db.session.get(ClientRole, int(role_id))
+            if isinstance(role_id, str) and role_id.isdigit() and len(role_id) < 12 else None)
+    if role is None:
+        raise ApiError(404, f"The role {role_id!r} does not exist.", "inexistent_role")
+    return role
+
+
+def find_client(client_id: str) -> OAuth2Client:
+    client = query_client(client_id)
+    if client is None:
+        raise ApiError(404, "The client does not exist.", "inexistent_client")
+    return client
