@@ -3,17 +3,16 @@ Flask's test client, the CLI runner, the factories, live servers. Nothing import
 the helpers tests import are in tests/support/."""
 
 import os
-import threading
 import uuid
 from contextlib import ExitStack
 
 import pytest
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from support.factories import PASSWORD, TEST_PASSWORD_METHOD, config_for, detached
 from support.instances import instance_environment, server_instances
 from support.databases import empty_database
+from support.loopback import WSGIServer
 from support.mail import smtp_server
 from support.upstream import UPSTREAM_SECRET, TamperingProxy, make_person_at, oidc_provider, register_client_at
 from support.pages import AuthActions
@@ -167,13 +166,9 @@ def mailbox(app):
 @pytest.fixture
 def live_server(app):
     """The app served over HTTP on a free loopback port, in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    # A short poll interval makes shutdown quick at the end of each test.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    server = WSGIServer(app)
+    yield server.url
+    server.close()
 
 
 @pytest.fixture
@@ -225,16 +220,13 @@ def upstream_instance(database_url, tmp_path):
         # Its own cookie name: cookies do not keep ports apart, and both servers are on 127.0.0.1.
         other = create_app(config_for(config["DATABASE_URL"], SESSION_COOKIE_NAME="upstream_session", **config))
         assert other.test_cli_runner().invoke(args=["initdb"]).exit_code == 0
-        server = make_server("127.0.0.1", 0, other, threaded=True)
-        url = f"http://127.0.0.1:{server.server_port}"
+        server = WSGIServer(other)
+        url = server.url
         other.config["OAUTH2_ISSUER"] = url
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
         try:
             yield other, url
         finally:
-            server.shutdown()
-            thread.join(timeout=5)
+            server.close()
             with other.app_context():
                 db.session.remove()
                 db.engine.dispose()

@@ -1,12 +1,15 @@
 """RFC 6819 §5.1.x (audit) : security events are recorded and administrators can read them."""
 
+import json
+from datetime import datetime, timezone
+
 import pytest
 from sqlalchemy import select
 
 from support.flows import get_code, redeem, refresh
-from support.pages import form_token
+from support.pages import AuthActions, form_token
 from website.store import audit
-from website.models import AuditEvent, db
+from website.models import AuditEvent, User, db
 
 
 def events(app, **filters):
@@ -99,8 +102,7 @@ def test_an_event_rolls_back_with_its_transaction(app, user):
 def admin_browser(app, make_user):
     make_user("root", is_admin=True)
     browser = app.test_client()
-    type_auth = __import__("conftest").AuthActions(browser)
-    type_auth.login("root")
+    AuthActions(browser).login("root")
     return browser
 
 
@@ -121,9 +123,9 @@ def test_audit_page_pages_and_searches(app, admin_browser):
         db.session.commit()
     first = admin_browser.get("/admin/audit").get_data(as_text=True)
     assert "key_rotated" in first and "client-119" in first and "client-050" not in first
-    assert "Page 1 of 3" in first
-    third = admin_browser.get("/admin/audit?page=3").get_data(as_text=True)
-    assert "client-000" in third and "client-119" not in third
+    assert "Page 1 of 5" in first
+    last = admin_browser.get("/admin/audit?page=5").get_data(as_text=True)
+    assert "client-000" in last and "client-119" not in last
     found = admin_browser.get("/admin/audit?q=CLIENT-07").get_data(as_text=True)
     assert "client-070" in found and "client-079" in found and "client-080" not in found
     assert "10 events" in found
@@ -141,3 +143,66 @@ def test_audit_page_escapes_what_it_shows(app, admin_browser):
     html = admin_browser.get("/admin/audit").get_data(as_text=True)
     assert "<script>alert(1)" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_events_read_as_sentences_with_the_apps_name(app, admin_browser, make_user, make_client):
+    alice = make_user("alice")
+    client, _ = make_client(client_name="Team Wiki")
+    with app.app_context():
+        audit.record("token_issued", user=db.session.get(type(alice), alice.id), client_id=client.client_id,
+                     grant_type="authorization_code")
+        audit.record("login_failed", attempted_username="mallory")
+        audit.record("made_up_event", client_id=client.client_id)
+        db.session.commit()
+    page = admin_browser.get("/admin/audit").get_data(as_text=True)
+    assert "alice signed in to Team Wiki" in page
+    assert "A sign-in as mallory failed" in page
+    assert "Someone: made up event (Team Wiki)" in page
+    assert "grant_type=" not in page  # raw values live on the detail page
+
+
+def test_filters_by_person_app_kind_and_time(app, admin_browser, make_user, make_client):
+    make_user("alice")
+    client, _ = make_client(client_name="Team Wiki")
+    with app.app_context():
+        audit.record("consent_granted", user=db.session.scalar(db.select(User).filter_by(username="alice")),
+                     client_id=client.client_id, scope="openid")
+        audit.record("login_failed", attempted_username="bob")
+        db.session.commit()
+    by_person = admin_browser.get("/admin/audit?person=ALI").get_data(as_text=True)
+    assert "alice allowed Team Wiki (openid)" in by_person and "bob" not in by_person
+    by_app = admin_browser.get("/admin/audit?client=team wiki").get_data(as_text=True)
+    assert "1 event matching" in by_app
+    assert "1 event matching" in admin_browser.get("/admin/audit?kind=login_failed").get_data(as_text=True)
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert "0 events" in admin_browser.get("/admin/audit?until=2000-01-01").get_data(as_text=True)
+    assert "events matching" in admin_browser.get(f"/admin/audit?since={today}&until={today}").get_data(as_text=True)
+    bad = admin_browser.get("/admin/audit?since=yesterday")
+    assert bad.status_code == 400
+    assert "must be a date such as 2026-12-01" in bad.get_data(as_text=True)
+
+
+def test_the_detail_page_shows_every_raw_value(app, admin_browser):
+    with app.app_context():
+        event = audit.record("token_family_revoked", family_id="f-123", reason="rotated refresh token reused")
+        db.session.commit()
+        event_id = event.id
+    page = admin_browser.get(f"/admin/audit/{event_id}").get_data(as_text=True)
+    assert "The tokens of one sign-in were revoked (rotated refresh token reused)" in page
+    assert "<code>family_id</code>" in page and "f-123" in page
+    assert admin_browser.get("/admin/audit/999999").status_code == 404
+
+
+def test_export_as_json_lines_with_the_filters(app, admin_browser):
+    with app.app_context():
+        for i in range(3):
+            audit.record("login_failed", attempted_username=f"user{i}")
+        audit.record("key_rotated", kid="k1")
+        db.session.commit()
+    response = admin_browser.get("/admin/audit.jsonl?kind=login_failed")
+    assert response.status_code == 200
+    assert response.mimetype == "application/x-ndjson"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="audit-')
+    lines = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    assert [line["detail"]["attempted_username"] for line in lines] == ["user2", "user1", "user0"]
+    assert {line["event"] for line in lines} == {"login_failed"}

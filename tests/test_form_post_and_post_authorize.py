@@ -7,12 +7,12 @@ import re
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
+from support.chromium import CHROMIUM, CHROMIUM_ARGS
 from support.factories import PASSWORD
 from support.flows import authorize_url, pkce_pair, redeem
 from support.loopback import FAKE_APP_PAGE, LoopbackServer, QuietHandler
 from support.pages import csrf_token, query_params
 
-CHROMIUM = "/usr/bin/chromium"
 ISSUER = "https://id.example.com/"
 
 
@@ -255,9 +255,7 @@ def test_chromium_posts_the_response_under_the_sites_csp(live_server, user, make
         url = live_server + authorize_url(client, code_challenge=challenge, code_challenge_method="S256",
                                           response_mode="form_post")
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                 args=["--no-sandbox", "--disable-gpu",
-                                                       "--disable-dev-shm-usage"])
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             context = browser.new_context(java_script_enabled=scripts)
             context.set_default_timeout(10_000)
             page = context.new_page()

@@ -24,6 +24,11 @@ DEFAULTS = {
     "OAUTH2_REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
     "OAUTH2_CODE_LIFETIME": 300,
     "OAUTH2_ID_TOKEN_LIFETIME": 3600,
+    # The longest lifetimes a client may register for its own tokens (access_token_lifetime,
+    # refresh_token_lifetime, id_token_lifetime in its metadata); the shortest is 60 s.
+    "OAUTH2_MAX_ACCESS_TOKEN_LIFETIME": 24 * 3600,
+    "OAUTH2_MAX_REFRESH_TOKEN_LIFETIME": 365 * 24 * 3600,
+    "OAUTH2_MAX_ID_TOKEN_LIFETIME": 24 * 3600,
     # Seconds between checks for signing keys rotated by another instance (JWKS, signing).
     "OIDC_KEY_CHECK_INTERVAL": 1,
     "OAUTH2_ALLOW_HTTP_REDIRECT_URIS": False,  # plain http only for loopback hosts

@@ -118,6 +118,12 @@ class ClientForm(FlaskForm):
     jwks = TextAreaField("JWKS, public keys as JSON (private_key_jwt, instead of a URL)",
                          validators=[Length(max=20000)])
     contacts = TextAreaField("Contact emails (one per line)", validators=[Length(max=5000)])
+    access_token_lifetime = StringField("Access token lifetime (seconds; empty: the site's)",
+                                        validators=[Optional(), Length(max=12)])
+    refresh_token_lifetime = StringField("Refresh token lifetime (seconds; empty: the site's)",
+                                         validators=[Optional(), Length(max=12)])
+    id_token_lifetime = StringField("ID token lifetime (seconds; empty: the site's)",
+                                    validators=[Optional(), Length(max=12)])
     submit = SubmitField("Save")
 
     legacy_grant_types = LEGACY_GRANT_TYPES
@@ -139,6 +145,9 @@ class ClientForm(FlaskForm):
             "strict_auth_method": bool(self.strict_auth_method.data),
             "jwks_uri": self.jwks_uri.data,
             "jwks": _json_or_text(self.jwks.data),
+            "access_token_lifetime": (self.access_token_lifetime.data or "").strip() or None,
+            "refresh_token_lifetime": (self.refresh_token_lifetime.data or "").strip() or None,
+            "id_token_lifetime": (self.id_token_lifetime.data or "").strip() or None,
         }
         if self.response_types.data:
             metadata["response_types"] = self.response_types.data

@@ -1,8 +1,14 @@
-"""A throwaway HTTP server on a free loopback port, for the client apps and key hosts that the
-tests put beside the identity provider."""
+"""Throwaway servers on free loopback ports: a plain HTTP handler for the fake client apps and
+key hosts that the tests put beside the identity provider, and WSGI / ASGI servers for the live
+identity provider and the real client apps (tests/interop)."""
 
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import uvicorn
+from werkzeug.serving import make_server
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -38,3 +44,56 @@ class LoopbackServer:
 
 #: What the fake client apps show when the browser comes back to them.
 FAKE_APP_PAGE = b"<!doctype html><title>Fake App</title><h1>Back at the Fake App</h1>"
+
+
+class WSGIServer:
+    """Serve a WSGI ``app`` (Flask, Django, the identity provider itself) on a free loopback port
+    in a thread until ``close``; with ``ssl_context`` it speaks HTTPS. ``url`` is its origin.
+    ``app`` may be set later, for an app that needs its own URL (a redirect URI) to be made."""
+
+    def __init__(self, app=None, ssl_context=None):
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True, ssl_context=ssl_context)
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_port}"
+        # A short poll interval makes shutdown quick at the end of each test.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def _dispatch(self, environ, start_response):
+        return self.app(environ, start_response)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class ASGIServer:
+    """Serve an ASGI ``app`` (Starlette, Datasette) with uvicorn on a free loopback port in a
+    thread until ``close``. ``url`` is its origin; ``app`` may be set later, as with WSGIServer."""
+
+    def __init__(self, app=None, start_timeout: float = 10):
+        self.app = app
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(self._dispatch, interface="asgi3", log_level="warning", lifespan="off",
+                                access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._socket]},
+                                       daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + start_timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    async def _dispatch(self, scope, receive, send):
+        await self.app(scope, receive, send)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+        self._socket.close()

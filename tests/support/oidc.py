@@ -46,7 +46,7 @@ class Browser:
                 button = {"allow": "Allow"} if allow else {"deny": "Deny"}
                 response = self.session.post(
                     response.url, data={"csrf_token": csrf_token(response.text), **button},
-                    allow_redirects=False,
+                    headers=_referer(response.url), allow_redirects=False,
                 )
             else:
                 raise AssertionError(f"{response.status_code} at {response.url}: {response.text[:500]}")
@@ -58,14 +58,20 @@ class Browser:
         self.last_login_page = page.text
         return self.session.post(
             url, data={"csrf_token": csrf_token(page.text), "username": username, "password": password},
-            allow_redirects=False,
+            headers=_referer(page.url), allow_redirects=False,
         )
 
     def _submit_signup(self, url, signup: dict):
         page = self.session.get(url)
         assert page.status_code == 200, page.text[:300]
         data = {"csrf_token": csrf_token(page.text), "confirm": signup["password"], **signup}
-        return self.session.post(url, data=data, allow_redirects=False)
+        return self.session.post(url, data=data, headers=_referer(page.url), allow_redirects=False)
+
+
+def _referer(page_url: str) -> dict:
+    """The Referer a browser sends with a form posted from ``page_url`` (the pages' policy is
+    same-origin); Flask-WTF's CSRF check over https requires it."""
+    return {"Referer": page_url}
 
 
 CALLBACK = "http://127.0.0.1:5000/callback"

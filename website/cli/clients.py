@@ -65,10 +65,14 @@ def create_initial_access_token_command(expires_in):
               help="For private_key_jwt: a file holding the client's public JWKS (JSON).")
 @click.option("--jwks-uri", default=None, help="For private_key_jwt: the URL of the client's public JWKS.")
 @click.option("--owner", default=None, help="Username of the client's owner.")
+@click.option("--access-token-lifetime", type=int, default=None, help="Seconds its access tokens live (default: the site's).")
+@click.option("--refresh-token-lifetime", type=int, default=None, help="Seconds its refresh tokens live.")
+@click.option("--id-token-lifetime", type=int, default=None, help="Seconds its id_tokens live.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
                           response_types, scope, userinfo_alg, auth_method, strict_auth_method, jwks_file,
-                          jwks_uri, owner, as_json):
+                          jwks_uri, owner, access_token_lifetime, refresh_token_lifetime, id_token_lifetime,
+                          as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:
@@ -84,6 +88,9 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         "token_endpoint_auth_method": auth_method,
         "strict_auth_method": strict_auth_method,
         "jwks_uri": jwks_uri,
+        "access_token_lifetime": access_token_lifetime,
+        "refresh_token_lifetime": refresh_token_lifetime,
+        "id_token_lifetime": id_token_lifetime,
     }
     if jwks_file is not None:
         try:

@@ -117,14 +117,15 @@ def _check_redis() -> str:
     url = current_app.config.get("REDIS_URL")
     if not url:
         return "not configured"
+    # A connection of its own, closed at once: a readiness probe is rare, and a pooled socket
+    # left to the garbage collector would outlive the app.
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
     try:
-        client = current_app.extensions.get("readyz_redis")
-        if client is None:
-            client = current_app.extensions["readyz_redis"] = redis.Redis.from_url(
-                url, socket_timeout=2, socket_connect_timeout=2)
         client.ping()
     except redis.RedisError as error:
         return f"unavailable ({type(error).__name__})"
+    finally:
+        client.close()
     return "ok"
 
 

@@ -121,6 +121,8 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
         metadata["userinfo_signed_response_alg"] = alg
     metadata["jwks"], metadata["jwks_uri"] = _client_keys(data, method)
     metadata["strict_auth_method"] = _strict_auth_method(data)
+    for kind in TOKEN_KINDS:
+        metadata[f"{kind}_lifetime"] = _lifetime(data, kind)
     return metadata
 
 
@@ -162,6 +164,31 @@ def _client_keys(data: dict, method: str) -> tuple[dict | None, str | None]:
     if method == "private_key_jwt" and jwks is None and not jwks_uri:
         raise ClientMetadataError("jwks", "A private_key_jwt client must register its public keys: jwks or jwks_uri.")
     return jwks, jwks_uri
+
+
+#: The tokens whose lifetime a client may choose (within OAUTH2_MAX_<KIND>_LIFETIME).
+TOKEN_KINDS = ("access_token", "refresh_token", "id_token")
+MIN_TOKEN_LIFETIME = 60
+
+
+def _lifetime(data: dict, kind: str) -> int | None:
+    """A client's own lifetime for one kind of token, in seconds (None: the site's)."""
+    field = f"{kind}_lifetime"
+    value = data.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 12:
+        value = int(value.strip())
+    longest = current_app.config[f"OAUTH2_MAX_{kind.upper()}_LIFETIME"]
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_TOKEN_LIFETIME <= value <= longest:
+        raise ClientMetadataError(field, f"{field} must be a whole number of seconds from {MIN_TOKEN_LIFETIME}"
+                                         f" to {longest} (this server's limit).")
+    return value
+
+
+def token_lifetime(client, kind: str) -> int:
+    """How long the client's tokens of this kind live: its own choice, else the site's."""
+    return (client.extra_metadata or {}).get(f"{kind}_lifetime") or current_app.config[f"OAUTH2_{kind.upper()}_LIFETIME"]
 
 
 def _strict_auth_method(data: dict) -> bool | None:

@@ -18,6 +18,7 @@ from website.models.users import User
 from website.oauth2.audiences import requested_resource
 from website.oauth2.claims import dump_claims, requested_claims
 from website.oauth2.client_auth import CLIENT_AUTH_METHODS
+from website.oauth2.client_metadata import token_lifetime
 from website.store import audit, throttle
 from website.store.clients import query_client
 from website.store.groups import may_use_client
@@ -43,7 +44,6 @@ def save_token(token: dict, request) -> None:
     """Store a newly issued token as hashes, in one transaction with the code or refresh
     token it was exchanged for, so a crash leaves nothing half-issued."""
     issued_at = now()
-    config = current_app.config
     parent = getattr(request, "refresh_token", None)
     code = getattr(request, "authorization_code", None)
     refresh_token = token.get("refresh_token")
@@ -58,7 +58,7 @@ def save_token(token: dict, request) -> None:
         expires_in=token["expires_in"],
         expires_at=issued_at + token["expires_in"],
         refresh_token_expires_at=(
-            issued_at + config["OAUTH2_REFRESH_TOKEN_LIFETIME"] if refresh_token else None
+            issued_at + token_lifetime(request.client, "refresh_token") if refresh_token else None
         ),
         authorization_code_id=code.id if isinstance(code, AuthorizationCode) else None,
         family_id=parent.family_id if parent is not None else secrets.token_hex(16),

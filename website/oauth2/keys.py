@@ -115,7 +115,9 @@ def rotate_signing_keys() -> tuple[SigningKey, list[SigningKey], int]:
     stamp = now()
     # JWT access tokens for APIs (audiences.py) may live longer than the default lifetime.
     longest_api = db.session.scalar(select(func.max(ResourceServer.access_token_lifetime))) or 0
-    keep = max(config["OAUTH2_ID_TOKEN_LIFETIME"], config["OAUTH2_ACCESS_TOKEN_LIFETIME"], longest_api)
+    # Clients may choose lifetimes up to the OAUTH2_MAX_* limits.
+    keep = max(config["OAUTH2_ID_TOKEN_LIFETIME"], config["OAUTH2_ACCESS_TOKEN_LIFETIME"], longest_api,
+               config["OAUTH2_MAX_ID_TOKEN_LIFETIME"], config["OAUTH2_MAX_ACCESS_TOKEN_LIFETIME"])
     deleted = db.session.execute(
         delete(SigningKey).where(SigningKey.publish_until <= stamp)
     ).rowcount

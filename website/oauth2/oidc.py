@@ -18,7 +18,6 @@ from authlib.oidc.core.errors import (
     RequestURINotSupportedError,
 )
 from authlib.oidc.core.grants.util import validate_request_prompt
-from flask import current_app
 from joserfc import jwt
 from sqlalchemy import select
 
@@ -27,6 +26,7 @@ from website.http.cors import check_client_origin, request_origin
 from website.models.grants import AuthorizationCode
 from website.models.users import User
 from website.oauth2.claims import SCOPE_CLAIMS, load_claims, requested_claims
+from website.oauth2.client_metadata import token_lifetime
 from website.oauth2.grants import ClientByIdOnly, SavesCodes
 from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer, signing_key
 from website.oauth2.response_modes import RedirectResponse
@@ -91,7 +91,7 @@ class IdTokenSigning:
         return {
             "iss": get_issuer(),
             "aud": client.get_client_id(),
-            "exp": int(time.time()) + current_app.config["OAUTH2_ID_TOKEN_LIFETIME"],
+            "exp": int(time.time()) + token_lifetime(client, "id_token"),
         }
 
     def generate_user_info(self, user, scope):

@@ -19,6 +19,7 @@ from werkzeug.local import LocalProxy
 from website.oauth2 import client_auth
 from website.oauth2.audiences import ResourceIndicators, ResourceTokenGenerator
 from website.oauth2.claims import ClaimsParameter
+from website.oauth2.client_metadata import token_lifetime
 from website.oauth2.compat import JsonBodyRequest, has_json_body, issuer_parameter, json_body_parameters
 from website.oauth2.endpoints import EndSessionEndpoint, IntrospectionEndpoint, RevocationEndpoint
 from website.oauth2.grants import (
@@ -122,14 +123,13 @@ authorization: AuthorizationServer = LocalProxy(lambda: current_app.extensions["
 
 
 def create_token_generator(config) -> BearerTokenGenerator:
-    """Random opaque bearer tokens with the configured lifetime."""
-    lifetime = config["OAUTH2_ACCESS_TOKEN_LIFETIME"]
+    """Random opaque bearer tokens, living as long as the client chose or the site says."""
     # secrets.token_urlsafe reads the OS random source once per token; Authlib's
     # generate_token draws each character separately, much slower for the same entropy.
     return BearerTokenGenerator(
         access_token_generator=lambda **kwargs: secrets.token_urlsafe(32),  # 256 bits
         refresh_token_generator=lambda **kwargs: secrets.token_urlsafe(36),  # 288 bits
-        expires_generator=lambda client, grant_type: lifetime,
+        expires_generator=lambda client, grant_type: token_lifetime(client, "access_token"),
     )
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from flask import current_app, g, has_request_context
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from website.extensions import db
 from website.models.settings import SiteSetting
@@ -26,7 +27,12 @@ def branding() -> Brand:
     if has_request_context() and (brand := g.get("brand")) is not None:
         return brand
     values = {key: current_app.config.get(key) for key in BRAND_KEYS}
-    values.update(saved_branding())
+    try:
+        values.update(saved_branding())
+    except SQLAlchemyError:
+        # The database is unreachable (the page being drawn may be the 503 saying so): the
+        # configured branding still makes a page.
+        db.session.rollback()
     brand = Brand(name=values["SITE_NAME"], logo_url=values["SITE_LOGO_URL"] or None,
                   primary_color=values["SITE_PRIMARY_COLOR"], support_email=values["SITE_SUPPORT_EMAIL"] or None)
     if has_request_context():

@@ -2,8 +2,10 @@
 audit log."""
 
 import functools
+import json
+from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, stream_with_context, url_for
 from sqlalchemy import delete, func, or_, select
 
 from website.extensions import db
@@ -13,6 +15,7 @@ from website.models.clients import OAuth2Client
 from website.models.grants import AuthorizationCode, Token
 from website.models.usernames import canonical_username
 from website.models.users import User
+from website.services.audit_sentences import client_names, sentence
 from website.store import audit as audit_log
 from website.store import throttle
 from website.store.branding import branding, save_branding
@@ -26,7 +29,7 @@ PER_PAGE = 20
 
 
 #: Audit events shown per page.
-AUDIT_PAGE_SIZE = 50
+AUDIT_PAGE_SIZE = 25
 
 
 def admin_required(view):
@@ -161,28 +164,86 @@ def clients():
     return render_template("admin/clients.html", page=paginate(statement), q=q)
 
 
+#: How many audit events one exported file holds at most (newest first).
+AUDIT_EXPORT_LIMIT = 100_000
+
+
+def _audit_filters() -> tuple[list, dict]:
+    """The audit log's filters from the query string (person, client, kind, time range, free
+    text), as SQL conditions and as the values to show back in the form."""
+    args = {key: request.args.get(key, "").strip()[:200] for key in ("q", "person", "client", "kind", "since", "until")}
+    conditions = []
+    if args["q"]:
+        # A plain substring, case-insensitive, with LIKE's wildcards matched literally.
+        conditions.append(or_(*(
+            column.icontains(args["q"], autoescape=True)
+            for column in (AuditEvent.event, AuditEvent.username, AuditEvent.client_id, AuditEvent.ip_address)
+        )))
+    if args["person"]:
+        conditions.append(AuditEvent.username.icontains(args["person"], autoescape=True))
+    if args["client"]:
+        named = select(OAuth2Client.client_id).where(OAuth2Client.client_name.icontains(args["client"], autoescape=True))
+        conditions.append(or_(AuditEvent.client_id == args["client"], AuditEvent.client_id.in_(named)))
+    if args["kind"]:
+        conditions.append(AuditEvent.event == args["kind"])
+    for key, compare in (("since", AuditEvent.created_at.__ge__), ("until", AuditEvent.created_at.__lt__)):
+        if args[key]:
+            try:
+                day = datetime.strptime(args[key], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            except ValueError:
+                abort(400, description=f"'{key}' must be a date such as 2026-12-01.")
+            conditions.append(compare(day + timedelta(days=1) if key == "until" else day))
+    return conditions, args
+
+
 @bp.route("/audit")
 @admin_required
 def audit():
-    """The audit log, newest first, with paging and a search over event, user, client and address."""
-    query = request.args.get("q", "").strip()[:200]
+    """The audit log in sentences, newest first, filtered by person, client, kind and time."""
+    conditions, filters = _audit_filters()
     page = request.args.get("page", "1")
     # isascii: str.isdigit() also admits digits such as "²" that int() refuses.
     page = max(1, int(page)) if page.isascii() and page.isdigit() and len(page) < 7 else 1
-    conditions = []
-    if query:
-        # A plain substring, case-insensitive, with LIKE's wildcards matched literally.
-        conditions.append(or_(*(
-            column.icontains(query, autoescape=True)
-            for column in (AuditEvent.event, AuditEvent.username, AuditEvent.client_id, AuditEvent.ip_address)
-        )))
     total = db.session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))
     events = db.session.scalars(
         select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc())
         .limit(AUDIT_PAGE_SIZE).offset((page - 1) * AUDIT_PAGE_SIZE)
     ).all()
+    names = client_names(events)
     pages = max(1, -(-total // AUDIT_PAGE_SIZE))
-    return render_template("admin/audit.html", events=events, query=query, page=page, pages=pages, total=total)
+    kinds = db.session.scalars(select(AuditEvent.event).distinct().order_by(AuditEvent.event)).all()
+    active = {key: value for key, value in filters.items() if value}
+    return render_template("admin/audit.html", rows=[(event, sentence(event, names)) for event in events],
+                           filters=filters, active=active, kinds=kinds, page=page, pages=pages, total=total)
+
+
+@bp.route("/audit/<int:event_id>")
+@admin_required
+def audit_event(event_id: int):
+    """One audit event with every raw value."""
+    event = db.session.get(AuditEvent, event_id) or abort(404)
+    return render_template("admin/audit_event.html", event=event, text=sentence(event, client_names([event])))
+
+
+@bp.route("/audit.jsonl")
+@admin_required
+def audit_export():
+    """The filtered audit log as JSON lines (newest first), for tools and archives."""
+    conditions, _ = _audit_filters()
+    statement = (select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc())
+                 .limit(AUDIT_EXPORT_LIMIT).execution_options(yield_per=500))
+
+    def lines():
+        for event in db.session.scalars(statement):
+            yield json.dumps({"id": event.id, "time": event.created_at.isoformat(), "event": event.event,
+                              "user_id": event.user_id, "username": event.username, "client_id": event.client_id,
+                              "ip_address": event.ip_address, "detail": event.detail or {}}) + "\n"
+
+    audit_log.record("audit_exported", user=g.user, filters={k: v for k, v in request.args.items()})
+    db.session.commit()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Response(stream_with_context(lines()), mimetype="application/x-ndjson", headers={
+        "Content-Disposition": f'attachment; filename="audit-{stamp}.jsonl"', "Cache-Control": "no-store"})
 
 
 def _is_admin_path(target: str | None) -> bool:

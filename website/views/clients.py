@@ -162,6 +162,8 @@ def _form_data(client: OAuth2Client) -> dict:
         "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "contacts": "\n".join(client.contacts),
+        **{f"{kind}_lifetime": client.client_metadata.get(f"{kind}_lifetime") or ""
+           for kind in ("access_token", "refresh_token", "id_token")},
         "userinfo_signed_response_alg": client.client_metadata.get("userinfo_signed_response_alg", ""),
         "strict_auth_method": client.strict_auth_method,
         "jwks_uri": client.client_metadata.get("jwks_uri"),
