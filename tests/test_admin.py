@@ -145,7 +145,11 @@ def test_delete_user_asks_then_removes_the_user_and_what_they_own(app, test_clie
     assert page.status_code == 200
     assert "Alice&#39;s App" in page.get_data(as_text=True)
     token = form_token(test_client, f"/admin/users/{user.id}/delete")
-    response = test_client.post(f"/admin/users/{user.id}/delete", data={"csrf_token": token})
+    # The clients' fate is an explicit choice: without it, nothing is deleted.
+    unchosen = test_client.post(f"/admin/users/{user.id}/delete", data={"csrf_token": token})
+    assert unchosen.status_code == 400
+    assert "Choose what happens to their clients." in unchosen.get_data(as_text=True)
+    response = test_client.post(f"/admin/users/{user.id}/delete", data={"csrf_token": token, "clients": "delete"})
     assert response.status_code == 302
     with app.app_context():
         assert db.session.get(User, user.id) is None

@@ -391,6 +391,24 @@ def tour(page, make_user, make_client, fake_app):
     yield "admin-audit-event"
     page.goto("/admin/branding")
     yield "admin-branding"
+    page.goto("/admin/groups")
+    page.get_by_label("Name").fill("engineering")
+    page.get_by_role("button", name="Create group").click()
+    yield "admin-groups"
+    page.get_by_role("link", name="engineering", exact=True).click()
+    page.get_by_label("Username").fill("user0")
+    page.get_by_role("button", name="Add member").click()
+    yield "admin-group"
+    page.goto("/admin/users")
+    page.get_by_role("link", name="user1", exact=True).click()
+    expect(page.get_by_role("heading", name="Connected apps")).to_be_visible()
+    yield "admin-user"
+    page.get_by_role("link", name="Disable account").click()
+    yield "admin-confirm"
+    page.goto("/admin/clients")
+    page.get_by_role("link", name="Weather Station", exact=True).click()
+    expect(page.get_by_role("heading", name="Roles")).to_be_visible()
+    yield "admin-client"
     other = make_user("mallory")
     page.goto(f"/admin/users/{other.id}/delete")
     yield "admin-delete-user"
@@ -422,9 +440,10 @@ def axe_violations(page) -> list[dict]:
 
 
 #: The pages the README shows, and those also shown at phone width.
-SCREENSHOTS = {"login", "signup", "consent", "clients", "client-secret", "account", "admin-users",
+SCREENSHOTS = {"login", "signup", "consent", "clients", "client-secret", "account", "admin-users", "admin-user",
+               "admin-client", "admin-branding",
                "client-form-error", "oauth-error", "connected-apps", "logout-confirm", "admin-audit"}
-PHONE_SCREENSHOTS = {"login", "consent", "client-secret", "admin-users", "admin-audit"}
+PHONE_SCREENSHOTS = {"login", "consent", "client-secret", "admin-users", "admin-audit", "admin-user", "admin-client"}
 
 #: Inline scripts, inline styles and event-handler attributes, which a strict CSP blocks, and
 #: scripts or stylesheets from another origin (a CDN).

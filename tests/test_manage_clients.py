@@ -454,3 +454,19 @@ def test_deleting_a_client_deletes_its_unopened_secret_view(app, test_client, lo
     assert count_rows(app, OAuth2Client) == 0
     assert count_rows(app, SecretView) == 0
     assert test_client.get(view).status_code == 404
+
+
+def test_dpop_checkbox_makes_the_client_dpop_bound(app, test_client, own_client):
+    client, _ = own_client
+    path = f"/clients/{client.client_id}/edit"
+    assert post_form(test_client, path, dpop_bound_access_tokens="y").status_code == 302
+    with app.app_context():
+        assert db.session.get(OAuth2Client, client.id).client_metadata["dpop_bound_access_tokens"] is True
+    page = test_client.get(f"/clients/{client.client_id}").get_data(as_text=True)
+    assert "every token request carries a DPoP proof" in page
+    assert '<input checked id="dpop_bound_access_tokens"' in test_client.get(path).get_data(
+        as_text=True)
+    # Unticked: no longer required.
+    assert post_form(test_client, path).status_code == 302
+    with app.app_context():
+        assert "dpop_bound_access_tokens" not in db.session.get(OAuth2Client, client.id).client_metadata

@@ -1,9 +1,11 @@
 """Several server processes on one database behave as one server: whatever one instance
-issues, revokes or signs in, the other honours. (Runs on a shared SQLite file too.)"""
+issues, revokes or signs in, the other honours, and a one-time value (a DPoP proof's jti)
+spent on one is spent on both. (Runs on a shared SQLite file too.)"""
 
 from urllib.parse import urlencode
 
 import requests
+from support.dpop import DPoPKey
 from support.factories import PASSWORD
 from support.flows import pkce_pair
 from support.pages import csrf_token, query_params
@@ -153,3 +155,16 @@ def test_failed_log_ins_on_one_instance_lock_the_account_on_the_other(two_instan
                           data={"username": "alice", "password": PASSWORD, "csrf_token": csrf_token(page.text)})
     assert response.status_code == 429
     assert "Retry-After" in response.headers
+
+
+def test_a_dpop_proof_used_on_one_instance_is_refused_by_the_other(two_instances, make_client):
+    a, b = two_instances
+    client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="profile")
+    # Named by the issuer's URL (both instances' OAUTH2_ISSUER), as behind a load balancer.
+    proof = DPoPKey().proof("POST", "http://127.0.0.1/oauth/token")
+    data = {"grant_type": "client_credentials"}
+    first = requests.post(a.url + "/oauth/token", data=data, auth=(client.client_id, secret), headers={"DPoP": proof})
+    assert first.status_code == 200, first.text
+    assert first.json()["token_type"] == "DPoP"
+    replay = requests.post(b.url + "/oauth/token", data=data, auth=(client.client_id, secret), headers={"DPoP": proof})
+    assert (replay.status_code, replay.json()["error"]) == (400, "invalid_dpop_proof")

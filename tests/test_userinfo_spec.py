@@ -1,6 +1,6 @@
 """UserInfo as the specs say (OIDC Core §5.3, RFC 6750 §2-3): GET or POST, the token in the
 Authorization header or a form POST body (what pyoidc sends by default), never in the URL;
-a request with no credentials gets a bare ``Bearer`` challenge; a client that registered
+a request with no credentials gets a bare ``Bearer`` challenge (and DPoP's); a client that registered
 ``userinfo_signed_response_alg`` gets a JWT signed with the server's keys."""
 
 import jwt
@@ -9,6 +9,10 @@ import requests
 from support.oidc import CALLBACK, code_flow_tokens
 
 from website.models import OAuth2Client, db
+from website.oauth2.dpop import DPOP_SIGNING_ALGS
+
+#: What a 401 also says with DPoP on: the scheme and its algorithms (RFC 9449 §7.1).
+DPOP_CHALLENGE = f'DPoP algs="{" ".join(DPOP_SIGNING_ALGS)}"'
 
 
 @pytest.fixture
@@ -65,7 +69,8 @@ def test_token_in_a_get_body_is_not_read(idp, tokens):
     # §2.2: the body method is for POST only.
     response = requests.get(idp + "/userinfo", data={"access_token": tokens["access_token"]})
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    # A bare Bearer challenge, and DPoP's with its algorithms (RFC 9449 §7.1).
+    assert response.raw.headers.getlist("WWW-Authenticate") == ["Bearer", DPOP_CHALLENGE]
 
 
 @pytest.mark.parametrize("method, body", [("GET", None), ("POST", None), ("POST", {"other": "x"})])
@@ -73,7 +78,8 @@ def test_no_credentials_is_a_bare_bearer_challenge(idp, method, body):
     # RFC 6750 §3.1: without any authentication information, no error code in the challenge.
     response = requests.request(method, idp + "/userinfo", data=body)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    # A bare Bearer challenge, and DPoP's with its algorithms (RFC 9449 §7.1).
+    assert response.raw.headers.getlist("WWW-Authenticate") == ["Bearer", DPOP_CHALLENGE]
     assert response.json()["error_description"]
 
 

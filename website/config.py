@@ -42,6 +42,20 @@ DEFAULTS = {
     # Seconds to wait for a client's jwks_uri, and to keep what it returned.
     "OAUTH2_CLIENT_JWKS_TIMEOUT": 5,
     "OAUTH2_CLIENT_JWKS_CACHE": 300,
+    # DPoP (RFC 9449): clients may bind tokens to a key they prove with each request. Off: no
+    # DPoP in discovery, and a DPoP proof is refused.
+    "OAUTH2_DPOP": True,
+    # Seconds a DPoP proof stays acceptable after its iat (its jti is kept that long), and how
+    # far ahead of this server's clock its iat may be.
+    "OAUTH2_DPOP_PROOF_MAX_AGE": 300,
+    "OAUTH2_DPOP_CLOCK_SKEW": 60,
+    # Require a server-provided nonce in every DPoP proof (RFC 9449 §8/§9: use_dpop_nonce);
+    # nonces are valid for this many seconds, on every instance sharing SECRET_KEY.
+    "OAUTH2_DPOP_NONCE": False,
+    "OAUTH2_DPOP_NONCE_LIFETIME": 300,
+    # Token exchange (RFC 8693): clients registered for the grant swap a token this server
+    # issued for a token to another API. Off: the grant is not offered.
+    "OAUTH2_TOKEN_EXCHANGE": True,
     "PASSWORD_HASH_METHOD": "scrypt",
     "SQLITE_BUSY_TIMEOUT": 30,
     # Production serving (website/http/ops.py). How many reverse proxies set X-Forwarded-* in

@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     PasswordField,
+    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -16,8 +17,15 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
+from website.models.groups import name_problem
 from website.models.usernames import normalize_username, username_problem
-from website.oauth2.client_metadata import AUTH_METHODS, GRANT_TYPES, LEGACY_GRANT_TYPES, RESPONSE_TYPE_GRANTS
+from website.oauth2.client_metadata import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    LEGACY_GRANT_TYPES,
+    RESPONSE_TYPE_GRANTS,
+    TOKEN_EXCHANGE,
+)
 from website.oauth2.keys import USERINFO_SIGNING_ALGS
 from website.services.branding import color_problem, logo_problem
 
@@ -42,6 +50,7 @@ GRANT_LABELS = {
     "client_credentials": "Client credentials — for services acting on their own behalf",
     "implicit": "Implicit (legacy, discouraged) — tokens in the URL; use the code flow instead",
     "password": "Password (legacy, discouraged) — the app sees the user's password",
+    TOKEN_EXCHANGE: "Token exchange (RFC 8693) — a service swaps a user's token for one to another API",
 }
 
 
@@ -114,6 +123,8 @@ class ClientForm(FlaskForm):
         default="",
     )
     strict_auth_method = BooleanField("Strict: accept only this secret method (not both Basic and POST body)")
+    dpop_bound_access_tokens = BooleanField("DPoP: the app always proves its key (RFC 9449); "
+                                            "token requests without a DPoP proof are refused")
     jwks_uri = StringField("JWKS URL (private_key_jwt)", validators=[Optional(), Length(max=2000)])
     jwks = TextAreaField("JWKS, public keys as JSON (private_key_jwt, instead of a URL)",
                          validators=[Length(max=20000)])
@@ -143,6 +154,7 @@ class ClientForm(FlaskForm):
             "contacts": (self.contacts.data or "").split(),
             "userinfo_signed_response_alg": self.userinfo_signed_response_alg.data,
             "strict_auth_method": bool(self.strict_auth_method.data),
+            "dpop_bound_access_tokens": bool(self.dpop_bound_access_tokens.data),
             "jwks_uri": self.jwks_uri.data,
             "jwks": _json_or_text(self.jwks.data),
             "access_token_lifetime": (self.access_token_lifetime.data or "").strip() or None,
@@ -186,6 +198,68 @@ class BrandingForm(FlaskForm):
     def validate_primary_color(self, field):
         if problem := color_problem(field.data or ""):
             raise ValidationError(problem)
+
+
+class AdminUserForm(FlaskForm):
+    """An administrator edits a person's profile."""
+
+    name = StringField("Full name", filters=[strip_text], validators=[Optional(), Length(max=100)])
+    email = StringField("Email", filters=[strip_text], validators=[Optional(), Length(max=254), EMAIL_RULE])
+    email_verified = BooleanField("The address is verified")
+    submit = SubmitField("Save profile")
+
+
+class DeleteUserForm(FlaskForm):
+    """What happens to the clients of a person being deleted, chosen explicitly."""
+
+    clients = RadioField("Their clients", choices=[SelectChoice("delete", "Delete them with the account"),
+                                                  SelectChoice("transfer", "Give them to another person")],
+                         validators=[Optional()])
+    heir = StringField("Username of the new owner", filters=[strip_text], validators=[Optional(), Length(max=40)])
+    submit = SubmitField("Delete user")
+
+
+class TransferOwnerForm(FlaskForm):
+    owner = StringField("New owner (username; empty: nobody)", filters=[strip_text],
+                        validators=[Optional(), Length(max=40)])
+    submit = SubmitField("Change owner")
+
+
+class GroupForm(FlaskForm):
+    name = StringField("Name", filters=[strip_text], validators=[DataRequired(), Length(max=64)])
+    description = StringField("Description", filters=[strip_text], validators=[Optional(), Length(max=200)])
+    submit = SubmitField("Create group")
+
+    def validate_name(self, field):
+        if problem := name_problem(field.data or ""):
+            raise ValidationError(problem)
+
+
+class MemberForm(FlaskForm):
+    username = StringField("Username", filters=[strip_text], validators=[DataRequired(), Length(max=40)])
+    submit = SubmitField("Add")
+
+
+class RoleForm(FlaskForm):
+    name = StringField("Role name", filters=[strip_text], validators=[DataRequired(), Length(max=64)])
+    description = StringField("What it allows", filters=[strip_text], validators=[Optional(), Length(max=200)])
+    submit = SubmitField("Add role")
+
+    def validate_name(self, field):
+        if problem := name_problem(field.data or "", "A role name"):
+            raise ValidationError(problem)
+
+
+class AssignRoleForm(FlaskForm):
+    role = SelectField("Role", choices=[])
+    holder = StringField("Username, or group: followed by a group name", filters=[strip_text],
+                         validators=[DataRequired(), Length(max=80)])
+    submit = SubmitField("Give role")
+
+
+class AllowedGroupsForm(FlaskForm):
+    groups = MultiCheckboxField("Only members of these groups may use it (none ticked: everyone)", choices=[])
+    submit = SubmitField("Save who may use it")
 
 
 class ConfirmForm(FlaskForm):

@@ -1,7 +1,7 @@
 """upstream identity providers, linked identities and sign-ins under way
 
 Revision ID: 2001_upstreams
-Revises: 2103_user_disabled_at
+Revises: 1701_dpop_token_exchange
 Create Date: 2026-12-02 05:40:00
 
 People may sign in through an upstream OpenID Connect or OAuth 2.0 provider: the providers an
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '2001_upstreams'
-down_revision = '2103_user_disabled_at'
+down_revision = '1701_dpop_token_exchange'
 branch_labels = None
 depends_on = None
 

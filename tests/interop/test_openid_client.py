@@ -1,6 +1,7 @@
 """panva's openid-client (Node, v6, pinned in tests/interop/package.json) against the live
 server in its default configuration: discovery, client credentials with client_secret_post,
-introspection and revocation, private_key_jwt, code + PKCE, refresh, userinfo, end-session.
+introspection and revocation, private_key_jwt, code + PKCE, refresh, userinfo, end-session;
+and with DPoP (server nonces on) and token exchange (openid_client_dpop.mjs).
 
 The Node script (openid_client.mjs) does the client's side; this test registers the clients,
 plays the person at the log-in and consent pages (oidc_support.Browser), and checks each step.
@@ -39,10 +40,10 @@ def _node_or_skip() -> str:
     pytest.skip(reason)
 
 
-def run_script(node: str, config: dict, browser: Browser) -> dict:
+def run_script(node: str, config: dict, browser: Browser, script: Path = SCRIPT) -> dict:
     """Run the script; answer its authorization URL with the callback the person's browser
     is sent to; return its JSON result."""
-    process = subprocess.Popen([node, str(SCRIPT), json.dumps(config)], cwd=HERE, text=True,
+    process = subprocess.Popen([node, str(script), json.dumps(config)], cwd=HERE, text=True,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         line = process.stdout.readline()
@@ -120,3 +121,44 @@ def test_openid_client_in_its_default_configuration(idp, user, make_client):
     signed_out = browser.session.get(result["end_session_url"], allow_redirects=False, timeout=5)
     assert signed_out.status_code == 302, signed_out.text[:300]
     assert signed_out.headers["Location"] == LOGOUT_URI
+
+
+API = "https://invoices.example/"
+
+
+def test_openid_client_with_dpop_and_token_exchange(app, idp, user, make_client, runner):
+    """DPoP with a server nonce (openid-client retries use_dpop_nonce by itself), dpop_jkt,
+    userinfo and /api/me with proofs, refresh, then token exchange with an actor token."""
+    node = _node_or_skip()
+    app.config["OAUTH2_DPOP_NONCE"] = True
+    web_app, secret = make_client(
+        redirect_uris=[REDIRECT_URI], token_endpoint_auth_method="client_secret_post",
+        grant_types=["authorization_code", "refresh_token", "client_credentials",
+                     "urn:ietf:params:oauth:grant-type:token-exchange"],
+        scope="openid profile offline_access", dpop_bound_access_tokens=True)
+    created = runner.invoke(args=["create-api", "--identifier", API, "--name", "Invoices",
+                                  "--allow-client", web_app.client_id])
+    assert created.exit_code == 0, created.output
+    config = {"issuer": idp + "/", "app": {"client_id": web_app.client_id, "client_secret": secret,
+                                           "redirect_uri": REDIRECT_URI, "audience": API}}
+
+    result = run_script(node, config, Browser(idp), HERE / "openid_client_dpop.mjs")
+
+    assert "ES256" in result["dpop_algs"]
+    assert "urn:ietf:params:oauth:grant-type:token-exchange" in result["grant_types"]
+    assert result["code"]["token_type"].lower() == "dpop" and result["code"]["refresh_token"] is True
+    assert result["userinfo"]["sub"] == result["code"]["sub"]
+    assert result["me"]["status"] == 200 and result["me"]["body"]["username"] == "alice"
+    assert result["refresh"] == {"token_type": "dpop", "access_token_changed": True}  # openid-client lower-cases it
+    # The code's token is bound to the key openid-client named in dpop_jkt.
+    introspected = requests.post(f"{idp}/oauth/introspect", data={"token": result["access_token"]},
+                                 auth=(web_app.client_id, secret), timeout=5).json()
+    assert introspected["cnf"] == {"jkt": result["jkt"]}
+    # Token exchange: a JWT for the API, for alice, with the app acting; bound to the new key.
+    exchanged = result["exchanged"]
+    assert exchanged["issued_token_type"] == "urn:ietf:params:oauth:token-type:access_token"
+    assert exchanged["token_type"].lower() == "dpop" and exchanged["refresh_token"] is None
+    claims = jwt.decode(exchanged["access_token"], server_keys(idp)).claims
+    assert claims["aud"] == API and claims["sub"] == result["code"]["sub"]
+    assert claims["act"] == {"sub": web_app.client_id, "client_id": web_app.client_id}
+    assert claims["cnf"] == {"jkt": exchanged["jkt"]} and claims["scope"] == "profile"

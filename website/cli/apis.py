@@ -13,7 +13,7 @@ from website.models.clients import OAuth2Client
 from website.models.grants import AuthorizationCode, Token
 from website.oauth2.audiences import _SCOPE_TOKEN, validate_identifier
 from website.store import audit
-from website.store.apis import api_allows, find_api
+from website.store.apis import api_grant, find_api
 
 
 @click.command("create-api")
@@ -85,16 +85,27 @@ def _grant(api: ResourceServer, client: OAuth2Client) -> None:
 @with_appcontext
 @click.argument("identifier")
 @click.argument("client_id")
-def grant_api_command(identifier, client_id):
-    """Allow a client access tokens for an API (client credentials, or a user's consent)."""
+@click.option("--impersonation/--no-impersonation", default=None,
+              help="Token exchange (RFC 8693) without an actor token: the client may get tokens for "
+                   "the API that stand for a person with no trace of the client acting (default: no).")
+def grant_api_command(identifier, client_id, impersonation):
+    """Allow a client access tokens for an API (client credentials, a user's consent, token exchange)."""
     api = _find_api_or_fail(identifier)
     client = _find_client(client_id)
-    if api_allows(api, client.client_id):
+    grant = api_grant(api, client.client_id)
+    if grant is not None and (impersonation is None or grant.allow_impersonation == impersonation):
         click.echo(f"{client_id} was already allowed tokens for {identifier}.")
         return
-    _grant(api, client)
+    if grant is None:
+        _grant(api, client)
+        grant = api_grant(api, client.client_id)
+    if impersonation is not None:
+        grant.allow_impersonation = impersonation
+        audit.record("api_impersonation_allowed" if impersonation else "api_impersonation_revoked",
+                     client_id=client.client_id, api=api.identifier, by="cli")
     db.session.commit()
-    click.echo(f"{client_id} may now get tokens for {identifier}.")
+    click.echo(f"{client_id} may now get tokens for {identifier}"
+               + (" and impersonate people there by token exchange." if grant.allow_impersonation else "."))
 
 
 @click.command("revoke-api")

@@ -61,6 +61,9 @@ def create_initial_access_token_command(expires_in):
                    "client_secret_post both work unless --strict-auth-method).")
 @click.option("--strict-auth-method", is_flag=True,
               help="Accept only the registered secret method (Basic or body), not the other.")
+@click.option("--dpop-bound", is_flag=True,
+              help="The client always sends DPoP proofs (RFC 9449 dpop_bound_access_tokens): token "
+                   "requests without one are refused.")
 @click.option("--jwks-file", type=click.File("r"), default=None,
               help="For private_key_jwt: a file holding the client's public JWKS (JSON).")
 @click.option("--jwks-uri", default=None, help="For private_key_jwt: the URL of the client's public JWKS.")
@@ -70,9 +73,9 @@ def create_initial_access_token_command(expires_in):
 @click.option("--id-token-lifetime", type=int, default=None, help="Seconds its id_tokens live.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
-                          response_types, scope, userinfo_alg, auth_method, strict_auth_method, jwks_file,
-                          jwks_uri, owner, access_token_lifetime, refresh_token_lifetime, id_token_lifetime,
-                          as_json):
+                          response_types, scope, userinfo_alg, auth_method, strict_auth_method, dpop_bound,
+                          jwks_file, jwks_uri, owner, access_token_lifetime, refresh_token_lifetime,
+                          id_token_lifetime, as_json):
     """Register a client and print its client_id and client_secret."""
     owner_user = None
     if owner is not None:
@@ -87,6 +90,7 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         "scope": scope,
         "token_endpoint_auth_method": auth_method,
         "strict_auth_method": strict_auth_method,
+        "dpop_bound_access_tokens": dpop_bound,
         "jwks_uri": jwks_uri,
         "access_token_lifetime": access_token_lifetime,
         "refresh_token_lifetime": refresh_token_lifetime,

@@ -2,7 +2,7 @@
 
 import os
 import shutil
-import socket
+import smtplib
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -66,15 +66,29 @@ def _config_problems() -> tuple[list[str], list[str]]:
     if config["SIGNUP_POLICY"] == "domain" and not allowed_domains():
         errors.append("SIGNUP_POLICY is domain but SIGNUP_ALLOWED_DOMAINS names no domain: nobody can sign up.")
     if config.get("MAIL_SERVER"):
-        try:
-            socket.create_connection((config["MAIL_SERVER"], int(config["MAIL_PORT"])),
-                                     timeout=config["MAIL_TIMEOUT"]).close()
-        except OSError as error:
-            errors.append(f"MAIL_SERVER {config['MAIL_SERVER']}:{config['MAIL_PORT']} cannot be reached"
-                          f" ({error.strerror or type(error).__name__}).")
+        if problem := _mail_problem(config):
+            errors.append(f"MAIL_SERVER {config['MAIL_SERVER']}:{config['MAIL_PORT']} {problem}")
     else:
         warnings.append("MAIL_SERVER is unset: mails (account links, notices) are written to the log, not sent.")
     return errors, warnings
+
+
+def _mail_problem(config) -> str | None:
+    """Greet the mail server as a sender would (TLS and log-in as configured), then QUIT."""
+    smtp_class = smtplib.SMTP_SSL if config["MAIL_USE_SSL"] else smtplib.SMTP
+    try:
+        with smtp_class(config["MAIL_SERVER"], int(config["MAIL_PORT"]), timeout=config["MAIL_TIMEOUT"]) as smtp:
+            smtp.ehlo()
+            if config["MAIL_USE_TLS"]:
+                smtp.starttls()
+                smtp.ehlo()
+            if config.get("MAIL_USERNAME"):
+                smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
+    except smtplib.SMTPAuthenticationError:
+        return "refused MAIL_USERNAME / MAIL_PASSWORD."
+    except (smtplib.SMTPException, OSError) as error:
+        return f"cannot be reached or refused us ({getattr(error, 'strerror', None) or type(error).__name__})."
+    return None
 
 
 @click.command("backup")

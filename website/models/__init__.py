@@ -15,7 +15,7 @@ from website.models.clients import (
     RegistrationAccessToken,
     SecretView,
 )
-from website.models.grants import AuthorizationCode, Consent, Token, TokenState
+from website.models.grants import AuthorizationCode, Consent, SpentJti, Token, TokenState
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.keys import SigningKey
 from website.models.settings import SiteSetting
@@ -26,6 +26,7 @@ from website.models.users import Subject, User
 __all__ = [
     "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti", "ClientRole",
     "Consent", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken", "OAuth2Client",
-    "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "Subject", "ThrottleCounter",
+    "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "SpentJti", "Subject",
+    "ThrottleCounter",
     "Token", "TokenState", "Upstream", "UpstreamIdentity", "UpstreamState", "User", "db", "hash_secret", "now", "utcnow",
 ]

@@ -4,10 +4,12 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,3 +50,6 @@ class ApiClientGrant(db.Model):
         ForeignKey("oauth2_clients.client_id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Token exchange (RFC 8693) without an actor token: the client may get tokens for the
+    #: API that stand for a person with no trace of the client acting (``grant-api --impersonation``).
+    allow_impersonation: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -43,6 +43,9 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     auth_time: Mapped[int] = mapped_column(default=now)
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
     used_at: Mapped[int | None] = mapped_column()
+    #: The JWK thumbprint the authorization request bound the code to (RFC 9449 §10,
+    #: ``dpop_jkt``): only a token request proving that key may redeem it.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(43))
 
     user: Mapped[User] = relationship()
 
@@ -129,6 +132,11 @@ class Token(db.Model, TokenState):
     auth_time: Mapped[int | None] = mapped_column()
     #: The claims parameter's request, kept from the code (and through refreshes) for UserInfo.
     claims: Mapped[str | None] = mapped_column(Text)
+    #: The JWK thumbprint (RFC 7638) of the key the access token is bound to with DPoP
+    #: (RFC 9449, ``cnf.jkt``); for a public client the refresh token is bound to it too.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(43))
+    #: Who acts for the subject (RFC 8693 §4.1 ``act``, JSON), for a token from token exchange.
+    act: Mapped[str | None] = mapped_column(Text)
 
     #: Set by the revocation endpoint's lookup: the value presented was the refresh token.
     matched_refresh_token = False
@@ -140,6 +148,18 @@ class Token(db.Model, TokenState):
 
     def get_client(self) -> OAuth2Client:
         return self.client
+
+
+class SpentJti(db.Model):
+    """A one-time value already seen (a DPoP proof's ``jti``, RFC 9449 §11.1), kept until it
+    could no longer be accepted anyway; the primary key makes a second use fail on every
+    instance. Used when Redis is not configured (or unreachable)."""
+
+    __tablename__ = "spent_jtis"
+
+    #: SHA-256 of what was spent and in which context (e.g. the DPoP key and the jti).
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)
 
 
 class Consent(db.Model):

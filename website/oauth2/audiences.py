@@ -70,7 +70,8 @@ def check_api_scopes(scope: str | None, api: ResourceServer | None, **error_args
             "'audience' (or 'resource').", **error_args)
 
 
-def _use_api(grant, api: ResourceServer | None) -> None:
+def use_api(grant, api: ResourceServer | None) -> None:
+    """Make the grant issue its token for ``api`` (a JWT), or an opaque token for None."""
     # The token generator has no access to the request (Authlib passes only client, user,
     # scope), so the chosen API travels in flask.g for this request; save_token reads it
     # from the request to store the token's audience.
@@ -103,7 +104,7 @@ class ResourceIndicators:
 
     def before_authorization_response(self, grant, redirect_uri, grant_user) -> None:
         # Implicit and hybrid responses carry an access token made right here.
-        _use_api(grant, resolve_api(requested_resource(grant.request.payload.datalist),
+        use_api(grant, resolve_api(requested_resource(grant.request.payload.datalist),
                                     **self._error_args(grant, redirect_uri)))
 
     def before_token_response(self, grant) -> None:
@@ -122,7 +123,7 @@ class ResourceIndicators:
         if code is None and parent is None:
             # Client credentials and password grants name their scopes here.
             check_api_scopes(request.payload.scope, api)
-        _use_api(grant, api)
+        use_api(grant, api)
 
 
 class JWTAccessTokenGenerator(JWTBearerTokenGenerator):
@@ -143,13 +144,25 @@ class JWTAccessTokenGenerator(JWTBearerTokenGenerator):
     def get_extra_claims(self, client, grant_type, user, scope) -> dict:
         # Authlib sets sub to str(user.get_user_id()), the row id; the subject is user.sub.
         if user is None:
-            return {}
+            return binding_claims()
         claims = {"sub": user.sub}
         if "groups" in (scope or "").split():
             claims["groups"] = group_names(user.id)
         if (roles := role_names(user.id, client.client_id)) is not None:
             claims["roles"] = roles
-        return claims
+        return {**claims, **binding_claims()}
+
+
+def binding_claims() -> dict:
+    """What this request's token carries besides its subject: the DPoP key it is bound to
+    (RFC 9449 §6.1 ``cnf.jkt``) and who acts for the subject (RFC 8693 §4.1 ``act``); set in
+    flask.g by the grant extensions, which see the request the generator does not."""
+    claims = {}
+    if jkt := g.get("oauth2_dpop_jkt"):
+        claims["cnf"] = {"jkt": jkt}
+    if act := g.get("oauth2_token_act"):
+        claims["act"] = act
+    return claims
 
 
 class ResourceTokenGenerator:
@@ -162,10 +175,14 @@ class ResourceTokenGenerator:
     def __call__(self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
         api = g.get("oauth2_resource_server")
         if api is None:
-            return self.opaque_generator(grant_type, client, user, scope, expires_in, include_refresh_token)
-        generator = JWTAccessTokenGenerator(api, self.opaque_generator.refresh_token_generator)
-        # The API's lifetime wins over the grant's default.
-        return generator(grant_type, client, user, scope, None, include_refresh_token)
+            token = self.opaque_generator(grant_type, client, user, scope, expires_in, include_refresh_token)
+        else:
+            generator = JWTAccessTokenGenerator(api, self.opaque_generator.refresh_token_generator)
+            # The API's lifetime wins over the grant's default.
+            token = generator(grant_type, client, user, scope, None, include_refresh_token)
+        if g.get("oauth2_dpop_jkt"):
+            token["token_type"] = "DPoP"  # RFC 9449 §5.1
+        return token
 
 
 def validate_identifier(identifier: str) -> str | None:

@@ -12,7 +12,11 @@ from website.oauth2.client_keys import jwks_problem, jwks_uri_problem
 from website.oauth2.keys import USERINFO_SIGNING_ALGS
 from website.oauth2.scopes import supported_scopes
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit", "password")
+#: RFC 8693 token exchange.
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit", "password", TOKEN_EXCHANGE)
 
 
 #: Kept for existing clients only: off by default in the form, labelled as discouraged.
@@ -46,7 +50,7 @@ REDIRECT_GRANTS = {"authorization_code", "implicit"}
 
 
 #: Grants a public client (no secret) cannot use.
-CONFIDENTIAL_ONLY_GRANTS = {"client_credentials", "password"}
+CONFIDENTIAL_ONLY_GRANTS = {"client_credentials", "password", TOKEN_EXCHANGE}
 
 
 #: What an origin may be written with: scheme, host (or [IPv6]), port, a trailing slash.
@@ -121,6 +125,7 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
         metadata["userinfo_signed_response_alg"] = alg
     metadata["jwks"], metadata["jwks_uri"] = _client_keys(data, method)
     metadata["strict_auth_method"] = _strict_auth_method(data)
+    metadata["dpop_bound_access_tokens"] = _dpop_bound(data)
     for kind in TOKEN_KINDS:
         metadata[f"{kind}_lifetime"] = _lifetime(data, kind)
     return metadata
@@ -201,10 +206,23 @@ def _strict_auth_method(data: dict) -> bool | None:
     return True
 
 
+def _dpop_bound(data: dict) -> bool | None:
+    """RFC 9449 §5.2 ``dpop_bound_access_tokens``: the client always sends DPoP proofs, and a
+    token request without one is refused. Kept only when true."""
+    value = data.get("dpop_bound_access_tokens")
+    if value is None or value is False:
+        return None
+    if value is not True:
+        raise ClientMetadataError("dpop_bound_access_tokens", "dpop_bound_access_tokens must be true or false.")
+    if not current_app.config["OAUTH2_DPOP"]:
+        raise ClientMetadataError("dpop_bound_access_tokens", "This server does not offer DPoP (OAUTH2_DPOP is off).")
+    return True
+
+
 def _grant_types(data: dict, method: str) -> list[str]:
     grant_types = _string_list(data, "grant_types") if "grant_types" in data else ["authorization_code"]
     for grant in grant_types:
-        if grant not in GRANT_TYPES:
+        if grant not in GRANT_TYPES or (grant == TOKEN_EXCHANGE and not current_app.config["OAUTH2_TOKEN_EXCHANGE"]):
             raise ClientMetadataError("grant_types", f"Unsupported grant type: {grant}.")
     if not grant_types:
         raise ClientMetadataError("grant_types", "Choose at least one grant type.")

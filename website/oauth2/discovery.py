@@ -9,6 +9,8 @@ from flask import current_app, url_for
 
 from website.http.endpoints import advertised_endpoints
 from website.oauth2.client_keys import SIGNING_ALGS
+from website.oauth2.dpop import DPOP_SIGNING_ALGS
+from website.oauth2.dpop import enabled as dpop_enabled
 from website.oauth2.grants import pkce_methods
 from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer
 from website.oauth2.oidc import ID_TOKEN_CLAIMS, PROMPT_VALUES, SCOPE_CLAIMS
@@ -55,6 +57,8 @@ def server_metadata(server, issuer: str) -> dict:
     metadata["claims_parameter_supported"] = True
     metadata["request_parameter_supported"] = False
     metadata["request_uri_parameter_supported"] = False
+    if dpop_enabled():
+        metadata["dpop_signing_alg_values_supported"] = list(DPOP_SIGNING_ALGS)
     return metadata
 
 

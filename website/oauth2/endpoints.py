@@ -2,6 +2,7 @@
 RP-initiated logout (end session)."""
 
 import hmac
+import json
 
 from authlib.oauth2.rfc6749.errors import (
     InvalidRequestError,
@@ -105,6 +106,10 @@ class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):
             payload["sub"] = token.client_id
         if token.audience:
             payload["aud"] = token.audience
+        if token.dpop_jkt and not token.matched_refresh_token:
+            payload["cnf"] = {"jkt": token.dpop_jkt}  # RFC 9449 §6.2
+        if token.act:
+            payload["act"] = json.loads(token.act)  # RFC 8693 §4.1
         return {k: v for k, v in payload.items() if v is not None}
 
 

@@ -19,6 +19,7 @@ from website.oauth2.audiences import requested_resource
 from website.oauth2.claims import dump_claims, requested_claims
 from website.oauth2.client_auth import CLIENT_AUTH_METHODS
 from website.oauth2.client_metadata import token_lifetime
+from website.oauth2.dpop import requested_jkt
 from website.store import audit, throttle
 from website.store.clients import query_client
 from website.store.groups import may_use_client
@@ -61,18 +62,24 @@ def save_token(token: dict, request) -> None:
             issued_at + token_lifetime(request.client, "refresh_token") if refresh_token else None
         ),
         authorization_code_id=code.id if isinstance(code, AuthorizationCode) else None,
-        family_id=parent.family_id if parent is not None else secrets.token_hex(16),
+        # An exchanged token joins its subject token's family: revoking that grant revokes it too.
+        family_id=(parent.family_id if parent is not None
+                   else getattr(request, "token_family_id", None) or secrets.token_hex(16)),
         audience=getattr(request, "audience", None),
         auth_time=_auth_time(request, parent, code, issued_at),
         # What the claims parameter asked for: with the code, kept through refreshes, or
         # asked in this (implicit) request.
         claims=(code.claims if isinstance(code, AuthorizationCode)
                 else parent.claims if parent is not None else dump_claims(requested_claims(request))),
+        # The DPoP key of this request's proof (dpop.DPoPBinding), and who acts for the
+        # subject of an exchanged token (token_exchange.py).
+        dpop_jkt=getattr(request, "dpop_jkt", None),
+        act=getattr(request, "token_act", None),
     )
     insert_token(values)
     audit.insert("token_issued", user=request.user, client_id=request.client.client_id,
                  grant_type=request.payload.grant_type or "implicit", scope=values["scope"],
-                 family_id=values["family_id"])
+                 family_id=values["family_id"], token_type=values["token_type"])
     commit_keeping_loaded()
 
 
@@ -151,6 +158,7 @@ class SavesCodes:
             ),
             auth_time=getattr(request, "auth_time", None) or now(),
             expires_at=now() + current_app.config["OAUTH2_CODE_LIFETIME"],
+            dpop_jkt=requested_jkt(request),
         )
         # A hybrid response issues a token right after the code: link it to the code, so a
         # second redemption of the code revokes it too.

@@ -1,5 +1,5 @@
-"""The ResourceProtectors that guard /api/me and UserInfo."""
-
+"""The ResourceProtectors that guard /api/me and UserInfo: bearer tokens (RFC 6750) and
+DPoP-bound tokens with their proofs (RFC 9449 §7)."""
 
 from authlib.consts import default_json_headers
 from authlib.integrations.flask_oauth2 import ResourceProtector as _ResourceProtector
@@ -9,12 +9,14 @@ from authlib.oauth2.rfc6749.errors import (
     MissingAuthorizationError,
     UnsupportedTokenTypeError,
 )
-from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
-from flask import json
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
+from flask import g, json
 from flask import request as flask_request
 
 from website.http.endpoints import FORM
 from website.models.grants import Token
+from website.oauth2 import dpop
+from website.oauth2.dpop import InvalidDPoPProofError, UseDPoPNonceError
 from website.store.tokens import MAX_TOKEN_LENGTH, read_token_by_access_token
 
 
@@ -34,6 +36,41 @@ class BearerValidator(BearerTokenValidator):
             return None  # the person's account was disabled: their tokens stop at once
         return token
 
+    def validate_token(self, token, scopes, request):
+        if token is not None and token.dpop_jkt:
+            # RFC 9449 §7.2: a bound token is worthless without its key, so never as Bearer.
+            raise InvalidTokenError("This access token is bound to a DPoP key: send it as "
+                                    "'Authorization: DPoP' with a DPoP proof.")
+        super().validate_token(token, scopes, request)
+
+
+class DPoPValidator(BearerValidator):
+    """``Authorization: DPoP <token>`` with a ``DPoP`` proof (RFC 9449 §7.1): the proof is
+    checked for this request and this token (``ath``), and the token must be bound to the
+    proof's key."""
+
+    TOKEN_TYPE = "dpop"
+
+    def validate_request(self, request):
+        if not dpop.enabled():
+            raise UnsupportedTokenTypeError()
+        proof = dpop.proof_header(status_code=401)
+        if proof is None:
+            raise InvalidDPoPProofError("Send a DPoP proof (the DPoP header) with a DPoP access token.",
+                                        status_code=401)
+        token_string = flask_request.headers.get("Authorization", "").split(None, 1)[-1]
+        g.dpop_proof_jkt = dpop.check_proof(proof, access_token=token_string, status_code=401)
+
+    def validate_token(self, token, scopes, request):
+        BearerTokenValidator.validate_token(self, token, scopes, request)
+        if not token.dpop_jkt or token.dpop_jkt != g.get("dpop_proof_jkt"):
+            raise InvalidTokenError("This access token is not bound to the key of the DPoP proof.")
+
+
+def _uses_dpop_scheme() -> bool:
+    scheme = flask_request.headers.get("Authorization", "").split(None, 1)[:1]
+    return scheme != [] and scheme[0].lower() == "dpop"
+
 
 class ResourceProtector(_ResourceProtector):
     """Answers resource requests per RFC 6750 §3, which Authlib leaves loose: no bearer token
@@ -48,15 +85,25 @@ class ResourceProtector(_ResourceProtector):
     def error_response(self, error) -> tuple[int, dict, list]:
         """The status, JSON body and headers answering ``error`` (also for UserInfo, whose
         errors Authlib's endpoint machinery would otherwise answer its own way)."""
+        # With DPoP on, every 401 of a protector that takes DPoP tokens also names the DPoP
+        # scheme and its algorithms (RFC 9449 §7.1); one that takes Bearer only does not.
+        takes_dpop = dpop.enabled() and DPoPValidator.TOKEN_TYPE in self._token_validators
+        dpop_challenge = [("WWW-Authenticate", dpop.challenge())] if takes_dpop else []
         if isinstance(error, (MissingAuthorizationError, UnsupportedTokenTypeError)):
             # RFC 6750 §3.1: no credentials at all, so no error code in the challenge.
             body = {"error": "invalid_token", "error_description": self.MISSING_TOKEN}
-            return 401, body, [*default_json_headers, ("WWW-Authenticate", "Bearer")]
+            return 401, body, [*default_json_headers, ("WWW-Authenticate", "Bearer"), *dpop_challenge]
+        if isinstance(error, (InvalidDPoPProofError, UseDPoPNonceError)) or (takes_dpop and _uses_dpop_scheme()):
+            # A DPoP request is answered in its own scheme; use_dpop_nonce adds DPoP-Nonce.
+            headers = [*(h for h in error.get_headers() if h[0] != "WWW-Authenticate"),
+                       ("WWW-Authenticate", dpop.challenge(error))]
+            return error.status_code, dict(error.get_body()), headers
         if isinstance(error, (InsufficientScopeError, InvalidRequestError)):
             challenge = f'Bearer error="{error.error}", error_description="{error.description}"'
             headers = [*default_json_headers, ("WWW-Authenticate", challenge)]
             return error.status_code, dict(error.get_body()), headers
-        return error.status_code, dict(error.get_body()), error.get_headers()
+        extra = dpop_challenge if error.status_code == 401 else []
+        return error.status_code, dict(error.get_body()), [*error.get_headers(), *extra]
 
     def raise_error_response(self, error):
         status, body, headers = self.error_response(error)
@@ -91,6 +138,7 @@ require_oauth = ResourceProtector()
 
 
 require_oauth.register_token_validator(BearerValidator())
+require_oauth.register_token_validator(DPoPValidator())
 
 
 #: Protects UserInfo (OpenID Connect Core §5.3.1: GET and POST, header or body).
@@ -98,3 +146,4 @@ userinfo_protector = HeaderOrBodyProtector()
 
 
 userinfo_protector.register_token_validator(BearerValidator())
+userinfo_protector.register_token_validator(DPoPValidator())

@@ -28,7 +28,7 @@ from website.store.clients import delete_clients, query_client
 #: The metadata a client may register; anything else in a request is ignored (RFC 7591 §2).
 REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris", "jwks", "jwks_uri",
                       "token_endpoint_auth_signing_alg", "strict_auth_method", "userinfo_signed_response_alg",
-                      "allowed_origins")
+                      "allowed_origins", "dpop_bound_access_tokens")
 
 
 def _error_description(message: str) -> str:

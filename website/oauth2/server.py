@@ -21,6 +21,7 @@ from website.oauth2.audiences import ResourceIndicators, ResourceTokenGenerator
 from website.oauth2.claims import ClaimsParameter
 from website.oauth2.client_metadata import token_lifetime
 from website.oauth2.compat import JsonBodyRequest, has_json_body, issuer_parameter, json_body_parameters
+from website.oauth2.dpop import DPoPBinding, dpop_jkt_parameter
 from website.oauth2.endpoints import EndSessionEndpoint, IntrospectionEndpoint, RevocationEndpoint
 from website.oauth2.grants import (
     AuthorizationCodeGrant,
@@ -32,6 +33,7 @@ from website.oauth2.grants import (
     save_token,
 )
 from website.oauth2.keys import KeyRing
+from website.oauth2.token_exchange import TokenExchangeGrant
 from website.oauth2.oidc import (
     OpenIDCode,
     OpenIDHybridGrant,
@@ -144,16 +146,20 @@ def init_app(app) -> AuthorizationServer:
     # Every grant takes ``resource`` / ``audience`` (RFC 8707); code flows take PKCE; those
     # that issue id_tokens take OpenID Connect's claims parameter; every authorization-endpoint
     # grant refuses request objects (OIDC Core §6) until they are supported.
+    # Every token-endpoint grant binds its tokens to the key of a DPoP proof (RFC 9449), and
+    # the grants that issue codes take dpop_jkt.
     server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True), OpenIDCode(),
                                                    refuse_request_objects, ResourceIndicators(),
-                                                   ClaimsParameter()])
+                                                   ClaimsParameter(), dpop_jkt_parameter, DPoPBinding()])
     server.register_grant(ImplicitGrant, [refuse_request_objects, ResourceIndicators()])
-    server.register_grant(PasswordGrant, [ResourceIndicators()])
-    server.register_grant(ClientCredentialsGrant, [ResourceIndicators()])
-    server.register_grant(RefreshTokenGrant, [OpenIDRefresh(), ResourceIndicators()])
+    server.register_grant(PasswordGrant, [ResourceIndicators(), DPoPBinding()])
+    server.register_grant(ClientCredentialsGrant, [ResourceIndicators(), DPoPBinding()])
+    server.register_grant(RefreshTokenGrant, [OpenIDRefresh(), ResourceIndicators(), DPoPBinding()])
     server.register_grant(OpenIDImplicitGrant, [refuse_request_objects, ResourceIndicators(), ClaimsParameter()])
     server.register_grant(OpenIDHybridGrant, [CodeChallenge(required=True), refuse_request_objects,
-                                              ResourceIndicators(), ClaimsParameter()])
+                                              ResourceIndicators(), ClaimsParameter(), dpop_jkt_parameter])
+    if app.config["OAUTH2_TOKEN_EXCHANGE"]:
+        server.register_grant(TokenExchangeGrant, [DPoPBinding()])
     for endpoint in (RevocationEndpoint, IntrospectionEndpoint, ClientRegistrationEndpoint,
                      ClientConfigurationEndpoint, EndSessionEndpoint):
         server.register_endpoint(endpoint)

@@ -28,3 +28,9 @@ def api_allows(api: ResourceServer, client_id: str) -> bool:
     """Tell whether an administrator allowed the client tokens for the API (``grant-api``)."""
     return db.session.scalar(select(ApiClientGrant.id).where(
         ApiClientGrant.api_id == api.id, ApiClientGrant.client_id == client_id)) is not None
+
+
+def api_grant(api: ResourceServer, client_id: str) -> ApiClientGrant | None:
+    """The administrator's grant of the API to the client (``grant-api``), or None."""
+    return db.session.scalar(select(ApiClientGrant).where(
+        ApiClientGrant.api_id == api.id, ApiClientGrant.client_id == client_id))

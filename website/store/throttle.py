@@ -119,6 +119,15 @@ def close(app) -> None:
         backend.close()
 
 
+def spend_once(context: str, value: str, expires_at: int) -> bool:
+    """Spend a one-time value (a DPoP proof's jti) in ``context`` until ``expires_at``, in the
+    store every instance shares (the counters' store: Redis when configured, else the
+    database); False if it was spent before, a replay."""
+    # Not _digest: it folds case, and one-time values are case-sensitive.
+    key = hashlib.sha256(f"{context}\x00{value}".encode("utf-8", "surrogatepass")).hexdigest()
+    return _backend().spend_once(key, expires_at, int(time.time()))
+
+
 def locked_for(*subjects: tuple) -> int:
     """Seconds until none of the subjects is locked out; 0 when the attempt may proceed."""
     return _backend().locked_for([subject_key(s) for s in subjects], int(time.time()))

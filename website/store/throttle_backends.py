@@ -1,5 +1,6 @@
-"""Where the throttle counters live: the database (one atomic upsert per attempt, SQLite and
-PostgreSQL), Redis, or Redis with the database standing in while Redis is away."""
+"""Where the throttle counters and the spent one-time values (replay caches) live: the
+database (one atomic upsert per attempt, one insert-unique per value, SQLite and PostgreSQL),
+Redis, or Redis with the database standing in while Redis is away."""
 
 import logging
 import threading
@@ -10,7 +11,9 @@ from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from website.extensions import db
+from website.models.grants import SpentJti
 from website.models.throttle import ThrottleCounter
+from website.store.tokens import commit_keeping_loaded
 
 #: Named as before the package layout, so operators' log filters keep working.
 log = logging.getLogger("website.throttle")
@@ -21,6 +24,9 @@ REDIS_TIMEOUT = 0.5
 
 
 _COUNTERS = ThrottleCounter.__table__
+
+
+_SPENT = SpentJti.__table__
 
 
 def _locked_until_query(count: int):
@@ -122,6 +128,22 @@ class DatabaseBackend:
             return conn.execute(delete(ThrottleCounter).where(
                 ThrottleCounter.key.startswith(prefix, autoescape=True))).rowcount
 
+    def spend_once(self, key: str, expires_at: int, now: int) -> bool:
+        """Record a one-time value until ``expires_at``; False if it was recorded before.
+
+        The primary key decides (INSERT ... ON CONFLICT DO NOTHING), so of two simultaneous
+        requests with one value only one gets in. Committed at once, in the request's own
+        session (a second connection would wait on SQLite's write lock): the value is spent
+        even if the rest of the request fails. Expired values go in the same transaction."""
+        insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+        db.session.execute(delete(_SPENT).where(_SPENT.c.expires_at < now))
+        # RETURNING tells whether the row went in; the rowcount of ON CONFLICT DO NOTHING did
+        # not, on PostgreSQL with psycopg.
+        spent = db.session.execute(insert(_SPENT).values(key=key, expires_at=expires_at)
+                                   .on_conflict_do_nothing().returning(_SPENT.c.key)).first()
+        commit_keeping_loaded()
+        return spent is not None
+
 
 #: One attempt on a Redis subject: refused while the lock key lives; else counted (the count
 #: expiring with the window), and an attempt past the limit sets the lock and starts a new count.
@@ -200,6 +222,10 @@ class RedisBackend:
         names = list(self.redis.scan_iter(match=f"{self.prefix}{prefix}*", count=1000))
         return self.redis.delete(*names) if names else 0
 
+    def spend_once(self, key: str, expires_at: int, now: int) -> bool:
+        # SET NX is atomic: only the first of any number of instances sets the key.
+        return bool(self.redis.set(f"{self.prefix}spent:{key}", 1, nx=True, exat=max(expires_at, now + 1)))
+
     def close(self) -> None:
         """Close the connections to Redis."""
         self.redis.close()
@@ -242,7 +268,7 @@ class FallbackBackend:
         return getattr(self.database, name)(*args)
 
     def __getattr__(self, name: str):
-        if name not in ("locked_for", "record_failure", "reserve", "lock", "release", "clear"):
+        if name not in ("locked_for", "record_failure", "reserve", "lock", "release", "clear", "spend_once"):
             raise AttributeError(name)
         return lambda *args: self._call(name, *args)
 

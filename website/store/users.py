@@ -1,4 +1,4 @@
-"""People: checking a username and password."""
+"""People: checking a username and password, finding them by subject, what they allowed."""
 
 import secrets
 
@@ -9,6 +9,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from website.extensions import db
 from website.models.usernames import canonical_username
+from website.models.grants import Consent
 from website.models.users import User
 
 #: Checked when no such user exists, so a wrong username costs as long as a wrong password.
@@ -32,3 +33,15 @@ def authenticate_user(username: str, password: str) -> User | None:
     if not user.check_password(password) or user.disabled_at is not None:
         return None  # a disabled account is refused like a wrong password, after the same work
     return user
+
+
+def find_user_by_sub(sub) -> User | None:
+    """The user whose subject identifier (``sub`` in id_tokens) this is, or None."""
+    if not isinstance(sub, str) or not sub or len(sub) > 255 or "\x00" in sub:
+        return None
+    return db.session.scalar(select(User).where(User.sub == sub))
+
+
+def consented_scope(user_id: int, client_id: str) -> str | None:
+    """The scopes the person allowed the client (their remembered consent), or None."""
+    return db.session.scalar(select(Consent.scope).where(Consent.user_id == user_id, Consent.client_id == client_id))

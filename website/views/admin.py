@@ -6,20 +6,18 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, stream_with_context, url_for
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import func, or_, select
 
 from website.extensions import db
 from website.forms import BrandingForm, ConfirmForm
 from website.models.audit import AuditEvent
 from website.models.clients import OAuth2Client
-from website.models.grants import AuthorizationCode, Token
 from website.models.usernames import canonical_username
 from website.models.users import User
 from website.services.audit_sentences import client_names, sentence
 from website.store import audit as audit_log
 from website.store import throttle
 from website.store.branding import branding, save_branding
-from website.store.clients import delete_clients
 from website.views.auth import login_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -126,28 +124,6 @@ def unlock_user(user_id: int):
     flash(f"{user.username} can log in again: failed log-ins forgotten.")
     back = request.form.get("back")
     return redirect(back if _is_admin_path(back) else url_for("admin.users"))
-
-
-@bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])
-@admin_required
-def delete_user(user_id: int):
-    """Ask, then delete a user with their clients, codes and tokens."""
-    user = db.get_or_404(User, user_id)
-    if user.id == g.user.id:
-        flash("You cannot delete your own account here.", "error")
-        return redirect(url_for("admin.users"))
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        delete_clients(OAuth2Client.owner_id == user.id)
-        # The user's own tokens and codes at other clients (the foreign keys cascade too).
-        db.session.execute(delete(Token).where(Token.user_id == user.id))
-        db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
-        db.session.delete(user)
-        db.session.commit()
-        flash(f"User {user.username} deleted.")
-        return redirect(url_for("admin.users"))
-    clients = db.session.scalars(select(OAuth2Client).where(OAuth2Client.owner_id == user.id)).all()
-    return render_template("admin/delete_user.html", user=user, clients=clients, form=form)
 
 
 @bp.route("/clients")

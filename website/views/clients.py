@@ -88,7 +88,7 @@ def show_secret(client_id: str, token: str):
 def edit(client_id: str):
     """Change a client's settings; a client that starts using a secret gets a new one."""
     client = get_own_client(client_id)
-    form = ClientForm(data=_form_data(client))
+    form = ClientForm(data=client_form_data(client))
     if (metadata := validated_metadata(form)) is not None:
         had_secret = client.has_secret
         client.set_client_metadata({**client.extra_metadata, **metadata})
@@ -149,7 +149,8 @@ def _redirect_to_new_secret(client: OAuth2Client, secret: str | None):
     return redirect(url_for("clients.show_secret", client_id=client.client_id, token=token), 303)
 
 
-def _form_data(client: OAuth2Client) -> dict:
+def client_form_data(client: OAuth2Client) -> dict:
+    """The client form filled with the client's settings."""
     return {
         "client_name": client.client_name,
         "client_uri": client.client_uri,
@@ -166,6 +167,7 @@ def _form_data(client: OAuth2Client) -> dict:
            for kind in ("access_token", "refresh_token", "id_token")},
         "userinfo_signed_response_alg": client.client_metadata.get("userinfo_signed_response_alg", ""),
         "strict_auth_method": client.strict_auth_method,
+        "dpop_bound_access_tokens": client.client_metadata.get("dpop_bound_access_tokens") is True,
         "jwks_uri": client.client_metadata.get("jwks_uri"),
         "jwks": json.dumps(client.client_metadata["jwks"], indent=2) if client.client_metadata.get("jwks") else "",
     }

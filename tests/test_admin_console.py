@@ -1,0 +1,179 @@
+"""The admin console's pages for one person, one client and the groups: every action an
+administrator takes, confirmed first where it destroys something, audited with who did it."""
+
+import pytest
+
+from support.factories import count_rows
+from support.flows import get_user_token, me
+from support.pages import AuthActions, csrf_token, form_token
+from website.models import AuditEvent, ClientRole, Group, GroupMember, OAuth2Client, User, db
+
+
+@pytest.fixture
+def admin(make_user, auth):
+    user = make_user("grace", is_admin=True)
+    return user
+
+
+def post(test_client, path, form_path=None, **data):
+    return test_client.post(path, data={"csrf_token": form_token(test_client, form_path or path), **data})
+
+
+def audited(app, event):
+    with app.app_context():
+        return db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == event)).all()
+
+
+@pytest.mark.parametrize("path", ["/admin/users/1", "/admin/groups", "/admin/users/1/disable",
+                                  "/admin/users/1/sessions/end"])
+def test_the_console_is_for_admins_only(test_client, auth, user, path):
+    auth.login()
+    assert test_client.get(path).status_code == 403
+
+
+def test_a_persons_page_edits_the_profile_and_shows_apps_groups_and_events(app, test_client, auth, admin, user,
+                                                                         make_client, runner):
+    client, secret = make_client(client_name="Team Wiki", owner=user)
+    runner.invoke(args=["create-group", "staff"])
+    runner.invoke(args=["add-to-group", "staff", "alice"])
+    auth.login("alice")
+    get_user_token(test_client, client, secret, scope="openid profile")
+    auth.logout()
+    auth.login("grace")
+    page = test_client.get(f"/admin/users/{user.id}").get_data(as_text=True)
+    for text in ("Team Wiki", "staff", "Clients they own", "alice signed in to Team Wiki"):
+        assert text in page, text
+    response = post(test_client, f"/admin/users/{user.id}", name="Alice Liddell", email="alice@example.com",
+                    email_verified="y")
+    assert response.status_code == 302
+    with app.app_context():
+        alice = db.session.get(User, user.id)
+        assert (alice.name, alice.email, alice.email_verified) == ("Alice Liddell", "alice@example.com", True)
+    [event] = audited(app, "user_updated")
+    assert event.detail["by"] == "grace" and event.detail["fields"] == ["email_verified", "name"]
+    bad = post(test_client, f"/admin/users/{user.id}", email="not an address")
+    assert bad.status_code == 400
+    assert "Enter an email address" in bad.get_data(as_text=True)
+
+
+def test_disabling_asks_first_then_stops_the_persons_tokens(app, test_client, auth, admin, user, make_client):
+    client, secret = make_client()
+    auth.login("alice")
+    token = get_user_token(test_client, client, secret)
+    auth.logout()
+    auth.login("grace")
+    page = test_client.get(f"/admin/users/{user.id}/disable")
+    assert "every app&#39;s token for them stops working now" in page.get_data(as_text=True)
+    assert me(test_client, token["access_token"]).status_code == 200
+    assert post(test_client, f"/admin/users/{user.id}/disable").status_code == 302
+    assert me(test_client, token["access_token"]).status_code == 401
+    assert "Disabled since" in test_client.get(f"/admin/users/{user.id}").get_data(as_text=True)
+    assert audited(app, "account_disabled")[0].detail["by"] == "grace"
+    assert post(test_client, f"/admin/users/{user.id}/disable").status_code == 302  # enable again
+    with app.app_context():
+        assert db.session.get(User, user.id).disabled_at is None
+    # A POST without the CSRF token changes nothing.
+    assert test_client.post(f"/admin/users/{user.id}/disable").status_code == 400
+
+
+def test_an_admin_cannot_disable_themselves(test_client, auth, admin):
+    auth.login("grace")
+    response = test_client.get(f"/admin/users/{admin.id}/disable", follow_redirects=True)
+    assert "You cannot disable your own account." in response.get_data(as_text=True)
+
+
+def test_signing_someone_out_everywhere(app, test_client, auth, admin, user):
+    other = app.test_client()
+    AuthActions(other).login("alice")
+    assert other.get("/account/").status_code == 200
+    auth.login("grace")
+    assert "Every browser where alice is signed in" in test_client.get(
+        f"/admin/users/{user.id}/sessions/end").get_data(as_text=True)
+    assert post(test_client, f"/admin/users/{user.id}/sessions/end").status_code == 302
+    assert other.get("/account/").status_code == 302
+
+
+def test_deleting_a_person_gives_their_clients_to_someone_else(app, test_client, auth, admin, user, make_user,
+                                                              make_client):
+    heir = make_user("heir")
+    client, _ = make_client(owner=user, client_name="Team Wiki")
+    auth.login("grace")
+    path = f"/admin/users/{user.id}/delete"
+    nobody = post(test_client, path, clients="transfer", heir="ghost")
+    assert nobody.status_code == 400 and "Name another person" in nobody.get_data(as_text=True)
+    assert post(test_client, path, clients="transfer", heir="heir").status_code == 302
+    with app.app_context():
+        assert db.session.get(User, user.id) is None
+        assert db.session.scalar(db.select(OAuth2Client)).owner_id == heir.id
+
+
+def test_a_clients_page_edits_transfers_rotates_and_deletes(app, test_client, auth, admin, user, make_client):
+    client, secret = make_client(client_name="Team Wiki", owner=user)
+    auth.login("grace")
+    page = test_client.get(f"/admin/clients/{client.client_id}").get_data(as_text=True)
+    assert "Team Wiki" in page and "owner alice" in page
+    edit_path = f"/admin/clients/{client.client_id}/edit"
+    edit = test_client.get(edit_path).get_data(as_text=True)
+    data = {"csrf_token": csrf_token(edit), "client_name": "Team Wiki 2", "redirect_uris": "https://wiki.example.com/cb",
+            "grant_types": ["authorization_code"], "token_endpoint_auth_method": "client_secret_basic"}
+    assert test_client.post(edit_path, data=data).status_code == 302
+    assert test_client.post(edit_path, data={**data, "redirect_uris": "http://wiki.example.com/cb"}).status_code == 400
+    assert post(test_client, f"/admin/clients/{client.client_id}/owner", f"/admin/clients/{client.client_id}",
+                owner="grace").status_code == 302
+    with app.app_context():
+        row = db.session.scalar(db.select(OAuth2Client))
+        assert (row.client_name, row.owner_id) == ("Team Wiki 2", admin.id)
+    assert "stops working at once" in test_client.get(
+        f"/admin/clients/{client.client_id}/rotate-secret").get_data(as_text=True)
+    rotated = post(test_client, f"/admin/clients/{client.client_id}/rotate-secret")
+    assert rotated.status_code == 200 and rotated.headers["Cache-Control"] == "no-store"
+    assert 'id="client-secret"' in rotated.get_data(as_text=True)
+    assert test_client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                            auth=(client.client_id, secret)).status_code == 401  # the old secret is dead
+    assert "This cannot be undone" in test_client.get(f"/admin/clients/{client.client_id}/delete").get_data(as_text=True)
+    assert post(test_client, f"/admin/clients/{client.client_id}/delete").status_code == 302
+    assert count_rows(app, OAuth2Client) == 0
+    assert audited(app, "client_deleted")[0].detail["via"] == "admin_console"
+
+
+def test_roles_and_who_may_use_a_client_from_its_page(app, test_client, auth, admin, user, make_client, runner):
+    client, _ = make_client(client_name="Team Wiki")
+    runner.invoke(args=["create-group", "editors"])
+    auth.login("grace")
+    page_path = f"/admin/clients/{client.client_id}"
+    roles_path = f"{page_path}/roles"
+    assert post(test_client, roles_path, page_path, action="create", name="editor",
+                description="Edits pages").status_code == 302
+    assert post(test_client, roles_path, page_path, action="create", name="bad name").status_code == 302
+    assert "A role name is 1 to 64" in test_client.get(page_path).get_data(as_text=True)
+    with app.app_context():
+        role_id = db.session.scalar(db.select(ClientRole.id))
+    post(test_client, roles_path, page_path, action="assign", role=role_id, holder="alice")
+    post(test_client, roles_path, page_path, action="assign", role=role_id, holder="group:editors")
+    assert "Held by: alice, group editors" in test_client.get(page_path).get_data(as_text=True)
+    post(test_client, roles_path, page_path, action="unassign", role=role_id, holder="alice")
+    assert "Held by: group editors" in test_client.get(page_path).get_data(as_text=True)
+    post(test_client, roles_path, page_path, action="assign", role=role_id, holder="ghost")
+    assert "No person or group named &#39;ghost&#39;" in test_client.get(page_path).get_data(as_text=True)
+    assert post(test_client, f"{page_path}/allowed-groups", page_path, groups=["editors"]).status_code == 302
+    assert "Only members of editors may use Team Wiki." in test_client.get(page_path).get_data(as_text=True)
+    post(test_client, roles_path, page_path, action="delete", role=role_id)
+    assert count_rows(app, ClientRole) == 0
+
+
+def test_groups_pages(app, test_client, auth, admin, user):
+    auth.login("grace")
+    assert post(test_client, "/admin/groups", name="staff", description="Everyone").status_code == 302
+    duplicate = post(test_client, "/admin/groups", name="staff")
+    assert duplicate.status_code == 400 and "exists already" in duplicate.get_data(as_text=True)
+    assert "A group name is" in post(test_client, "/admin/groups", name="has space").get_data(as_text=True)
+    with app.app_context():
+        group_id = db.session.scalar(db.select(Group.id))
+    path = f"/admin/groups/{group_id}"
+    assert post(test_client, path, username="alice").status_code == 302
+    assert "No user named ghost" in post(test_client, path, username="ghost").get_data(as_text=True)
+    assert count_rows(app, GroupMember) == 1
+    assert post(test_client, f"{path}/remove/{user.id}", path).status_code == 302
+    assert count_rows(app, GroupMember) == 0
+    assert post(test_client, f"{path}/delete").status_code == 302
+    assert count_rows(app, Group) == 0
