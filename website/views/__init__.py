@@ -2,7 +2,9 @@
 
 from urllib.parse import urlsplit
 
-from website.views import account, admin, admin_api, admin_console, api, auth, branding, clients, logout, protocol, upstream  # noqa: F401 (admin_console: routes on admin.bp)
+from website.views import (  # noqa: F401 (admin_console: routes on admin.bp)
+    account, admin, admin_api, admin_console, api, auth, branding, clients, logout, protocol, upstream,
+)
 
 BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, admin_api.bp,
               upstream.bp)
