@@ -24,8 +24,10 @@ initdb: install
 run: initdb
 	$(BIN)/flask run
 
-# The interop tests' client libraries (tests/interop/package.json, pinned by its lock file).
-INTEROP_NPM = test ! -f tests/interop/package-lock.json || npm ci --prefix tests/interop --no-audit --no-fund --silent
+# The interop tests' client libraries (tests/interop/package.json, pinned by its lock file), and
+# the upstream sign-in tests' OpenID Provider (tests/upstream/package.json: oidc-provider).
+INTEROP_NPM = (test ! -f tests/interop/package-lock.json || npm ci --prefix tests/interop --no-audit --no-fund --silent) \
+	&& (test ! -f tests/upstream/package-lock.json || npm ci --prefix tests/upstream --no-audit --no-fund --silent)
 
 ## Install the test dependencies (the interop tests' npm packages too), check the layers contract,
 ## run the whole suite (PostgreSQL too when TEST_DATABASE_URL is set)

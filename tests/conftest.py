@@ -4,14 +4,17 @@ the helpers tests import are in tests/support/."""
 
 import os
 import uuid
+from contextlib import ExitStack
 
 import pytest
 import sqlalchemy as sa
 
 from support.factories import PASSWORD, TEST_PASSWORD_METHOD, config_for, detached
 from support.instances import instance_environment, server_instances
+from support.databases import empty_database
 from support.loopback import WSGIServer
 from support.mail import smtp_server
+from support.upstream import UPSTREAM_SECRET, TamperingProxy, make_person_at, oidc_provider, register_client_at
 from support.pages import AuthActions
 from website import create_app
 from website.oauth2.client_metadata import validate_client_metadata
@@ -193,3 +196,53 @@ def two_instances(database_url, instance_env, tmp_path_factory):
     env = {**instance_environment(config_for(database_url)), **instance_env}
     with server_instances(2, env, tmp_path_factory.mktemp("instances")) as both:
         yield tuple(both)
+
+
+@pytest.fixture
+def oidc_upstream(idp):
+    """Start panva's oidc-provider as an upstream with a client for this server's upstream
+    "node": ``oidc_upstream(accounts)`` returns its issuer (stopped after the test)."""
+    with ExitStack() as stack:
+        def start(accounts: dict, name: str = "node") -> str:
+            client = {"client_id": "idp-test", "client_secret": UPSTREAM_SECRET,
+                      "redirect_uris": [f"{idp}/login/with/{name}/callback"],
+                      "post_logout_redirect_uris": [f"{idp}/logout/upstream"]}
+            return stack.enter_context(oidc_provider(client, accounts))
+
+        yield start
+
+
+@pytest.fixture
+def upstream_instance(database_url, tmp_path):
+    """A second instance of this server on its own database, served on loopback: yields
+    ``(app, url)``; the test makes its users and clients with ``app.app_context()``."""
+    with empty_database(database_url, tmp_path) as config:
+        # Its own cookie name: cookies do not keep ports apart, and both servers are on 127.0.0.1.
+        other = create_app(config_for(config["DATABASE_URL"], SESSION_COOKIE_NAME="upstream_session", **config))
+        assert other.test_cli_runner().invoke(args=["initdb"]).exit_code == 0
+        server = WSGIServer(other)
+        url = server.url
+        other.config["OAUTH2_ISSUER"] = url
+        try:
+            yield other, url
+        finally:
+            server.close()
+            with other.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+@pytest.fixture
+def peer_upstream(app, idp, runner, upstream_instance):
+    """The upstream instance behind a TamperingProxy (its issuer), registered here as "peer"."""
+    other, url = upstream_instance
+    proxy = TamperingProxy(url)
+    other.config["OAUTH2_ISSUER"] = proxy.url
+    make_person_at(other, "ann", "ann@example.com")
+    client_id, secret = register_client_at(other, [f"{idp}/login/with/peer/callback"],
+                                           post_logout_redirect_uris=[f"{idp}/logout/upstream"])
+    result = runner.invoke(args=["add-upstream", "--name", "peer", "--preset", "idp", "--issuer", proxy.url,
+                                 "--client-id", client_id, "--client-secret", secret])
+    assert result.exit_code == 0, result.output
+    yield other, proxy, client_id
+    proxy.close()

@@ -652,3 +652,43 @@ def test_every_page_is_accessible_and_self_contained(page, viewport, make_user, 
     assert not violations, json.dumps(violations, indent=2)
     assert not inline, f"inline or external scripts or styles on: {inline}"
     assert sorted(photographed) == sorted(names)
+
+
+def test_continue_with_an_upstream_provider_in_chromium(page, idp, runner, oidc_upstream, make_client, fake_app,
+                                                        tmp_path):
+    """The log-in page's "Continue with" button, oidc-provider's own log-in and consent pages,
+    Allow here, and the app gets a code for the new local account (photographed for the
+    README with UPDATE_SCREENSHOTS=1)."""
+    issuer = oidc_upstream({"ann": {"email": "ann@example.com", "email_verified": True, "name": "Ann"}})
+    for name, display in (("node", "Corporate SSO"), ("google", "Google")):
+        result = runner.invoke(args=["add-upstream", "--name", name, "--display-name", display, "--issuer",
+                                     issuer if name == "node" else "https://accounts.google.com",
+                                     "--client-id", "idp-test", "--client-secret", "upstream-client-secret-for-tests"])
+        assert result.exit_code == 0, result.output
+    oauth_client, secret = make_client(redirect_uris=[fake_app.redirect_uri], scope="openid profile email")
+    verifier, challenge = pkce_pair()
+    page.goto(authorize_path(oauth_client.client_id, fake_app.redirect_uri, challenge, scope="openid email"))
+    expect(page.get_by_role("link", name="Continue with Corporate SSO")).to_be_visible()
+    out = SCREENSHOT_DIR if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+    assert not axe_violations(page) and not page.evaluate(INLINE_CODE)
+    page.screenshot(path=str(out / "login-upstreams.png"), full_page=True)
+    page.get_by_role("link", name="Continue with Corporate SSO").click()
+    page.locator("input[name=login]").fill("ann")
+    page.locator("input[name=password]").fill("anything")
+    page.locator("button[type=submit]").click()
+    page.get_by_role("button", name="Continue").click()  # oidc-provider's consent
+    page.get_by_role("button", name="Allow").click()  # consent here
+    expect(page.get_by_role("heading", name="Back at the Fake App")).to_be_visible()
+    code = query_params("?" + fake_app.queries[-1])["code"]
+    tokens = requests.post(f"{idp}/oauth/token", auth=(oauth_client.client_id, secret), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": fake_app.redirect_uri,
+        "code_verifier": verifier}).json()
+    assert "id_token" in tokens, tokens
+    # The account page lists the linked provider; a failed sign-in's page is accessible too.
+    page.goto("/account/")
+    expect(page.get_by_role("button", name="Unlink")).to_be_visible()
+    expect(page.get_by_role("button", name="Link Google")).to_be_visible()
+    assert not axe_violations(page) and not page.evaluate(INLINE_CODE)
+    page.goto("/login/with/nobody")
+    expect(page.get_by_role("link", name="Back to log in")).to_be_visible()
+    assert not axe_violations(page) and not page.evaluate(INLINE_CODE)

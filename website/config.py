@@ -207,6 +207,9 @@ DEFAULTS = {
     "WEBAUTHN_REDIS_PREFIX": "idp:webauthn:",
     # Seconds to wait for the mail server before telling the person the mail could not be sent.
     "MAIL_TIMEOUT": 10,
+    # Seconds to wait for an upstream provider (discovery, token, JWKS, userinfo) during a
+    # sign-in through it before telling the person it did not answer.
+    "UPSTREAM_TIMEOUT": 10,
 }
 
 

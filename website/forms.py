@@ -404,3 +404,49 @@ class PasswordConfirmForm(FlaskForm):
 
     current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)])
     submit = SubmitField("Confirm")
+
+
+class LinkUpstreamForm(FlaskForm):
+    """The local password that proves the account before an upstream identity is linked to it."""
+
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+    submit = SubmitField("Link and continue")
+
+
+UPSTREAM_PRESET_LABELS = [
+    ("", "None: any OpenID Connect issuer, or OAuth 2.0 with the URLs below"),
+    ("google", "Google"),
+    ("microsoft", "Microsoft Entra ID (give the tenant ID)"),
+    ("gitlab", "GitLab.com"),
+    ("keycloak", "Keycloak (give the realm's issuer)"),
+    ("idp", "Another instance of this server (give its issuer)"),
+    ("github", "GitHub (OAuth 2.0: user and verified-emails API)"),
+]
+
+
+class UpstreamForm(FlaskForm):
+    """An upstream provider, as an administrator adds it."""
+
+    preset = SelectField("Preset", choices=[SelectChoice(v, label) for v, label in UPSTREAM_PRESET_LABELS], default="")
+    name = StringField("Name", filters=[strip_text], validators=[DataRequired(), Length(max=40)])
+    display_name = StringField("Button text", filters=[strip_text], validators=[Optional(), Length(max=80)])
+    kind = SelectField("Kind", choices=[SelectChoice("oidc", "OpenID Connect (discovery)"),
+                                        SelectChoice("oauth2", "OAuth 2.0")], default="oidc")
+    issuer = StringField("Issuer", filters=[strip_text], validators=[Optional(), Length(max=500)])
+    tenant = StringField("Tenant ID (Microsoft)", filters=[strip_text], validators=[Optional(), Length(max=100)])
+    client_id = StringField("Client ID", filters=[strip_text], validators=[DataRequired(), Length(max=255)])
+    client_secret = PasswordField("Client secret", validators=[DataRequired(), Length(max=2000)])
+    scope = StringField("Scope", filters=[strip_text], validators=[Optional(), Length(max=500)])
+    authorize_url = StringField("Authorization URL (OAuth 2.0)", filters=[strip_text],
+                                validators=[Optional(), Length(max=500)])
+    token_url = StringField("Token URL (OAuth 2.0)", filters=[strip_text], validators=[Optional(), Length(max=500)])
+    userinfo_url = StringField("Userinfo URL (OAuth 2.0)", filters=[strip_text],
+                               validators=[Optional(), Length(max=500)])
+    emails_url = StringField("Verified-emails URL (OAuth 2.0, GitHub-style)", filters=[strip_text],
+                             validators=[Optional(), Length(max=500)])
+    claim_map = TextAreaField("Claim mapping (local=upstream, one a line)", validators=[Optional(), Length(max=2000)])
+    overwrite_name = BooleanField("Each sign-in overwrites the name here", default=True)
+    overwrite_email = BooleanField("Each sign-in overwrites the email here (only a verified one)")
+    overwrite_groups = BooleanField("Each sign-in sets membership of the groups here that the upstream names")
+    end_upstream_session = BooleanField("Logging out here also ends the session at the upstream")
+    submit = SubmitField("Add upstream")

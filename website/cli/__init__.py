@@ -1,6 +1,6 @@
 """Every `flask` command, one module per subject; ``init_app`` registers them all."""
 
-from website.cli import accounts, apis, clients, database, groups, keys, mail, operations
+from website.cli import accounts, apis, clients, database, groups, keys, mail, operations, upstreams
 
 COMMANDS = (
     apis.create_api_command,
@@ -41,6 +41,10 @@ COMMANDS = (
     operations.deliver_logouts_command,
     operations.backup_command,
     operations.restore_command,
+    upstreams.add_upstream_command,
+    upstreams.list_upstreams_command,
+    upstreams.remove_upstream_command,
+    upstreams.update_upstream_command,
 )
 
 

@@ -19,6 +19,7 @@ from website.oauth2.keys import (
     ensure_signing_key,
 )
 from website.services.sessions import purge_ended_sessions
+from website.store.upstreams import purge_expired_states
 
 #: Rows deleted per transaction by purge-expired, so a big purge never holds long locks.
 PURGE_BATCH_SIZE = 5000
@@ -75,6 +76,8 @@ def purge_expired_command():
     # Used links go too once they would have expired: until then "already used" is the answer.
     if links := _purge(AccountLink, AccountLink.expires_at <= stamp):
         click.echo(f"Deleted {links} expired links mailed to people.")
+    if states := purge_expired_states():
+        click.echo(f"Deleted {states} upstream sign-ins that never came back.")
 
 
 def _purge(model, *conditions) -> int:

@@ -25,6 +25,7 @@ from website.models.pending import DeviceCode, PushedAuthorizationRequest
 from website.models.sessions import LogoutDelivery, UserSession, new_session_id
 from website.models.settings import SiteSetting
 from website.models.throttle import ThrottleCounter
+from website.models.upstreams import Upstream, UpstreamIdentity, UpstreamState
 from website.models.users import Subject, User
 
 __all__ = [
@@ -32,6 +33,6 @@ __all__ = [
     "ClientRole", "Consent", "DeviceCode", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken",
     "LogoutDelivery", "OAuth2Client", "Passkey", "PushedAuthorizationRequest", "RecoveryCode",
     "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "SpentJti", "Subject",
-    "ThrottleCounter", "Token", "TokenState", "TotpFactor", "User", "UserSession", "WebAuthnChallenge", "db",
-    "hash_secret", "new_session_id", "now", "utcnow",
+    "ThrottleCounter", "Token", "TokenState", "TotpFactor", "Upstream", "UpstreamIdentity", "UpstreamState", "User",
+    "UserSession", "WebAuthnChallenge", "db", "hash_secret", "new_session_id", "now", "utcnow",
 ]

@@ -29,12 +29,14 @@ def _lifetime() -> int:
 _LOGIN_FOR = "login_for_request"
 
 
-def log_in(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
+def log_in(user: User, amr: tuple[str, ...] = ("pwd",), federation: dict | None = None) -> None:
     """Start a fresh session for the user (a new session on log-in prevents fixation), with its
     row on the server (committed here).
 
     ``amr`` says how the person proved who they are (RFC 8176 values: ``pwd``, ``otp``,
-    ``hwk``, ``mfa``, ``fed``, ...); id_tokens of this session carry it."""
+    ``hwk``, ``mfa``, ``fed``, ...); id_tokens of this session carry it. ``federation``: for a
+    sign-in through an upstream provider, which one (``upstream``), its ``acr`` and the
+    ``id_token`` it sent (the hint for ending the session there too at log-out)."""
     old = current_session_id()
     # Signing in again as the same person (a step-up, say) keeps the apps this browser signed in to.
     carried = rows.session_clients(old) if old and g.user.id == user.id else []
@@ -55,6 +57,8 @@ def log_in(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
     session["sid"] = row.id
     session["auth_time"] = row.created_at
     session["amr"] = list(amr)
+    if federation:
+        session["federation"] = federation
     session.permanent = True
     g.user, g.user_session = user, row
 
@@ -83,6 +87,12 @@ def current_session_id() -> str | None:
     ``sid`` claim), or None when nobody is signed in."""
     row = g.get("user_session")
     return row.id if row is not None and g.get("user") is not None else None
+
+
+def federation() -> dict | None:
+    """The upstream sign-in of this session (see ``log_in``), or None."""
+    value = session.get("federation")
+    return value if isinstance(value, dict) else None
 
 
 def log_out(everywhere: bool = True) -> list[str]:

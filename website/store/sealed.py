@@ -12,12 +12,14 @@ from sqlalchemy import select
 from website.extensions import db
 from website.models.keys import SigningKey
 from website.models.mfa import TotpFactor
+from website.models.upstreams import Upstream
 from website.store import audit
 
 #: (model, column name, what a person calls one row): every column holding ``seal``'s output.
 SEALED_COLUMNS = [
     (SigningKey, "private_key_encrypted", "signing key"),
     (TotpFactor, "secret_sealed", "TOTP secret"),
+    (Upstream, "client_secret_encrypted", "upstream client secret"),
 ]
 
 
@@ -72,4 +74,4 @@ def reseal_everything() -> int:
 
 
 def _name(row) -> str:
-    return str(getattr(row, "kid", None) or getattr(row, "id", ""))
+    return str(getattr(row, "kid", None) or getattr(row, "name", None) or getattr(row, "id", ""))

@@ -18,10 +18,11 @@ from website.views import (  # noqa: F401 (admin_console: routes on admin.bp)
     mfa,
     passkeys,
     protocol,
+    upstream,
 )
 
 BLUEPRINTS = (auth.bp, clients.bp, admin.bp, protocol.bp, api.bp, account.bp, logout.bp, branding.bp, admin_api.bp,
-              mfa.bp, passkeys.bp, device.bp, links.bp)
+              mfa.bp, passkeys.bp, device.bp, links.bp, upstream.bp)
 
 
 def url_host(uri: str) -> str:

@@ -47,6 +47,7 @@ from website.services.sessions import expect_login_for, logged_in_for, remember_
 from website.store import audit
 from website.store.apis import find_api
 from website.store.groups import may_use_client
+from website.store.upstreams import find_upstream
 
 #: The consent form's own fields, never parameters of the authorization request.
 CONSENT_FIELDS = ("csrf_token", "allow", "deny")
@@ -92,11 +93,16 @@ def return_url() -> str:
 
 
 def login_redirect(step: str, grant) -> str:
-    """The log-in (or sign-up) page, returning to this authorization request afterwards."""
+    """The log-in (or sign-up) page, returning to this authorization request afterwards; or
+    straight to the upstream provider an app named (Keycloak's kc_idp_hint, idp_hint)."""
     args = {"next": return_url()}
     if getattr(grant.request, "pushed_request_id", None) or getattr(grant.request, "request_object", False):
         expect_login_for(args["next"])
-    login_hint = grant.request.payload.data.get("login_hint")
+    data = grant.request.payload.data
+    login_hint = data.get("login_hint")
+    hint = data.get("idp_hint") or data.get("kc_idp_hint")
+    if step == "login" and hint and find_upstream(hint) is not None:
+        return url_for("upstream.start", name=hint, **args, **({"login_hint": login_hint} if login_hint else {}))
     if step == "login" and login_hint:
         args["login_hint"] = login_hint
     return url_for("auth.signup" if step == "signup" else "auth.login", **args)

@@ -1,0 +1,250 @@
+"""Blueprint: signing in through an upstream provider ("Continue with ..."), confirming a link
+with the local password, linking and unlinking on the account page, and the admin's list of
+upstreams."""
+
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+
+from website.extensions import db
+from website.forms import ConfirmForm, LinkUpstreamForm, UpstreamForm
+from website.models.base import now
+from website.models.upstreams import UpstreamIdentity, has_password
+from website.models.users import User
+from website.services.sessions import log_in
+from website.services.upstreams import (
+    CALLBACK_PATH,
+    PRESETS,
+    SIGNED_OUT_PATH,
+    UpstreamFailure,
+    UpstreamSettingsError,
+    begin,
+    can_unlink,
+    confirm_link,
+    finish,
+    parse_claim_map,
+    pending_link,
+    redirect_uri,
+    resolve,
+    save_upstream,
+    upstream_settings,
+)
+from website.store import audit, throttle
+from website.store.upstreams import all_upstreams, find_identity, find_upstream, identities_of
+from website.views.admin import admin_required
+from website.views.auth import login_required, safe_next
+
+bp = Blueprint("upstream", __name__)
+
+#: The session key of an upstream identity waiting for the local password.
+PENDING = "upstream_link"
+
+
+@bp.app_context_processor
+def upstream_templates():
+    """What the log-in, sign-up and account pages' includes read."""
+    return {"login_upstreams": all_upstreams, "linked_identities": identities_of}
+
+
+def _failure_page(upstream, failure: UpstreamFailure, next_url: str | None):
+    """The page for a sign-in that failed, audited, with the way back to the local log-in."""
+    audit.record("upstream_login_failed", user=g.user, upstream=upstream.name if upstream else None,
+                 reason=failure.reason, message=failure.message)
+    db.session.commit()
+    return render_template("auth/upstream_error.html", upstream=upstream, message=failure.message,
+                           next_url=next_url), failure.status
+
+
+def _acr_values(next_url: str) -> str | None:
+    """The acr_values of the authorization request the person will continue, if any."""
+    values = parse_qs(urlsplit(next_url).query).get("acr_values")
+    return values[0] if values else None
+
+
+@bp.route("/login/with/<name>")
+def start(name: str):
+    """Send the person to the upstream to sign in, then back to ``next``."""
+    upstream = find_upstream(name)
+    next_url = safe_next(request.args.get("next"))
+    if upstream is None:
+        return _failure_page(None, UpstreamFailure("unknown_upstream", "There is no such sign-in provider here.", 404),
+                             next_url)
+    try:
+        url = begin(upstream, {"intent": "login", "next": next_url}, login_hint=request.args.get("login_hint"),
+                    acr_values=_acr_values(next_url))
+    except UpstreamFailure as failure:
+        return _failure_page(upstream, failure, next_url)
+    return redirect(url)
+
+
+@bp.route(CALLBACK_PATH.replace("{name}", "<name>"))
+def callback(name: str):
+    """The upstream's answer: sign in, propose a link, or say why not."""
+    upstream = find_upstream(name)
+    if upstream is None:
+        return _failure_page(None, UpstreamFailure("unknown_upstream", "There is no such sign-in provider here.", 404),
+                             None)
+    try:
+        assertion = finish(upstream, request.args)
+    except UpstreamFailure as failure:
+        return _failure_page(upstream, failure, getattr(failure, "next_url", None))
+    next_url = safe_next(assertion.data.get("next"))
+    outcome = resolve(upstream, assertion, g.user)
+    if outcome.refusal:
+        db.session.commit()
+        return render_template("auth/upstream_error.html", upstream=upstream, message=outcome.refusal,
+                               next_url=next_url), 403
+    if outcome.link is not None:
+        audit.record("upstream_link_proposed", user=outcome.link, upstream=upstream.name, subject=assertion.subject)
+        db.session.commit()
+        session[PENDING] = pending_link(assertion, upstream, outcome.link)
+        return redirect(url_for("upstream.link"))
+    user = outcome.user
+    if assertion.data.get("intent") == "link":
+        db.session.commit()
+        flash(f"{upstream.display_name} is linked: you can sign in with it.")
+        return redirect(url_for("account.index"))
+    audit.record("login_succeeded", user=user, method="upstream", upstream=upstream.name, created=outcome.created)
+    db.session.commit()
+    log_in(user, amr=("fed",), federation={"upstream": upstream.name, "acr": assertion.acr,
+                                           "id_token": assertion.id_token})
+    return redirect(next_url)
+
+
+@bp.route("/login/link", methods=["GET", "POST"])
+def link():
+    """Link the upstream identity to the account with the same verified address, once the
+    person gives that account's password."""
+    pending = session.get(PENDING)
+    user = upstream = None
+    if isinstance(pending, dict) and pending.get("expires", 0) > now():
+        user = db.session.get(User, pending.get("user_id"))
+        upstream = find_upstream(pending.get("upstream"))
+    if user is None or upstream is None:
+        session.pop(PENDING, None)
+        return render_template("auth/upstream_error.html", upstream=None, next_url=None,
+                               message="There is nothing to link (it took too long, or it was done)."
+                               " Start again from the log-in page."), 400
+    form = LinkUpstreamForm()
+    status = 200
+    if form.validate_on_submit():
+        attempt = throttle.begin_attempt(*throttle.login_subjects(user.username))
+        if wait := attempt.wait:
+            form.password.errors.append(throttle.wait_message(wait))
+            audit.record("login_locked", attempted_username=user.username)
+            db.session.commit()
+            return render_template("auth/upstream_link.html", form=form, user=user, upstream=upstream,
+                                   pending=pending), 429, {"Retry-After": str(wait)}
+        if has_password(user) and user.check_password(form.password.data) and user.disabled_at is None:
+            attempt.succeeded()
+            if find_identity(upstream, pending["subject"]) is not None:
+                session.pop(PENDING, None)
+                db.session.commit()
+                return render_template("auth/upstream_error.html", upstream=upstream, next_url=None,
+                                       message=f"That {upstream.display_name} account was linked meanwhile."), 409
+            confirm_link(pending, upstream, user)
+            audit.record("login_succeeded", user=user, method="upstream", upstream=upstream.name)
+            db.session.commit()
+            log_in(user, amr=("fed", "pwd"), federation={"upstream": upstream.name, "acr": pending.get("acr"),
+                                                         "id_token": pending.get("id_token")})
+            return redirect(safe_next(pending.get("next")))
+        wait = attempt.failed()
+        audit.record("upstream_link_failed", user=user, upstream=upstream.name, reason="wrong password")
+        db.session.commit()
+        form.password.errors.append(throttle.wait_message(wait) if wait else "That is not the account's password.")
+        status = 429 if wait else 400
+    elif form.errors:
+        status = 400
+    return render_template("auth/upstream_link.html", form=form, user=user, upstream=upstream,
+                           pending=pending), status
+
+
+@bp.route("/account/sign-in/<name>/link", methods=["POST"])
+@login_required
+def link_from_account(name: str):
+    """Link an upstream account to the signed-in account (a round trip to the upstream)."""
+    upstream = find_upstream(name)
+    if upstream is None or not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        url = begin(upstream, {"intent": "link", "user_id": g.user.id, "next": url_for("account.index")})
+    except UpstreamFailure as failure:
+        return _failure_page(upstream, failure, url_for("account.index"))
+    return redirect(url)
+
+
+@bp.route("/account/sign-in/<int:identity_id>/unlink", methods=["POST"])
+@login_required
+def unlink(identity_id: int):
+    """Unlink an upstream identity, unless it is the last way to sign in."""
+    identity = db.session.get(UpstreamIdentity, identity_id)
+    if identity is None or identity.user_id != g.user.id or not ConfirmForm().validate_on_submit():
+        abort(404)
+    if not can_unlink(g.user):
+        flash(f"{identity.upstream.display_name} is your only way to sign in, so it stays linked.", "error")
+        return redirect(url_for("account.index")), 303
+    audit.record("upstream_unlinked", user=g.user, upstream=identity.upstream.name, subject=identity.subject)
+    db.session.delete(identity)
+    db.session.commit()
+    flash(f"{identity.upstream.display_name} is unlinked.")
+    return redirect(url_for("account.index"))
+
+
+@bp.route(SIGNED_OUT_PATH)
+def signed_out():
+    """Where an upstream sends the browser back after ending its session too."""
+    flash("You are signed out.")
+    return redirect(url_for("auth.index"))
+
+
+# --- Admin ------------------------------------------------------------------------------------
+
+@bp.route("/admin/upstreams", methods=["GET", "POST"])
+@admin_required
+def admin_list():
+    """The upstream providers, and the form to add one."""
+    form = UpstreamForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            values = upstream_settings(
+                form.name.data, form.client_id.data, form.client_secret.data, preset=form.preset.data or None,
+                display_name=form.display_name.data, issuer=form.issuer.data, tenant=form.tenant.data,
+                scope=form.scope.data, kind=None if form.preset.data else form.kind.data,
+                authorize_url=form.authorize_url.data, token_url=form.token_url.data,
+                userinfo_url=form.userinfo_url.data, emails_url=form.emails_url.data,
+                claim_map=parse_claim_map(form.claim_map.data or ""),
+                overwrite_claims=[c for c, on in (("name", form.overwrite_name.data),
+                                                  ("email", form.overwrite_email.data),
+                                                  ("groups", form.overwrite_groups.data)) if on],
+                end_upstream_session=form.end_upstream_session.data)
+            if find_upstream(values["name"]) is not None:
+                raise UpstreamSettingsError("An upstream of that name exists; choose another name.", "name")
+        except UpstreamSettingsError as error:
+            getattr(form, error.field_name if error.field_name in form else "name").errors.append(str(error))
+            status = 400
+        else:
+            upstream = save_upstream(values)
+            db.session.flush()
+            audit.record("upstream_added", user=g.user, upstream=upstream.name, issuer=upstream.issuer)
+            db.session.commit()
+            flash(f"Added {upstream.display_name}. Register the redirect URI {redirect_uri(upstream.name)} there.")
+            return redirect(url_for("upstream.admin_list"))
+    elif form.errors:
+        status = 400
+    return render_template("admin/upstreams.html", form=form, upstreams=all_upstreams(), presets=PRESETS,
+                           redirect_uri=redirect_uri, delete_form=ConfirmForm(formdata=None)), status
+
+
+@bp.route("/admin/upstreams/<name>/delete", methods=["POST"])
+@admin_required
+def admin_delete(name: str):
+    """Remove an upstream; its linked identities go with it (accounts stay)."""
+    upstream = find_upstream(name)
+    if upstream is None or not ConfirmForm().validate_on_submit():
+        abort(404)
+    audit.record("upstream_removed", user=g.user, upstream=upstream.name)
+    db.session.delete(upstream)
+    db.session.commit()
+    flash(f"Removed {upstream.display_name}.")
+    return redirect(url_for("upstream.admin_list"))
