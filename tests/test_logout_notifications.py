@@ -416,3 +416,24 @@ def test_the_client_form_edits_the_logout_urls(app, test_client, auth, user, mak
     assert 'value="https://app.example.com/bc"' in page
     shown = test_client.get(f"/clients/{client.client_id}").get_data(as_text=True)
     assert "<code>https://app.example.com/bc</code> (with the session id)" in shown
+
+
+def test_signing_in_again_as_the_same_person_keeps_the_session_and_tells_no_app(app, test_client, auth, user,
+                                                                               make_user, make_client, runner,
+                                                                               receiver):
+    """A step-up (the same person proving themselves again) must not log them out of their apps;
+    signing in as someone else in the same browser ends the first person's session."""
+    client, secret = make_client(backchannel_logout_uri=receiver.url + "/bc")
+    auth.login()
+    first = jwt.decode(get_user_token(test_client, client, secret, scope="openid")["id_token"],
+                       options={"verify_signature": False})
+    auth.login()  # the same person again
+    again = jwt.decode(get_user_token(test_client, client, secret, scope="openid")["id_token"],
+                       options={"verify_signature": False})
+    assert again["sid"] == first["sid"]
+    assert deliveries(app) == []
+    make_user("bob")
+    auth.login("bob")  # someone else in the same browser
+    assert deliver(runner) == "Delivered 1, will retry 0, gave up on 0."
+    [post] = receiver.received
+    assert verify_logout_token(test_client, post["form"]["logout_token"][0], client.client_id)["sid"] == first["sid"]

@@ -38,19 +38,22 @@ def log_in(user: User, amr: tuple[str, ...] = ("pwd",), federation: dict | None 
     sign-in through an upstream provider, which one (``upstream``), its ``acr`` and the
     ``id_token`` it sent (the hint for ending the session there too at log-out)."""
     old = current_session_id()
-    # Signing in again as the same person (a step-up, say) keeps the apps this browser signed in to.
-    carried = rows.session_clients(old) if old and g.user.id == user.id else []
+    # Signing in again as the same person (a step-up, say) keeps this browser's session: its
+    # sid, and so the apps it signed in to, which are not told it ended (back-channel logout).
+    same_person = old is not None and g.user.id == user.id
     # A log-in for a request object's or pushed request's prompt=login survives the new session.
     login_for = session.get(_LOGIN_FOR)
     session.clear()
     if login_for is not None:
         session[_LOGIN_FOR] = login_for
-    if old:
-        rows.end_session(g.user.id, old)  # signing in again (another account, say) ends the old one
-    address = request.remote_addr if has_request_context() else None
-    agent = request.headers.get("User-Agent") if has_request_context() else None
-    row = rows.create_session(user, list(amr), address, agent)
-    row.clients = carried
+    if same_person:
+        row = rows.renew_session(g.user_session, list(amr))
+    else:
+        if old:
+            rows.end_session(g.user.id, old)  # signing in as another account ends the old session
+        address = request.remote_addr if has_request_context() else None
+        agent = request.headers.get("User-Agent") if has_request_context() else None
+        row = rows.create_session(user, list(amr), address, agent)
     db.session.commit()
     session["user_id"] = user.id
     session["session_key"] = user.session_key()

@@ -22,6 +22,14 @@ def create_session(user: User, amr: list[str], ip_address: str | None, user_agen
     return row
 
 
+def renew_session(row: UserSession, amr: list[str]) -> UserSession:
+    """The same person proved themselves again in this browser (a step-up): the session keeps
+    its sid and apps, with the new sign-in's time and methods (committed by the caller)."""
+    stamp = now()
+    row.created_at, row.last_seen_at, row.amr = stamp, stamp, list(amr)
+    return row
+
+
 def live_user_and_session(sid: str, user_id: int, lifetime: int) -> tuple[User, UserSession] | None:
     """The user and their session row if it is live (not ended, seen within ``lifetime``
     seconds): one primary-key query."""
