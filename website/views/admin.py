@@ -263,10 +263,16 @@ def audit_export():
                  .limit(AUDIT_EXPORT_LIMIT).execution_options(yield_per=500))
 
     def lines():
-        for event in db.session.scalars(statement):
-            yield json.dumps({"id": event.id, "time": event.created_at.isoformat(), "event": event.event,
-                              "user_id": event.user_id, "username": event.username, "client_id": event.client_id,
-                              "ip_address": event.ip_address, "detail": event.detail or {}}) + "\n"
+        # A server-side cursor on PostgreSQL (yield_per): closed even when the download stops early.
+        rows = db.session.scalars(statement)
+        try:
+            for event in rows:
+                yield json.dumps({"id": event.id, "time": event.created_at.isoformat(), "event": event.event,
+                                  "user_id": event.user_id, "username": event.username,
+                                  "client_id": event.client_id, "ip_address": event.ip_address,
+                                  "detail": event.detail or {}}) + "\n"
+        finally:
+            rows.close()
 
     audit_log.record("audit_exported", user=g.user, filters={k: v for k, v in request.args.items()})
     db.session.commit()
