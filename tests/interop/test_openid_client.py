@@ -4,67 +4,20 @@ introspection and revocation, private_key_jwt, code + PKCE, refresh, userinfo, e
 and with DPoP (server nonces on) and token exchange (openid_client_dpop.mjs).
 
 The Node script (openid_client.mjs) does the client's side; this test registers the clients,
-plays the person at the log-in and consent pages (oidc_support.Browser), and checks each step.
+plays the person at the log-in and consent pages (support.oidc.Browser, through support.node.run_script), and checks each step.
 `make test` installs the package with `npm ci`; without node_modules the test is skipped,
 except in CI (CI=true), where it must run."""
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
+from support.node import node_or_skip, run_script
 from support.oidc import Browser
 
-HERE = Path(__file__).parent
-SCRIPT = HERE / "openid_client.mjs"
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
 LOGOUT_URI = "http://127.0.0.1:8765/signed-out"
-TIMEOUT = 30  # seconds for the whole script
-
-
-def _node_or_skip() -> str:
-    node = shutil.which("node")
-    installed = (HERE / "node_modules" / "openid-client").is_dir()
-    if node and installed:
-        return node
-    reason = ("node is not on PATH" if not node else
-              "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` (make test does)")
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the interop test must run in CI, but {reason}")
-    pytest.skip(reason)
-
-
-def run_script(node: str, config: dict, browser: Browser, script: Path = SCRIPT) -> dict:
-    """Run the script; answer its authorization URL with the callback the person's browser
-    is sent to; return its JSON result."""
-    process = subprocess.Popen([node, str(script), json.dumps(config)], cwd=HERE, text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        line = process.stdout.readline()
-        message = json.loads(line) if line else {}
-        if "authorize" in message:
-            callback = browser.authorize(message["authorize"])
-            process.stdin.write(callback + "\n")
-            process.stdin.flush()
-            line = process.stdout.readline()
-            message = json.loads(line) if line else {}
-        process.stdin.close()
-        process.wait(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    stderr = process.stderr.read()
-    process.stdout.close()
-    process.stderr.close()
-    assert "result" in message and "error" not in message, (message, stderr)
-    return message["result"]
 
 
 def server_keys(base: str) -> KeySet:
@@ -73,7 +26,7 @@ def server_keys(base: str) -> KeySet:
 
 
 def test_openid_client_in_its_default_configuration(idp, user, make_client):
-    node = _node_or_skip()
+    node = node_or_skip()
     web_app, web_secret = make_client(
         redirect_uris=[REDIRECT_URI], post_logout_redirect_uris=[LOGOUT_URI],
         token_endpoint_auth_method="client_secret_post", scope="openid profile email offline_access")
@@ -94,7 +47,7 @@ def test_openid_client_in_its_default_configuration(idp, user, make_client):
     }
 
     browser = Browser(idp)
-    result = run_script(node, config, browser)
+    result = run_script(node, "openid_client.mjs", config, browser)
 
     # Discovery: openid-client checks the issuer equals the URL it was given.
     assert result["discovered_issuer"] == idp + "/"
@@ -129,7 +82,7 @@ API = "https://invoices.example/"
 def test_openid_client_with_dpop_and_token_exchange(app, idp, user, make_client, runner):
     """DPoP with a server nonce (openid-client retries use_dpop_nonce by itself), dpop_jkt,
     userinfo and /api/me with proofs, refresh, then token exchange with an actor token."""
-    node = _node_or_skip()
+    node = node_or_skip()
     app.config["OAUTH2_DPOP_NONCE"] = True
     web_app, secret = make_client(
         redirect_uris=[REDIRECT_URI], token_endpoint_auth_method="client_secret_post",
@@ -142,7 +95,7 @@ def test_openid_client_with_dpop_and_token_exchange(app, idp, user, make_client,
     config = {"issuer": idp + "/", "app": {"client_id": web_app.client_id, "client_secret": secret,
                                            "redirect_uri": REDIRECT_URI, "audience": API}}
 
-    result = run_script(node, config, Browser(idp), HERE / "openid_client_dpop.mjs")
+    result = run_script(node, "openid_client_dpop.mjs", config, Browser(idp))
 
     assert "ES256" in result["dpop_algs"]
     assert "urn:ietf:params:oauth:grant-type:token-exchange" in result["grant_types"]
