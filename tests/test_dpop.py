@@ -244,7 +244,8 @@ class TestNonces:
         assert second.status_code == 200, second.get_json()
         assert second.get_json()["token_type"] == "DPoP"
 
-    @pytest.mark.parametrize("nonce", ["made-up", "1.abc", str(int(time.time())) + ".x"])
+    @pytest.mark.parametrize("nonce", ["made-up", "1.abc", str(int(time.time())) + ".x"],
+                             ids=["made-up", "bad-time", "now-with-a-bad-mac"])
     def test_a_nonce_this_server_did_not_give_is_refused(self, test_client, service, key, nonce):
         response = client_credentials(test_client, service, key.headers("POST", TOKEN_URL, nonce=nonce))
         assert (response.status_code, error_of(response)) == (400, "use_dpop_nonce")

@@ -131,7 +131,8 @@ def test_the_server_refuses_to_start_with_a_wrong_key(app, app_config, runner):
     assert line.startswith("Error: Signing key ") and "KEY_ENCRYPTION_KEYS" in line
 
 
-@pytest.mark.parametrize("keys", ["not-a-key", f"{TEST_KEY_ENCRYPTION_KEY},short", " , "])
+@pytest.mark.parametrize("keys", ["not-a-key", f"{TEST_KEY_ENCRYPTION_KEY},short", " , "],
+                         ids=["not-a-key", "good-then-short", "blank"])
 def test_a_malformed_key_encryption_key_is_a_configuration_error(app_config, keys):
     with pytest.raises(SystemExit, match="Configuration error: .*KEY_ENCRYPTION_KEYS"):
         create_app({**app_config, "KEY_ENCRYPTION_KEYS": keys})
