@@ -177,6 +177,20 @@ def test_expired_challenges_are_swept(app, test_client):
     assert count_rows(app, WebAuthnChallenge) == 1
 
 
+def test_passwordless_sign_ins_started_are_limited_per_address(app, test_client):
+    app.config["PASSKEY_SIGN_IN_ADDRESS_LIMIT"] = 3
+    for _ in range(3):
+        assert post_json(test_client, "/passkeys/sign-in/options").status_code == 200
+    refused = post_json(test_client, "/passkeys/sign-in/options")
+    assert refused.status_code == 429
+    assert refused.json["error"].startswith("Too many sign-ins started. Try again in")
+    assert int(refused.headers["Retry-After"]) > 0
+    assert count_rows(app, WebAuthnChallenge) == 3
+    # Another address is not held back.
+    other = post_json(test_client, "/passkeys/sign-in/options", environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    assert other.status_code == 200
+
+
 @pytest.mark.parametrize("name, message", [
     ("", "Give the passkey a name"), ("   ", "Give the passkey a name"), (None, "Give the passkey a name"),
     (7, "Give the passkey a name"), ("x" * 65, "Use at most 64 characters"),

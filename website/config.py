@@ -65,6 +65,9 @@ DEFAULTS = {
     # Wrong user codes typed at /device, per person and per address, before a lockout
     # (THROTTLE_WINDOW, THROTTLE_LOCKOUT).
     "THROTTLE_USER_CODE_LIMIT": 10,
+    # Passwordless passkey sign-ins started (each stores a challenge) per address within
+    # THROTTLE_WINDOW, before a pause of THROTTLE_LOCKOUT (0: no limit).
+    "PASSKEY_SIGN_IN_ADDRESS_LIMIT": 100,
     # Pushed authorization requests (RFC 9126): on, off; how long a request_uri lives before
     # the browser brings it; whether every client must push its requests.
     "OAUTH2_PAR": True,

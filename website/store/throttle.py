@@ -68,6 +68,8 @@ LIMIT_KEYS = {
     # or address asked for, and per client address.
     "mail_link": "MAIL_LINK_LIMIT",
     "mail_link_address": "MAIL_LINK_ADDRESS_LIMIT",
+    # Passwordless passkey sign-ins started per address: each one stores a challenge.
+    "passkey_sign_in_address": "PASSKEY_SIGN_IN_ADDRESS_LIMIT",
 }
 
 #: Kinds whose failures are forgotten when the attempt succeeds (the rest are only given back).

@@ -73,7 +73,15 @@ def register():
 
 @bp.post("/sign-in/options")
 def sign_in_options():
-    """Start a passwordless sign-in with any passkey of this site (conditional UI or button)."""
+    """Start a passwordless sign-in with any passkey of this site (conditional UI or button).
+    Each start stores a challenge, so starts are counted per address (every one, like mails)."""
+    attempt = throttle.begin_attempt(("passkey_sign_in_address", throttle.client_address()))
+    if wait := attempt.wait:
+        message = throttle.wait_message(wait).replace("Too many failed attempts", "Too many sign-ins started")
+        response = _problem(message, 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    attempt.failed()
     try:
         return _options(passkeys.authentication_options())
     except passkeys.PasskeyError as error:
