@@ -321,8 +321,8 @@ def clear(subject: tuple) -> None:
     _backend().clear(subject_key(subject))
 
 
-def wait_message(seconds: int) -> str:
-    """Tell a person or client how long to wait, in words."""
+def wait_message(seconds: int, reason: str = "Too many failed attempts") -> str:
+    """Tell a person or client why (``reason``) and how long to wait, in words."""
     minutes = -(-seconds // 60)
     span = f"{minutes} minute{'s' if minutes != 1 else ''}" if seconds > 60 else f"{seconds} seconds"
-    return f"Too many failed attempts. Try again in {span}."
+    return f"{reason}. Try again in {span}."

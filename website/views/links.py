@@ -70,8 +70,7 @@ def forgot_password():
         identifier = form.identifier.data
         attempt = accounts.mail_throttle(("mail_link", "forgot:" + identifier.casefold()))
         if wait := attempt.wait:
-            form.identifier.errors.append(throttle.wait_message(wait).replace(
-                "Too many failed attempts", "Too many reset requests"))
+            form.identifier.errors.append(throttle.wait_message(wait, "Too many reset requests"))
             return render_template("links/forgot.html", form=form), 429, {"Retry-After": str(wait)}
         attempt.failed()  # every request counts; the last allowed one starts the pause
         try:
@@ -192,7 +191,7 @@ def resend_verification():
         return redirect(url_for("account.index"))
     attempt = accounts.mail_throttle(("mail_link", f"user:{g.user.id}"))
     if wait := attempt.wait:
-        flash(throttle.wait_message(wait).replace("Too many failed attempts", "Too many mails asked for"), "error")
+        flash(throttle.wait_message(wait, "Too many mails asked for"), "error")
         return redirect(url_for("account.index"))
     attempt.failed()
     try:

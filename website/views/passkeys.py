@@ -77,7 +77,7 @@ def sign_in_options():
     Each start stores a challenge, so starts are counted per address (every one, like mails)."""
     attempt = throttle.begin_attempt(("passkey_sign_in_address", throttle.client_address()))
     if wait := attempt.wait:
-        message = throttle.wait_message(wait).replace("Too many failed attempts", "Too many sign-ins started")
+        message = throttle.wait_message(wait, "Too many sign-ins started")
         response = _problem(message, 429)
         response.headers["Retry-After"] = str(wait)
         return response
