@@ -382,3 +382,63 @@ def test_without_the_cache_every_sign_in_reads_discovery(app, idp, peer_upstream
         sign_in_with_peer(idp, proxy)
     # Read at the start and again at the callback of each sign-in.
     assert proxy.paths.count("/.well-known/openid-configuration") == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"scope": "email profile"}, "needs the openid scope"),
+    ({"claim_map": "shoe_size=size"}, "Unknown local claim"),
+    ({"claim_map": "no equals sign"}, "Write each claim mapping as local=upstream"),
+    ({"scope": ""}, "This field is required"),
+])
+def test_the_admin_edit_page_refuses_bad_settings_with_a_message(app, runner, test_client, make_user, auth,
+                                                                 change, message):
+    added(runner, "--name", "corp", "--issuer", "https://id.example", "--client-id", "c", "--client-secret", "old")
+    make_user("root", is_admin=True)
+    auth.login("root")
+    page = test_client.get("/admin/upstreams/corp")
+    assert page.status_code == 200 and 'value="openid email profile"' in page.text
+    bad = test_client.post("/admin/upstreams/corp", data={"csrf_token": csrf_token(page.text),
+                                                          "scope": "openid email", **change})
+    assert bad.status_code == 400 and message in bad.text.replace("&#39;", "'"), bad.text[:3000]
+    with app.app_context():
+        row = db.session.scalar(db.select(Upstream))
+        assert row.scope == "openid email profile" and client_secret(row) == "old"
+
+
+def test_an_admin_edits_an_upstream_and_rotates_its_secret(app, runner, test_client, make_user, auth):
+    added(runner, "--name", "corp", "--issuer", "https://id.example", "--client-id", "c", "--client-secret", "old")
+    make_user("root", is_admin=True)
+    auth.login("root")
+    listing = test_client.get("/admin/upstreams")
+    assert 'href="/admin/upstreams/corp"' in listing.text
+    page = test_client.get("/admin/upstreams/corp")
+    # Without the CSRF token nothing changes.
+    assert test_client.post("/admin/upstreams/corp", data={"scope": "openid"}).status_code == 400
+    done = test_client.post("/admin/upstreams/corp", data={
+        "csrf_token": csrf_token(page.text), "scope": "openid email profile groups", "client_secret": "new",
+        "claim_map": "groups=realm_access.roles", "overwrite_email": "y", "overwrite_groups": "y",
+        "end_upstream_session": "y"}, follow_redirects=True)
+    assert done.status_code == 200 and "The new client secret is in use" in done.text
+    with app.app_context():
+        row = db.session.scalar(db.select(Upstream))
+        assert client_secret(row) == "new" and row.scope == "openid email profile groups"
+        assert row.claim_map["groups"] == "realm_access.roles" and row.overwrite_claims == ["email", "groups"]
+        assert row.end_upstream_session and row.issuer == "https://id.example"
+        event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.event == "upstream_updated"))
+        assert event.detail["new_secret"] is True and event.detail["upstream"] == "corp"
+        assert "new" not in str(event.detail.values())
+    # Saving without a secret keeps it.
+    again = test_client.get("/admin/upstreams/corp")
+    assert "groups=realm_access.roles" in again.text
+    test_client.post("/admin/upstreams/corp", data={"csrf_token": csrf_token(again.text), "scope": "openid"})
+    with app.app_context():
+        row = db.session.scalar(db.select(Upstream))
+        assert client_secret(row) == "new" and row.scope == "openid" and not row.end_upstream_session
+    assert test_client.get("/admin/upstreams/nobody").status_code == 404
+
+
+def test_only_admins_edit_upstreams(runner, test_client, user, auth):
+    added(runner, "--name", "corp", "--issuer", "https://id.example", "--client-id", "c", "--client-secret", "old")
+    auth.login()
+    assert test_client.get("/admin/upstreams/corp").status_code == 403
+    assert test_client.post("/admin/upstreams/corp", data={"scope": "openid"}).status_code in (400, 403)

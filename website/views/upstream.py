@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 
 from website.extensions import db
-from website.forms import ConfirmForm, LinkUpstreamForm, UpstreamForm
+from website.forms import ConfirmForm, LinkUpstreamForm, UpstreamEditForm, UpstreamForm
 from website.models.base import now
 from website.models.upstreams import UpstreamIdentity, has_password
 from website.models.users import User
@@ -255,6 +255,50 @@ def admin_list():
         status = 400
     return render_template("admin/upstreams.html", form=form, upstreams=all_upstreams(), presets=PRESETS,
                            redirect_uri=redirect_uri, delete_form=ConfirmForm(formdata=None)), status
+
+
+@bp.route("/admin/upstreams/<name>", methods=["GET", "POST"])
+@admin_required
+def admin_edit(name: str):
+    """Change an upstream's scope, claim mapping, overwritable claims, logout option, or
+    rotate its client secret; linked identities stay."""
+    upstream = find_upstream(name)
+    if upstream is None:
+        abort(404)
+    form = UpstreamEditForm(obj=None if request.method == "POST" else upstream)
+    if request.method == "GET":
+        form.claim_map.data = "\n".join(f"{local}={source}" for local, source in (upstream.claim_map or {}).items()
+                                        if local != source)
+        for claim in ("name", "email", "groups"):
+            getattr(form, f"overwrite_{claim}").data = claim in (upstream.overwrite_claims or [])
+    status = 200
+    if form.validate_on_submit():
+        try:
+            values = upstream_settings(
+                upstream.name, upstream.client_id, form.client_secret.data or None,
+                display_name=form.display_name.data or upstream.display_name, issuer=upstream.issuer,
+                scope=form.scope.data, kind=upstream.kind, authorize_url=upstream.authorize_url,
+                token_url=upstream.token_url, userinfo_url=upstream.userinfo_url, emails_url=upstream.emails_url,
+                claim_map=parse_claim_map(form.claim_map.data or ""),
+                overwrite_claims=[c for c in ("name", "email", "groups") if getattr(form, f"overwrite_{c}").data],
+                end_upstream_session=form.end_upstream_session.data, require_secret=False)
+        except UpstreamSettingsError as error:
+            getattr(form, error.field_name if error.field_name in form else "scope").errors.append(str(error))
+            status = 400
+        else:
+            values["preset"] = upstream.preset
+            new_secret = bool(values["secret"])
+            save_upstream(values, upstream)
+            audit.record("upstream_updated", user=g.user, upstream=upstream.name, new_secret=new_secret,
+                         scope=upstream.scope, overwrite_claims=upstream.overwrite_claims,
+                         end_upstream_session=upstream.end_upstream_session)
+            db.session.commit()
+            flash(f"Saved {upstream.display_name}." + (" The new client secret is in use." if new_secret else ""))
+            return redirect(url_for("upstream.admin_edit", name=upstream.name))
+    elif form.errors:
+        status = 400
+    return render_template("admin/upstream_edit.html", form=form, upstream=upstream,
+                           redirect_uri=redirect_uri), status
 
 
 @bp.route("/admin/upstreams/<name>/delete", methods=["POST"])
