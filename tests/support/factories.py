@@ -27,6 +27,8 @@ def config_for(url: str, **overrides) -> dict:
         "OAUTH2_ISSUER": "http://127.0.0.1",
         # Tests send logout tokens with `flask deliver-logouts` or deliver_due() themselves.
         "LOGOUT_DELIVERY_WORKER": False,
+        # and queued mail with `flask send-queued-mail`, unless a test starts the worker.
+        "MAIL_QUEUE_WORKER": False,
         **overrides,
     }
 

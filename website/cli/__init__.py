@@ -37,6 +37,7 @@ COMMANDS = (
     keys.rotate_key_encryption_key_command,
     keys.generate_key_encryption_key_command,
     mail.send_test_mail_command,
+    mail.send_queued_mail_command,
     operations.check_config_command,
     operations.deliver_logouts_command,
     operations.backup_command,

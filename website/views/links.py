@@ -64,7 +64,8 @@ def mail_failed(form, error: MailError):
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
 def forgot_password():
-    """Ask for a reset link. The answer is the same page whether or not an account matches."""
+    """Ask for a reset link. The answer is the same page whether or not an account matches, and
+    whether or not the mail server took the mail."""
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         identifier = form.identifier.data
@@ -73,15 +74,11 @@ def forgot_password():
             form.identifier.errors.append(throttle.wait_message(wait, "Too many reset requests"))
             return render_template("links/forgot.html", form=form), 429, {"Retry-After": str(wait)}
         attempt.failed()  # every request counts; the last allowed one starts the pause
-        try:
-            accounts.request_password_reset(identifier)
-        except MailError as error:
-            mail_failed(form, error)
-        else:
-            db.session.commit()
-            return render_template("links/forgot_sent.html", valid_for=accounts.in_words(
-                accounts.lifetime("reset_password")))
-    return render_template("links/forgot.html", form=form), 400 if form.errors or form.form_errors else 200
+        accounts.request_password_reset(identifier)  # a refused mail is queued: the answer is the same
+        db.session.commit()
+        return render_template("links/forgot_sent.html", valid_for=accounts.in_words(
+            accounts.lifetime("reset_password")))
+    return render_template("links/forgot.html", form=form), 400 if form.errors else 200
 
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
