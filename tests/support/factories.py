@@ -40,6 +40,15 @@ def detached(obj):
     return obj
 
 
+def detached_rows(app, model, *conditions) -> list:
+    """The rows of a model (matching the conditions) in id order, loaded and detached."""
+    with app.app_context():
+        rows = list(db.session.scalars(sa.select(model).where(*conditions).order_by(model.id)))
+        for row in rows:
+            db.session.expunge(row)
+        return rows
+
+
 def count_rows(app, model, *conditions) -> int:
     """How many rows of a model (matching the conditions) the database holds."""
     with app.app_context():
