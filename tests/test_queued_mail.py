@@ -134,3 +134,29 @@ def test_the_worker_thread_sends_queued_mail_when_the_server_is_back(app, test_c
         assert auth.login(password=NEW_PASSWORD).status_code == 302
     finally:
         worker.stop()
+
+
+def test_without_oauth2_issuer_the_queued_link_points_at_the_site_the_request_came_to(app, test_client, user,
+                                                                                     mailbox, runner):
+    app.config.update(PASSWORD_RESET_MIN_SECONDS=0, OAUTH2_ISSUER=None)
+    mailbox.refuse = True
+    assert forgot(test_client, "alice").status_code == 200
+    mailbox.refuse = False
+    assert runner.invoke(args=["send-queued-mail"]).exit_code == 0  # the CLI has no request of its own
+    [message] = mailbox.wait_for(1)
+    assert message["From"] == "no-reply@localhost"
+    assert text_of(message).count("http://localhost/reset-password/") == 1
+    assert reset_through(test_client, message).status_code == 302
+
+
+def test_purge_expired_removes_queued_mails_a_day_after_they_were_sent(app, test_client, user, mailbox, runner):
+    app.config["PASSWORD_RESET_MIN_SECONDS"] = 0
+    mailbox.refuse = True
+    forgot(test_client, "alice")
+    mailbox.refuse = False
+    assert "queued mails" not in runner.invoke(args=["purge-expired"]).output  # still waiting
+    assert runner.invoke(args=["send-queued-mail"]).exit_code == 0
+    assert "queued mails" not in runner.invoke(args=["purge-expired"]).output  # kept for a day
+    update_rows(app, QueuedMail, {"created_at": int(time.time()) - 24 * 3600 - 5})
+    assert "Deleted 1 queued mails sent or given up on." in runner.invoke(args=["purge-expired"]).output
+    assert queued(app) == []
