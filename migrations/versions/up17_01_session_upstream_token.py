@@ -2,7 +2,7 @@
 through an upstream provider, sealed (the id_token_hint for ending the session there too)
 
 Revision ID: up17_01_session_upstream_token
-Revises: 2001_upstreams
+Revises: acct14_01_mail_queue
 Create Date: 2026-12-02 15:40:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'up17_01_session_upstream_token'
-down_revision = '2001_upstreams'
+down_revision = 'acct14_01_mail_queue'
 branch_labels = None
 depends_on = None
 
