@@ -221,6 +221,10 @@ DEFAULTS = {
     # Seconds to wait for an upstream provider (discovery, token, JWKS, userinfo) during a
     # sign-in through it before telling the person it did not answer.
     "UPSTREAM_TIMEOUT": 10,
+    # Seconds each process keeps an upstream's discovery document and JWKS before reading them
+    # again (0: read them at every sign-in). An id_token signed by a key the cached JWKS does
+    # not have makes it read the JWKS again once.
+    "UPSTREAM_METADATA_CACHE": 300,
 }
 
 
