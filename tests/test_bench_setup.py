@@ -84,6 +84,12 @@ def test_verdicts_beside_the_peer_memory_and_password_hash():
     assert note.startswith(f"{20.0 / min(2, bench.os.cpu_count()):.1f} log-ins/s per core")
 
 
+def app_config_limit():
+    from website.config import DEFAULTS
+
+    return DEFAULTS["THROTTLE_ACCOUNT_LIMIT"]
+
+
 def test_quick_mode_and_servers_option():
     args = bench.parse_args(["--quick", "--servers", "gunicorn,gthread", "--databases", "sqlite"])
     assert (args.duration, args.warmup) == (2, 1)
@@ -93,6 +99,9 @@ def test_quick_mode_and_servers_option():
     assert "gthread" in bench.server_command("gthread", "app:app", 8000)
     with pytest.raises(SystemExit):
         bench.parse_args(["--servers", "uwsgi"])
+    # Log-ins stay under the per-account throttle (5 in flight), or gthread's 8 threads get 400s.
+    login = bench.login_load(bench.Load(threads=2, connections=32, duration=5, warmup=1))
+    assert login.connections < app_config_limit() and login.threads <= login.connections
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="the peer needs node")
