@@ -62,7 +62,7 @@ PEER_COMPARED = ("client_credentials", "introspection")
 PEER_NOTE = "peer keeps nothing (in memory only); we store every token durably"
 #: OWASP Password Storage Cheat Sheet (current): the minimum parameters for each hash.
 OWASP_PASSWORD = {
-    "scrypt": "scrypt N=2^17 (131072), r=8, p=1",
+    "scrypt": "scrypt N=2^17 (131072), r=8, p=1 (or as strong: N=2^16 p=2, N=2^15 p=3, N=2^14 p=5, N=2^13 p=10)",
     "argon2": "Argon2id m=19 MiB, t=2, p=1",
     "bcrypt": "bcrypt work factor ≥ 10",
     "pbkdf2": "PBKDF2-HMAC-SHA256 ≥ 600,000 iterations",

@@ -117,3 +117,19 @@ def test_the_peer_installs_starts_and_answers_every_row_it_is_measured_on(tmp_pa
                 assert answer["active"] is True
         assert bench.rss_mib([peer.process.pid])[0] > 0
     assert peer.process.poll() is not None  # stopped with the block
+
+
+def test_new_passwords_are_hashed_as_strongly_as_owasps_scrypt_minimum():
+    from werkzeug.security import check_password_hash
+
+    from website.config import DEFAULTS
+    from website.models.users import User
+
+    # The OWASP Password Storage Cheat Sheet's scrypt configurations, equal in strength: (N, r, p).
+    owasp = {(2**17, 8, 1), (2**16, 8, 2), (2**15, 8, 3), (2**14, 8, 5), (2**13, 8, 10)}
+    name, *params = DEFAULTS["PASSWORD_HASH_METHOD"].split(":")
+    assert name == "scrypt" and tuple(int(x) for x in params) in owasp
+    user = User(username="owasp")
+    user.set_password("a long enough password", method=DEFAULTS["PASSWORD_HASH_METHOD"])
+    assert user.password_hash.startswith("scrypt:32768:8:3$")
+    assert check_password_hash(user.password_hash, "a long enough password")
