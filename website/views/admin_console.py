@@ -25,9 +25,11 @@ from website.models.grants import AuthorizationCode, Token
 from website.models.groups import ClientRole, Group
 from website.models.users import User
 from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
+from website.services.accounts import send_password_reset
 from website.services.administration import disable_account, enable_account
 from website.services.audit_sentences import client_names, sentence
 from website.services.consent import list_consents
+from website.services.mail import MailError
 from website.services.sessions import end_all_sessions, end_session, list_sessions
 from website.store import audit as audit_log
 from website.store import groups as group_store
@@ -115,6 +117,30 @@ def disable_user(user_id: int):
     else:
         disable_account(user, by=g.user, via="admin_console")
         flash(f"{user.username} is disabled: signed out everywhere, every token revoked.")
+    return redirect(url_for("admin.user_page", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/password-reset", methods=["POST"])
+@admin_required
+def send_user_password_reset(user_id: int):
+    """Mail the person a link to choose a new password (their current one keeps working until
+    they do); a mail server that refuses is a message on the page."""
+    user = _user(user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    if not user.email:
+        flash(f"{user.username} has no email address to send the link to.", "error")
+    elif user.disabled_at is not None:
+        flash(f"{user.username} is disabled; enable the account first.", "error")
+    else:
+        try:
+            send_password_reset(user, by=g.user.username)
+        except MailError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+        else:
+            db.session.commit()
+            flash(f"A password-reset link was sent to {user.email}.")
     return redirect(url_for("admin.user_page", user_id=user.id))
 
 
