@@ -1,14 +1,16 @@
 """What the admin API answers for each kind of thing (Auth0's Management API field names
 where they fit), and how it finds one by its id."""
 
-from datetime import timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 
 from website.extensions import db
 from website.models.clients import OAuth2Client
 from website.models.groups import ClientRole, Group
+from website.models.sessions import UserSession
 from website.models.users import User
+from website.services.sessions import find_live_session, idle_expiry
 from website.store.clients import query_client
 from website.store.groups import allowed_group_names, members
 from website.views.admin_api import ApiError
@@ -35,6 +37,30 @@ def user_shape(user: User) -> dict:
         "is_admin": bool(user.is_admin),
         "created_at": iso(user.created_at),
         "updated_at": iso(user.updated_at),
+    }
+
+
+def _epoch(seconds: int | None) -> str | None:
+    return iso(datetime.fromtimestamp(seconds, timezone.utc)) if seconds else None
+
+
+def session_shape(row: UserSession, user_id: str) -> dict:
+    """A live browser session, in Auth0's session shape (``id`` is the OpenID Connect ``sid``).
+    Sessions end after PERMANENT_SESSION_LIFETIME unseen and have no absolute end, so
+    ``expires_at`` is null; only the browser and address it signed in from are kept."""
+    return {
+        "id": row.id,
+        "user_id": user_id,
+        "created_at": _epoch(row.created_at),
+        "updated_at": _epoch(row.last_seen_at),
+        "authenticated_at": _epoch(row.created_at),
+        "last_interacted_at": _epoch(row.last_seen_at),
+        "idle_expires_at": _epoch(idle_expiry(row)),
+        "expires_at": None,
+        "device": {"initial_user_agent": row.user_agent, "initial_ip": row.ip_address},
+        "clients": [{"client_id": client_id} for client_id in row.clients or []],
+        "authentication": {"methods": [{"name": method, "timestamp": _epoch(row.created_at)}
+                                       for method in row.amr or []]},
     }
 
 
@@ -75,6 +101,14 @@ def find_user(user_id: str) -> User:
     if user is None:
         raise ApiError(404, "The user does not exist.", "inexistent_user")
     return user
+
+
+def find_session(session_id: str) -> tuple[UserSession, User]:
+    """A live session and its person; ApiError 404 for an ended, expired or unknown one."""
+    row = find_live_session(session_id)
+    if row is None:
+        raise ApiError(404, "The session does not exist.", "inexistent_session")
+    return row, db.session.get(User, row.user_id)
 
 
 def find_group(group_id: str) -> Group:
