@@ -111,16 +111,27 @@ def find_session(session_id: str) -> tuple[UserSession, User]:
     return row, db.session.get(User, row.user_id)
 
 
+#: The largest id an integer primary key holds on every database (PostgreSQL's integer).
+MAX_ROW_ID = 2**31 - 1
+
+
+def row_id(value) -> int | None:
+    """A row id from its text, or None for anything no row has: "¹" (str.isdigit admits it,
+    int() does not), signs, spaces, and numbers past the column type (PostgreSQL refuses them)."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 10:
+        return None
+    return int(value) if int(value) <= MAX_ROW_ID else None
+
+
 def find_group(group_id: str) -> Group:
-    group = db.session.get(Group, int(group_id)) if group_id.isdigit() and len(group_id) < 12 else None
+    group = db.session.get(Group, number) if (number := row_id(group_id)) is not None else None
     if group is None:
         raise ApiError(404, "The group does not exist.", "inexistent_group")
     return group
 
 
 def find_role(role_id) -> ClientRole:
-    role = (db.session.get(ClientRole, int(role_id))
-            if isinstance(role_id, str) and role_id.isdigit() and len(role_id) < 12 else None)
+    role = db.session.get(ClientRole, number) if (number := row_id(role_id)) is not None else None
     if role is None:
         raise ApiError(404, f"The role {role_id!r} does not exist.", "inexistent_role")
     return role
