@@ -56,6 +56,31 @@ def test_create_user_wrong_calls(app, runner, args):
     assert count_rows(app, User) == 0
 
 
+# Each of these gave a traceback on PostgreSQL, which cannot store (or compare with) a NUL.
+NUL_CALLS = {
+    "create-user --name": (["create-user", "carol", "--password", PASSWORD, "--name", "Carol\x00"], "--name"),
+    "create-api --name": (["create-api", "--identifier", "https://api.example.com/", "--name", "A\x00"], "--name"),
+    "create-api --introspection-client": (["create-api", "--identifier", "https://api.example.com/", "--name",
+                                           "A", "--introspection-client", "c\x00"], "--introspection-client"),
+    "create-group --description": (["create-group", "staff", "--description", "d\x00"], "--description"),
+    "delete-group": (["delete-group", "st\x00aff"], "NAME"),
+    "add-to-group": (["add-to-group", "st\x00aff", "alice"], "GROUP"),
+    "add-to-group, a username": (["add-to-group", "staff", "alice", "b\x00b"], "USERNAMES"),
+    "remove-from-group": (["remove-from-group", "staff", "al\x00ice"], "USERNAME"),
+    "add-upstream --client-id": (["add-upstream", "--name", "up", "--issuer", "https://up.example.com",
+                                  "--client-id", "c\x00", "--client-secret", "s"], "--client-id"),
+    "unlock-user": (["unlock-user", "al\x00ice"], "USERNAME"),
+}
+
+
+@pytest.mark.parametrize("args, where", NUL_CALLS.values(), ids=NUL_CALLS.keys())
+def test_a_nul_character_in_any_argument_is_refused_in_one_line(app, runner, user, args, where):
+    result = runner.invoke(args=args)
+    assert_one_line_error(result)
+    assert f"Error: {where}: a NUL character (\\0) is not allowed." in result.output
+    assert count_rows(app, User) == 1
+
+
 @pytest.mark.parametrize("name", ["alice", "Alice", "ＡＬＩＣＥ"])
 def test_create_user_twice_is_refused(app, runner, user, name):
     result = runner.invoke(args=["create-user", name, "--password", PASSWORD])

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlencode
 import jwt
 import pytest
 from sqlalchemy import select
-from support.factories import update_rows
+from support.factories import detached_rows, update_rows
 from support.flows import get_user_token
 from support.loopback import LoopbackServer, QuietHandler
 from support.pages import csrf_token
@@ -66,11 +66,7 @@ def events(app, kind: str) -> list[dict]:
 
 
 def deliveries(app) -> list[LogoutDelivery]:
-    with app.app_context():
-        rows = list(db.session.scalars(select(LogoutDelivery).order_by(LogoutDelivery.id)))
-        for row in rows:
-            db.session.expunge(row)
-        return rows
+    return detached_rows(app, LogoutDelivery)
 
 
 def deliver(runner) -> str:

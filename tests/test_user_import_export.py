@@ -8,10 +8,12 @@ import stat
 import pytest
 from sqlalchemy import select
 from support.factories import PASSWORD, count_rows
+from support.mail import link_path
+from support.pages import csrf_token
 from werkzeug.security import generate_password_hash
 
 from test_cli import assert_one_line_error
-from website.models import AuditEvent, User, db
+from website.models import AccountLink, AuditEvent, User, db
 
 
 @pytest.fixture
@@ -111,7 +113,11 @@ def test_other_password_hashes_get_no_usable_password_and_are_listed(app, runner
     assert result.exit_code == 0, result.output
     assert "Imported 5 users." in result.output
     assert "3 accounts have no usable password" in result.output
-    assert result.output.rstrip().endswith("need a password reset: carol, erin, frank")
+    assert "need a password reset: carol, erin, frank\n" in result.output
+    assert "MAIL_SERVER is not set: wrote to the log a password-reset link (valid for 30 minutes) for carol." \
+        in result.output
+    assert result.output.rstrip().endswith("No mail for erin (no email address), frank (no email address); once "
+                                           "that is fixed, send one with `flask send-password-reset USERNAME`.")
     for name in ("dave", "gina"):
         assert auth.login(name).status_code == 302
         test_client.delete_cookie("idp_session")
@@ -137,6 +143,10 @@ BAD_LINES = [
     ('{"username": "zoe", "password_hash": 5}', "'password_hash' must be a string"),
     ('{"username": "zoe", "sub": ""}', "'sub' must be 1 to 255"),
     ('{"username": "zoe", "colour": "red"}', "unknown field colour"),
+    # PostgreSQL cannot store a NUL character: each field that holds one is named.
+    ('{"username": "zoe", "name": "Zo\\u0000e"}', "'name' holds a NUL character"),
+    ('{"username": "zoe", "email": "z\\u0000@example.com"}', "'email' holds a NUL character"),
+    ('{"username": "zo\\u0000e"}', "'username' holds a NUL character"),
 ]
 
 
@@ -188,3 +198,46 @@ def test_a_disabled_account_stays_disabled_through_export_and_import(app, runner
     assert [u["disabled_at"] is not None for u in json.loads(runner.invoke(args=["list-users", "--json"]).output)] \
         == [False, True]
     assert auth.login("bob").status_code == 400
+
+
+def bcrypt_accounts(tmp_path, *names) -> str:
+    """An export from another server whose password hashes (bcrypt) this one cannot check."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"username": name, "email": f"{name}@example.org",
+                                          "password_hash": "$2b$12$" + "a" * 53}) + "\n" for name in names))
+    return str(source)
+
+
+def test_accounts_without_a_usable_password_are_mailed_a_reset_link_after_the_import(app, runner, tmp_path,
+                                                                                   mailbox, test_client, auth):
+    result = runner.invoke(args=["import-users", bcrypt_accounts(tmp_path, "carol", "hal")])
+    assert result.exit_code == 0, result.output
+    assert "Mailed a password-reset link (valid for 30 minutes) for carol, hal." in result.output
+    mails = mailbox.wait_for(2)
+    carol = mailbox.last_to("carol@example.org")
+    assert {m["To"] for m in mails} == {"carol@example.org", "hal@example.org"}
+    path = link_path(carol)
+    page = test_client.get(path)
+    done = test_client.post(path, data={"csrf_token": csrf_token(page), "password": PASSWORD, "confirm": PASSWORD})
+    assert done.status_code == 302
+    assert auth.login("carol").status_code == 302
+
+
+def test_with_the_mail_server_down_the_accounts_are_imported_and_the_message_says_how_to_resend(
+        app, runner, tmp_path, mailbox):
+    mailbox.refuse = True
+    result = runner.invoke(args=["import-users", bcrypt_accounts(tmp_path, "carol", "hal", "ivy", "joe", "kim")])
+    assert_one_line_error(result)
+    assert result.exit_code == 1
+    [error] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert error.startswith("Error: The accounts are imported, but 5 password-reset mails were not sent (")
+    assert "451" in error
+    assert error.endswith("carol, hal, ivy, joe, kim. Send each with `flask send-password-reset USERNAME` once the "
+                          "mail server takes mail.")
+    assert count_rows(app, User) == 5  # committed before any mail was tried
+    assert count_rows(app, AuditEvent, AuditEvent.event == "users_imported") == 1
+    assert count_rows(app, AccountLink) == 0  # the refused mails left no link behind
+    mailbox.refuse = False
+    resent = runner.invoke(args=["send-password-reset", "carol"])
+    assert resent.exit_code == 0, resent.output
+    assert mailbox.wait_for(1)[0]["To"] == "carol@example.org"

@@ -6,7 +6,7 @@ from website import cli, config, http, views
 from website.extensions import MIGRATIONS_DIR, csrf, db, mail, migrate
 from website.http.guard import DatabaseIntegerConverter
 from website.oauth2 import logout, server
-from website.services import branding, lockout
+from website.services import branding, lockout, queued_mail
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -23,6 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     server.init_app(app)
     lockout.init_app(app)
     logout.init_worker(app)  # back-channel logout tokens, sent off the request path
+    queued_mail.init_worker(app)  # mail the mail server refused, where the person may not be told
     views.init_app(app)
     cli.init_app(app)
     http.init_app(app, csrf)

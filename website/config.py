@@ -210,6 +210,14 @@ DEFAULTS = {
     "WEBAUTHN_REDIS_PREFIX": "idp:webauthn:",
     # Seconds to wait for the mail server before telling the person the mail could not be sent.
     "MAIL_TIMEOUT": 10,
+    # A forgot-password mail the mail server refuses waits in the mail_queue table (the page
+    # may not say it failed: that would tell anyone the address has an account). A thread in
+    # every instance sends it (checking every POLL_INTERVAL seconds; off: run `flask
+    # send-queued-mail` from cron), retrying after BACKOFF seconds, doubling, for MAX_ATTEMPTS tries.
+    "MAIL_QUEUE_WORKER": True,
+    "MAIL_QUEUE_POLL_INTERVAL": 5,
+    "MAIL_QUEUE_BACKOFF": 60,
+    "MAIL_QUEUE_MAX_ATTEMPTS": 8,
     # Seconds to wait for an upstream provider (discovery, token, JWKS, userinfo) during a
     # sign-in through it before telling the person it did not answer.
     "UPSTREAM_TIMEOUT": 10,

@@ -27,6 +27,8 @@ def config_for(url: str, **overrides) -> dict:
         "OAUTH2_ISSUER": "http://127.0.0.1",
         # Tests send logout tokens with `flask deliver-logouts` or deliver_due() themselves.
         "LOGOUT_DELIVERY_WORKER": False,
+        # and queued mail with `flask send-queued-mail`, unless a test starts the worker.
+        "MAIL_QUEUE_WORKER": False,
         **overrides,
     }
 
@@ -36,6 +38,15 @@ def detached(obj):
     db.session.refresh(obj)
     db.session.expunge(obj)
     return obj
+
+
+def detached_rows(app, model, *conditions) -> list:
+    """The rows of a model (matching the conditions) in id order, loaded and detached."""
+    with app.app_context():
+        rows = list(db.session.scalars(sa.select(model).where(*conditions).order_by(model.id)))
+        for row in rows:
+            db.session.expunge(row)
+        return rows
 
 
 def count_rows(app, model, *conditions) -> int:

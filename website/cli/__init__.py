@@ -1,8 +1,34 @@
 """Every `flask` command, one module per subject; ``init_app`` registers them all."""
 
+import functools
+
+import click
+
 from website.cli import accounts, apis, clients, database, groups, keys, mail, operations, upstreams
 
-COMMANDS = (
+
+def refusing_nul_characters(command: click.Command) -> click.Command:
+    """Make ``command`` refuse, in one line, any argument or option holding a NUL character:
+    PostgreSQL cannot store one, nor even compare with one, and no name, address or URI
+    holds one (the web pages refuse them in http/guard.py)."""
+    callback = command.callback
+
+    @functools.wraps(callback)
+    def checked(**params):
+        for param in command.params:
+            value = params.get(param.name)
+            if any(isinstance(item, str) and "\x00" in item
+                   for item in (value if isinstance(value, (list, tuple)) else (value,))):
+                where = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+                raise click.ClickException(f"{where}: a NUL character (\\0) is not allowed.")
+        return callback(**params)
+
+    command.callback = checked
+    return command
+
+
+#: Every command, each refusing NUL characters in what it is given.
+COMMANDS = tuple(map(refusing_nul_characters, (
     apis.create_api_command,
     apis.grant_api_command,
     apis.revoke_api_command,
@@ -37,6 +63,7 @@ COMMANDS = (
     keys.rotate_key_encryption_key_command,
     keys.generate_key_encryption_key_command,
     mail.send_test_mail_command,
+    mail.send_queued_mail_command,
     operations.check_config_command,
     operations.deliver_logouts_command,
     operations.backup_command,
@@ -45,7 +72,7 @@ COMMANDS = (
     upstreams.list_upstreams_command,
     upstreams.remove_upstream_command,
     upstreams.update_upstream_command,
-)
+)))
 
 
 def init_app(app) -> None:

@@ -240,6 +240,9 @@ def _import_record(record, taken_names: set, taken_subs: set) -> tuple[dict | No
     """The User columns of one line of an import, or what is wrong with it."""
     if not isinstance(record, dict):
         return None, ["expected a JSON object"]
+    # PostgreSQL cannot store a NUL character (nor compare with one); no field may hold one.
+    if nul := sorted(key for key, value in record.items() if isinstance(value, str) and "\x00" in value):
+        return None, [f"'{key}' holds a NUL character (\\u0000)" for key in nul]
     problems = []
     if unknown := sorted(set(record) - _IMPORT_FIELDS):
         problems.append(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
@@ -299,7 +302,9 @@ def _import_record(record, taken_names: set, taken_subs: set) -> tuple[dict | No
 def import_users_command(file):
     """Create the accounts in FILE (JSON Lines, as export-users writes them; "-" is standard
     input), all or none. Werkzeug password hashes (scrypt, pbkdf2) are kept; accounts with any
-    other hash get no usable password and are listed: they need a password reset."""
+    other hash get no usable password and, once the import is committed, a password-reset mail
+    (exit status 1 if the mail server refused some: they are named, to send again with
+    `flask send-password-reset`)."""
     taken_names = set(db.session.scalars(select(User.username_canonical)))
     taken_subs = set(db.session.scalars(select(User.sub)))
     accounts, errors = [], []
@@ -333,11 +338,53 @@ def import_users_command(file):
     except IntegrityError:
         db.session.rollback()  # another process created one of these names meanwhile
         raise click.ClickException("Nothing was imported: an account in the file was created meanwhile; run again.")
-    need_reset = [user.username for user in users if user.password_hash == UNUSABLE_PASSWORD]
+    need_reset = [user for user in users if user.password_hash == UNUSABLE_PASSWORD]
     audit.record("users_imported", by="cli", count=len(users), without_password=len(need_reset))
     db.session.commit()
     click.echo(f"Imported {len(users)} user{'s' if len(users) != 1 else ''}.")
     if need_reset:
+        names = ", ".join(user.username for user in need_reset)
         click.echo(f"{len(need_reset)} account{'s have' if len(need_reset) != 1 else ' has'} no usable password "
                    f"(the file had none, or a hash this server cannot check) and need{'' if len(need_reset) != 1 else 's'} "
-                   f"a password reset: {', '.join(need_reset)}")
+                   f"a password reset: {names}")
+        _mail_imported_resets(need_reset)
+
+
+#: After this many refused reset mails in a row, import-users stops trying (each may wait MAIL_TIMEOUT).
+IMPORT_MAIL_GIVE_UP_AFTER = 3
+
+
+def _mail_imported_resets(users: list[User]) -> None:
+    """Mail each imported account without a password a reset link, after the import's commit:
+    a mail server that refuses cannot undo the import. Each mail commits its own link; the
+    ones that failed are named with how to send them again (exit status 1)."""
+    sent, failed, error, in_a_row = [], [], None, 0
+    unmailable = [f"{user.username} ({'disabled' if user.disabled_at else 'no email address'})"
+                  for user in users if not user.email or user.disabled_at is not None]
+    for user in (user for user in users if user.email and user.disabled_at is None):
+        if in_a_row >= IMPORT_MAIL_GIVE_UP_AFTER:
+            failed.append(user.username)  # the mail server is down: do not wait for it once per account
+            continue
+        try:
+            accounts.send_password_reset(user, by="cli")
+        except MailError as refused:
+            db.session.rollback()
+            failed.append(user.username)
+            error, in_a_row = refused, in_a_row + 1
+        else:
+            db.session.commit()
+            sent.append(user.username)
+            in_a_row = 0
+    if sent:
+        where = ("Mailed" if current_app.config.get("MAIL_SERVER") else
+                 "MAIL_SERVER is not set: wrote to the log")
+        click.echo(f"{where} a password-reset link (valid for {accounts.in_words(accounts.lifetime('reset_password'))})"
+                   f" for {', '.join(sent)}.")
+    if unmailable:
+        click.echo(f"No mail for {', '.join(unmailable)}; once that is fixed, send one with"
+                   " `flask send-password-reset USERNAME`.")
+    if failed:
+        raise click.ClickException(
+            f"The accounts are imported, but {len(failed)} password-reset mail{'s were' if len(failed) != 1 else ' was'}"
+            f" not sent ({error.detail if error else 'the mail server refused'}): {', '.join(failed)}."
+            " Send each with `flask send-password-reset USERNAME` once the mail server takes mail.")

@@ -12,6 +12,7 @@ from website.models.clients import SecretView
 from website.models.grants import AuthorizationCode, Token
 from website.models.links import AccountLink
 from website.models.pending import DeviceCode, PushedAuthorizationRequest
+from website.models.mail import QueuedMail
 from website.models.sessions import LogoutDelivery
 from website.oauth2.keys import (
     KeyDecryptionError,
@@ -73,6 +74,9 @@ def purge_expired_command():
     finished = (LogoutDelivery.state != "pending", LogoutDelivery.created_at <= stamp - FINISHED_DELIVERIES_KEPT)
     if deliveries := _purge(LogoutDelivery, *finished):
         click.echo(f"Deleted {deliveries} finished back-channel logout deliveries.")
+    sent = (QueuedMail.state != "pending", QueuedMail.created_at <= stamp - FINISHED_DELIVERIES_KEPT)
+    if mails := _purge(QueuedMail, *sent):
+        click.echo(f"Deleted {mails} queued mails sent or given up on.")
     # Used links go too once they would have expired: until then "already used" is the answer.
     if links := _purge(AccountLink, AccountLink.expires_at <= stamp):
         click.echo(f"Deleted {links} expired links mailed to people.")

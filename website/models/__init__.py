@@ -19,6 +19,7 @@ from website.models.grants import AuthorizationCode, Consent, SpentJti, Token, T
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.keys import SigningKey
 from website.models.links import AccountLink
+from website.models.mail import QueuedMail
 from website.models.mfa import RecoveryCode, TotpFactor
 from website.models.passkeys import Passkey, WebAuthnChallenge
 from website.models.pending import DeviceCode, PushedAuthorizationRequest
@@ -31,7 +32,7 @@ from website.models.users import Subject, User
 __all__ = [
     "AccountLink", "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti",
     "ClientRole", "Consent", "DeviceCode", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken",
-    "LogoutDelivery", "OAuth2Client", "Passkey", "PushedAuthorizationRequest", "RecoveryCode",
+    "LogoutDelivery", "OAuth2Client", "Passkey", "PushedAuthorizationRequest", "QueuedMail", "RecoveryCode",
     "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "SpentJti", "Subject",
     "ThrottleCounter", "Token", "TokenState", "TotpFactor", "Upstream", "UpstreamIdentity", "UpstreamState", "User",
     "UserSession", "WebAuthnChallenge", "db", "hash_secret", "new_session_id", "now", "utcnow",

@@ -12,6 +12,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from website.extensions import db
+from website.models.base import QueuedWork
 
 
 def new_session_id() -> str:
@@ -45,7 +46,7 @@ class UserSession(db.Model):
     clients: Mapped[list] = mapped_column(JSON, default=list)
 
 
-class LogoutDelivery(db.Model):
+class LogoutDelivery(QueuedWork, db.Model):
     """A logout token owed to a client (OpenID Connect Back-Channel Logout): queued in the
     transaction that ended the session, POSTed by a worker with retries. The token itself is
     signed when sent, from ``sub`` and ``sid`` (the person may be deleted by then)."""
@@ -63,11 +64,3 @@ class LogoutDelivery(db.Model):
     issuer: Mapped[str | None] = mapped_column(String(2000))
     #: The token's ``jti``, the same on every try (the client may ignore a repeat).
     jti: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_urlsafe(24))
-    created_at: Mapped[int] = mapped_column(Integer)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    #: When a worker may (next) try; while one is sending, a lease a little past its timeout.
-    next_attempt_at: Mapped[int] = mapped_column(Integer)
-    #: pending, delivered or given_up.
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    #: What the last try got (an HTTP status or the network error), for the audit log.
-    last_error: Mapped[str | None] = mapped_column(String(300))

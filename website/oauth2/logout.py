@@ -9,9 +9,6 @@ LOGOUT_DELIVERY_TIMEOUT seconds; a failure is retried after LOGOUT_DELIVERY_BACK
 doubling, until LOGOUT_DELIVERY_MAX_ATTEMPTS tries; every outcome goes to the audit log.
 """
 
-import os
-import threading
-import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlencode
@@ -26,7 +23,7 @@ from website.models.base import now
 from website.oauth2.client_keys import no_redirects_opener
 from website.oauth2.keys import ID_TOKEN_ALG, get_issuer, signing_key
 from website.store import audit
-from website.store import logout_deliveries as queue
+from website.store import logout_deliveries, queue
 from website.store.clients import query_client
 
 #: Back-Channel Logout §2.4: the event that makes a JWT a logout token.
@@ -76,7 +73,7 @@ def deliver_one(delivery_id: int) -> str | None:
     """Try one due delivery if no other worker has it; return its new state (None if taken)."""
     config = current_app.config
     lease = int(config["LOGOUT_DELIVERY_TIMEOUT"]) + LEASE_MARGIN
-    item = queue.claim(delivery_id, lease)
+    item = logout_deliveries.claim(delivery_id, lease)
     if item is None:
         return None
     client = query_client(item.client_id)
@@ -96,11 +93,10 @@ def deliver_one(delivery_id: int) -> str | None:
             audit.record("backchannel_logout_delivered", client_id=item.client_id, sid=item.sid,
                          attempts=item.attempts, uri=uri)
             state = "delivered"
-        elif item.attempts >= config["LOGOUT_DELIVERY_MAX_ATTEMPTS"]:
-            state = _give_up(item, error, uri)
+        elif (delay := queue.retry_later(item, error, config["LOGOUT_DELIVERY_MAX_ATTEMPTS"],
+                                         config["LOGOUT_DELIVERY_BACKOFF"])) is None:
+            state = _given_up(item, error, uri)
         else:
-            delay = int(config["LOGOUT_DELIVERY_BACKOFF"]) * 2 ** (item.attempts - 1)
-            queue.finish(item, "pending", next_attempt_at=now() + delay, error=error)
             audit.record("backchannel_logout_failed", client_id=item.client_id, sid=item.sid,
                          attempts=item.attempts, error=error, retry_in=delay, uri=uri)
             state = "pending"
@@ -110,6 +106,10 @@ def deliver_one(delivery_id: int) -> str | None:
 
 def _give_up(item, error: str, uri: str | None = None) -> str:
     queue.finish(item, "given_up", error=error)
+    return _given_up(item, error, uri)
+
+
+def _given_up(item, error: str, uri: str | None) -> str:
     audit.record("backchannel_logout_given_up", client_id=item.client_id, sid=item.sid,
                  attempts=item.attempts, error=error, uri=uri)
     return "given_up"
@@ -117,52 +117,14 @@ def _give_up(item, error: str, uri: str | None = None) -> str:
 
 def deliver_due(limit: int = BATCH) -> dict[str, int]:
     """One pass over the queue: try every due delivery; count the outcomes."""
-    counts = {"delivered": 0, "pending": 0, "given_up": 0}
-    for delivery_id in queue.due_ids(limit):
-        state = deliver_one(delivery_id)
-        if state is not None:
-            counts[state] += 1
-    return counts
+    return queue.work_through(logout_deliveries.due_ids(limit), deliver_one)
 
 
-class DeliveryWorker:
-    """The daemon thread of one process that runs ``deliver_due`` every
-    LOGOUT_DELIVERY_POLL_INTERVAL seconds. Started on the first request (after gunicorn has
-    forked, so each worker process has its own), and again in a forked child."""
-
-    def __init__(self, app):
-        self.app = app
-        self.pid = None
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-
-    def ensure_started(self) -> None:
-        if self.pid == os.getpid() or not self.app.config["LOGOUT_DELIVERY_WORKER"]:
-            return
-        with self.lock:
-            if self.pid != os.getpid():
-                self.pid = os.getpid()
-                threading.Thread(target=self.run, name="logout-delivery", daemon=True).start()
-
-    def run(self) -> None:
-        while not self.stopping.wait(float(self.app.config["LOGOUT_DELIVERY_POLL_INTERVAL"])):
-            try:
-                with self.app.app_context():  # a fresh context each pass: rotated keys, no stale rows
-                    deliver_due()
-            except Exception:  # noqa: BLE001 - the thread must outlive a database hiccup
-                self.app.logger.exception("Logout delivery pass failed; retrying in the next pass.")
-                time.sleep(1)
-
-    def stop(self) -> None:
-        self.stopping.set()
-
-
-def init_worker(app) -> DeliveryWorker:
-    """Start the delivery thread lazily, on each process's first request."""
-    worker = DeliveryWorker(app)
-    app.extensions["logout_delivery_worker"] = worker
-    app.before_request(worker.ensure_started)
-    return worker
+def init_worker(app) -> queue.QueueWorker:
+    """Start the delivery thread (``deliver_due`` every LOGOUT_DELIVERY_POLL_INTERVAL seconds
+    while LOGOUT_DELIVERY_WORKER is on) lazily, on each process's first request."""
+    return queue.start_worker(app, "logout_delivery_worker", "logout-delivery", "LOGOUT_DELIVERY_WORKER",
+                              "LOGOUT_DELIVERY_POLL_INTERVAL", deliver_due)
 
 
 def frontchannel_logout_urls(client_ids, sid: str | None) -> list[str]:

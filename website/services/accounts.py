@@ -3,7 +3,10 @@ password, invitations, and the policies that depend on a verified address.
 
 Every link is an ``AccountLink`` (store/links.py). The mail is sent *before* the caller
 commits what it is about, so a mail server that refuses leaves nothing half-written: the
-caller rolls back and shows MailError's message, and the person simply tries again.
+caller rolls back and shows MailError's message, and the person simply tries again. The one
+exception is the forgot-password answer, which must not show whether the address has an
+account: there a refused mail waits in the mail queue (store/mail_queue.py) and
+``send_queued_mail`` sends it later with a link made then.
 """
 
 import contextlib
@@ -11,20 +14,21 @@ import secrets
 import time
 from urllib.parse import urlsplit
 
-from flask import current_app, has_request_context, render_template, url_for
+from flask import current_app, has_request_context, render_template, request, url_for
 from sqlalchemy import func, select
 
 from website.extensions import db
 from website.models.base import hash_secret, now
 from website.models.clients import OAuth2Client
 from website.models.links import AccountLink
+from website.models.mail import QueuedMail
 from website.models.usernames import canonical_username
 from website.models.users import User
 from website.services.mail import MailError, send_mail
 from website.services.sessions import end_all_sessions
 from website.services.signup import email_domain_allowed
-from website.store import audit, throttle
-from website.store.links import find_link, is_stale, make_link, retire_links, spend_link
+from website.store import audit, mail_queue, throttle
+from website.store.links import discard_link, find_link, is_stale, make_link, retire_links, spend_link
 from website.store.tokens import revoke_user_tokens
 
 #: The setting that holds each kind of link's lifetime in seconds.
@@ -72,11 +76,11 @@ def in_words(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
-def link_url(purpose: str, token: str) -> str:
+def link_url(purpose: str, token: str, base_url: str | None = None) -> str:
     """The absolute URL of a link: under OAUTH2_ISSUER when it is set (the CLI has no
-    request), else the URL the request came in on."""
+    request), else ``base_url`` (a queued mail's) or the URL the request came in on."""
     endpoint = LINK_ENDPOINTS[purpose]
-    issuer = current_app.config.get("OAUTH2_ISSUER")
+    issuer = current_app.config.get("OAUTH2_ISSUER") or base_url
     if issuer:
         parts = urlsplit(issuer)
         adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path.rstrip("/") or "/",
@@ -94,11 +98,43 @@ def mask_email(email: str) -> str:
 
 
 def _mail_link(purpose: str, to: str, user: User | None, subject: str, created_by: str | None = None,
-               **context) -> None:
-    """Make a link and mail it; raises MailError (the caller rolls back)."""
+               base_url: str | None = None, **context) -> None:
+    """Make a link and mail it; raises MailError, taking the link back out of the transaction."""
     token = make_link(purpose, to, user, lifetime(purpose), created_by)
-    send_mail(to, purpose, subject, user=user, url=link_url(purpose, token),
-              valid_for=in_words(lifetime(purpose)), **context)
+    try:
+        send_mail(to, purpose, subject, base_url=base_url, user=user, url=link_url(purpose, token, base_url),
+                  valid_for=in_words(lifetime(purpose)), **context)
+    except MailError:
+        discard_link(token)
+        raise
+
+
+def send_queued_mail(item: QueuedMail, user: User | None) -> None:
+    """Send a mail from the mail queue. A mail with a link gets a new one now (the account's
+    older ones stop working), so the queue never holds a link. Raises MailError (the caller
+    rolls back)."""
+    if item.link_purpose:
+        if user is not None:
+            retire_links(user, item.link_purpose)
+        _mail_link(item.link_purpose, item.to_address, user, item.subject, created_by=item.created_by,
+                   base_url=item.base_url, **item.context)
+    else:
+        send_mail(item.to_address, item.template, item.subject, base_url=item.base_url, user=user, **item.context)
+
+
+def queued_mail_refusal(item: QueuedMail, user: User | None) -> str | None:
+    """Why a queued mail should no longer go out (the account is gone, disabled, or its
+    address changed since it was asked for), or None."""
+    if item.user_id is None:
+        return None
+    if user is None:
+        return "The account was deleted."
+    if user.disabled_at is not None:
+        return "The account is disabled."
+    if item.link_purpose in ("reset_password", "verify_email") and \
+            (user.email or "").casefold() != item.to_address.casefold():
+        return "The account's email address changed."
+    return None
 
 
 # --- Links: opening and spending ----------------------------------------------------------
@@ -266,13 +302,21 @@ def answer_no_sooner_than(seconds: float):
 
 def request_password_reset(identifier: str) -> None:
     """Mail a reset link to the account(s) the username or address names; for an unknown one,
-    do the same work without a mail. The caller answers the same either way. Raises MailError
-    (the caller rolls back)."""
+    do the same work without a mail. The caller answers the same either way, so a mail the
+    mail server refuses is queued (sent later, with a new link) rather than reported."""
     with answer_no_sooner_than(current_app.config["PASSWORD_RESET_MIN_SECONDS"]):
         users = [user for user in accounts_for(identifier) if user.email and user.disabled_at is None]
         for user in users:
             retire_links(user, "reset_password")
-            _mail_link("reset_password", user.email, user, "reset your password")
+            try:
+                _mail_link("reset_password", user.email, user, "reset your password")
+            except MailError as error:
+                # Saying so would tell anyone that this address has an account: the mail waits.
+                mail_queue.enqueue(user.email, "reset_password", "reset your password", user=user,
+                                   link_purpose="reset_password", error=error.detail,
+                                   base_url=request.url_root if has_request_context() else None)
+                audit.record("password_reset_requested", user=user, queued=True)
+                continue
             audit.record("password_reset_requested", user=user)
         if not users:
             # What the known case does besides talking to the mail server: a token, its hash

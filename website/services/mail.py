@@ -11,7 +11,7 @@ import logging
 import smtplib
 from urllib.parse import urlsplit
 
-from flask import current_app, render_template, request
+from flask import current_app, has_request_context, render_template, request
 from flask_mailman import EmailMultiAlternatives
 
 from website.extensions import mail
@@ -23,10 +23,17 @@ logger = logging.getLogger("website.mail")
 class MailError(Exception):
     """The mail could not be handed to the mail server; the message says so in words for people."""
 
+    @property
+    def detail(self) -> str:
+        """What the mail server (or the network) said, for logs and the mail queue."""
+        cause = self.__cause__
+        return f"{type(cause).__name__}: {cause}"[:300] if cause is not None else str(self)
 
-def send_mail(to: str, template: str, subject: str, **context) -> None:
+
+def send_mail(to: str, template: str, subject: str, base_url: str | None = None, **context) -> None:
     """Render ``mail/<template>.txt`` and ``.html`` with ``context`` (and ``site_name``) and send
-    them to ``to`` with ``subject`` (prefixed with the site name). Raises MailError."""
+    them to ``to`` with ``subject`` (prefixed with the site name). ``base_url``: the site's URL
+    when there is no request (a queued mail), for the default sender. Raises MailError."""
     brand = branding()
     site_name = brand.name
     context.setdefault("site_name", site_name)
@@ -35,7 +42,7 @@ def send_mail(to: str, template: str, subject: str, **context) -> None:
     message = EmailMultiAlternatives(
         subject=f"{site_name}: {subject}",
         body=render_template(f"mail/{template}.txt", **context),
-        from_email=sender(),
+        from_email=sender(base_url),
         to=[to],
     )
     message.attach_alternative(render_template(f"mail/{template}.html", **context), "text/html")
@@ -62,11 +69,11 @@ def _connection():
         use_ssl=config["MAIL_USE_SSL"], timeout=config["MAIL_TIMEOUT"])
 
 
-def sender() -> str:
-    """MAIL_DEFAULT_SENDER, else no-reply@ the issuer's host name (or the request's)."""
+def sender(base_url: str | None = None) -> str:
+    """MAIL_DEFAULT_SENDER, else no-reply@ the issuer's host name (or ``base_url``'s, or the request's)."""
     configured = current_app.config.get("MAIL_DEFAULT_SENDER")
     if configured:
         return configured
-    issuer = current_app.config.get("OAUTH2_ISSUER")
-    host = urlsplit(issuer).hostname if issuer else (request.host.split(":")[0] if request else None)
+    site = current_app.config.get("OAUTH2_ISSUER") or base_url
+    host = urlsplit(site).hostname if site else (request.host.split(":")[0] if has_request_context() else None)
     return f"no-reply@{host or 'localhost'}"

@@ -17,7 +17,8 @@ Event names in use (add new ones freely; the admin page lists whatever is stored
 the account mails (services/accounts.py): ``signup``, ``email_verification_sent``,
 ``email_verified``, ``email_change_requested``, ``email_changed``, ``password_reset_requested``,
 ``password_reset``, ``invitation_sent``, ``invitation_accepted``, ``account_link_refused``,
-``login_unverified``; upstream sign-in: ``upstream_added``, ``upstream_removed``,
+``login_unverified``; the mail queue (services/queued_mail.py): ``queued_mail_sent``,
+``queued_mail_failed``, ``queued_mail_given_up``; upstream sign-in: ``upstream_added``, ``upstream_removed``,
 ``upstream_login_failed`` (with ``reason``), ``upstream_login_refused``, ``upstream_link_proposed``,
 ``upstream_linked`` (with ``proof``), ``upstream_link_failed``, ``upstream_link_refused``,
 ``upstream_unlinked``, ``upstream_logout_failed``, ``user_created`` (``via``: upstream).

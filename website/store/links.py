@@ -6,7 +6,7 @@ import hmac
 import secrets
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from website.extensions import db
 from website.models.base import hash_secret, now
@@ -40,6 +40,12 @@ def make_link(purpose: str, email: str, user: User | None, lifetime: int, create
     ))
     db.session.flush()
     return token
+
+
+def discard_link(token: str) -> None:
+    """Take a link made in this transaction back out (its mail was not sent)."""
+    db.session.execute(delete(AccountLink).where(AccountLink.token_hash == hash_secret(token)),
+                       execution_options={"synchronize_session": False})
 
 
 def find_link(token: str | None) -> AccountLink | None:

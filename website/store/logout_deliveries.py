@@ -1,15 +1,16 @@
 """The queue of logout tokens owed to clients (``logout_deliveries``, OpenID Connect
 Back-Channel Logout): rows are added in the transaction that ends a session, and claimed by
-a worker with a guarded UPDATE, so two instances never send the same one at once."""
+a worker with a guarded UPDATE (store/queue.py), so two instances never send the same one at once."""
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from website.extensions import db
 from website.models.base import now
 from website.models.clients import OAuth2Client
 from website.models.sessions import LogoutDelivery
 from website.models.users import User
+from website.store import queue
 
 
 def backchannel_clients(client_ids) -> list[str]:
@@ -41,28 +42,9 @@ def enqueue(user_id: int, ended: list[tuple[str, list]]) -> int:
 
 def due_ids(limit: int) -> list[int]:
     """Pending deliveries whose time has come, oldest first."""
-    return list(db.session.scalars(select(LogoutDelivery.id).where(
-        LogoutDelivery.state == "pending", LogoutDelivery.next_attempt_at <= now(),
-    ).order_by(LogoutDelivery.next_attempt_at, LogoutDelivery.id).limit(limit)))
+    return queue.due_ids(LogoutDelivery, limit)
 
 
 def claim(delivery_id: int, lease: int) -> LogoutDelivery | None:
-    """Take a due delivery for one try: one guarded UPDATE counts the attempt and moves
-    ``next_attempt_at`` past the try's timeout (a worker that dies mid-try frees it then).
-    Only one worker's UPDATE matches; the others get None. Committed here."""
-    stamp = now()
-    result = db.session.execute(update(LogoutDelivery).where(
-        LogoutDelivery.id == delivery_id, LogoutDelivery.state == "pending", LogoutDelivery.next_attempt_at <= stamp,
-    ).values(attempts=LogoutDelivery.attempts + 1, next_attempt_at=stamp + lease))
-    db.session.commit()
-    if result.rowcount != 1:
-        return None
-    return db.session.get(LogoutDelivery, delivery_id, populate_existing=True)
-
-
-def finish(item: LogoutDelivery, state: str, next_attempt_at: int | None = None, error: str | None = None) -> None:
-    """Record a try's outcome (committed by the caller with its audit event)."""
-    item.state = state
-    item.last_error = error[:300] if error else None
-    if next_attempt_at is not None:
-        item.next_attempt_at = next_attempt_at
+    """Take a due delivery for one try (store/queue.claim); None if another worker has it."""
+    return queue.claim(LogoutDelivery, delivery_id, lease)

@@ -6,6 +6,8 @@ A link opens a page with a button or a form; only that POST spends it, so a mail
 fetches every link in a mail uses none of them up.
 """
 
+import functools
+
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
@@ -64,7 +66,8 @@ def mail_failed(form, error: MailError):
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
 def forgot_password():
-    """Ask for a reset link. The answer is the same page whether or not an account matches."""
+    """Ask for a reset link. The answer is the same page whether or not an account matches, and
+    whether or not the mail server took the mail."""
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         identifier = form.identifier.data
@@ -73,31 +76,37 @@ def forgot_password():
             form.identifier.errors.append(throttle.wait_message(wait, "Too many reset requests"))
             return render_template("links/forgot.html", form=form), 429, {"Retry-After": str(wait)}
         attempt.failed()  # every request counts; the last allowed one starts the pause
-        try:
-            accounts.request_password_reset(identifier)
-        except MailError as error:
-            mail_failed(form, error)
-        else:
-            db.session.commit()
-            return render_template("links/forgot_sent.html", valid_for=accounts.in_words(
-                accounts.lifetime("reset_password")))
-    return render_template("links/forgot.html", form=form), 400 if form.errors or form.form_errors else 200
+        accounts.request_password_reset(identifier)  # a refused mail is queued: the answer is the same
+        db.session.commit()
+        return render_template("links/forgot_sent.html", valid_for=accounts.in_words(
+            accounts.lifetime("reset_password")))
+    return render_template("links/forgot.html", form=form), 400 if form.errors else 200
+
+
+def link_page(purpose: str):
+    """Open the link of this purpose before the view runs (the view gets the link and its
+    account): a link that cannot be used, or that another request spends first while the
+    view spends it, gets the page that says what to do."""
+    def decorate(view):
+        @functools.wraps(view)
+        def opened(token: str):
+            try:
+                link, user = accounts.open_link(token, purpose)
+                return view(link, user)
+            except LinkProblem as problem:
+                db.session.rollback()
+                return link_problem_page(problem)
+        return opened
+    return decorate
 
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
-def reset_password(token: str):
+@link_page("reset_password")
+def reset_password(link, user):
     """Choose a new password through a mailed link."""
-    try:
-        link, user = accounts.open_link(token, "reset_password")
-    except LinkProblem as problem:
-        return link_problem_page(problem)
     form = ResetPasswordForm()
     if form.validate_on_submit():
-        try:
-            accounts.reset_password(link, user, form.password.data)
-        except LinkProblem as problem:
-            db.session.rollback()
-            return link_problem_page(problem)
+        accounts.reset_password(link, user, form.password.data)
         flash("Your password was changed, and every session of your account was ended. Log in with"
               " the new password.")
         return redirect(url_for("auth.login"))
@@ -105,57 +114,40 @@ def reset_password(token: str):
 
 
 @bp.route("/verify-email/<token>", methods=["GET", "POST"])
-def verify_email(token: str):
+@link_page("verify_email")
+def verify_email(link, user):
     """Confirm an address through a mailed link (a button, so a mail scanner spends nothing)."""
-    try:
-        link, user = accounts.open_link(token, "verify_email")
-    except LinkProblem as problem:
-        return link_problem_page(problem)
-    form = ConfirmForm()
-    if request.method == "POST":
-        if not form.validate_on_submit():
-            abort(400)
-        try:
-            accounts.confirm_email(link, user)
-        except LinkProblem as problem:
-            db.session.rollback()
-            return link_problem_page(problem)
-        flash(f"Thank you: {user.email} is confirmed.")
-        return redirect(url_for("account.index") if g.user is not None else url_for("auth.login"))
-    return render_template("links/confirm.html", form=form, email=link.email, change=False)
+    return _confirm_address(link, lambda: accounts.confirm_email(link, user), f"Thank you: {user.email} is confirmed.")
 
 
 @bp.route("/confirm-email-change/<token>", methods=["GET", "POST"])
-def confirm_email_change(token: str):
+@link_page("change_email")
+def confirm_email_change(link, user):
     """Confirm a new address: only now does it replace the old one, which is told."""
-    try:
-        link, user = accounts.open_link(token, "change_email")
-    except LinkProblem as problem:
-        return link_problem_page(problem)
+    return _confirm_address(link, lambda: accounts.confirm_email_change(link, user),
+                            f"Your email address is now {link.email}.", change=True)
+
+
+def _confirm_address(link, confirm, done: str, change: bool = False):
+    """The page of a link that confirms an address: a button; its POST runs ``confirm``."""
     form = ConfirmForm()
     if request.method == "POST":
         if not form.validate_on_submit():
             abort(400)
         try:
-            accounts.confirm_email_change(link, user)
-        except LinkProblem as problem:
-            db.session.rollback()
-            return link_problem_page(problem)
-        except MailError as error:
+            confirm()
+        except MailError as error:  # the old address could not be told: nothing changes yet
             mail_failed(form, error)
-            return render_template("links/confirm.html", form=form, email=link.email, change=True), 503
-        flash(f"Your email address is now {link.email}.")
+            return render_template("links/confirm.html", form=form, email=link.email, change=change), 503
+        flash(done)
         return redirect(url_for("account.index") if g.user is not None else url_for("auth.login"))
-    return render_template("links/confirm.html", form=form, email=link.email, change=True)
+    return render_template("links/confirm.html", form=form, email=link.email, change=change)
 
 
 @bp.route("/invitation/<token>", methods=["GET", "POST"])
-def accept_invitation(token: str):
+@link_page("invite")
+def accept_invitation(link, _):
     """Create an account through an invitation (under any SIGNUP_POLICY)."""
-    try:
-        link, _ = accounts.open_link(token, "invite")
-    except LinkProblem as problem:
-        return link_problem_page(problem)
     form = InvitationSignupForm()
     if form.validate_on_submit():
         refusal = signup_refusal(link.email, invited=True)
@@ -169,9 +161,6 @@ def accept_invitation(token: str):
             except IntegrityError:
                 db.session.rollback()
                 form.username.errors.append("That username is taken; choose another.")
-            except LinkProblem as problem:
-                db.session.rollback()
-                return link_problem_page(problem)
             else:
                 log_in(user)
                 flash(f"Welcome, {user.username}: your account is ready.")
