@@ -29,7 +29,6 @@ from website.services.accounts import send_password_reset
 from website.services.administration import disable_account, enable_account
 from website.services.audit_sentences import client_names, sentence
 from website.services.consent import list_consents
-from website.services.mail import MailError
 from website.services.sessions import end_all_sessions, end_session, list_sessions
 from website.store import audit as audit_log
 from website.store import groups as group_store
@@ -38,6 +37,7 @@ from website.store.users import find_user
 from website.views.admin import admin_required, bp
 from website.views.account import when
 from website.views.clients import client_form_data
+from website.views.links import send_and_flash
 
 #: Audit entries shown on a person's or a client's page (the audit log has the rest).
 RECENT_EVENTS = 10
@@ -133,14 +133,8 @@ def send_user_password_reset(user_id: int):
     elif user.disabled_at is not None:
         flash(f"{user.username} is disabled; enable the account first.", "error")
     else:
-        try:
-            send_password_reset(user, by=g.user.username)
-        except MailError as error:
-            db.session.rollback()
-            flash(str(error), "error")
-        else:
-            db.session.commit()
-            flash(f"A password-reset link was sent to {user.email}.")
+        send_and_flash(lambda: send_password_reset(user, by=g.user.username),
+                       f"A password-reset link was sent to {user.email}.")
     return redirect(url_for("admin.user_page", user_id=user.id))
 
 
