@@ -261,8 +261,10 @@ def test_a_persons_sessions_are_listed_read_and_ended_one_by_one(api, live_serve
         assert response.status_code == 400 and response.json()["errorCode"] == "invalid_query_string", params
 
     phone_session = next(s for s in sessions if "iPhone" in (s["device"]["initial_user_agent"] or ""))
-    assert api.get(f"/sessions/{phone_session['id']}").json() == phone_session
-    assert api.delete(f"/sessions/{phone_session['id']}").status_code == 204
+    read = api.get(f"/sessions/{phone_session['id']}")
+    assert read.json() == phone_session
+    assert api.delete(f"/sessions/{phone_session['id']}", headers={"If-Match": '"other"'}).status_code == 412
+    assert api.delete(f"/sessions/{phone_session['id']}", headers={"If-Match": read.headers["ETag"]}).status_code == 204
     assert phone.session.get(f"{live_server}/account/", allow_redirects=False).status_code == 302
     assert laptop.session.get(f"{live_server}/account/", allow_redirects=False).status_code == 200
     gone = api.get(f"/sessions/{phone_session['id']}")

@@ -4,7 +4,7 @@ ended one at a time (Auth0's session endpoints)."""
 from flask import jsonify, request
 
 from website.services.sessions import end_session, live_session_rows
-from website.views.admin_api import ApiError, no_content, operation
+from website.views.admin_api import ApiError, check_if_match, no_content, operation, with_etag
 from website.views.admin_api.shapes import find_session, find_user, session_shape
 from website.views.admin_api.users import caller
 
@@ -37,7 +37,7 @@ def user_sessions(user_id):
 @operation("/sessions/<session_id>", "GET", "read:sessions", "One live session.", response="Session")
 def get_session(session_id):
     row, user = find_session(session_id)
-    return jsonify(session_shape(row, user.sub))
+    return with_etag(session_shape(row, user.sub))
 
 
 @operation("/sessions/<session_id>", "DELETE", "delete:sessions",
@@ -45,6 +45,7 @@ def get_session(session_id):
            " logout URI are told.", status=204)
 def delete_session(session_id):
     row, user = find_session(session_id)
+    check_if_match(session_shape(row, user.sub))
     if not end_session(row.id, user=user, via="admin_api", by_client=caller()):
         raise ApiError(404, "The session does not exist.", "inexistent_session")
     return no_content()
