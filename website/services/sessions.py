@@ -171,15 +171,16 @@ def end_other_sessions(user: User) -> int:
     return rows.end_user_sessions(user.id, keep=current_session_id())
 
 
-def end_session(sid: str, user: User | None = None, by: User | None = None) -> bool:
+def end_session(sid: str, user: User | None = None, by: User | None = None, **detail) -> bool:
     """End one session of the signed-in person (from the account page), or of ``user`` (an
-    administrator, ``by``, from the console); tell whether it was theirs and live. Ending this
-    browser's own session signs it out. Committed here."""
+    administrator, ``by``, from the console; the admin API names itself in ``detail``); tell
+    whether it was theirs and live. Ending this browser's own session signs it out. Committed
+    here."""
     user = user or g.get("user")
     if user is None or not isinstance(sid, str) or not rows.end_session(user.id, sid[:64]):
         return False
     current = by is None and sid == current_session_id()
-    audit.record("session_ended", user=user, current=current, by=by.username if by else None)
+    audit.record("session_ended", user=user, current=current, by=by.username if by else None, **detail)
     db.session.commit()
     if current:
         clear_browser_session()
@@ -206,6 +207,24 @@ def list_sessions(user: User) -> list[SessionView]:
     return [SessionView(row.id, describe_browser(row.user_agent), row.ip_address, row.created_at,
                         row.last_seen_at, list(row.amr or []), list(row.clients or []), row.id == current)
             for row in rows.live_sessions(user.id, _lifetime())]
+
+
+def live_session_rows(user: User, limit: int, offset: int = 0) -> list:
+    """``limit`` of the user's live session rows from ``offset``, the most recently used first
+    (the admin API)."""
+    return rows.live_sessions(user.id, _lifetime(), limit, offset)
+
+
+def find_live_session(sid: str):
+    """The live session row with this sid, or None (also for a sid no session could have)."""
+    if not isinstance(sid, str) or not 0 < len(sid) <= 64 or "\x00" in sid:
+        return None
+    return rows.live_session(sid, _lifetime())
+
+
+def idle_expiry(row) -> int:
+    """When the session ends if its browser is not seen again (seconds since the epoch)."""
+    return row.last_seen_at + _lifetime()
 
 
 def session_records(user: User) -> list[dict]:
@@ -265,5 +284,5 @@ def logged_in_for(url: str) -> bool:
 
 
 __all__ = ["clear_browser_session", "current_session_id", "end_all_sessions", "end_other_sessions", "end_session",
-           "expect_login_for", "federation", "federation_for_logout", "list_sessions", "load_session_user", "log_in", "log_out", "logged_in_for", "remember_client_in_session",
+           "expect_login_for", "federation", "federation_for_logout", "find_live_session", "idle_expiry", "list_sessions", "live_session_rows", "load_session_user", "log_in", "log_out", "logged_in_for", "remember_client_in_session",
            "session_records", "session_used_client", "used_clients"]

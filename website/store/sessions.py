@@ -114,12 +114,20 @@ def _end(*conditions) -> int:
     return len(ended)
 
 
-def live_sessions(user_id: int, lifetime: int) -> list[UserSession]:
-    """The user's live sessions, the most recently seen first."""
+def live_sessions(user_id: int, lifetime: int, limit: int | None = None, offset: int = 0) -> list[UserSession]:
+    """The user's live sessions, the most recently seen first (``limit`` of them from
+    ``offset``, or all)."""
     return list(db.session.scalars(select(UserSession).where(
         UserSession.user_id == user_id, UserSession.ended_at == 0,
         UserSession.last_seen_at > now() - lifetime,
-    ).order_by(UserSession.last_seen_at.desc(), UserSession.created_at.desc())))
+    ).order_by(UserSession.last_seen_at.desc(), UserSession.created_at.desc(), UserSession.id)
+        .limit(limit).offset(offset)))
+
+
+def live_session(sid: str, lifetime: int) -> UserSession | None:
+    """The session with this sid if it is live (not ended, seen within ``lifetime`` seconds)."""
+    return db.session.scalar(select(UserSession).where(
+        UserSession.id == sid, UserSession.ended_at == 0, UserSession.last_seen_at > now() - lifetime))
 
 
 def all_sessions(user_id: int) -> list[UserSession]:
