@@ -63,7 +63,8 @@ def world(app, test_client, runner, make_user, make_client):
 
 def call(test_client, world, op, ids=None, **kwargs):
     path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: quote((ids or world["ids"])[m.group(1)], safe=""), op.rule)
-    return test_client.open("/api/v2" + path, method=op.method, headers=world["headers"], **kwargs)
+    headers = {**world["headers"], **kwargs.pop("headers", {})}
+    return test_client.open("/api/v2" + path, method=op.method, headers=headers, **kwargs)
 
 
 def assert_json_error(response, what):
@@ -111,3 +112,29 @@ def test_bad_query_values_are_json_errors(test_client, world, op):
         for bad in BAD_QUERY:
             response = call(test_client, world, op, query_string={name: bad})
             assert_json_error(response, (name, bad[:20]))
+
+
+@pytest.mark.parametrize("op", [op for op in DOCUMENTED if op.takes_if_match], ids=_id)
+def test_every_operation_documented_with_if_match_refuses_a_stale_etag_and_changes_nothing(test_client, world, op):
+    kwargs = {"json": _body_for(op)} if op.request else {}
+    path_only = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: quote(world["ids"][m.group(1)], safe=""), op.rule)
+    before = test_client.get("/api/v2" + path_only, headers=world["headers"])
+    assert before.status_code == 200 and before.headers.get("ETag"), (op.rule, before.status_code)
+    stale = call(test_client, world, op, headers={"If-Match": '"stale"'}, **kwargs)
+    assert stale.status_code == 412 and stale.get_json()["errorCode"] == "precondition_failed", stale.get_data(as_text=True)
+    after = test_client.get("/api/v2" + path_only, headers=world["headers"])
+    assert after.status_code == 200 and after.headers["ETag"] == before.headers["ETag"]
+    current = call(test_client, world, op, headers={"If-Match": before.headers["ETag"]}, **kwargs)
+    assert current.status_code < 300, (op.rule, current.status_code, current.get_data(as_text=True)[:300])
+
+
+def test_the_document_promises_if_match_only_where_it_is_checked(app):
+    from website.views.admin_api.openapi import document
+
+    with app.test_request_context():
+        paths = document()["paths"]
+    for path, item in paths.items():
+        for method, spec in item.items():
+            promised = any(p["name"] == "If-Match" for p in spec.get("parameters", []))
+            op = next(o for o in DOCUMENTED if _openapi_path(o.rule)[0] == path and o.method == method.upper())
+            assert promised == op.takes_if_match, (method, path)

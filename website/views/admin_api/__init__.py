@@ -37,6 +37,13 @@ class Operation:
     status: int = 200
     list_response: bool = False
     query: tuple = field(default=())
+    #: Changes one resource that has an ETag, and checks If-Match (412 when it changed since).
+    #: A change to a collection (members, roles, a person's sessions) has no version to check.
+    versioned: bool = True
+
+    @property
+    def takes_if_match(self) -> bool:
+        return self.versioned and self.method in ("PATCH", "DELETE")
 
 
 #: Every operation, in the order declared.

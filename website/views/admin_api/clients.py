@@ -192,7 +192,8 @@ def create_client_role(client_id):
 
 
 @operation("/clients/<client_id>/roles/<role_id>", "DELETE", "update:clients",
-           "Delete a role of the client; nobody holds it any more.", status=204)
+           "Delete a role of the client; nobody holds it any more.", status=204,
+           versioned=False)  # a role is never edited: there is no other version to refuse
 def delete_client_role(client_id, role_id):
     client = find_client(client_id)
     role = find_role(role_id)

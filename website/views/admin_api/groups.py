@@ -119,7 +119,7 @@ def add_members(group_id):
 
 
 @operation("/groups/<group_id>/members", "DELETE", "update:groups", "Take people out of the group.",
-           request="MemberIds", status=204)
+           request="MemberIds", status=204, versioned=False)
 def remove_members(group_id):
     group = find_group(group_id)
     for user in _members_from_body():

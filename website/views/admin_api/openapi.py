@@ -126,7 +126,7 @@ def _operation_object(op) -> dict:
                          "403": {"description": "The token lacks the scope."}}
     if names:
         item["responses"]["404"] = {"description": "Not found.", **error}
-    if op.method in ("PATCH", "DELETE"):
+    if op.takes_if_match:
         item["parameters"].append({"name": "If-Match", "in": "header", "required": False, "schema": _STRING,
                                    "description": "The ETag you read: a concurrent change answers 412."})
         item["responses"]["412"] = {"description": "Changed since you read it.", **error}

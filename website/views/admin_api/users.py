@@ -167,7 +167,7 @@ def delete_user(user_id):
 
 
 @operation("/users/<user_id>/sessions", "DELETE", "delete:sessions", "Sign the person out everywhere.",
-           status=204)
+           status=204, versioned=False)
 def delete_sessions(user_id):
     user = find_user(user_id)
     end_all_sessions(user)
@@ -211,7 +211,7 @@ def assign_user_roles(user_id):
 
 
 @operation("/users/<user_id>/roles", "DELETE", "update:users", "Take client roles back from the person.",
-           request="RoleIds", status=204)
+           request="RoleIds", status=204, versioned=False)
 def remove_user_roles(user_id):
     user = find_user(user_id)
     for role in _roles_from_body():
