@@ -40,6 +40,9 @@ class ProtocolEndpoint:
     #: The boolean setting that turns the endpoint on; while it is off the endpoint answers
     #: 404 and discovery does not list it.
     setting: str | None = None
+    #: A public document (discovery, JWKS): the same bytes for every caller, served with an
+    #: ETag (``documents.py``); it reads no session and signs in no one.
+    document: bool = False
 
 
 #: View function -> its declaration, filled by the decorator at import time.
@@ -48,10 +51,10 @@ _DECLARED: dict[object, ProtocolEndpoint] = {}
 
 def protocol_endpoint(*content_types: str, client_auth: bool = False, body_error: str = "invalid_request",
                       json: bool = True, csrf_exempt: bool | None = None, advertise: str | None = None,
-                      cors: str | None = None, setting: str | None = None):
+                      cors: str | None = None, setting: str | None = None, document: bool = False):
     """Declare a view a protocol endpoint (put it below ``@bp.route``)."""
     spec = ProtocolEndpoint(tuple(content_types), client_auth, body_error, json,
-                            json if csrf_exempt is None else csrf_exempt, advertise, cors, setting)
+                            json if csrf_exempt is None else csrf_exempt, advertise, cors, setting, document)
 
     def decorate(view):
         _DECLARED[view] = spec
@@ -84,6 +87,13 @@ def is_json_endpoint(endpoint: str | None) -> bool:
     """Tell whether the endpoint answers JSON (its errors are JSON too)."""
     spec = current_app.extensions["protocol_endpoints"].get(endpoint)
     return spec is not None and spec.json
+
+
+def is_document_request() -> bool:
+    """Tell whether this request is for a public document (``document=True``): hooks that do
+    not apply to one (the signed-in user, the session) skip it."""
+    spec = current_app.extensions["protocol_endpoints"].get(request.endpoint)
+    return spec is not None and spec.document
 
 
 def advertised_endpoints() -> dict[str, str]:
