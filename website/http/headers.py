@@ -17,7 +17,8 @@ class SessionInterface(SecureCookieSessionInterface):
 
     Flask builds a new serializer for every request;
     this one is built once per secret key (and fallbacks), and an empty session that nothing
-    changed costs no cookie work at all, as clients of protocol endpoints send no cookie.
+    changed costs no cookie work at all, as clients of protocol endpoints send no cookie; a
+    request without a Cookie header opens its empty session without any.
     """
 
     def __init__(self):
@@ -30,6 +31,13 @@ class SessionInterface(SecureCookieSessionInterface):
             serializer = super().get_signing_serializer(app)
             self._serializer = (keys, serializer)
         return serializer
+
+    def open_session(self, app, request):
+        # No cookie at all (every protocol client): the empty session, without building the
+        # serializer or parsing cookies.
+        if "HTTP_COOKIE" not in request.environ and app.secret_key:
+            return self.session_class()
+        return super().open_session(app, request)
 
     def save_session(self, app, session, response) -> None:
         if not session and not session.modified:
