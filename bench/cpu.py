@@ -184,6 +184,10 @@ def main(argv=None) -> int:
     database_url = args.database or f"sqlite:///{tmp}/profile.db"
     app, client, user_id, basic = set_up(database_url)
     refresh, codes, verifier = make_feeds(app, client, user_id, args.n + 60)
+    import logging
+    # Alembic's env.py (initdb above) gives the root logger a stderr handler; a served worker
+    # runs no migrations, so without this every request log line would be written twice.
+    logging.root.handlers.clear()
     timer = HookTimer(app) if args.hooks else None
     http = app.test_client()
     status = http.post("/oauth/token", headers={"Authorization": basic},
