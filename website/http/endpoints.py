@@ -40,9 +40,6 @@ class ProtocolEndpoint:
     #: The boolean setting that turns the endpoint on; while it is off the endpoint answers
     #: 404 and discovery does not list it.
     setting: str | None = None
-    #: A public document (discovery, JWKS): the same bytes for every caller, served with an
-    #: ETag (``documents.py``); it reads no session and signs in no one.
-    document: bool = False
 
 
 #: View function -> its declaration, filled by the decorator at import time.
@@ -51,10 +48,10 @@ _DECLARED: dict[object, ProtocolEndpoint] = {}
 
 def protocol_endpoint(*content_types: str, client_auth: bool = False, body_error: str = "invalid_request",
                       json: bool = True, csrf_exempt: bool | None = None, advertise: str | None = None,
-                      cors: str | None = None, setting: str | None = None, document: bool = False):
+                      cors: str | None = None, setting: str | None = None):
     """Declare a view a protocol endpoint (put it below ``@bp.route``)."""
     spec = ProtocolEndpoint(tuple(content_types), client_auth, body_error, json,
-                            json if csrf_exempt is None else csrf_exempt, advertise, cors, setting, document)
+                            json if csrf_exempt is None else csrf_exempt, advertise, cors, setting)
 
     def decorate(view):
         _DECLARED[view] = spec
@@ -89,11 +86,13 @@ def is_json_endpoint(endpoint: str | None) -> bool:
     return spec is not None and spec.json
 
 
-def is_document_request() -> bool:
-    """Tell whether this request is for a public document (``document=True``): hooks that do
-    not apply to one (the signed-in user, the session) skip it."""
+def reads_no_session() -> bool:
+    """Tell whether this request is for a JSON protocol endpoint: its callers prove who they
+    are with their own credentials (client authentication, a bearer token) or nothing (JWKS,
+    discovery), never with this site's cookie. The signed-in user is not loaded for it (no
+    query, no session read), so its answer never varies on the cookie."""
     spec = current_app.extensions["protocol_endpoints"].get(request.endpoint)
-    return spec is not None and spec.document
+    return spec is not None and spec.json
 
 
 def advertised_endpoints() -> dict[str, str]:

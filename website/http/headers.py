@@ -4,7 +4,7 @@
 from flask import current_app, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
-from website.http.endpoints import current_endpoint, is_json_endpoint
+from website.http.endpoints import current_endpoint, is_json_endpoint, reads_no_session
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
@@ -40,6 +40,9 @@ class SessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
     def save_session(self, app, session, response) -> None:
+        if not session.modified and reads_no_session():
+            # A JSON protocol endpoint never reads the cookie: no refreshed cookie, no Vary.
+            return
         if not session and not session.modified:
             # What Flask's save_session does for it, without computing the cookie settings.
             if session.accessed:

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from website.extensions import db
 from website.forms import ConfirmForm, LoginForm, SignupForm
-from website.http.endpoints import is_document_request
+from website.http.endpoints import reads_no_session
 from website.models.users import User
 from website.services import accounts
 from website.services.mail import MailError
@@ -25,9 +25,9 @@ bp = Blueprint("auth", __name__)
 
 @bp.before_app_request
 def load_logged_in_user() -> None:
-    """Put the signed-in user (or None) on ``g.user``; a public document (JWKS, discovery)
-    signs in no one, so its answer never varies on the cookie."""
-    if is_document_request():
+    """Put the signed-in user (or None) on ``g.user``; None without a look on JSON protocol
+    endpoints, which never act for the cookie's user (``reads_no_session``)."""
+    if reads_no_session():
         g.user = None
         return
     g.user = load_session_user()
