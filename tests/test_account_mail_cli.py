@@ -100,7 +100,7 @@ def test_verify_email_wrong_calls(app, runner, make_user):
     make_user("dave")
     update_rows(app, User, {"email": None}, User.username == "dave")
     for args, message in ((["verify-email"], "Missing argument 'USERNAME'"),
-                          (["verify-email", "nobody"], "No user named nobody."),
+                          (["verify-email", "nobody"], "No user named 'nobody'."),
                           (["verify-email", "dave"], "dave has no email address to verify.")):
         result = runner.invoke(args=args)
         assert result.exit_code != 0

@@ -12,11 +12,10 @@ from openapi_spec_validator import validate
 from support.factories import PASSWORD
 from support.flows import bearer
 from support.oidc import Browser
+from website.oauth2.management import MANAGEMENT_SCOPES
 
 AUDIENCE = "http://127.0.0.1/api/v2/"  # OAUTH2_ISSUER of the tests + /api/v2/
-ALL = ["read:users", "create:users", "update:users", "delete:users", "delete:sessions", "read:clients",
-       "create:clients", "update:clients", "delete:clients", "read:groups", "create:groups", "update:groups",
-       "delete:groups"]
+ALL = list(MANAGEMENT_SCOPES)
 
 
 def admin_client(runner, *scopes):
@@ -240,6 +239,51 @@ def test_ending_a_persons_sessions(api, live_server, make_user):
     assert browser.session.get(f"{live_server}/account/", allow_redirects=False).status_code == 302
 
 
+def test_a_persons_sessions_are_listed_read_and_ended_one_by_one(api, live_server, make_user, make_client):
+    alice = make_user("alice")
+    phone, laptop = Browser(live_server), Browser(live_server)
+    phone.session.headers["User-Agent"] = "Mozilla/5.0 (iPhone) Version/17 Safari/605"
+    phone.login("alice")
+    laptop.login("alice")
+    listed = api.get(f"/users/{alice.sub}/sessions")
+    assert listed.status_code == 200, listed.text
+    sessions = listed.json()["sessions"]
+    assert len(sessions) == 2 and listed.json()["next"] is None
+    assert {s["user_id"] for s in sessions} == {alice.sub}
+    assert "Mozilla/5.0 (iPhone) Version/17 Safari/605" in {s["device"]["initial_user_agent"] for s in sessions}
+    assert sessions[0]["authentication"]["methods"][0]["name"] == "pwd" and sessions[0]["expires_at"] is None
+    first = api.get(f"/users/{alice.sub}/sessions", params={"take": 1})
+    assert len(first.json()["sessions"]) == 1 and first.json()["next"] == "1"
+    second = api.get(f"/users/{alice.sub}/sessions", params={"take": 1, "from": first.json()["next"]}).json()
+    assert second["next"] is None and second["sessions"][0]["id"] != first.json()["sessions"][0]["id"]
+    for params in ({"take": 0}, {"take": 101}, {"from": "x"}, {"take": "¹"}):
+        response = api.get(f"/users/{alice.sub}/sessions", params=params)
+        assert response.status_code == 400 and response.json()["errorCode"] == "invalid_query_string", params
+
+    phone_session = next(s for s in sessions if "iPhone" in (s["device"]["initial_user_agent"] or ""))
+    read = api.get(f"/sessions/{phone_session['id']}")
+    assert read.json() == phone_session
+    assert api.delete(f"/sessions/{phone_session['id']}", headers={"If-Match": '"other"'}).status_code == 412
+    assert api.delete(f"/sessions/{phone_session['id']}", headers={"If-Match": read.headers["ETag"]}).status_code == 204
+    assert phone.session.get(f"{live_server}/account/", allow_redirects=False).status_code == 302
+    assert laptop.session.get(f"{live_server}/account/", allow_redirects=False).status_code == 200
+    gone = api.get(f"/sessions/{phone_session['id']}")
+    assert gone.status_code == 404 and gone.json()["errorCode"] == "inexistent_session"
+    assert api.delete(f"/sessions/{phone_session['id']}").status_code == 404
+    assert len(api.get(f"/users/{alice.sub}/sessions").json()["sessions"]) == 1
+
+
+def test_sessions_need_their_scopes(live_server, runner, make_user):
+    alice = make_user("alice")
+    Browser(live_server).login("alice")
+    users_only = Api(live_server, token_for(live_server, admin_client(runner, "read:users", "delete:sessions")))
+    assert users_only.get(f"/users/{alice.sub}/sessions").status_code == 403
+    reader = Api(live_server, token_for(live_server, admin_client(runner, "read:sessions")))
+    [session] = reader.get(f"/users/{alice.sub}/sessions").json()["sessions"]
+    assert reader.delete(f"/sessions/{session['id']}").status_code == 403
+    assert users_only.delete(f"/sessions/{session['id']}").status_code == 204
+
+
 def test_the_openapi_document_validates_and_lists_exactly_the_routes(app, live_server, api, make_user):
     document = requests.get(f"{live_server}/api/v2/openapi.json", timeout=10).json()
     validate(document)
@@ -251,10 +295,12 @@ def test_the_openapi_document_validates_and_lists_exactly_the_routes(app, live_s
             routed |= {(path, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
     assert declared == routed
     # What the API answers is what the document says.
-    make_user("alice")
+    alice = make_user("alice")
+    Browser(live_server).login("alice")
     schemas = document["components"]["schemas"]
     resolver = {"components": {"schemas": schemas}}
     for path, schema in (("/users", {"type": "array", "items": {"$ref": "#/components/schemas/User"}}),
                          ("/clients", {"type": "array", "items": {"$ref": "#/components/schemas/Client"}}),
+                         (f"/users/{alice.sub}/sessions", {"$ref": "#/components/schemas/SessionPage"}),
                          ("/users/nobody", {"$ref": "#/components/schemas/Error"})):
         jsonschema.validate(api.get(path).json(), {**schema, **resolver})

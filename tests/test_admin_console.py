@@ -5,8 +5,9 @@ import pytest
 
 from support.factories import count_rows
 from support.flows import get_user_token, me
+from support.mail import links_in
 from support.pages import AuthActions, csrf_token, form_token
-from website.models import AuditEvent, ClientRole, Group, GroupMember, OAuth2Client, User, UserSession, db
+from website.models import AccountLink, AuditEvent, ClientRole, Group, GroupMember, OAuth2Client, User, UserSession, db
 
 
 @pytest.fixture
@@ -82,6 +83,55 @@ def test_an_admin_cannot_disable_themselves(test_client, auth, admin):
     assert "You cannot disable your own account." in response.get_data(as_text=True)
 
 
+def test_sending_a_password_reset_from_the_persons_page(app, test_client, auth, admin, user, mailbox):
+    auth.login("grace")
+    page_path = f"/admin/users/{user.id}"
+    assert "Send a password reset" in test_client.get(page_path).get_data(as_text=True)
+    path = f"{page_path}/password-reset"
+    assert test_client.post(path).status_code == 400  # no CSRF token
+    assert test_client.get(path).status_code == 405
+    sent = post(test_client, path, page_path)
+    assert sent.status_code == 302 and sent.headers["Location"] == page_path
+    assert "A password-reset link was sent to alice@example.com." in test_client.get(page_path).get_data(as_text=True)
+    [message] = mailbox.wait_for(1)
+    assert message["To"] == "alice@example.com"
+    assert any("/reset-password/" in link for link in links_in(message)), links_in(message)
+    [event] = audited(app, "password_reset_requested")
+    assert event.user_id == user.id and event.detail["by"] == "grace"
+    # A mail server that refuses is a message on the page, and no link is kept.
+    mailbox.refuse = True
+    post(test_client, path, page_path)
+    assert "The mail could not be sent just now" in test_client.get(page_path).get_data(as_text=True)
+    assert count_rows(app, AccountLink) == 1 and len(audited(app, "password_reset_requested")) == 1
+
+
+def test_a_password_reset_needs_an_address_and_an_enabled_account(app, test_client, auth, admin, user, mailbox):
+    auth.login("grace")
+    page_path = f"/admin/users/{user.id}"
+    post(test_client, f"{page_path}/disable")
+    assert "Send a password reset" not in test_client.get(page_path).get_data(as_text=True)
+    post(test_client, f"{page_path}/password-reset", page_path)
+    assert "alice is disabled; enable the account first." in test_client.get(page_path).get_data(as_text=True)
+    post(test_client, f"{page_path}/disable")  # enabled again
+    post(test_client, page_path, name="", email="")
+    post(test_client, f"{page_path}/password-reset", page_path)
+    assert "alice has no email address" in test_client.get(page_path).get_data(as_text=True)
+    assert mailbox.messages == [] and audited(app, "password_reset_requested") == []
+
+
+def test_resetting_second_factors_from_the_persons_page_comes_back_to_it(test_client, auth, admin, user):
+    auth.login("grace")
+    page_path = f"/admin/users/{user.id}"
+    link = f"/admin/users/{user.id}/reset-mfa?back={page_path}"
+    assert f"/admin/users/{user.id}/reset-mfa?back=" in test_client.get(page_path).get_data(as_text=True)
+    assert f'href="{page_path}">Back' in test_client.get(link).get_data(as_text=True)
+    done = post(test_client, link)
+    assert done.status_code == 302 and done.headers["Location"] == page_path
+    # A back that leaves the admin area is not followed.
+    assert post(test_client, f"/admin/users/{user.id}/reset-mfa?back=https://evil.example/").headers[
+        "Location"] == "/admin/users"
+
+
 def test_signing_someone_out_everywhere(app, test_client, auth, admin, user):
     other = app.test_client()
     AuthActions(other).login("alice")
@@ -105,6 +155,21 @@ def test_deleting_a_person_gives_their_clients_to_someone_else(app, test_client,
     with app.app_context():
         assert db.session.get(User, user.id) is None
         assert db.session.scalar(db.select(OAuth2Client)).owner_id == heir.id
+
+
+def test_deleting_a_person_with_their_clients_is_an_explicit_choice(app, test_client, auth, admin, user,
+                                                                   make_client):
+    make_client(owner=user, client_name="Team Wiki")
+    auth.login("grace")
+    path = f"/admin/users/{user.id}/delete"
+    assert "Team Wiki" in test_client.get(path).get_data(as_text=True)
+    unchosen = post(test_client, path)
+    assert unchosen.status_code == 400 and "Choose what happens to their clients." in unchosen.get_data(as_text=True)
+    assert count_rows(app, User, User.id == user.id) == 1
+    assert post(test_client, path, clients="delete").status_code == 302
+    assert count_rows(app, OAuth2Client) == 0 and count_rows(app, User, User.id == user.id) == 0
+    [event] = audited(app, "user_deleted")
+    assert event.detail["by"] == "grace" and event.detail["clients"] == 1
 
 
 def test_a_clients_page_edits_transfers_rotates_and_deletes(app, test_client, auth, admin, user, make_client):

@@ -593,6 +593,9 @@ def tour(page, make_user, make_client, fake_app, mailbox):
     page.get_by_role("link", name="Weather Station", exact=True).click()
     expect(page.get_by_role("heading", name="Roles")).to_be_visible()
     yield "admin-client"
+    page.get_by_role("link", name="Edit settings").click()
+    expect(page.get_by_label("Redirect URIs")).to_be_visible()
+    yield "admin-client-edit"
     other = make_user("mallory")
     page.goto(f"/admin/users/{other.id}/delete")
     yield "admin-delete-user"
@@ -611,7 +614,7 @@ def tour(page, make_user, make_client, fake_app, mailbox):
 
 #: The pages the README shows, and those also shown at phone width.
 SCREENSHOTS = {"login", "signup", "consent", "clients", "client-secret", "account", "admin-users", "admin-user",
-               "admin-client", "admin-branding",
+               "admin-client", "admin-client-edit", "admin-branding",
                "client-form-error", "oauth-error", "connected-apps", "logout-confirm", "admin-audit",
                "account-delete", "forgot-password", "forgot-password-sent", "reset-password", "link-problem",
                "invitation", "verify-email"}

@@ -253,3 +253,192 @@ def test_a_plain_oauth2_upstream_with_a_claim_mapping(app, idp, runner, upstream
         # /api/me says nothing of verification: the address is kept, unverified.
         assert identity.subject == sub and not identity.user.email_verified
         assert identity.user.email == "bob@example.com"
+
+
+APP_LOGOUT = "http://127.0.0.1:5000/signed-out"
+
+
+def app_signs_in_with_peer(idp, proxy, make_client):
+    """An app here whose person signs in with the peer upstream (set to end its session too):
+    (browser session, client, the app's id_token)."""
+    from support.oidc import CALLBACK, authorization_url
+    from support.pages import query_params
+    oauth_client, secret = make_client(redirect_uris=[CALLBACK], post_logout_redirect_uris=[APP_LOGOUT])
+    session = requests.Session()
+    callback = drive(session, authorization_url(idp, oauth_client, idp_hint="peer"),
+                     Person("ann", login_origin=proxy.url), CALLBACK)
+    assert isinstance(callback, str), callback
+    tokens = requests.post(f"{idp}/oauth/token", auth=(oauth_client.client_id, secret), data={
+        "grant_type": "authorization_code", "code": query_params(callback)["code"], "redirect_uri": CALLBACK}).json()
+    return session, oauth_client, tokens["id_token"]
+
+
+def end_upstream_sessions(app):
+    with app.app_context():
+        db.session.scalar(db.select(Upstream)).end_upstream_session = True
+        db.session.commit()
+
+
+def test_rp_initiated_logout_with_a_hint_ends_the_upstream_session_and_returns_to_the_app(
+        app, idp, peer_upstream, make_client):
+    other, proxy, _ = peer_upstream
+    end_upstream_sessions(app)
+    session, oauth_client, id_token = app_signs_in_with_peer(idp, proxy, make_client)
+    with app.app_context():
+        from website.models.sessions import UserSession
+        row = db.session.scalar(db.select(UserSession))
+        # The upstream's id_token is kept with the session, sealed.
+        assert row.upstream_id_token_sealed and "eyJ" not in row.upstream_id_token_sealed
+    out = session.get(f"{idp}/oauth/logout", params={"id_token_hint": id_token, "post_logout_redirect_uri": APP_LOGOUT,
+                                                     "state": "app-state"}, allow_redirects=False)
+    location = out.headers["Location"]
+    assert location.startswith(f"{proxy.url}/oauth/logout?")
+    query = parse_qs(urlsplit(location).query)
+    assert query["post_logout_redirect_uri"] == [f"{idp}/logout/upstream"] and query["id_token_hint"]
+    back = drive(session, location, Person("ann", login_origin=proxy.url), APP_LOGOUT)
+    assert back == f"{APP_LOGOUT}?state=app-state"
+    assert session.get(f"{idp}/account/", allow_redirects=False).status_code == 302
+    assert session.get(f"{proxy.url}/account/", allow_redirects=False).status_code == 302
+    # The state is used once: coming back again continues nowhere.
+    returned = session.get(f"{idp}/logout/upstream", params={"state": parse_qs(urlsplit(location).query)["state"][0]},
+                           allow_redirects=False)
+    assert returned.status_code == 200 and "You are signed out" in returned.text
+    assert [e.event for e in db_events(app)].count("upstream_logout_started") == 1
+
+
+def test_v2_logout_from_the_app_ends_the_upstream_session_and_goes_to_return_to(app, idp, peer_upstream, make_client):
+    other, proxy, _ = peer_upstream
+    end_upstream_sessions(app)
+    session, oauth_client, _ = app_signs_in_with_peer(idp, proxy, make_client)
+    out = session.get(f"{idp}/v2/logout", params={"client_id": oauth_client.client_id, "returnTo": APP_LOGOUT},
+                      allow_redirects=False)
+    assert out.headers["Location"].startswith(f"{proxy.url}/oauth/logout?")
+    assert drive(session, out.headers["Location"], Person("ann", login_origin=proxy.url), APP_LOGOUT) == APP_LOGOUT
+    assert session.get(f"{proxy.url}/account/", allow_redirects=False).status_code == 302
+
+
+@pytest.mark.parametrize("logout", ["cross-site v2", "unconfirmed"])
+def test_a_logout_the_session_does_not_vouch_for_leaves_the_upstream_session(app, idp, peer_upstream, make_client,
+                                                                             logout):
+    other, proxy, _ = peer_upstream
+    end_upstream_sessions(app)
+    session, oauth_client, _ = app_signs_in_with_peer(idp, proxy, make_client)
+    if logout == "cross-site v2":
+        # Another site sends the browser to /v2/logout (no client this session signed in to).
+        out = session.get(f"{idp}/v2/logout", params={"returnTo": APP_LOGOUT}, allow_redirects=False)
+        assert out.status_code == 200 and "You are signed out" in out.text
+        assert session.get(f"{idp}/account/", allow_redirects=False).status_code == 302
+    else:
+        # No id_token_hint: the person is asked first; until then nothing ends, here or there.
+        out = session.get(f"{idp}/oauth/logout", params={"client_id": oauth_client.client_id,
+                                                         "post_logout_redirect_uri": APP_LOGOUT},
+                          allow_redirects=False)
+        assert out.status_code == 200 and 'name="confirm"' in out.text
+        # Another person's hint (here: not a token of this server) is refused outright.
+        forged = session.get(f"{idp}/oauth/logout", params={"id_token_hint": "e30.e30.e30"}, allow_redirects=False)
+        assert forged.status_code in (200, 400) and "Location" not in forged.headers
+    assert session.get(f"{proxy.url}/account/", allow_redirects=False).status_code == 200
+    assert "upstream_logout_started" not in [e.event for e in db_events(app)]
+
+
+def test_confirmed_rp_initiated_logout_without_a_hint_ends_the_upstream_session(app, idp, peer_upstream, make_client):
+    other, proxy, _ = peer_upstream
+    end_upstream_sessions(app)
+    session, oauth_client, _ = app_signs_in_with_peer(idp, proxy, make_client)
+    page = session.get(f"{idp}/oauth/logout", params={"client_id": oauth_client.client_id,
+                                                      "post_logout_redirect_uri": APP_LOGOUT})
+    out = session.post(f"{idp}/oauth/logout", data={
+        "csrf_token": csrf_token(page.text), "client_id": oauth_client.client_id,
+        "post_logout_redirect_uri": APP_LOGOUT, "confirm": "yes"}, allow_redirects=False)
+    assert out.headers["Location"].startswith(f"{proxy.url}/oauth/logout?"), out.text[:300]
+    assert drive(session, out.headers["Location"], Person("ann", login_origin=proxy.url), APP_LOGOUT) == APP_LOGOUT
+
+
+def db_events(app):
+    with app.app_context():
+        return list(db.session.scalars(db.select(AuditEvent)))
+
+
+def test_discovery_and_jwks_are_cached_and_the_jwks_read_again_for_a_new_key(app, idp, peer_upstream):
+    other, proxy, _ = peer_upstream
+    for _ in range(2):
+        session, page = sign_in_with_peer(idp, proxy)
+        assert "Signed in as" in page.text
+    assert proxy.paths.count("/.well-known/openid-configuration") == 1
+    jwks_path = next(p for p in proxy.paths if "jwks" in p)
+    assert proxy.paths.count(jwks_path) == 1
+    # The upstream rotates its signing key: the next id_token names a key not in the cached
+    # JWKS, which is read again once.
+    assert other.test_cli_runner().invoke(args=["rotate-keys"]).exit_code == 0
+    session, page = sign_in_with_peer(idp, proxy)
+    assert "Signed in as" in page.text
+    assert proxy.paths.count("/.well-known/openid-configuration") == 1 and proxy.paths.count(jwks_path) == 2
+
+
+def test_without_the_cache_every_sign_in_reads_discovery(app, idp, peer_upstream):
+    app.config["UPSTREAM_METADATA_CACHE"] = 0
+    proxy = peer_upstream[1]
+    for _ in range(2):
+        sign_in_with_peer(idp, proxy)
+    # Read at the start and again at the callback of each sign-in.
+    assert proxy.paths.count("/.well-known/openid-configuration") == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"scope": "email profile"}, "needs the openid scope"),
+    ({"claim_map": "shoe_size=size"}, "Unknown local claim"),
+    ({"claim_map": "no equals sign"}, "Write each claim mapping as local=upstream"),
+    ({"scope": ""}, "This field is required"),
+])
+def test_the_admin_edit_page_refuses_bad_settings_with_a_message(app, runner, test_client, make_user, auth,
+                                                                 change, message):
+    added(runner, "--name", "corp", "--issuer", "https://id.example", "--client-id", "c", "--client-secret", "old")
+    make_user("root", is_admin=True)
+    auth.login("root")
+    page = test_client.get("/admin/upstreams/corp")
+    assert page.status_code == 200 and 'value="openid email profile"' in page.text
+    bad = test_client.post("/admin/upstreams/corp", data={"csrf_token": csrf_token(page.text),
+                                                          "scope": "openid email", **change})
+    assert bad.status_code == 400 and message in bad.text.replace("&#39;", "'"), bad.text[:3000]
+    with app.app_context():
+        row = db.session.scalar(db.select(Upstream))
+        assert row.scope == "openid email profile" and client_secret(row) == "old"
+
+
+def test_an_admin_edits_an_upstream_and_rotates_its_secret(app, runner, test_client, make_user, auth):
+    added(runner, "--name", "corp", "--issuer", "https://id.example", "--client-id", "c", "--client-secret", "old")
+    make_user("root", is_admin=True)
+    auth.login("root")
+    listing = test_client.get("/admin/upstreams")
+    assert 'href="/admin/upstreams/corp"' in listing.text
+    page = test_client.get("/admin/upstreams/corp")
+    # Without the CSRF token nothing changes.
+    assert test_client.post("/admin/upstreams/corp", data={"scope": "openid"}).status_code == 400
+    done = test_client.post("/admin/upstreams/corp", data={
+        "csrf_token": csrf_token(page.text), "scope": "openid email profile groups", "client_secret": "new",
+        "claim_map": "groups=realm_access.roles", "overwrite_email": "y", "overwrite_groups": "y",
+        "end_upstream_session": "y"}, follow_redirects=True)
+    assert done.status_code == 200 and "The new client secret is in use" in done.text
+    with app.app_context():
+        row = db.session.scalar(db.select(Upstream))
+        assert client_secret(row) == "new" and row.scope == "openid email profile groups"
+        assert row.claim_map["groups"] == "realm_access.roles" and row.overwrite_claims == ["email", "groups"]
+        assert row.end_upstream_session and row.issuer == "https://id.example"
+        event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.event == "upstream_updated"))
+        assert event.detail["new_secret"] is True and event.detail["upstream"] == "corp"
+        assert "new" not in str(event.detail.values())
+    # Saving without a secret keeps it.
+    again = test_client.get("/admin/upstreams/corp")
+    assert "groups=realm_access.roles" in again.text
+    test_client.post("/admin/upstreams/corp", data={"csrf_token": csrf_token(again.text), "scope": "openid"})
+    with app.app_context():
+        row = db.session.scalar(db.select(Upstream))
+        assert client_secret(row) == "new" and row.scope == "openid" and not row.end_upstream_session
+    assert test_client.get("/admin/upstreams/nobody").status_code == 404
+
+
+def test_only_admins_edit_upstreams(runner, test_client, user, auth):
+    added(runner, "--name", "corp", "--issuer", "https://id.example", "--client-id", "c", "--client-secret", "old")
+    auth.login()
+    assert test_client.get("/admin/upstreams/corp").status_code == 403
+    assert test_client.post("/admin/upstreams/corp", data={"scope": "openid"}).status_code in (400, 403)

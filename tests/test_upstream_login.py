@@ -174,3 +174,19 @@ def test_upstream_groups_set_membership_of_existing_groups_only_when_allowed(app
     sign_in(idp, oauth_client, Person("ann"))
     with app.app_context():
         assert group_names(db.session.scalar(db.select(User)).id) == ["staff"]
+
+
+@pytest.mark.parametrize("ask", ["acr_values", "claims"])
+def test_the_app_gets_amr_fed_and_the_upstreams_acr_when_it_asks(app, idp, runner, oidc_upstream, make_client, ask):
+    add_upstream(runner, oidc_upstream(ANN))
+    oauth_client, secret = make_client(redirect_uris=[CALLBACK])
+    asked = {"acr_values": "urn:example:loa:2"} if ask == "acr_values" else {
+        "claims": '{"id_token": {"acr": {"values": ["urn:example:loa:2"]}}}'}
+    session, callback = sign_in(idp, oauth_client, Person("ann"), **asked)
+    claims = id_token_claims(idp, app_tokens(idp, oauth_client, secret, callback)["id_token"])
+    assert claims["amr"] == ["fed"]
+    assert claims["acr"] == "urn:example:loa:2"
+    # Not asked: this server's own acr, still with amr fed.
+    again = drive(session, authorization_url(idp, oauth_client), Person("ann"), CALLBACK)
+    plain = id_token_claims(idp, app_tokens(idp, oauth_client, secret, again)["id_token"])
+    assert plain["amr"] == ["fed"] and plain["acr"] == "urn:idp:acr:pwd"

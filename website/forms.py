@@ -424,6 +424,22 @@ UPSTREAM_PRESET_LABELS = [
 ]
 
 
+class UpstreamEditForm(FlaskForm):
+    """An upstream provider's settings an administrator changes later (a new client secret
+    only when one is typed)."""
+
+    display_name = StringField("Button text", filters=[strip_text], validators=[Optional(), Length(max=80)])
+    scope = StringField("Scope", filters=[strip_text], validators=[DataRequired(), Length(max=500)])
+    client_secret = PasswordField("New client secret (leave empty to keep the current one)",
+                                  validators=[Optional(), Length(max=2000)])
+    claim_map = TextAreaField("Claim mapping (local=upstream, one a line)", validators=[Optional(), Length(max=2000)])
+    overwrite_name = BooleanField("Each sign-in overwrites the name here")
+    overwrite_email = BooleanField("Each sign-in overwrites the email here (only a verified one)")
+    overwrite_groups = BooleanField("Each sign-in sets membership of the groups here that the upstream names")
+    end_upstream_session = BooleanField("Logging out here also ends the session at the upstream")
+    submit = SubmitField("Save changes")
+
+
 class UpstreamForm(FlaskForm):
     """An upstream provider, as an administrator adds it."""
 

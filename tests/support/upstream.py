@@ -163,9 +163,11 @@ class TamperingProxy:
     def __init__(self, target: str):
         proxy = self
         self.tamper = None
+        self.paths: list[str] = []  # every path requested through the proxy, in order
 
         class Handler(QuietHandler):
             def _forward(self):
+                proxy.paths.append(self.path.split("?")[0])
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}

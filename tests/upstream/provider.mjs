@@ -4,7 +4,7 @@
 //    "accounts": {"<login>": {"email": ..., "email_verified": ..., "name": ..., "groups": [...]}}}
 // It listens on a free loopback port and prints one line: {"issuer": "http://127.0.0.1:PORT"}.
 // The log-in and consent pages are the provider's own development interactions: any login
-// name listed in "accounts" signs in (the password field is not checked).
+// name listed in "accounts" signs in (the password field is not checked), with the acr asked for.
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
@@ -42,6 +42,18 @@ server.listen(0, '127.0.0.1', () => {
     pkce: { required: () => true },
     cookies: { keys: ['upstream-test-cookie-key'] },
   });
+  // The development log-in page records no authentication context: say the person signed in
+  // at the strongest level the request asked for (acr_values), else the first one, so that the
+  // id_token carries an acr as a real provider's does.
+  const interactionFinished = provider.interactionFinished.bind(provider);
+  provider.interactionFinished = async (req, res, result, options) => {
+    if (result.login) {
+      const { params } = await provider.interactionDetails(req, res);
+      const asked = (params.acr_values || '').split(' ').filter((value) => value);
+      result.login.acr = asked.length ? asked[asked.length - 1] : 'urn:example:loa:1';
+    }
+    return interactionFinished(req, res, result, options);
+  };
   server.on('request', provider.callback());
   process.stdout.write(JSON.stringify({ issuer }) + '\n');
 });

@@ -23,6 +23,14 @@ from website.store import audit, throttle
 from website.store.users import find_user
 
 
+def user_named(username: str) -> User:
+    """The account with this username; a one-line error otherwise (every command that names one)."""
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"No user named {username!r}.")
+    return user
+
+
 @click.command("create-user")
 @with_appcontext
 @click.argument("username")
@@ -60,9 +68,7 @@ def create_user_command(username, password, email, name, admin):
 def unlock_user_command(username):
     """Forget an account's failed log-ins (from every address, and over all addresses), ending
     its lockouts now."""
-    user = find_user(username)
-    if user is None:
-        raise click.ClickException(f"No user named {username!r}.")
+    user = user_named(username)
     removed = throttle.unlock_account(user.username)
     audit.record("account_unlocked", user=user, by="cli", counters=removed)
     db.session.commit()
@@ -132,9 +138,7 @@ def send_password_reset_command(who):
 @click.argument("username")
 def verify_email_command(username):
     """Mark USERNAME's email address as verified without a mail (an administrator vouches for it)."""
-    user = find_user(username)
-    if user is None:
-        raise click.ClickException(f"No user named {username}.")
+    user = user_named(username)
     if not user.email:
         raise click.ClickException(f"{user.username} has no email address to verify.")
     if user.email_verified:
@@ -144,30 +148,25 @@ def verify_email_command(username):
     click.echo(f"Marked {user.email} of {user.username} as verified.")
 
 
-@click.command("disable-user")
-@with_appcontext
-@click.argument("username")
-def disable_user_command(username):
-    """Disable an account: the person cannot sign in, and their sessions and tokens stop now."""
-    user = find_user(username)
-    if user is None:
-        raise click.ClickException(f"No user named {username!r}.")
-    if not disable_account(user, by=None, via="cli"):
-        raise click.ClickException(f"{user.username} is disabled already.")
-    click.echo(f"Disabled {user.username}: signed out everywhere, every token revoked.")
+def _account_switch_command(name: str, disable: bool):
+    """The disable-user / enable-user command: find the account, change it, say so."""
+
+    @click.command(name, help="Disable an account: the person cannot sign in, and their sessions and tokens stop"
+                              " now." if disable else "Let a disabled account sign in again.")
+    @with_appcontext
+    @click.argument("username")
+    def command(username):
+        user = user_named(username)
+        if not (disable_account if disable else enable_account)(user, by=None, via="cli"):
+            raise click.ClickException(f"{user.username} is {'disabled already' if disable else 'not disabled'}.")
+        click.echo(f"Disabled {user.username}: signed out everywhere, every token revoked." if disable
+                   else f"Enabled {user.username}; they can sign in again.")
+
+    return command
 
 
-@click.command("enable-user")
-@with_appcontext
-@click.argument("username")
-def enable_user_command(username):
-    """Let a disabled account sign in again."""
-    user = find_user(username)
-    if user is None:
-        raise click.ClickException(f"No user named {username!r}.")
-    if not enable_account(user, by=None, via="cli"):
-        raise click.ClickException(f"{user.username} is not disabled.")
-    click.echo(f"Enabled {user.username}; they can sign in again.")
+disable_user_command = _account_switch_command("disable-user", disable=True)
+enable_user_command = _account_switch_command("enable-user", disable=False)
 
 
 def _iso(value: datetime | None) -> str | None:

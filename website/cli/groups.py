@@ -6,11 +6,11 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import IntegrityError
 
+from website.cli.accounts import user_named
 from website.extensions import db
 from website.models.groups import ClientRole, Group, name_problem
 from website.store import audit, groups
 from website.store.clients import query_client
-from website.store.users import find_user
 
 
 def _group(name: str) -> Group:
@@ -18,13 +18,6 @@ def _group(name: str) -> Group:
     if group is None:
         raise click.ClickException(f"No group named {name!r} (flask list-groups lists them).")
     return group
-
-
-def _user(username: str):
-    user = find_user(username)
-    if user is None:
-        raise click.ClickException(f"No user named {username!r}.")
-    return user
 
 
 def _client(client_id: str):
@@ -97,7 +90,7 @@ def list_groups_command(as_json):
 def add_to_group_command(group, usernames):
     """Add people (by username) to a group."""
     found = _group(group)
-    people = [_user(username) for username in usernames]  # all found, or nothing changes
+    people = [user_named(username) for username in usernames]  # all found, or nothing changes
     for user in people:
         if groups.add_member(found, user):
             audit.record("group_member_added", user=user, group=found.name)
@@ -113,7 +106,7 @@ def add_to_group_command(group, usernames):
 @click.argument("username")
 def remove_from_group_command(group, username):
     """Take a person out of a group."""
-    found, user = _group(group), _user(username)
+    found, user = _group(group), user_named(username)
     if not groups.remove_member(found, user):
         raise click.ClickException(f"{user.username} is not in {found.name}.")
     audit.record("group_member_removed", user=user, group=found.name)
@@ -155,43 +148,39 @@ def delete_role_command(client_id, name):
 def _holder(user, group):
     if (user is None) == (group is None):
         raise click.ClickException("Name exactly one holder: --user USERNAME or --group GROUP.")
-    return (_user(user), None) if user is not None else (None, _group(group))
+    return (user_named(user), None) if user is not None else (None, _group(group))
 
 
-@click.command("assign-role")
-@with_appcontext
-@click.argument("client_id")
-@click.argument("name")
-@click.option("--user", default=None, help="Give the role to this person.")
-@click.option("--group", default=None, help="Give the role to every member of this group.")
-def assign_role_command(client_id, name, user, group):
-    """Give a client's role to a person or a group."""
-    role = _role(client_id, name)
-    person, team = _holder(user, group)
-    if not groups.assign_role(role, user=person, group=team):
-        raise click.ClickException(f"{(person.username if person else team.name)} has the role {name} already.")
-    audit.record("role_assigned", user=person, client_id=role.client_id, role=name,
-                 group=team.name if team else None)
-    db.session.commit()
-    click.echo(f"Gave {name} to {'group ' + team.name if team else person.username}.")
+def _role_change_command(name: str, assign: bool):
+    """The assign-role / unassign-role command: the same arguments, one change each way."""
+
+    @click.command(name, help="Give a client's role to a person or a group." if assign
+                   else "Take a client's role back from a person or a group.")
+    @with_appcontext
+    @click.argument("client_id")
+    @click.argument("name")
+    @click.option("--user", default=None, help=f"{'Give the role to' if assign else 'Take the role from'} this person.")
+    @click.option("--group", default=None,
+                  help="Give the role to every member of this group." if assign else "Take the role from this group.")
+    def command(client_id, name, user, group):
+        role = _role(client_id, name)
+        person, team = _holder(user, group)
+        holder = person.username if person else team.name
+        change = groups.assign_role if assign else groups.unassign_role
+        if not change(role, user=person, group=team):
+            raise click.ClickException(f"{holder} has the role {name} already." if assign
+                                       else f"{holder} does not have the role {name}.")
+        audit.record("role_assigned" if assign else "role_unassigned", user=person, client_id=role.client_id,
+                     role=name, group=team.name if team else None)
+        db.session.commit()
+        holder = f"group {team.name}" if team else person.username
+        click.echo(f"Gave {name} to {holder}." if assign else f"Took {name} from {holder}.")
+
+    return command
 
 
-@click.command("unassign-role")
-@with_appcontext
-@click.argument("client_id")
-@click.argument("name")
-@click.option("--user", default=None, help="Take the role from this person.")
-@click.option("--group", default=None, help="Take the role from this group.")
-def unassign_role_command(client_id, name, user, group):
-    """Take a client's role back from a person or a group."""
-    role = _role(client_id, name)
-    person, team = _holder(user, group)
-    if not groups.unassign_role(role, user=person, group=team):
-        raise click.ClickException(f"{(person.username if person else team.name)} does not have the role {name}.")
-    audit.record("role_unassigned", user=person, client_id=role.client_id, role=name,
-                 group=team.name if team else None)
-    db.session.commit()
-    click.echo(f"Took {name} from {'group ' + team.name if team else person.username}.")
+assign_role_command = _role_change_command("assign-role", assign=True)
+unassign_role_command = _role_change_command("unassign-role", assign=False)
 
 
 @click.command("limit-client")

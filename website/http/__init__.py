@@ -12,7 +12,7 @@ from website.http.errors import (
     prefer_json,
     register_error_pages,
 )
-from website.http.guard import guard_protocol_request, refuse_nul
+from website.http.guard import JSONProvider, guard_protocol_request, refuse_nul
 from website.http.headers import CONTENT_SECURITY_POLICY, SessionInterface, set_security_headers
 
 
@@ -27,6 +27,7 @@ def init_app(app, csrf) -> None:
     # Flask's own default is None, so setdefault would never apply: set it unless configured.
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.session_interface = SessionInterface()
+    app.json = JSONProvider(app)
     app.before_request(answer_preflight)  # a CORS preflight has nothing for the guard to check
     app.before_request(refuse_nul)
     app.before_request(guard_protocol_request)

@@ -120,6 +120,21 @@ def current_endpoint() -> str | None:
     return None
 
 
+#: Paths that always answer JSON; other paths answer a page unless the client prefers JSON.
+JSON_PATH_PREFIXES = ("/oauth/", "/api/", "/.well-known/", "/healthz", "/readyz", "/metrics", "/userinfo", "/jwks")
+
+PAGE_PATHS = ("/oauth/authorize",)
+
+
+def is_json_path(path: str) -> bool:
+    """Tell whether a path is among those that always answer JSON (an API's, say)."""
+    return path.startswith(JSON_PATH_PREFIXES) and path not in PAGE_PATHS
+
+
 def wants_json() -> bool:
-    """Tell whether this request is for a JSON protocol endpoint (its errors are JSON)."""
-    return has_request_context() and is_json_endpoint(current_endpoint())
+    """Tell whether this request is for a JSON protocol endpoint (its errors are JSON), or for
+    no route at all under a JSON path (a mistyped admin API URL is a JSON 404, not a page)."""
+    if not has_request_context():
+        return False
+    endpoint = current_endpoint()
+    return is_json_endpoint(endpoint) or (endpoint is None and is_json_path(request.path))

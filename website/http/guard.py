@@ -6,6 +6,7 @@ import binascii
 from urllib.parse import unquote_to_bytes
 
 from flask import abort, current_app, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.routing import IntegerConverter
 
 from website.http.endpoints import FORM, JSON, ProtocolEndpoint, is_enabled, spec_for
@@ -92,6 +93,18 @@ def check_protocol_request(spec: ProtocolEndpoint) -> None:
             if key in VSCHAR_PARAMETERS and any(not _is_vschar(value) for value in values):
                 raise ProtocolInputError(
                     f"The parameter '{key}' may contain only printable ASCII characters (RFC 6749 Appendix A).")
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with a body nested deeper than the decoder goes refused as malformed
+    (a ValueError, so ``get_json`` answers 400 or, silent, None) instead of a RecursionError
+    that would be a 500 on every route (``refuse_nul`` reads every JSON body)."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("The JSON is nested too deeply.") from None
 
 
 def _holds_nul(value, depth: int = 0) -> bool:

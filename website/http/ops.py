@@ -21,6 +21,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from website.extensions import MIGRATIONS_DIR, db
 from website.http import metrics
+from website.http.endpoints import is_json_path
 
 bp = Blueprint("ops", __name__)
 
@@ -37,11 +38,6 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,127}")
 
 
-#: Paths that always answer JSON; other paths answer a page unless the client prefers JSON.
-_JSON_PATH_PREFIXES = ("/oauth/", "/api/", "/.well-known/", "/healthz", "/readyz", "/metrics", "/userinfo", "/jwks")
-
-
-_PAGE_PATHS = ("/oauth/authorize",)
 
 
 @bp.route("/healthz")
@@ -186,8 +182,7 @@ def _direct_write_applies() -> bool:
 
 
 def _wants_json() -> bool:
-    path = request.path
-    if path.startswith(_JSON_PATH_PREFIXES) and path not in _PAGE_PATHS:
+    if is_json_path(request.path):
         return True
     return request.accept_mimetypes.best_match(["application/json", "text/html"]) != "text/html"
 

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -44,6 +45,9 @@ class UserSession(db.Model):
     amr: Mapped[list] = mapped_column(JSON, default=list)
     #: The client_ids this session signed in to (an authorization was issued), oldest first.
     clients: Mapped[list] = mapped_column(JSON, default=list)
+    #: A sign-in through an upstream provider: store.sealed ciphertext of the id_token it sent
+    #: (the id_token_hint for ending the session there too at log-out).
+    upstream_id_token_sealed: Mapped[str | None] = mapped_column(Text)
 
 
 class LogoutDelivery(QueuedWork, db.Model):

@@ -77,7 +77,7 @@ class User(db.Model, Subject):
         self.username_canonical = canonical_username(username)
         return username
 
-    def set_password(self, password: str, method: str = "scrypt") -> None:
+    def set_password(self, password: str, method: str) -> None:
         """Store a slow, salted hash of the password."""
         self.password_hash = generate_password_hash(password, method=method)
 

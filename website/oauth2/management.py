@@ -18,6 +18,7 @@ MANAGEMENT_SCOPES = {
     "create:users": "Create accounts.",
     "update:users": "Change accounts: profile, password, disabled, groups and roles.",
     "delete:users": "Delete accounts.",
+    "read:sessions": "Read people's browser sessions.",
     "delete:sessions": "Sign people out.",
     "read:clients": "Read clients and their roles.",
     "create:clients": "Register clients.",

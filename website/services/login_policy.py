@@ -15,7 +15,7 @@ from website.oauth2.response_modes import (
 )
 from website.services.consent import consent_required
 from website.services.mfa import needs_step_up
-from website.services.sessions import current_session_id
+from website.services.sessions import current_session_id, federation
 
 
 def redirect_target(grant) -> tuple[str, bool]:
@@ -24,6 +24,16 @@ def redirect_target(grant) -> tuple[str, bool]:
         grant.request, grant.request.client
     )
     return redirect_uri, isinstance(grant, grants.ImplicitGrant)
+
+
+def _upstream_acr(amr, asked: list[str]) -> str | None:
+    """The upstream's acr for a session that signed in through an upstream, when the request
+    asks for an acr (acr_values or an acr claim): the app learns how the upstream
+    authenticated the person, which this server cannot say better."""
+    if not asked or "fed" not in (amr or ()) or (signed_in_with := federation()) is None:
+        return None
+    acr = signed_in_with.get("acr")
+    return acr if isinstance(acr, str) and acr else None
 
 
 def authentication_step(grant, end_user, auth_time: int | None, amr=None, fresh_login: bool = False) -> str | None:
@@ -61,7 +71,7 @@ def authentication_step(grant, end_user, auth_time: int | None, amr=None, fresh_
                                       redirect_uri=redirect_uri, redirect_fragment=fragment)
     asked = requested_acr(data, getattr(grant.request, "acr_claim", None))
     asked.check(redirect_uri=redirect_uri, redirect_fragment=fragment)
-    grant.request.acr = acr_for(amr, asked.values)
+    grant.request.acr = _upstream_acr(amr, asked.values) or acr_for(amr, asked.values)
     login = end_user is None or (not fresh_login and ("login" in prompts or grant.prompt == "login"))
     if not login and not fresh_login and max_age is not None and now() - (auth_time or 0) > int(max_age):
         login = True

@@ -35,8 +35,11 @@ def log_in(user: User, amr: tuple[str, ...] = ("pwd",), federation: dict | None 
 
     ``amr`` says how the person proved who they are (RFC 8176 values: ``pwd``, ``otp``,
     ``hwk``, ``mfa``, ``fed``, ...); id_tokens of this session carry it. ``federation``: for a
-    sign-in through an upstream provider, which one (``upstream``), its ``acr`` and the
-    ``id_token`` it sent (the hint for ending the session there too at log-out)."""
+    sign-in through an upstream provider, which one (``upstream``), its ``acr`` (kept in the
+    cookie) and the ``id_token`` it sent (kept sealed with the session's row: the hint for
+    ending the session there too at log-out)."""
+    federation = dict(federation or {})
+    upstream_token = federation.pop("id_token", None)
     old = current_session_id()
     # Signing in again as the same person (a step-up, say) keeps this browser's session: its
     # sid, and so the apps it signed in to, which are not told it ended (back-channel logout).
@@ -54,6 +57,7 @@ def log_in(user: User, amr: tuple[str, ...] = ("pwd",), federation: dict | None 
         address = request.remote_addr if has_request_context() else None
         agent = request.headers.get("User-Agent") if has_request_context() else None
         row = rows.create_session(user, list(amr), address, agent)
+    rows.keep_upstream_id_token(row, upstream_token)
     db.session.commit()
     session["user_id"] = user.id
     session["session_key"] = user.session_key()
@@ -93,9 +97,18 @@ def current_session_id() -> str | None:
 
 
 def federation() -> dict | None:
-    """The upstream sign-in of this session (see ``log_in``), or None."""
+    """The upstream sign-in of this session (see ``log_in``): ``upstream`` and ``acr``, or None."""
     value = session.get("federation")
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict) and g.get("user") is not None else None
+
+
+def federation_for_logout() -> dict | None:
+    """Before this browser's log-out: the upstream sign-in of the session with the upstream's
+    id_token (unsealed from the session's row), or None when it did not sign in through one."""
+    value = federation()
+    if value is None:
+        return None
+    return {**value, "id_token": rows.upstream_id_token(g.get("user_session"))}
 
 
 def log_out(everywhere: bool = True) -> list[str]:
@@ -158,15 +171,16 @@ def end_other_sessions(user: User) -> int:
     return rows.end_user_sessions(user.id, keep=current_session_id())
 
 
-def end_session(sid: str, user: User | None = None, by: User | None = None) -> bool:
+def end_session(sid: str, user: User | None = None, by: User | None = None, **detail) -> bool:
     """End one session of the signed-in person (from the account page), or of ``user`` (an
-    administrator, ``by``, from the console); tell whether it was theirs and live. Ending this
-    browser's own session signs it out. Committed here."""
+    administrator, ``by``, from the console; the admin API names itself in ``detail``); tell
+    whether it was theirs and live. Ending this browser's own session signs it out. Committed
+    here."""
     user = user or g.get("user")
     if user is None or not isinstance(sid, str) or not rows.end_session(user.id, sid[:64]):
         return False
     current = by is None and sid == current_session_id()
-    audit.record("session_ended", user=user, current=current, by=by.username if by else None)
+    audit.record("session_ended", user=user, current=current, by=by.username if by else None, **detail)
     db.session.commit()
     if current:
         clear_browser_session()
@@ -193,6 +207,24 @@ def list_sessions(user: User) -> list[SessionView]:
     return [SessionView(row.id, describe_browser(row.user_agent), row.ip_address, row.created_at,
                         row.last_seen_at, list(row.amr or []), list(row.clients or []), row.id == current)
             for row in rows.live_sessions(user.id, _lifetime())]
+
+
+def live_session_rows(user: User, limit: int, offset: int = 0) -> list:
+    """``limit`` of the user's live session rows from ``offset``, the most recently used first
+    (the admin API)."""
+    return rows.live_sessions(user.id, _lifetime(), limit, offset)
+
+
+def find_live_session(sid: str):
+    """The live session row with this sid, or None (also for a sid no session could have)."""
+    if not isinstance(sid, str) or not 0 < len(sid) <= 64 or "\x00" in sid:
+        return None
+    return rows.live_session(sid, _lifetime())
+
+
+def idle_expiry(row) -> int:
+    """When the session ends if its browser is not seen again (seconds since the epoch)."""
+    return row.last_seen_at + _lifetime()
 
 
 def session_records(user: User) -> list[dict]:
@@ -252,5 +284,5 @@ def logged_in_for(url: str) -> bool:
 
 
 __all__ = ["clear_browser_session", "current_session_id", "end_all_sessions", "end_other_sessions", "end_session",
-           "expect_login_for", "list_sessions", "load_session_user", "log_in", "log_out", "logged_in_for", "remember_client_in_session",
+           "expect_login_for", "federation", "federation_for_logout", "find_live_session", "idle_expiry", "list_sessions", "live_session_rows", "load_session_user", "log_in", "log_out", "logged_in_for", "remember_client_in_session",
            "session_records", "session_used_client", "used_clients"]

@@ -7,12 +7,16 @@ Upstreams are rows an administrator adds at run time, so the Authlib client is m
 request from the row (``oauth_client``) rather than registered once at start-up.
 """
 
+import copy
+import json
 import re
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
 from authlib.common.errors import AuthlibBaseError
+from authlib.common.security import generate_token
 from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
 from flask import current_app, has_request_context, request, session
 from joserfc.errors import JoseError
@@ -206,8 +210,10 @@ def save_upstream(values: dict, upstream: Upstream | None = None) -> Upstream:
     if upstream is None:
         upstream = Upstream()
         db.session.add(upstream)
+    forget_metadata(upstream)
     for column, value in values.items():
         setattr(upstream, column, value)
+    forget_metadata(upstream)
     if secret:
         set_client_secret(upstream, secret)
     return upstream
@@ -236,6 +242,58 @@ def redirect_uri(upstream_name: str) -> str:
 
 # --- The round trip -------------------------------------------------------------------------
 
+#: The most discovery documents one process keeps (a new one beyond it empties the cache).
+_METADATA_KEPT = 100
+
+
+def _metadata_cache() -> dict:
+    """This app's cache of upstream discovery documents (each with the JWKS once read):
+    discovery URL -> (when it was read, time.monotonic(); the document)."""
+    return current_app.extensions.setdefault("upstream_metadata", {})
+
+
+class _CachingClient(FlaskOAuth2App):
+    """Authlib's client, reading the discovery document and the JWKS from the process's cache
+    while they are younger than UPSTREAM_METADATA_CACHE seconds, so a sign-in does not fetch
+    them again. Authlib reads the JWKS again once when an id_token names a key it does not
+    have (the upstream rotated its keys); the new set replaces the cached one."""
+
+    def load_server_metadata(self):
+        url = self._server_metadata_url
+        if not url or "_loaded_at" in self.server_metadata:
+            return self.server_metadata
+        lifetime = current_app.config["UPSTREAM_METADATA_CACHE"]
+        cached = _metadata_cache().get(url)
+        if cached is not None and time.monotonic() - cached[0] < lifetime:
+            self.server_metadata.update(copy.deepcopy(cached[1]))
+            return self.server_metadata
+        metadata = super().load_server_metadata()
+        self._keep(time.monotonic())
+        return metadata
+
+    def fetch_jwk_set(self, force=False):
+        before = self.server_metadata.get("jwks")
+        jwk_set = super().fetch_jwk_set(force=force)
+        if jwk_set is not before:
+            cached = _metadata_cache().get(self._server_metadata_url)
+            self._keep(cached[0] if cached else time.monotonic())
+        return jwk_set
+
+    def _keep(self, read_at: float) -> None:
+        if not self._server_metadata_url or current_app.config["UPSTREAM_METADATA_CACHE"] <= 0:
+            return
+        cache = _metadata_cache()
+        if len(cache) >= _METADATA_KEPT and self._server_metadata_url not in cache:
+            cache.clear()
+        cache[self._server_metadata_url] = (read_at, copy.deepcopy(dict(self.server_metadata)))
+
+
+def forget_metadata(upstream: Upstream) -> None:
+    """Drop the upstream's cached discovery document and JWKS (its settings changed)."""
+    if upstream.issuer:
+        _metadata_cache().pop(upstream.issuer.rstrip("/") + "/.well-known/openid-configuration", None)
+
+
 def oauth_client(upstream: Upstream) -> FlaskOAuth2App:
     """Authlib's Flask OAuth 2.0 client for this upstream, made from the row (its state kept
     in the database through ``StateCache``, bound to this browser's session)."""
@@ -251,7 +309,7 @@ def oauth_client(upstream: Upstream) -> FlaskOAuth2App:
     framework = FlaskIntegration(name, StateCache())
     framework.expires_in = STATE_LIFETIME
     if upstream.kind == OIDC:
-        return FlaskOAuth2App(framework, name, client_id=upstream.client_id, client_secret=secret,
+        return _CachingClient(framework, name, client_id=upstream.client_id, client_secret=secret,
                               server_metadata_url=upstream.issuer.rstrip("/") + "/.well-known/openid-configuration",
                               client_kwargs=client_kwargs)
     return FlaskOAuth2App(framework, name, client_id=upstream.client_id, client_secret=secret,
@@ -466,35 +524,55 @@ def map_claims(upstream: Upstream, claims: dict) -> Assertion:
                      groups=groups, acr=acr)
 
 
-def logout_url(upstream: Upstream, id_token: str | None, post_logout_redirect_uri: str) -> str | None:
-    """Where to end the person's session at the upstream too (RP-Initiated Logout), when the
-    upstream is set to and advertises an end_session_endpoint; None otherwise or when it cannot
-    be reached now (the local log-out has happened anyway)."""
-    if upstream.kind != OIDC or not upstream.end_upstream_session:
+#: The prefix of the state-table key of a log-out at an upstream under way.
+_LOGOUT_KEY = "logout:"
+
+
+def start_upstream_logout(signed_in_with: dict | None, continue_to: str | None = None,
+                          client_id: str | None = None) -> str | None:
+    """After the local log-out of a session that signed in through an upstream: the URL that
+    ends the session at the upstream too (RP-Initiated Logout with the upstream's id_token as
+    id_token_hint), when that upstream is set to and advertises an end_session_endpoint; else
+    None (also when it cannot be reached now: the local log-out has happened anyway).
+
+    The upstream sends the browser back to SIGNED_OUT_PATH with a one-use ``state`` kept
+    here, and ``finish_upstream_logout`` tells where the log-out was going: ``continue_to``
+    (an address the caller already checked), else the signed-out page (for ``client_id``)."""
+    if not signed_in_with or not isinstance(signed_in_with.get("upstream"), str):
         return None
+    upstream = find_upstream(signed_in_with["upstream"])
+    if upstream is None or upstream.kind != OIDC or not upstream.end_upstream_session:
+        return None
+    state = generate_token(32)
     try:
         client = oauth_client(upstream)
         with _Failures(upstream):
-            metadata = _metadata(client, upstream)
-            if not isinstance(metadata.get("end_session_endpoint"), str):
+            endpoint = _metadata(client, upstream).get("end_session_endpoint")
+            if not isinstance(endpoint, str):
                 return None
-            return client.create_logout_url(post_logout_redirect_uri=post_logout_redirect_uri,
-                                            id_token_hint=id_token, client_id=upstream.client_id)["url"]
-    except UpstreamFailure as failure:
-        audit.record("upstream_logout_failed", upstream=upstream.name, reason=failure.reason)
+            _check_url(endpoint, "The end_session_endpoint", "issuer")
+            url = client.create_logout_url(post_logout_redirect_uri=server_url(SIGNED_OUT_PATH), state=state,
+                                           id_token_hint=signed_in_with.get("id_token"),
+                                           client_id=upstream.client_id)["url"]
+    except (UpstreamFailure, UpstreamSettingsError) as failure:
+        audit.record("upstream_logout_failed", upstream=upstream.name,
+                     reason=getattr(failure, "reason", "bad_end_session_endpoint"))
         db.session.commit()
         return None
+    audit.record("upstream_logout_started", upstream=upstream.name)
+    StateCache().set(_LOGOUT_KEY + state, json.dumps({"continue": continue_to, "client_id": client_id}),
+                     STATE_LIFETIME)  # commits the audit entry with it
+    return url
 
 
-def end_session_redirect(federation: dict | None) -> str | None:
-    """After the local log-out of a session that signed in through an upstream: the URL that
-    ends the session at the upstream too, when that upstream is set to; else None."""
-    if not federation or not isinstance(federation.get("upstream"), str):
+def finish_upstream_logout(state: str | None) -> dict | None:
+    """The upstream sent the browser back after ending its session: where the log-out was
+    going (``continue``: a URL or None, ``client_id``), taken once; None for a state that is
+    not one of ours, was used, or expired."""
+    if not isinstance(state, str) or not state or len(state) > 200:
         return None
-    upstream = find_upstream(federation["upstream"])
-    if upstream is None:
-        return None
-    return logout_url(upstream, federation.get("id_token"), server_url(SIGNED_OUT_PATH))
+    value = StateCache().get(_LOGOUT_KEY + state)
+    return json.loads(value) if value else None
 
 
 # --- What the answer means here -------------------------------------------------------------

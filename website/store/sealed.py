@@ -12,6 +12,7 @@ from sqlalchemy import select
 from website.extensions import db
 from website.models.keys import SigningKey
 from website.models.mfa import TotpFactor
+from website.models.sessions import UserSession
 from website.models.upstreams import Upstream
 from website.store import audit
 
@@ -20,6 +21,7 @@ SEALED_COLUMNS = [
     (SigningKey, "private_key_encrypted", "signing key"),
     (TotpFactor, "secret_sealed", "TOTP secret"),
     (Upstream, "client_secret_encrypted", "upstream client secret"),
+    (UserSession, "upstream_id_token_sealed", "upstream id_token of session"),
 ]
 
 

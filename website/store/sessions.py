@@ -7,6 +7,7 @@ from website.models.base import now
 from website.models.sessions import UserSession
 from website.models.users import User
 from website.store import logout_deliveries
+from website.store.sealed import UnsealError, seal, unseal
 
 #: The newest client_ids a session remembers having signed in to.
 CLIENTS_KEPT = 20
@@ -28,6 +29,23 @@ def renew_session(row: UserSession, amr: list[str]) -> UserSession:
     stamp = now()
     row.created_at, row.last_seen_at, row.amr = stamp, stamp, list(amr)
     return row
+
+
+def keep_upstream_id_token(row: UserSession, id_token: str | None) -> None:
+    """Keep (sealed) the id_token an upstream sent for this session's sign-in, or forget it
+    (committed by the caller)."""
+    row.upstream_id_token_sealed = seal(id_token) if id_token else None
+
+
+def upstream_id_token(row: UserSession | None) -> str | None:
+    """The upstream id_token kept for the session, or None (also when no configured key
+    opens it any more: the hint is then left out)."""
+    if row is None or not row.upstream_id_token_sealed:
+        return None
+    try:
+        return unseal(row.upstream_id_token_sealed, "Upstream id_token of a session").decode("utf-8")
+    except UnsealError:
+        return None
 
 
 def live_user_and_session(sid: str, user_id: int, lifetime: int) -> tuple[User, UserSession] | None:
@@ -96,12 +114,20 @@ def _end(*conditions) -> int:
     return len(ended)
 
 
-def live_sessions(user_id: int, lifetime: int) -> list[UserSession]:
-    """The user's live sessions, the most recently seen first."""
+def live_sessions(user_id: int, lifetime: int, limit: int | None = None, offset: int = 0) -> list[UserSession]:
+    """The user's live sessions, the most recently seen first (``limit`` of them from
+    ``offset``, or all)."""
     return list(db.session.scalars(select(UserSession).where(
         UserSession.user_id == user_id, UserSession.ended_at == 0,
         UserSession.last_seen_at > now() - lifetime,
-    ).order_by(UserSession.last_seen_at.desc(), UserSession.created_at.desc())))
+    ).order_by(UserSession.last_seen_at.desc(), UserSession.created_at.desc(), UserSession.id)
+        .limit(limit).offset(offset)))
+
+
+def live_session(sid: str, lifetime: int) -> UserSession | None:
+    """The session with this sid if it is live (not ended, seen within ``lifetime`` seconds)."""
+    return db.session.scalar(select(UserSession).where(
+        UserSession.id == sid, UserSession.ended_at == 0, UserSession.last_seen_at > now() - lifetime))
 
 
 def all_sessions(user_id: int) -> list[UserSession]:

@@ -1,8 +1,10 @@
 """People: checking a username and password, finding them by subject, what they allowed, the
 clients they own, deleting an account."""
 
+import functools
 import secrets
 
+from flask import current_app
 from sqlalchemy import (
     delete,
     select,
@@ -18,8 +20,11 @@ from website.models.users import User
 from website.store.clients import delete_clients
 from website.store.sessions import end_user_sessions
 
-#: Checked when no such user exists, so a wrong username costs as long as a wrong password.
-_DUMMY_PASSWORD_HASH = generate_password_hash(secrets.token_hex(16), method="scrypt")
+@functools.lru_cache(maxsize=4)
+def _dummy_password_hash(method: str) -> str:
+    """Checked when no such user exists, so a wrong username costs as long as a wrong password
+    hashed with the configured method."""
+    return generate_password_hash(secrets.token_hex(16), method=method)
 
 
 def find_user(username: str | None) -> User | None:
@@ -34,7 +39,7 @@ def authenticate_user(username: str, password: str) -> User | None:
     """Return the user whose username and password these are, or None."""
     user = find_user(username)
     if user is None:
-        check_password_hash(_DUMMY_PASSWORD_HASH, password or "")
+        check_password_hash(_dummy_password_hash(current_app.config["PASSWORD_HASH_METHOD"]), password or "")
         return None
     if not user.check_password(password) or user.disabled_at is not None:
         return None  # a disabled account is refused like a wrong password, after the same work

@@ -167,16 +167,20 @@ def unlock_user(user_id: int):
 def reset_mfa(user_id: int):
     """Ask, then remove every second factor of a person who lost theirs (audited, mailed)."""
     user = db.get_or_404(User, user_id)
+    # Back to the page it was asked from (the user list or the person's page), the form's
+    # POST keeping the query string.
+    back = request.args.get("back")
+    back = back if _is_admin_path(back) else url_for("admin.users")
     if user.id == g.user.id:
         flash("You cannot reset your own second factors here; use your security page.", "error")
-        return redirect(url_for("admin.users"))
+        return redirect(back)
     form = ConfirmForm()
     if form.validate_on_submit():
         removed = reset_factors(user, g.user)
         flash(f"{user.username}'s second factors were reset." if removed
               else f"{user.username} had no second factor; nothing to reset.")
-        return redirect(url_for("admin.users"))
-    return render_template("admin/reset_mfa.html", user=user, status=mfa_status(user), form=form)
+        return redirect(back)
+    return render_template("admin/reset_mfa.html", user=user, status=mfa_status(user), form=form, back=back)
 
 
 @bp.route("/clients")

@@ -25,6 +25,7 @@ from website.models.grants import AuthorizationCode, Token
 from website.models.groups import ClientRole, Group
 from website.models.users import User
 from website.oauth2.client_metadata import ClientMetadataError, validate_client_metadata
+from website.services.accounts import send_password_reset
 from website.services.administration import disable_account, enable_account
 from website.services.audit_sentences import client_names, sentence
 from website.services.consent import list_consents
@@ -36,6 +37,7 @@ from website.store.users import find_user
 from website.views.admin import admin_required, bp
 from website.views.account import when
 from website.views.clients import client_form_data
+from website.views.links import send_and_flash
 
 #: Audit entries shown on a person's or a client's page (the audit log has the rest).
 RECENT_EVENTS = 10
@@ -115,6 +117,24 @@ def disable_user(user_id: int):
     else:
         disable_account(user, by=g.user, via="admin_console")
         flash(f"{user.username} is disabled: signed out everywhere, every token revoked.")
+    return redirect(url_for("admin.user_page", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/password-reset", methods=["POST"])
+@admin_required
+def send_user_password_reset(user_id: int):
+    """Mail the person a link to choose a new password (their current one keeps working until
+    they do); a mail server that refuses is a message on the page."""
+    user = _user(user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    if not user.email:
+        flash(f"{user.username} has no email address to send the link to.", "error")
+    elif user.disabled_at is not None:
+        flash(f"{user.username} is disabled; enable the account first.", "error")
+    else:
+        send_and_flash(lambda: send_password_reset(user, by=g.user.username),
+                       f"A password-reset link was sent to {user.email}.")
     return redirect(url_for("admin.user_page", user_id=user.id))
 
 

@@ -13,9 +13,9 @@ from website.models.users import User
 from website.services import accounts
 from website.services.mail import MailError
 from website.services.mfa import after_password
-from website.services.sessions import federation, load_session_user, log_out
+from website.services.sessions import federation_for_logout, load_session_user, log_out
 from website.services.signup import signup_refusal
-from website.services.upstreams import end_session_redirect
+from website.services.upstreams import start_upstream_logout
 from website.store import audit, throttle
 from website.store.users import authenticate_user
 from website.views.logout import signed_out_page
@@ -185,12 +185,14 @@ def logout():
     """Sign this browser out (the account page signs out other sessions, or all)."""
     form = ConfirmForm()
     if form.validate_on_submit():
-        signed_in_with = federation()
+        signed_in_with = federation_for_logout()
         frames = log_out(everywhere=False)
+        # Signed in through an upstream set to end its session too: go there (RP-Initiated
+        # Logout), after the apps' front-channel logout frames if there are any.
+        upstream_logout = start_upstream_logout(signed_in_with, url_for("auth.index"))
         if frames:
-            return signed_out_page(frames)  # the apps' front-channel logout frames
-        # Signed in through an upstream set to end its session too: go there (RP-Initiated Logout).
-        if upstream_logout := end_session_redirect(signed_in_with):
+            return signed_out_page(frames, continue_to=upstream_logout)
+        if upstream_logout:
             return redirect(upstream_logout)
         flash("You are signed out.")
     return redirect(url_for("auth.index"))

@@ -64,6 +64,20 @@ def mail_failed(form, error: MailError):
     form.form_errors.append(str(error))
 
 
+def send_and_flash(send, sent: str) -> bool:
+    """Run ``send`` (it writes and mails); commit and flash ``sent``, or, when the mail server
+    refuses, undo what it wrote and flash the failure. Tells whether it was sent."""
+    try:
+        send()
+    except MailError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return False
+    db.session.commit()
+    flash(sent)
+    return True
+
+
 @bp.route("/forgot-password", methods=["GET", "POST"])
 def forgot_password():
     """Ask for a reset link. The answer is the same page whether or not an account matches, and
@@ -183,12 +197,5 @@ def resend_verification():
         flash(throttle.wait_message(wait, "Too many mails asked for"), "error")
         return redirect(url_for("account.index"))
     attempt.failed()
-    try:
-        accounts.send_verification(g.user)
-    except MailError as error:
-        db.session.rollback()
-        flash(str(error), "error")
-    else:
-        db.session.commit()
-        flash(f"We sent a new confirmation link to {g.user.email}.")
+    send_and_flash(lambda: accounts.send_verification(g.user), f"We sent a new confirmation link to {g.user.email}.")
     return redirect(url_for("account.index"))

@@ -22,7 +22,8 @@ from website.http.headers import allow_frames
 from website.oauth2.endpoints import EndSessionEndpoint, registered_logout_uris
 from website.oauth2.logout import frame_origins
 from website.oauth2.server import authorization
-from website.services.sessions import log_out, session_used_client
+from website.services.sessions import federation_for_logout, log_out, session_used_client
+from website.services.upstreams import start_upstream_logout
 from website.store.clients import query_client
 
 bp = Blueprint("logout", __name__)
@@ -64,10 +65,19 @@ def end_session():
             return render_template("logout/confirm.html", client=client, carried=carried, form=ConfirmForm(),
                                    destination=destination, destination_host=_host(destination))
     response = authorization.create_endpoint_response(EndSessionEndpoint.ENDPOINT_NAME, end_session_request)
+    # Only a log-out the person's own session vouches for (a valid id_token_hint, or Log out
+    # on our confirmation page) also ends the session at the upstream they signed in with.
+    vouched = g.user is not None and (confirming or end_session_request.id_token_claims is not None)
+    signed_in_with = federation_for_logout() if vouched else None
     frames = log_out(everywhere=False)  # this browser only (see EndSessionEndpoint.end_session)
-    if response is not None and frames and response.location:
+    continue_to = response.location if response is not None else None
+    if upstream_logout := start_upstream_logout(signed_in_with, continue_to, client.client_id if client else None):
+        if frames:
+            return signed_out_page(frames, client=client, continue_to=upstream_logout)
+        return redirect(upstream_logout)
+    if continue_to and frames:
         # The apps' front-channel logout frames load first, then the page goes on to the app.
-        return signed_out_page(frames, client=client, continue_to=response.location)
+        return signed_out_page(frames, client=client, continue_to=continue_to)
     return response or _logged_out_page(client, requested_uri, frames)
 
 
@@ -82,9 +92,17 @@ def auth0_logout():
     client_id = request.args.get("client_id", "")
     client = query_client(client_id)
     used_by_this_session = client is not None and session_used_client(client.client_id)
+    # Only a log-out from an app this session signed in to ends the session at the upstream
+    # too: any site can send the browser here, and it must not sign the person out there.
+    signed_in_with = federation_for_logout() if used_by_this_session else None
     frames = log_out(everywhere=False)
     return_to = request.args.get("returnTo")
-    if return_to and return_to in registered_logout_uris(client):
+    returning = bool(return_to and return_to in registered_logout_uris(client))
+    if upstream_logout := start_upstream_logout(signed_in_with, return_to if returning else None,
+                                                client.client_id if client else None):
+        return signed_out_page(frames, client=client, continue_to=upstream_logout) if frames \
+            else redirect(upstream_logout)
+    if returning:
         if used_by_this_session:
             return signed_out_page(frames, client=client, continue_to=return_to) if frames else redirect(return_to)
         return signed_out_page(frames, client=client, destination=return_to, destination_host=_host(return_to))

@@ -2,15 +2,17 @@
 with the local password, linking and unlinking on the account page, and the admin's list of
 upstreams."""
 
+import json
 from urllib.parse import parse_qs, urlsplit
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 
 from website.extensions import db
-from website.forms import ConfirmForm, LinkUpstreamForm, UpstreamForm
+from website.forms import ConfirmForm, LinkUpstreamForm, UpstreamEditForm, UpstreamForm
 from website.models.base import now
 from website.models.upstreams import UpstreamIdentity, has_password
 from website.models.users import User
+from website.oauth2.acr import requested_acr
 from website.services.sessions import log_in
 from website.services.upstreams import (
     CALLBACK_PATH,
@@ -22,6 +24,7 @@ from website.services.upstreams import (
     can_unlink,
     confirm_link,
     finish,
+    finish_upstream_logout,
     parse_claim_map,
     pending_link,
     redirect_uri,
@@ -33,6 +36,8 @@ from website.store import audit, throttle
 from website.store.upstreams import all_upstreams, find_identity, find_upstream, identities_of
 from website.views.admin import admin_required
 from website.views.auth import login_required, safe_next
+from website.views.logout import signed_out_page
+from website.store.clients import query_client
 
 bp = Blueprint("upstream", __name__)
 
@@ -56,9 +61,18 @@ def _failure_page(upstream, failure: UpstreamFailure, next_url: str | None):
 
 
 def _acr_values(next_url: str) -> str | None:
-    """The acr_values of the authorization request the person will continue, if any."""
-    values = parse_qs(urlsplit(next_url).query).get("acr_values")
-    return values[0] if values else None
+    """The acr values the authorization request the person will continue asks for (its
+    acr_values, or the values of an acr claim in its claims parameter), if any."""
+    query = {key: values[0] for key, values in parse_qs(urlsplit(next_url).query).items()}
+    try:
+        claims = json.loads(query.get("claims") or "{}")
+    except ValueError:
+        claims = {}
+    id_token = claims.get("id_token") if isinstance(claims, dict) else None
+    acr_claim = id_token.get("acr") if isinstance(id_token, dict) else None
+    asked = requested_acr(query, acr_claim if isinstance(acr_claim, dict) else None)
+    values = [value for value in asked.values if isinstance(value, str)]
+    return " ".join(values) or None
 
 
 @bp.route("/login/with/<name>")
@@ -192,9 +206,16 @@ def unlink(identity_id: int):
 
 @bp.route(SIGNED_OUT_PATH)
 def signed_out():
-    """Where an upstream sends the browser back after ending its session too."""
-    flash("You are signed out.")
-    return redirect(url_for("auth.index"))
+    """Where an upstream sends the browser back after ending its session too: on to where the
+    log-out here was going (the state is taken once; without it, the signed-out page)."""
+    going = finish_upstream_logout(request.args.get("state"))
+    if going is None:
+        return signed_out_page([])
+    if going.get("continue"):
+        if going["continue"] == url_for("auth.index"):
+            flash("You are signed out.")
+        return redirect(going["continue"])
+    return signed_out_page([], client=query_client(going.get("client_id") or ""))
 
 
 # --- Admin ------------------------------------------------------------------------------------
@@ -234,6 +255,50 @@ def admin_list():
         status = 400
     return render_template("admin/upstreams.html", form=form, upstreams=all_upstreams(), presets=PRESETS,
                            redirect_uri=redirect_uri, delete_form=ConfirmForm(formdata=None)), status
+
+
+@bp.route("/admin/upstreams/<name>", methods=["GET", "POST"])
+@admin_required
+def admin_edit(name: str):
+    """Change an upstream's scope, claim mapping, overwritable claims, logout option, or
+    rotate its client secret; linked identities stay."""
+    upstream = find_upstream(name)
+    if upstream is None:
+        abort(404)
+    form = UpstreamEditForm(obj=None if request.method == "POST" else upstream)
+    if request.method == "GET":
+        form.claim_map.data = "\n".join(f"{local}={source}" for local, source in (upstream.claim_map or {}).items()
+                                        if local != source)
+        for claim in ("name", "email", "groups"):
+            getattr(form, f"overwrite_{claim}").data = claim in (upstream.overwrite_claims or [])
+    status = 200
+    if form.validate_on_submit():
+        try:
+            values = upstream_settings(
+                upstream.name, upstream.client_id, form.client_secret.data or None,
+                display_name=form.display_name.data or upstream.display_name, issuer=upstream.issuer,
+                scope=form.scope.data, kind=upstream.kind, authorize_url=upstream.authorize_url,
+                token_url=upstream.token_url, userinfo_url=upstream.userinfo_url, emails_url=upstream.emails_url,
+                claim_map=parse_claim_map(form.claim_map.data or ""),
+                overwrite_claims=[c for c in ("name", "email", "groups") if getattr(form, f"overwrite_{c}").data],
+                end_upstream_session=form.end_upstream_session.data, require_secret=False)
+        except UpstreamSettingsError as error:
+            getattr(form, error.field_name if error.field_name in form else "scope").errors.append(str(error))
+            status = 400
+        else:
+            values["preset"] = upstream.preset
+            new_secret = bool(values["secret"])
+            save_upstream(values, upstream)
+            audit.record("upstream_updated", user=g.user, upstream=upstream.name, new_secret=new_secret,
+                         scope=upstream.scope, overwrite_claims=upstream.overwrite_claims,
+                         end_upstream_session=upstream.end_upstream_session)
+            db.session.commit()
+            flash(f"Saved {upstream.display_name}." + (" The new client secret is in use." if new_secret else ""))
+            return redirect(url_for("upstream.admin_edit", name=upstream.name))
+    elif form.errors:
+        status = 400
+    return render_template("admin/upstream_edit.html", form=form, upstream=upstream,
+                           redirect_uri=redirect_uri), status
 
 
 @bp.route("/admin/upstreams/<name>/delete", methods=["POST"])

@@ -182,4 +182,4 @@ def no_content():
 
 
 # The operations, one module per resource (imported for their @operation declarations).
-from website.views.admin_api import clients, groups, openapi, users  # noqa: E402,F401
+from website.views.admin_api import clients, groups, openapi, sessions, users  # noqa: E402,F401

@@ -52,6 +52,21 @@ SCHEMAS = {
         "grant_types": _STRINGS, "response_types": _STRINGS, "scope": _STRING,
         "token_endpoint_auth_method": _STRING, "logo_uri": _STRING, "client_uri": _STRING,
         "owner": _NULLABLE_STRING, "allowed_groups": _STRINGS}},
+    "Session": {"type": "object", "required": ["id", "user_id", "clients", "authentication"], "properties": {
+        "id": {**_STRING, "description": "The OpenID Connect sid."}, "user_id": _STRING,
+        "created_at": _NULLABLE_STRING, "updated_at": _NULLABLE_STRING, "authenticated_at": _NULLABLE_STRING,
+        "last_interacted_at": _NULLABLE_STRING, "idle_expires_at": _NULLABLE_STRING,
+        "expires_at": {**_NULLABLE_STRING, "description": "Always null: sessions end only when unused."},
+        "device": {"type": "object", "properties": {"initial_user_agent": _NULLABLE_STRING,
+                                                     "initial_ip": _NULLABLE_STRING}},
+        "clients": {"type": "array", "items": {"type": "object", "required": ["client_id"],
+                                               "properties": {"client_id": _STRING}}},
+        "authentication": {"type": "object", "properties": {"methods": {"type": "array", "items": {
+            "type": "object", "required": ["name"], "properties": {"name": {
+                **_STRING, "description": "An RFC 8176 amr value."}, "timestamp": _NULLABLE_STRING}}}}}}},
+    "SessionPage": {"type": "object", "required": ["sessions", "next"], "properties": {
+        "sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}},
+        "next": {**_NULLABLE_STRING, "description": "Pass as ?from= for the next page; null on the last."}}},
     "Error": {"type": "object", "required": ["statusCode", "error", "message", "errorCode"], "properties": {
         "statusCode": {"type": "integer"}, "error": _STRING, "message": _STRING, "errorCode": _STRING}},
 }
@@ -65,6 +80,8 @@ _QUERY = {
                                                                "maximum": PER_PAGE_MAX}},
     "include_totals": {"description": "Answer {start, limit, length, total, <items>} instead of a list.",
                        "schema": {"type": "boolean"}},
+    "from": {"description": "The next of the page before.", "schema": _STRING},
+    "take": {"description": "Sessions per page.", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
     "owned_clients": {"description": "delete: delete the clients the person owns.",
                       "schema": {"enum": ["delete"]}},
     "transfer_clients_to": {"description": "Give the person's clients to this user_id.", "schema": _STRING},

@@ -1,14 +1,16 @@
 """What the admin API answers for each kind of thing (Auth0's Management API field names
 where they fit), and how it finds one by its id."""
 
-from datetime import timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 
 from website.extensions import db
 from website.models.clients import OAuth2Client
 from website.models.groups import ClientRole, Group
+from website.models.sessions import UserSession
 from website.models.users import User
+from website.services.sessions import find_live_session, idle_expiry
 from website.store.clients import query_client
 from website.store.groups import allowed_group_names, members
 from website.views.admin_api import ApiError
@@ -35,6 +37,30 @@ def user_shape(user: User) -> dict:
         "is_admin": bool(user.is_admin),
         "created_at": iso(user.created_at),
         "updated_at": iso(user.updated_at),
+    }
+
+
+def _epoch(seconds: int | None) -> str | None:
+    return iso(datetime.fromtimestamp(seconds, timezone.utc)) if seconds else None
+
+
+def session_shape(row: UserSession, user_id: str) -> dict:
+    """A live browser session, in Auth0's session shape (``id`` is the OpenID Connect ``sid``).
+    Sessions end after PERMANENT_SESSION_LIFETIME unseen and have no absolute end, so
+    ``expires_at`` is null; only the browser and address it signed in from are kept."""
+    return {
+        "id": row.id,
+        "user_id": user_id,
+        "created_at": _epoch(row.created_at),
+        "updated_at": _epoch(row.last_seen_at),
+        "authenticated_at": _epoch(row.created_at),
+        "last_interacted_at": _epoch(row.last_seen_at),
+        "idle_expires_at": _epoch(idle_expiry(row)),
+        "expires_at": None,
+        "device": {"initial_user_agent": row.user_agent, "initial_ip": row.ip_address},
+        "clients": [{"client_id": client_id} for client_id in row.clients or []],
+        "authentication": {"methods": [{"name": method, "timestamp": _epoch(row.created_at)}
+                                       for method in row.amr or []]},
     }
 
 
@@ -77,16 +103,35 @@ def find_user(user_id: str) -> User:
     return user
 
 
+def find_session(session_id: str) -> tuple[UserSession, User]:
+    """A live session and its person; ApiError 404 for an ended, expired or unknown one."""
+    row = find_live_session(session_id)
+    if row is None:
+        raise ApiError(404, "The session does not exist.", "inexistent_session")
+    return row, db.session.get(User, row.user_id)
+
+
+#: The largest id an integer primary key holds on every database (PostgreSQL's integer).
+MAX_ROW_ID = 2**31 - 1
+
+
+def row_id(value) -> int | None:
+    """A row id from its text, or None for anything no row has: "¹" (str.isdigit admits it,
+    int() does not), signs, spaces, and numbers past the column type (PostgreSQL refuses them)."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 10:
+        return None
+    return int(value) if int(value) <= MAX_ROW_ID else None
+
+
 def find_group(group_id: str) -> Group:
-    group = db.session.get(Group, int(group_id)) if group_id.isdigit() and len(group_id) < 12 else None
+    group = db.session.get(Group, number) if (number := row_id(group_id)) is not None else None
     if group is None:
         raise ApiError(404, "The group does not exist.", "inexistent_group")
     return group
 
 
 def find_role(role_id) -> ClientRole:
-    role = (db.session.get(ClientRole, int(role_id))
-            if isinstance(role_id, str) and role_id.isdigit() and len(role_id) < 12 else None)
+    role = db.session.get(ClientRole, number) if (number := row_id(role_id)) is not None else None
     if role is None:
         raise ApiError(404, f"The role {role_id!r} does not exist.", "inexistent_role")
     return role
