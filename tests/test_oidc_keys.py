@@ -104,3 +104,26 @@ def test_keys_are_parsed_once_per_process_not_per_request(monkeypatch, idp, user
         code_flow_tokens(idp, client, secret, browser=browser)
         assert requests.get(idp + "/.well-known/jwks.json").status_code == 200
     assert len(parsed) == 1
+
+
+def test_jwks_and_discovery_answer_304_to_their_etag_until_the_keys_rotate(runner, test_client):
+    runner.invoke(args=["initdb"])
+    for path in ("/.well-known/jwks.json", "/.well-known/openid-configuration"):
+        first = test_client.get(path)
+        etag = first.headers["ETag"]
+        assert etag.startswith('"') and not etag.startswith('W/')  # strong
+        # A public document reads no session: no cookie, and no Vary: Cookie, even when one is sent.
+        test_client.set_cookie("session", "not-a-session")
+        again = test_client.get(path, headers={"If-None-Match": f'"other", {etag}'})
+        test_client.delete_cookie("session")
+        assert again.status_code == 304 and again.data == b""
+        assert again.headers["ETag"] == etag and again.headers["Cache-Control"].startswith("public, max-age=")
+        assert "Cookie" not in again.headers.get("Vary", "") and "Set-Cookie" not in again.headers
+        assert again.headers["X-Content-Type-Options"] == "nosniff" and again.headers["X-Request-ID"]
+        assert test_client.get(path, headers={"If-None-Match": '"stale"'}).status_code == 200
+        assert test_client.get(path, headers={"If-None-Match": "*"}).status_code == 304
+    old = test_client.get("/.well-known/jwks.json").headers["ETag"]
+    assert runner.invoke(args=["rotate-keys"]).exit_code == 0  # this process's ring reloads at once
+    rotated = test_client.get("/.well-known/jwks.json", headers={"If-None-Match": old})
+    assert rotated.status_code == 200 and rotated.headers["ETag"] != old
+    assert len(rotated.json["keys"]) == 2

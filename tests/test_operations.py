@@ -2,6 +2,7 @@
 workers), JSON logs with the request id."""
 
 import json
+import re
 import signal
 import socket
 import time
@@ -144,7 +145,22 @@ def test_json_logs_carry_the_request_id(database_url, tmp_path):
     assert entry["level"] == "INFO"
     assert entry["http"] == {"method": "GET", "path": "/healthz", "status": 200,
                              "duration_ms": entry["http"]["duration_ms"], "remote_addr": "127.0.0.1"}
-    assert entry["time"].endswith("Z")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"]), entry["time"]
+    assert entry["message"] == ("request_id=req-123 method=GET path=/healthz status=200 "
+                                f"duration_ms={entry['http']['duration_ms']:.1f} remote_addr=127.0.0.1")
+
+
+def test_text_logs_write_one_line_per_request(database_url, tmp_path):
+    # The served request log is written preformatted: the same line Flask's formatter writes.
+    with server_instances(1, instance_environment(config_for(database_url)), tmp_path) as [instance]:
+        for _ in range(3):
+            assert requests.get(instance.url + "/healthz", headers={"X-Request-ID": "req-7"}, timeout=10).ok
+        log = instance.log()
+    lines = [line for line in log.splitlines() if "request_id=req-7" in line]
+    assert len(lines) == 3, log[-2000:]
+    for line in lines:
+        assert re.fullmatch(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] INFO in ops: request_id=req-7 method=GET "
+                            r"path=/healthz status=200 duration_ms=\d+\.\d remote_addr=127\.0\.0\.1", line), line
 
 
 def test_an_unknown_log_format_is_a_configuration_error(database_url):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from support.flows import authorize_url, get_code, redeem
+from support.flows import authorize_url, bearer, get_code, redeem
 from support.pages import csrf_token, form_token
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "website" / "templates"
@@ -83,6 +83,23 @@ def test_token_responses_are_not_cached(test_client, auth, user, make_client):
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Pragma"] == "no-cache"
+
+
+def test_protocol_answers_never_vary_on_the_signed_in_cookie(test_client, auth, user, make_client):
+    # A browser signed in here that calls the API with a bearer token (or fetches the JWKS):
+    # the answer depends on the token, never on the cookie, so it neither says Vary: Cookie
+    # nor touches the session.
+    client, secret = make_client()
+    auth.login()
+    code, verifier = get_code(test_client, client)
+    token = redeem(test_client, client, code, verifier, secret).get_json()["access_token"]
+    for response in (test_client.get("/api/me", headers=bearer(token)),
+                     test_client.get("/.well-known/jwks.json"),
+                     test_client.get("/.well-known/openid-configuration")):
+        assert response.status_code == 200
+        assert "Cookie" not in response.headers.get("Vary", ""), response.request.path
+        assert "Set-Cookie" not in response.headers
+    assert test_client.get("/account/").status_code == 200  # still signed in for pages
 
 
 @pytest.mark.parametrize("data, auth_header", [

@@ -86,6 +86,15 @@ def is_json_endpoint(endpoint: str | None) -> bool:
     return spec is not None and spec.json
 
 
+def reads_no_session() -> bool:
+    """Tell whether this request is for a JSON protocol endpoint: its callers prove who they
+    are with their own credentials (client authentication, a bearer token) or nothing (JWKS,
+    discovery), never with this site's cookie. The signed-in user is not loaded for it (no
+    query, no session read), so its answer never varies on the cookie."""
+    spec = current_app.extensions["protocol_endpoints"].get(request.endpoint)
+    return spec is not None and spec.json
+
+
 def advertised_endpoints() -> dict[str, str]:
     """Discovery metadata name -> Flask endpoint name, for every advertised endpoint."""
     return {spec.advertise: name for name, spec in current_app.extensions["protocol_endpoints"].items()

@@ -4,7 +4,7 @@
 from flask import current_app, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
-from website.http.endpoints import current_endpoint, is_json_endpoint
+from website.http.endpoints import current_endpoint, is_json_endpoint, reads_no_session
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
@@ -17,7 +17,8 @@ class SessionInterface(SecureCookieSessionInterface):
 
     Flask builds a new serializer for every request;
     this one is built once per secret key (and fallbacks), and an empty session that nothing
-    changed costs no cookie work at all, as clients of protocol endpoints send no cookie.
+    changed costs no cookie work at all, as clients of protocol endpoints send no cookie; a
+    request without a Cookie header opens its empty session without any.
     """
 
     def __init__(self):
@@ -31,7 +32,17 @@ class SessionInterface(SecureCookieSessionInterface):
             self._serializer = (keys, serializer)
         return serializer
 
+    def open_session(self, app, request):
+        # No cookie at all (every protocol client): the empty session, without building the
+        # serializer or parsing cookies.
+        if "HTTP_COOKIE" not in request.environ and app.secret_key:
+            return self.session_class()
+        return super().open_session(app, request)
+
     def save_session(self, app, session, response) -> None:
+        if not session.modified and reads_no_session():
+            # A JSON protocol endpoint never reads the cookie: no refreshed cookie, no Vary.
+            return
         if not session and not session.modified:
             # What Flask's save_session does for it, without computing the cookie settings.
             if session.accessed:

@@ -141,25 +141,44 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=._~-]*")
 
 
 def _log_request(response):
+    """After every request: the request id header, the metrics, and the request's log line."""
     req = request._get_current_object()  # one context lookup instead of one per attribute
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = request_id
     started = g.get("request_started")
     duration = time.perf_counter() - started if started is not None else 0.0
-    duration_ms = duration * 1000
-    metrics.observe_request(req.endpoint, req.method, response.status_code, duration)
+    status = response.status_code
+    metrics.observe_request(req.endpoint, req.method, status, duration)
     if access_log.isEnabledFor(logging.INFO):
         # The path only: query strings carry codes, tokens and state. Quoting keeps the line one line.
         path = req.path
         if not _PLAIN_PATH.fullmatch(path):
             path = quote(path, safe="/:@!$&'()*+,;=-._~")
-        access_log.info(
-            "request_id=%s method=%s path=%s status=%d duration_ms=%.1f remote_addr=%s",
-            request_id, req.method, path, response.status_code, duration_ms, req.remote_addr or "-",
-            extra={"http": {"method": req.method, "path": path, "status": response.status_code,
-                            "duration_ms": round(duration_ms, 1), "remote_addr": req.remote_addr}},
-        )
+        duration_ms = duration * 1000
+        remote_addr = req.remote_addr
+        if _direct_write_applies():
+            _error_stream_handler.write_access_line(request_id, req.method, path, status, duration_ms, remote_addr)
+        else:
+            access_log.info(
+                "request_id=%s method=%s path=%s status=%d duration_ms=%.1f remote_addr=%s",
+                request_id, req.method, path, status, duration_ms, remote_addr or "-",
+                extra={"http": {"method": req.method, "path": path, "status": status,
+                                "duration_ms": round(duration_ms, 1), "remote_addr": remote_addr}},
+            )
     return response
+
+
+def _direct_write_applies() -> bool:
+    """Tell whether the access log's line would reach only this module's handler, unfiltered:
+    then the line is written preformatted, without a LogRecord or a Formatter (the same text).
+    Anything else configured (a handler on the root logger, a filter, another handler) gets
+    the record through ``logging`` as before."""
+    app_logger = access_log.parent
+    return (not access_log.handlers and not access_log.filters and access_log.propagate
+            and app_logger.handlers == [_error_stream_handler] and not app_logger.filters
+            and (not app_logger.propagate or not logging.root.handlers)
+            and not _error_stream_handler.filters and _error_stream_handler.level <= logging.INFO
+            and _error_stream_handler.preformats)
 
 
 def _wants_json() -> bool:
@@ -195,25 +214,6 @@ def database_unavailable(error):
     return response
 
 
-class _ErrorStreamHandler(logging.StreamHandler):
-    """Flask's default log handler (same format, same stream: the request's ``wsgi.errors``,
-    else stderr), resolving that stream once per line: Flask's resolves it through a context
-    proxy on every write and flush."""
-
-    def __init__(self):
-        super().__init__(sys.stderr)
-        self.setFormatter(flask_logging.default_handler.formatter)
-        self.setLevel(flask_logging.default_handler.level)
-
-    def emit(self, record) -> None:
-        # Handler.handle holds the handler's lock around emit: no other thread sees this swap.
-        self.stream = flask_logging.wsgi_errors_stream._get_current_object()
-        super().emit(record)
-
-
-_error_stream_handler = _ErrorStreamHandler()
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, the request id (when a request
     is being served) and, on request-log lines, the request's fields under ``http``."""
@@ -235,6 +235,67 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
+
+
+class _ErrorStreamHandler(logging.StreamHandler):
+    """Flask's default log handler (same format, same stream: the request's ``wsgi.errors``,
+    else stderr), resolving that stream once per line: Flask's resolves it through a context
+    proxy on every write and flush. The request log's lines it can also write preformatted
+    (``write_access_line``): the same text as through ``logging``, a few microseconds each."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+        self.setFormatter(flask_logging.default_handler.formatter)
+        self.setLevel(flask_logging.default_handler.level)
+
+    def setFormatter(self, fmt) -> None:  # noqa: N802 - logging's name
+        super().setFormatter(fmt)
+        self._second = (None, "")  # (int(time), its formatted text), reused within a second
+        self._json = isinstance(fmt, JsonFormatter)
+        #: Lines are preformatted only in the two formats this module knows.
+        self.preformats = self._json or fmt is flask_logging.default_handler.formatter
+
+    def emit(self, record) -> None:
+        # Handler.handle holds the handler's lock around emit: no other thread sees this swap.
+        self.stream = flask_logging.wsgi_errors_stream._get_current_object()
+        super().emit(record)
+
+    def _timestamp(self, now: float) -> str:
+        second = int(now)
+        cached, text = self._second
+        if cached != second:
+            if self._json:
+                text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            else:
+                text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._second = (second, text)
+        return text
+
+    def write_access_line(self, request_id, method, path, status, duration_ms, remote_addr) -> None:
+        """Write the request log's line as ``access_log.info`` through this handler would."""
+        now = time.time()
+        msecs = int((now - int(now)) * 1000)
+        message = (f"request_id={request_id} method={method} path={path} status={status:d} "
+                   f"duration_ms={duration_ms:.1f} remote_addr={remote_addr or '-'}")
+        if self._json:
+            line = json.dumps({
+                "time": f"{self._timestamp(now)}.{msecs:03d}Z", "level": "INFO", "logger": access_log.name,
+                "message": message, "request_id": request_id,
+                "http": {"method": method, "path": path, "status": status,
+                         "duration_ms": round(duration_ms, 1), "remote_addr": remote_addr},
+            }, ensure_ascii=False)
+        else:
+            line = f"[{self._timestamp(now)},{msecs:03d}] INFO in ops: {message}"
+        stream = flask_logging.wsgi_errors_stream._get_current_object()
+        with self.lock:
+            try:
+                stream.write(line + self.terminator)
+                stream.flush()
+            except Exception:  # noqa: BLE001 - as logging does: a log write never fails a request
+                self.handleError(logging.makeLogRecord({"msg": line}))
+
+
+_error_stream_handler = _ErrorStreamHandler()
 
 
 def _set_log_format(app: Flask) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from website.extensions import db
 from website.forms import ConfirmForm, LoginForm, SignupForm
+from website.http.endpoints import reads_no_session
 from website.models.users import User
 from website.services import accounts
 from website.services.mail import MailError
@@ -24,7 +25,11 @@ bp = Blueprint("auth", __name__)
 
 @bp.before_app_request
 def load_logged_in_user() -> None:
-    """Put the signed-in user (or None) on ``g.user``."""
+    """Put the signed-in user (or None) on ``g.user``; None without a look on JSON protocol
+    endpoints, which never act for the cookie's user (``reads_no_session``)."""
+    if reads_no_session():
+        g.user = None
+        return
     g.user = load_session_user()
 
 

@@ -8,7 +8,6 @@ from authlib.oauth2.rfc7591 import InvalidClientMetadataError
 from authlib.oidc.core.errors import InteractionRequiredError
 from flask import (
     Blueprint,
-    Response,
     g,
     jsonify,
     redirect,
@@ -22,6 +21,7 @@ from website.extensions import csrf, db
 from website.forms import ConfirmForm, ConsentForm
 from website.http.cors import ANY, CLIENT
 from website.http.endpoints import FORM, JSON, protocol_endpoint
+from website.http.documents import document_response
 from website.oauth2.claims import CLAIM_DESCRIPTIONS
 from website.oauth2.compat import issuer_parameter
 from website.oauth2.device import DeviceAuthorizationEndpoint
@@ -269,7 +269,7 @@ def userinfo():
 @protocol_endpoint(advertise="jwks_uri", cors=ANY)
 def jwks():
     """The public keys that verify id_tokens (JWKS), old ones until their tokens expire."""
-    return _cached_json(jwks_json(), JWKS_MAX_AGE)
+    return document_response(jwks_json(), JWKS_MAX_AGE)
 
 
 @bp.route("/.well-known/openid-configuration")
@@ -277,13 +277,7 @@ def jwks():
 @protocol_endpoint(cors=ANY)
 def discovery():
     """OpenID Connect Discovery and RFC 8414 metadata (one document serves both)."""
-    return _cached_json(discovery_json(authorization), DISCOVERY_MAX_AGE)
-
-
-def _cached_json(body: str, max_age: int) -> Response:
-    response = Response(body, mimetype="application/json")
-    response.headers["Cache-Control"] = f"public, max-age={max_age}"
-    return response
+    return document_response(discovery_json(authorization), DISCOVERY_MAX_AGE)
 
 
 @bp.route("/oauth/introspect", methods=["POST"])
