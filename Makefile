@@ -4,6 +4,9 @@ VENV ?= .venv
 LOWEST_VENV ?= .venv-lowest
 BIN := $(VENV)/bin
 export FLASK_APP := app.py
+# pytest-xdist: one worker per core, each test file kept on one worker (its module fixtures
+# start live servers and browsers once). PYTEST_PARALLEL= runs the suite in one process.
+PYTEST_PARALLEL ?= -n auto --dist loadfile
 
 .PHONY: run test test-lowest install install-dev initdb clean screenshots bench
 
@@ -34,7 +37,7 @@ INTEROP_NPM = (test ! -f tests/interop/package-lock.json || npm ci --prefix test
 test: install-dev
 	$(INTEROP_NPM)
 	$(BIN)/lint-imports pyproject.toml
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 ## Run the suite with the lowest version of each dependency the requirements allow (a fresh
 ## $(LOWEST_VENV); pip's output goes to $(LOWEST_VENV)/pip.log and is shown only when it fails)
@@ -45,7 +48,7 @@ test-lowest:
 	$(LOWEST_VENV)/bin/pip install --quiet -r requirements-dev.txt -c $(LOWEST_VENV)/constraints.txt \
 		> $(LOWEST_VENV)/pip.log 2>&1 || { cat $(LOWEST_VENV)/pip.log; exit 1; }
 	$(INTEROP_NPM)
-	$(LOWEST_VENV)/bin/python -m pytest -x -q $(PYTEST_ARGS)
+	$(LOWEST_VENV)/bin/python -m pytest -x -q $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 ## Re-take the README's screenshots (docs/screenshots/) in headless Chromium
 screenshots: install-dev
