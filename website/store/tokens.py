@@ -93,30 +93,16 @@ def _token_record(column: str, secret: str) -> TokenRecord | None:
     return TokenRecord(row[:_TOKEN_WIDTH], user)
 
 
-#: Per engine: the access-token lookup compiled once to the driver's SQL and paramstyle.
-_DRIVER_SQL: dict = {}
-
-
-def _driver_statement(engine) -> tuple[str, bool]:
-    found = _DRIVER_SQL.get(engine)
-    if found is None:
-        compiled = _RECORD_BY["access_token_hash"].compile(dialect=engine.dialect)
-        found = _DRIVER_SQL[engine] = (str(compiled), bool(compiled.positional))
-    return found
-
-
 def read_token_by_access_token(access_token: str) -> TokenRecord | None:
     """Read a token (and its user) by the hash of its access token, for read-only checks.
 
-    The hot path of every bearer check and introspection: one statement sent as the driver's
-    SQL on a pooled connection of its own, no ORM session or statement compilation. Never
-    cached: a revocation committed by any instance is seen by the next check. A lost
-    connection raises OperationalError like any query (503, and the pool is invalidated)."""
-    engine = db.engine
-    sql, positional = _driver_statement(engine)
-    digest = hash_secret(access_token)
-    with engine.connect() as connection:
-        row = connection.exec_driver_sql(sql, (digest,) if positional else {"hash": digest}).first()
+    The hot path of every bearer check and introspection: one statement (compiled once, from
+    SQLAlchemy's statement cache, its result types still applied) on a pooled Core connection of
+    its own, no ORM session. Never cached: a revocation committed by any instance is seen by the
+    next check. A lost connection raises OperationalError like any query (503, and the pool is
+    invalidated)."""
+    with db.engine.connect() as connection:
+        row = connection.execute(_RECORD_BY["access_token_hash"], {"hash": hash_secret(access_token)}).first()
     if row is None:
         return None
     user = UserRecord(row[_TOKEN_WIDTH:]) if row[_TOKEN_WIDTH] is not None else None
