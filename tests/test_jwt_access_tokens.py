@@ -41,7 +41,7 @@ def m2m(make_client, runner, api):
 def verify(live_server, token: str, audience=API) -> dict:
     """Verify a JWT access token as an API would: with the JWKS, audience and issuer."""
     signing_key = jwt.PyJWKClient(f"{live_server}/.well-known/jwks.json").get_signing_key_from_jwt(token)
-    return jwt.decode(token, signing_key.key, algorithms=["RS256"], audience=audience, issuer=ISSUER)
+    return jwt.decode(token, signing_key.key, algorithms=["ES256"], audience=audience, issuer=ISSUER)
 
 
 def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client, auth, user, make_client, runner,
@@ -175,6 +175,26 @@ def test_jwt_still_verifies_after_key_rotation(live_server, runner, m2m):
                           data={"grant_type": "client_credentials", "audience": API}).json()["access_token"]
     assert jwt.get_unverified_header(newer)["kid"] != jwt.get_unverified_header(token)["kid"]
     assert verify(live_server, newer)["exp"] > time.time()
+
+
+def test_access_tokens_are_es256_and_id_tokens_stay_rs256(live_server, runner, m2m):
+    """RFC 9068 tokens are signed with the EC key (cheap to sign); the JWKS publishes it beside
+    the RSA key, a rotation retires both, and the next token gets a fresh EC key."""
+    client, secret = m2m
+
+    def issue() -> str:
+        return requests.post(f"{live_server}/oauth/token", timeout=10, auth=(client.client_id, secret),
+                             data={"grant_type": "client_credentials", "audience": API}).json()["access_token"]
+
+    token = issue()
+    assert jwt.get_unverified_header(token)["alg"] == "ES256"
+    keys = requests.get(f"{live_server}/.well-known/jwks.json", timeout=10).json()["keys"]
+    assert sorted((k["kty"], k["alg"]) for k in keys) == [("EC", "ES256"), ("RSA", "RS256")]
+    assert issue() and jwt.get_unverified_header(issue())["kid"] == jwt.get_unverified_header(token)["kid"]
+    assert runner.invoke(args=["rotate-keys"]).exit_code == 0
+    newer = issue()
+    assert jwt.get_unverified_header(newer)["kid"] != jwt.get_unverified_header(token)["kid"]
+    assert verify(live_server, token)["aud"] == API and verify(live_server, newer)["aud"] == API
 
 
 def test_create_list_and_delete_apis(runner, api):

@@ -200,7 +200,8 @@ def test_requests_get_503_during_a_database_outage_and_succeed_after_it(app, app
         assert (token.status_code, token.json()["error"]) == (503, "temporarily_unavailable")
 
         proxy.restore()
-        # The pool's connections died with the outage; pre-ping replaces them without a restart.
+        # The pool's connections died with the outage; the failed queries invalidated the pool,
+        # so new connections replace them without a restart.
         assert requests.get(server.url + "/healthz").json() == {"status": "ok"}
         assert requests.get(server.url + "/api/me", headers=bearer).json()["username"] == "alice"
         token = requests.post(server.url + "/oauth/token", data={"grant_type": "client_credentials"},
@@ -212,6 +213,36 @@ def test_requests_get_503_during_a_database_outage_and_succeed_after_it(app, app
             db.engine.dispose()
         proxy.close()
     assert not [r for r in caplog.records if r.exc_info], "an outage should log one line, no traceback"
+
+
+@pytest.mark.skipif(not on_postgresql(), reason="needs PostgreSQL (TEST_DATABASE_URL)")
+def test_connections_dropped_while_idle_cost_at_most_one_503(app, app_config, user, make_client, caplog):
+    """No ping on checkout: a pooled connection the database dropped (a restart while no
+    request ran) fails its first query, which answers 503 and invalidates the pool; the next
+    request connects afresh. Never a 500."""
+    client, _ = make_client(grant_types=["client_credentials"], scope="profile")
+    with app.app_context():
+        db.session.add(Token(client_id=client.client_id, user_id=user.id, access_token_hash=hash_secret("tok2"),
+                             scope="profile", expires_in=3600, expires_at=now() + 3600, family_id="f2"))
+        db.session.commit()
+    served = create_app(app_config)
+    http = served.test_client()
+    bearer = {"Authorization": "Bearer tok2"}
+    try:
+        assert http.get("/api/me", headers=bearer).status_code == 200
+        with served.app_context():
+            pids = [c.dbapi_connection.info.backend_pid for c in list(db.engine.pool._pool.queue)]
+        assert pids, "the pool kept the request's connection"
+        with app.app_context():
+            for pid in pids:
+                db.session.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            db.session.commit()
+        statuses = [http.get("/api/me", headers=bearer).status_code for _ in range(3)]
+        assert statuses[0] in (200, 503) and statuses[1:] == [200, 200], statuses
+    finally:
+        with served.app_context():
+            db.engine.dispose()
+    assert not [r for r in caplog.records if r.exc_info], "a dropped connection should log one line, no traceback"
 
 
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"

@@ -453,7 +453,10 @@ def load(app, test_config: dict | None = None) -> None:
         # A file has no connection to lose: no ping (a query) on every checkout.
         engine_options = {"connect_args": {"timeout": app.config["SQLITE_BUSY_TIMEOUT"]}}
     else:
-        engine_options = {"pool_pre_ping": True}
+        # No pool_pre_ping (a round trip on every checkout): a connection lost with the
+        # database fails its query, SQLAlchemy then invalidates the whole pool, the request
+        # answers 503 (http/ops.py) and the next one connects afresh.
+        engine_options = {}
         if uri.startswith("postgresql"):
             # Fail fast while the database is unreachable: requests answer 503 (http/ops.py).
             engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
