@@ -248,9 +248,12 @@ def test_connections_dropped_while_idle_cost_at_most_one_503(app, app_config, us
 GUNICORN_CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
 
 
-def test_gunicorn_config_reads_bind_and_workers_from_the_environment(monkeypatch):
+def test_gunicorn_config_reads_bind_and_workers_from_the_environment(monkeypatch, tmp_path):
     for name in ("GUNICORN_BIND", "HOST", "PORT", "WEB_CONCURRENCY", "GUNICORN_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
+    # The config sets PROMETHEUS_MULTIPROC_DIR when it is unset, and this process's later apps
+    # would then count their metrics in files nobody reads: set it here, so it is put back.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     defaults = runpy.run_path(str(GUNICORN_CONF))
     assert defaults["bind"] == "127.0.0.1:8000"
     assert 1 <= defaults["workers"] <= 8
