@@ -57,6 +57,8 @@ screenshots: install-dev
 clean:
 	rm -rf $(VENV) $(LOWEST_VENV) .pytest_cache
 
-## Benchmark the endpoints against a bare Flask app (needs wrk); writes bench/results.md
+## Benchmark the endpoints against a bare Flask app and node oidc-provider (needs wrk, node); writes bench/results.md
+## BENCH_ARGS=--quick for a short run; --servers sync,gthread,granian; --databases sqlite,postgresql
 bench: install-dev
+	npm ci --no-audit --no-fund --prefix bench/peer
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -1,6 +1,10 @@
 """bench/run.py's setup helpers make credentials the server accepts, and its verdict
 refuses runs with errors (the benchmark itself is run with `make bench`, never in tests)."""
 
+import shutil
+
+import pytest
+
 from bench import run as bench
 from support.flows import pkce_pair
 from website.models import db
@@ -25,6 +29,7 @@ def test_pre_made_refresh_tokens_and_codes_are_accepted(app, test_client, user, 
         "grant_type": "authorization_code", "code": codes[0], "redirect_uri": bench.REDIRECT_URI,
         "code_verifier": verifier})
     assert exchanged.status_code == 200, exchanged.json
+    assert "id_token" in exchanged.json  # the code row measures issuance with an id_token
     me = test_client.get("/api/me", headers={"Authorization": f"Bearer {exchanged.json['access_token']}"})
     assert me.status_code == 200
 
@@ -49,3 +54,66 @@ def test_a_run_with_unexpected_statuses_is_a_failure_not_a_throughput():
     row = bench.judge(endpoint, result, ceiling_rps=2000)
     assert not row.failed
     assert round(row.ratio, 2) == 0.5
+
+
+def test_every_issue_19_row_carries_its_target_on_each_database(user, make_client):
+    client, secret = make_client()
+    fixture = fixture_for(client, secret, user)
+    paths = {"discovery": "/d", "jwks": "/j", "introspection": "/i", "userinfo": "/u"}
+    expected = {
+        "sqlite": {"discovery": 0.95, "jwks": 0.95, "me": 0.80, "userinfo": 0.80, "introspection": 0.80,
+                   "client_credentials": 0.50, "refresh": 0.35, "code": 0.35},
+        "postgresql": {"discovery": 0.95, "jwks": 0.95, "me": 0.65, "userinfo": 0.65,
+                       "introspection": 0.65, "client_credentials": 0.40, "refresh": 0.30, "code": 0.30},
+    }
+    for db_label, targets in expected.items():
+        rows = {e.key: e.target for e in bench.endpoints(fixture, paths, "token", db_label) if e.target}
+        assert rows == targets
+
+
+def test_verdicts_beside_the_peer_memory_and_password_hash():
+    row = bench.Result("client credentials", rps=900, p50_ms=1, p99_ms=2, ratio=0.5)
+    assert bench.peer_verdict(row, 800).startswith("peer 800 req/s: at or above the peer")
+    below = bench.peer_verdict(row, 1800)
+    assert "**below** the peer (x0.50)" in below and bench.PEER_NOTE in below
+    assert bench.rss_verdict([80.0, 99.9]) == "≤ 100 MiB met"
+    assert bench.rss_verdict([80.0, 101.0]) == "≤ 100 MiB **missed**"
+    note = bench.password_note("scrypt:32768:8:1", rps=20.0, workers=2)
+    assert "scrypt N=2^15 (32768), r=8, p=1" in note
+    assert "OWASP minimum: scrypt N=2^17 (131072), r=8, p=1" in note
+    assert note.startswith(f"{20.0 / min(2, bench.os.cpu_count()):.1f} log-ins/s per core")
+
+
+def app_config_limit():
+    from website.config import DEFAULTS
+
+    return DEFAULTS["THROTTLE_ACCOUNT_LIMIT"]
+
+
+def test_quick_mode_and_servers_option():
+    args = bench.parse_args(["--quick", "--servers", "gunicorn,gthread", "--databases", "sqlite"])
+    assert (args.duration, args.warmup) == (2, 1)
+    assert args.servers == ["sync", "gthread"] and args.databases == ["sqlite"]
+    assert bench.parse_args([]).servers == ["sync", "gthread", "granian"]
+    assert bench.parse_args([]).duration == 5
+    assert "gthread" in bench.server_command("gthread", "app:app", 8000)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--servers", "uwsgi"])
+    # Log-ins stay under the per-account throttle (5 in flight), or gthread's 8 threads get 400s.
+    login = bench.login_load(bench.Load(threads=2, connections=32, duration=5, warmup=1))
+    assert login.connections < app_config_limit() and login.threads <= login.connections
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="the peer needs node")
+def test_the_peer_installs_starts_and_answers_every_row_it_is_measured_on(tmp_path):
+    assert bench.peer_missing() is None  # installs bench/peer from its lock file when needed
+    with bench.Peer(tmp_path / "peer.log") as peer:
+        rows = bench.prepare_peer(peer)
+        assert [e.key for e in rows] == ["discovery", "jwks", "introspection", "client_credentials"]
+        for endpoint in rows:
+            status, answer = bench.probe(peer.url, endpoint, None)
+            assert status == 200, (endpoint.key, answer)
+            if endpoint.key == "introspection":
+                assert answer["active"] is True
+        assert bench.rss_mib([peer.process.pid])[0] > 0
+    assert peer.process.poll() is not None  # stopped with the block
