@@ -1,5 +1,6 @@
 """Passkeys (WebAuthn, through py_webauthn): registering one, signing in with one and no
-password, and one as the second factor after a password.
+password, one as the second factor after a password, and one as the proof of an account an
+upstream identity is being linked to.
 
 Every ceremony starts with a challenge from ``store.passkeys.issue_challenge`` (single-use,
 short-lived, in the database) and ends by spending it before anything else is believed. The
@@ -44,7 +45,10 @@ from website.store.branding import branding
 
 logger = logging.getLogger("website.passkeys")
 
-REGISTER, SIGN_IN, SECOND_FACTOR = "register", "sign_in", "second_factor"
+REGISTER, SIGN_IN, SECOND_FACTOR, LINK = "register", "sign_in", "second_factor", "link"
+
+#: The ceremonies that stand for signing in to the account, so need user verification.
+VERIFIED_PURPOSES = (SIGN_IN, LINK)
 
 NAME_MAX_LENGTH = 64
 
@@ -124,17 +128,18 @@ def registration_options(user: User) -> str:
     return options_to_json(options)
 
 
-def authentication_options(user: User | None = None) -> str:
+def authentication_options(user: User | None = None, purpose: str | None = None) -> str:
     """Options (JSON) for ``navigator.credentials.get``: with no user, any discoverable passkey
     (passwordless sign-in, user verification required); with the user who just gave their
-    password, one of their passkeys as the second factor."""
+    password, one of their passkeys as the second factor; with ``purpose=LINK``, one of the
+    user's passkeys, user verified, as the proof of the account an upstream identity links to."""
     _require_available()
-    purpose = SIGN_IN if user is None else SECOND_FACTOR
+    purpose = purpose or (SIGN_IN if user is None else SECOND_FACTOR)
     challenge = store.issue_challenge(purpose, user, current_app.config["WEBAUTHN_CHALLENGE_LIFETIME"])
     options = generate_authentication_options(
         rp_id=relying_party().id, challenge=challenge, timeout=_timeout_ms(),
         allow_credentials=_descriptors(store.list_passkeys(user)) if user is not None else [],
-        user_verification=(UserVerificationRequirement.REQUIRED if user is None
+        user_verification=(UserVerificationRequirement.REQUIRED if purpose in VERIFIED_PURPOSES
                            else UserVerificationRequirement.PREFERRED))
     return options_to_json(options)
 
@@ -224,6 +229,17 @@ def second_factor(user: User, credential) -> str:
     return _key_amr(passkey)
 
 
+def prove_account(user: User, credential) -> tuple[str, ...]:
+    """Verify one of ``user``'s passkeys, user verified, as the proof of the account an upstream
+    identity is being linked to (instead of its password); the amr values it adds. PasskeyError
+    otherwise, also for a passkey of another account."""
+    passkey, verified = _verify_assertion(credential, LINK, user)
+    audit.record("passkey_used", user=user, passkey=passkey.name, step="link")
+    db.session.commit()
+    _mail_use(user, passkey)
+    return _key_amr(passkey), "user", "mfa"
+
+
 def _key_amr(passkey: Passkey) -> str:
     """``swk`` for a passkey that syncs between devices, ``hwk`` for one bound to its device."""
     return "swk" if passkey.backed_up else "hwk"
@@ -235,6 +251,10 @@ def _verify_assertion(credential, purpose: str, user: User | None):
     challenge = _spend_challenge(credential, purpose, user)
     credential_id = credential.get("id")
     passkey = store.find_passkey(credential_id) if isinstance(credential_id, str) else None
+    if passkey is not None and purpose == LINK and passkey.user_id != user.id:
+        _refused(user, purpose, "passkey of another account", passkey=passkey.name)
+        raise PasskeyError(f"That passkey belongs to another account, not to {user.username}. Use a passkey"
+                           f" of {user.username}, or its password.")
     if passkey is None or (user is not None and passkey.user_id != user.id):
         _refused(user, purpose, "unknown credential")
         raise PasskeyError("This passkey is not registered here (it may have been removed)."
@@ -244,7 +264,7 @@ def _verify_assertion(credential, purpose: str, user: User | None):
         _refused(owner, purpose, "account disabled", passkey=passkey.name)
         raise PasskeyError("This passkey cannot sign you in. Sign in with your password, or ask an administrator.")
     handle = credential.get("response", {}).get("userHandle")
-    if purpose == SIGN_IN and handle and handle != bytes_to_base64url(_user_handle(owner)):
+    if purpose in VERIFIED_PURPOSES and handle and handle != bytes_to_base64url(_user_handle(owner)):
         _refused(owner, purpose, "user handle does not match the credential")
         raise PasskeyError("This passkey does not belong to the account it was registered for.")
     rp = relying_party()
@@ -252,7 +272,8 @@ def _verify_assertion(credential, purpose: str, user: User | None):
         verified = verify_authentication_response(
             credential=credential, expected_challenge=challenge, expected_rp_id=rp.id,
             expected_origin=list(rp.origins), credential_public_key=passkey.public_key,
-            credential_current_sign_count=passkey.sign_count, require_user_verification=purpose == SIGN_IN)
+            credential_current_sign_count=passkey.sign_count,
+            require_user_verification=purpose in VERIFIED_PURPOSES)
     except Exception as error:  # noqa: BLE001 - the library parses client bytes and raises many kinds
         _refused(owner, purpose, error, passkey=passkey.name)
         raise PasskeyError("The passkey could not be verified. Please try again, or sign in with your password.")

@@ -26,9 +26,11 @@ from website.models.base import now, utcnow
 from website.models.upstreams import NO_PASSWORD, OAUTH2, OIDC, Upstream, UpstreamIdentity, has_password
 from website.models.usernames import username_problem
 from website.models.users import User
+from website.services.passkeys import unavailable_reason as passkeys_unavailable
 from website.services.signup import signup_refusal
 from website.store import audit
 from website.store.groups import add_member, find_group, remove_member
+from website.store.passkeys import has_passkey
 from website.store.sealed import UnsealError
 from website.store.upstreams import (
     StateCache,
@@ -594,7 +596,7 @@ def resolve(upstream: Upstream, assertion: Assertion, signed_in: User | None) ->
     A known identity signs in to its account. From the account page (``intent=link``) the
     signed-in person links it to their own account. Otherwise a verified upstream email that
     matches an account with a verified email proposes a link, which the person confirms with
-    that account's password; any other address match is refused with a page (no second
+    that account's password or one of its passkeys; any other address match is refused with a page (no second
     account beside it, no link on an unverified address); with no match, an account is made
     when the sign-up policy allows. The caller commits."""
     identity = find_identity(upstream, assertion.subject)
@@ -625,7 +627,7 @@ def resolve(upstream: Upstream, assertion: Assertion, signed_in: User | None) ->
     matches = users_with_email(assertion.email) if assertion.email else []
     if matches:
         candidates = [u for u in matches if u.email_verified]
-        if (assertion.email_verified and len(candidates) == 1 and has_password(candidates[0])
+        if (assertion.email_verified and len(candidates) == 1 and can_prove(candidates[0])
                 and candidates[0].disabled_at is None):
             return Outcome(link=candidates[0])
         audit.record("upstream_login_refused", upstream=upstream.name, subject=assertion.subject,
@@ -650,6 +652,17 @@ def resolve(upstream: Upstream, assertion: Assertion, signed_in: User | None) ->
     audit.record("user_created", user=user, via="upstream", upstream=upstream.name)
     audit.record("upstream_linked", user=user, upstream=upstream.name, subject=assertion.subject, proof="new account")
     return Outcome(user=user, created=True)
+
+
+def can_passkey_prove(user: User) -> bool:
+    """Whether one of the account's passkeys can prove it on the link page (it has one, and
+    passkeys work on this site)."""
+    return has_passkey(user) and passkeys_unavailable() is None
+
+
+def can_prove(user: User) -> bool:
+    """Whether the person can prove the account before an upstream identity links to it."""
+    return has_password(user) or can_passkey_prove(user)
 
 
 def sync_groups(user: User, upstream: Upstream, previous: list, current: list) -> None:
@@ -682,12 +695,13 @@ def refresh_identity(identity: UpstreamIdentity, assertion: Assertion) -> None:
         user.email_verified = True
 
 
-def confirm_link(pending: dict, upstream: Upstream, user: User) -> UpstreamIdentity:
-    """Link the pending identity after the person proved the local account; the caller commits."""
+def confirm_link(pending: dict, upstream: Upstream, user: User, proof: str) -> UpstreamIdentity:
+    """Link the pending identity after the person proved the local account (``proof``:
+    "password" or "passkey", audited); the caller commits."""
     identity = link_identity(user, upstream, pending["subject"], pending.get("email"), pending.get("groups") or [])
     sync_groups(user, upstream, [], pending.get("groups") or [])
     audit.record("upstream_linked", user=user, upstream=upstream.name, subject=pending["subject"],
-                 proof="password")
+                 proof=proof)
     return identity
 
 
@@ -714,7 +728,7 @@ def _free_username(assertion: Assertion) -> str:
 
 
 def pending_link(assertion: Assertion, upstream: Upstream, user: User) -> dict:
-    """What the link page needs, kept in the session until the password is given."""
+    """What the link page needs, kept in the session until the account is proved."""
     return {"upstream": upstream.name, "subject": assertion.subject, "email": assertion.email,
             "groups": assertion.groups, "user_id": user.id, "next": assertion.data.get("next"),
             "id_token": assertion.id_token, "acr": assertion.acr, "expires": now() + LINK_LIFETIME}

@@ -1,6 +1,6 @@
 // Passkeys (WebAuthn): adding one on the account page, signing in with one on the log-in page
-// (a button, and the browser's own offer in the username field: conditional UI), and using
-// one as the second step after a password. The server makes every challenge and checks every
+// (a button, and the browser's own offer in the username field: conditional UI), using one
+// as the second step after a password, and proving an account an upstream identity links to. The server makes every challenge and checks every
 // answer; this script only carries them between it and navigator.credentials.
 "use strict";
 
@@ -201,8 +201,9 @@
     startConditional();
   }
 
-  // Second step after the password: a button that asks for one of the person's passkeys.
-  function setUpSecondFactor(box) {
+  // Second step after the password, or the proof of the account to link: a button that asks
+  // for one of the account's passkeys.
+  function setUpAccountPasskey(box) {
     if (!supported) return;
     box.hidden = false;
     var unsupported = box.parentNode.querySelector("[data-passkey-unsupported]");
@@ -221,7 +222,7 @@
   function setUp() {
     document.querySelectorAll("[data-passkey-register]").forEach(setUpRegistration);
     document.querySelectorAll("[data-passkey-sign-in]").forEach(setUpSignIn);
-    document.querySelectorAll("[data-passkey-second-factor]").forEach(setUpSecondFactor);
+    document.querySelectorAll("[data-passkey-second-factor], [data-passkey-proof]").forEach(setUpAccountPasskey);
   }
 
   if (document.readyState === "loading") {

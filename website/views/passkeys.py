@@ -31,17 +31,17 @@ def _no_store(response: Response, status: int = 200) -> Response:
     return response
 
 
-def _options(options_json: str) -> Response:
+def options_response(options_json: str) -> Response:
     """WebAuthn options as py_webauthn serialised them (base64url for every binary value)."""
     return _no_store(Response(options_json, mimetype="application/json"))
 
 
-def _problem(message: str, status: int = 400) -> Response:
+def problem(message: str, status: int = 400) -> Response:
     """A failed step, in words for the person; the script shows ``error`` beside the button."""
     return _no_store(jsonify(error=message), status)
 
 
-def _body() -> dict:
+def json_body() -> dict:
     data = request.get_json(silent=True)
     return data if isinstance(data, dict) else {}
 
@@ -50,52 +50,59 @@ def _body() -> dict:
 def register_options():
     """Start adding a passkey to the signed-in person's account."""
     if g.user is None:
-        return _problem(SIGNED_OUT, 401)
+        return problem(SIGNED_OUT, 401)
     try:
-        return _options(passkeys.registration_options(g.user))
+        return options_response(passkeys.registration_options(g.user))
     except passkeys.PasskeyError as error:
-        return _problem(str(error))
+        return problem(str(error))
 
 
 @bp.post("/register")
 def register():
     """Verify the new passkey and add it; the answer says where the page goes next."""
     if g.user is None:
-        return _problem(SIGNED_OUT, 401)
-    body = _body()
+        return problem(SIGNED_OUT, 401)
+    body = json_body()
     try:
         passkey = passkeys.register(g.user, body.get("credential"), body.get("name"))
     except (passkeys.PasskeyError, MailError) as error:
-        return _problem(str(error))
+        return problem(str(error))
     flash(f"Passkey “{passkey.name}” added. You can now sign in with it, without your password.")
     return _no_store(jsonify(redirect=url_for("account.index")))
 
 
-@bp.post("/sign-in/options")
-def sign_in_options():
-    """Start a passwordless sign-in with any passkey of this site (conditional UI or button).
-    Each start stores a challenge, so starts are counted per address (every one, like mails)."""
+def start_refused() -> Response | None:
+    """Count one passkey sign-in started from this address (each stores a challenge, so every
+    start counts, like mails: PASSKEY_SIGN_IN_ADDRESS_LIMIT); the 429 when there were too many."""
     attempt = throttle.begin_attempt(("passkey_sign_in_address", throttle.client_address()))
     if wait := attempt.wait:
-        message = throttle.wait_message(wait, "Too many sign-ins started")
-        response = _problem(message, 429)
+        response = problem(throttle.wait_message(wait, "Too many sign-ins started"), 429)
         response.headers["Retry-After"] = str(wait)
         return response
     attempt.failed()
+    return None
+
+
+@bp.post("/sign-in/options")
+def sign_in_options():
+    """Start a passwordless sign-in with any passkey of this site (conditional UI or button),
+    counted per address."""
+    if refused := start_refused():
+        return refused
     try:
-        return _options(passkeys.authentication_options())
+        return options_response(passkeys.authentication_options())
     except passkeys.PasskeyError as error:
-        return _problem(str(error))
+        return problem(str(error))
 
 
 @bp.post("/sign-in")
 def sign_in():
     """Verify the passkey and sign its owner in, then go where the log-in page would have."""
-    body = _body()
+    body = json_body()
     try:
         user, amr = passkeys.sign_in(body.get("credential"))
     except passkeys.PasskeyError as error:
-        return _problem(str(error))
+        return problem(str(error))
     log_in(user, amr=amr)
     next_url = body.get("next")
     return _no_store(jsonify(redirect=safe_next(next_url if isinstance(next_url, str) else None)))
@@ -141,11 +148,11 @@ def second_factor_options():
     """Start the second factor: a challenge for one of the pending person's passkeys."""
     user = mfa.pending_user()
     if user is None:
-        return _problem(TIMED_OUT, 401)
+        return problem(TIMED_OUT, 401)
     try:
-        return _options(passkeys.authentication_options(user))
+        return options_response(passkeys.authentication_options(user))
     except passkeys.PasskeyError as error:
-        return _problem(str(error))
+        return problem(str(error))
 
 
 @bp.post("/second-factor")
@@ -154,19 +161,19 @@ def second_factor_answer():
     throttle as every second factor)."""
     user = mfa.pending_user()
     if user is None:
-        return _problem(TIMED_OUT, 401)
+        return problem(TIMED_OUT, 401)
     attempt = mfa.throttled(user)
     if wait := attempt.wait:
         audit.record("mfa_locked", user=user)
         db.session.commit()
-        return _problem(throttle.wait_message(wait), 429)
+        return problem(throttle.wait_message(wait), 429)
     try:
-        amr_value = passkeys.second_factor(user, _body().get("credential"))
+        amr_value = passkeys.second_factor(user, json_body().get("credential"))
     except passkeys.PasskeyError as error:
         attempt.failed()
         audit.record("mfa_failed", user=user, factor="passkey")
         db.session.commit()
-        return _problem(str(error))
+        return problem(str(error))
     next_url = mfa.complete_second_factor(user, amr_value, kind="passkey")
     attempt.succeeded()
     return _no_store(jsonify(redirect=safe_next(next_url)))

@@ -1,11 +1,11 @@
 """Blueprint: signing in through an upstream provider ("Continue with ..."), confirming a link
-with the local password, linking and unlinking on the account page, and the admin's list of
+with the local password or a passkey of the account, linking and unlinking on the account page, and the admin's list of
 upstreams."""
 
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
 
 from website.extensions import db
 from website.forms import ConfirmForm, LinkUpstreamForm, UpstreamEditForm, UpstreamForm
@@ -13,6 +13,7 @@ from website.models.base import now
 from website.models.upstreams import UpstreamIdentity, has_password
 from website.models.users import User
 from website.oauth2.acr import requested_acr
+from website.services import passkeys
 from website.services.sessions import log_in
 from website.services.upstreams import (
     CALLBACK_PATH,
@@ -21,6 +22,7 @@ from website.services.upstreams import (
     UpstreamFailure,
     UpstreamSettingsError,
     begin,
+    can_passkey_prove,
     can_unlink,
     confirm_link,
     finish,
@@ -38,11 +40,14 @@ from website.views.admin import admin_required
 from website.views.auth import login_required, safe_next
 from website.views.logout import signed_out_page
 from website.store.clients import query_client
+from website.views.passkeys import json_body, options_response, problem, start_refused
 
 bp = Blueprint("upstream", __name__)
 
-#: The session key of an upstream identity waiting for the local password.
+#: The session key of an upstream identity waiting for the person to prove the local account.
 PENDING = "upstream_link"
+
+NOTHING_TO_LINK = "There is nothing to link (it took too long, or it was done). Start again from the log-in page."
 
 
 @bp.app_context_processor
@@ -125,43 +130,63 @@ def callback(name: str):
     return redirect(next_url)
 
 
-@bp.route("/login/link", methods=["GET", "POST"])
-def link():
-    """Link the upstream identity to the account with the same verified address, once the
-    person gives that account's password."""
+def _pending_link():
+    """The link waiting in the session, with its account and upstream; Nones when there is
+    none (or it expired, or either is gone)."""
     pending = session.get(PENDING)
-    user = upstream = None
     if isinstance(pending, dict) and pending.get("expires", 0) > now():
         user = db.session.get(User, pending.get("user_id"))
         upstream = find_upstream(pending.get("upstream"))
-    if user is None or upstream is None:
+        if user is not None and upstream is not None:
+            return pending, user, upstream
+    session.pop(PENDING, None)
+    return None, None, None
+
+
+def _link(pending: dict, user: User, upstream, proof: str, amr: tuple[str, ...]) -> str | None:
+    """Link the identity to the account the person just proved and sign them in; where to go
+    next, or None (and nothing linked) when that identity was linked meanwhile."""
+    if find_identity(upstream, pending["subject"]) is not None:
         session.pop(PENDING, None)
+        db.session.commit()
+        return None
+    confirm_link(pending, upstream, user, proof)
+    audit.record("login_succeeded", user=user, method="upstream", upstream=upstream.name)
+    db.session.commit()
+    log_in(user, amr=("fed", *amr), federation={"upstream": upstream.name, "acr": pending.get("acr"),
+                                               "id_token": pending.get("id_token")})
+    return safe_next(pending.get("next"))
+
+
+def _linked_meanwhile(upstream) -> str:
+    return f"That {upstream.display_name} account was linked meanwhile."
+
+
+@bp.route("/login/link", methods=["GET", "POST"])
+def link():
+    """Link the upstream identity to the account with the same verified address, once the
+    person gives that account's password (or uses one of its passkeys: link_passkey)."""
+    pending, user, upstream = _pending_link()
+    if user is None:
         return render_template("auth/upstream_error.html", upstream=None, next_url=None,
-                               message="There is nothing to link (it took too long, or it was done)."
-                               " Start again from the log-in page."), 400
+                               message=NOTHING_TO_LINK), 400
     form = LinkUpstreamForm()
     status = 200
+    page = {"form": form, "user": user, "upstream": upstream, "pending": pending,
+            "offer_passkey": can_passkey_prove(user), "offer_password": has_password(user)}
     if form.validate_on_submit():
         attempt = throttle.begin_attempt(*throttle.login_subjects(user.username))
         if wait := attempt.wait:
             form.password.errors.append(throttle.wait_message(wait))
             audit.record("login_locked", attempted_username=user.username)
             db.session.commit()
-            return render_template("auth/upstream_link.html", form=form, user=user, upstream=upstream,
-                                   pending=pending), 429, {"Retry-After": str(wait)}
+            return render_template("auth/upstream_link.html", **page), 429, {"Retry-After": str(wait)}
         if has_password(user) and user.check_password(form.password.data) and user.disabled_at is None:
             attempt.succeeded()
-            if find_identity(upstream, pending["subject"]) is not None:
-                session.pop(PENDING, None)
-                db.session.commit()
+            if (next_url := _link(pending, user, upstream, "password", ("pwd",))) is None:
                 return render_template("auth/upstream_error.html", upstream=upstream, next_url=None,
-                                       message=f"That {upstream.display_name} account was linked meanwhile."), 409
-            confirm_link(pending, upstream, user)
-            audit.record("login_succeeded", user=user, method="upstream", upstream=upstream.name)
-            db.session.commit()
-            log_in(user, amr=("fed", "pwd"), federation={"upstream": upstream.name, "acr": pending.get("acr"),
-                                                         "id_token": pending.get("id_token")})
-            return redirect(safe_next(pending.get("next")))
+                                       message=_linked_meanwhile(upstream)), 409
+            return redirect(next_url)
         wait = attempt.failed()
         audit.record("upstream_link_failed", user=user, upstream=upstream.name, reason="wrong password")
         db.session.commit()
@@ -169,8 +194,41 @@ def link():
         status = 429 if wait else 400
     elif form.errors:
         status = 400
-    return render_template("auth/upstream_link.html", form=form, user=user, upstream=upstream,
-                           pending=pending), status
+    return render_template("auth/upstream_link.html", **page), status
+
+
+@bp.post("/login/link/passkey/options")
+def link_passkey_options():
+    """Start proving the account to link with one of its passkeys (counted per address like a
+    passwordless sign-in: each start stores a challenge)."""
+    if refused := start_refused():
+        return refused
+    pending, user, upstream = _pending_link()
+    if user is None:
+        return problem(NOTHING_TO_LINK)
+    try:
+        return options_response(passkeys.authentication_options(user, passkeys.LINK))
+    except passkeys.PasskeyError as error:
+        return problem(str(error))
+
+
+@bp.post("/login/link/passkey")
+def link_passkey():
+    """Verify a passkey of the account (not of another one), then link as after the password."""
+    pending, user, upstream = _pending_link()
+    if user is None:
+        return problem(NOTHING_TO_LINK)
+    try:
+        amr = passkeys.prove_account(user, json_body().get("credential"))
+    except passkeys.PasskeyError as error:
+        audit.record("upstream_link_failed", user=user, upstream=upstream.name, reason="passkey refused")
+        db.session.commit()
+        return problem(str(error))
+    if (next_url := _link(pending, user, upstream, "passkey", amr)) is None:
+        return problem(_linked_meanwhile(upstream), 409)
+    response = jsonify(redirect=next_url)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/account/sign-in/<name>/link", methods=["POST"])
