@@ -1,6 +1,7 @@
 """The flask commands: initdb, create-user, create-client, purge-expired."""
 
 import json
+import re
 
 import pytest
 from sqlalchemy import select
@@ -127,6 +128,24 @@ def test_create_client_json(app, runner, test_client):
     token = test_client.post("/oauth/token", data={"grant_type": "client_credentials"},
                              auth=(data["client_id"], data["client_secret"]))
     assert token.status_code == 200, token.json
+
+
+def test_client_ids_are_letters_and_digits_so_every_command_takes_them(runner, test_client):
+    # A client_id starting with "-" was read as an option (`flask limit-client -dX...`: "No such
+    # option '-d'"); about one id in 64 started with "-" or "_".
+    ids = []
+    for n in range(40):
+        result = runner.invoke(args=["create-client", "--name", f"S{n}", "--grant-type", "client_credentials",
+                                     "--scope", "profile", "--json"])
+        assert result.exit_code == 0, result.output
+        ids.append(json.loads(result.output)["client_id"])
+    registered = test_client.post("/oauth/register", json={"client_name": "Dyn", "grant_types": ["client_credentials"],
+                                                           "token_endpoint_auth_method": "client_secret_basic"})
+    if registered.status_code == 201:
+        ids.append(registered.json["client_id"])
+    assert all(re.fullmatch(r"[A-Za-z0-9]{32}", client_id) for client_id in ids), ids
+    result = runner.invoke(args=["limit-client", ids[0], "--everyone"])
+    assert result.exit_code == 0, result.output
 
 
 def test_create_public_client_json(runner):

@@ -28,6 +28,16 @@ SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 KEY_METHODS = ("private_key_jwt",)
 
 
+#: The characters of a client_id: letters and digits only, so one never starts with "-" (which
+#: every command line, `flask limit-client ID` included, reads as an option) or needs quoting.
+_CLIENT_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def new_client_id() -> str:
+    """A new random client_id: 32 letters and digits (190 bits)."""
+    return "".join(secrets.choice(_CLIENT_ID_ALPHABET) for _ in range(32))
+
+
 class OAuth2Client(db.Model, ClientMixin):
     """A registered client with its RFC 7591 metadata; the secret is kept only as a hash."""
 
@@ -125,7 +135,7 @@ class OAuth2Client(db.Model, ClientMixin):
     @classmethod
     def register(cls, metadata: dict, owner: User | None = None) -> tuple["OAuth2Client", str | None]:
         """Make a client from validated metadata; return it with its plain secret (None if public)."""
-        client = cls(client_id=secrets.token_urlsafe(24), owner=owner, client_id_issued_at=now())
+        client = cls(client_id=new_client_id(), owner=owner, client_id_issued_at=now())
         client.set_client_metadata(metadata)
         return client, client.rotate_secret()
 

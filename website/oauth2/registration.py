@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from website.extensions import db
 from website.models.base import hash_secret
-from website.models.clients import SECRET_METHODS, InitialAccessToken, OAuth2Client, RegistrationAccessToken
+from website.models.clients import SECRET_METHODS, InitialAccessToken, OAuth2Client, RegistrationAccessToken, new_client_id
 from website.oauth2.client_metadata import LOGOUT_NOTIFICATION_FIELDS, ClientMetadataError, validate_client_metadata
 from website.oauth2.keys import get_issuer
 from website.store.clients import delete_clients, query_client
@@ -110,7 +110,7 @@ class ClientRegistrationEndpoint(_ClientRegistrationEndpoint):
         return request.registered_metadata
 
     def generate_client_id(self, request):
-        return secrets.token_urlsafe(24)
+        return new_client_id()
 
     def generate_client_secret(self, request):
         return secrets.token_urlsafe(48)
