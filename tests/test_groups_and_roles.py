@@ -106,7 +106,7 @@ def test_groups_and_roles_are_in_jwt_access_tokens(live_server, runner, test_cli
     token = get_user_token(test_client, client, secret, scope="openid groups", audience=API,
                            redirect_uri=CALLBACK)
     key = jwt.PyJWKClient(f"{live_server}/.well-known/jwks.json").get_signing_key_from_jwt(token["access_token"])
-    claims = jwt.decode(token["access_token"], key.key, algorithms=["ES256"], audience=API, issuer=ISSUER)
+    claims = jwt.decode(token["access_token"], key.key, algorithms=["RS256"], audience=API, issuer=ISSUER)
     assert claims["groups"] == ["engineering", "staff"]
     assert claims["roles"] == ["editor"]
 

@@ -5,10 +5,11 @@ import time
 import jwt
 import pytest
 import requests
-from support.factories import PASSWORD
+from support.factories import PASSWORD, config_for
 from support.flows import approve, authorize_url, get_user_token, pkce_pair
 from support.pages import query_params
 
+from website import create_app
 from website.models import AuditEvent, db
 
 API = "https://api.example.com/orders"
@@ -38,10 +39,11 @@ def m2m(make_client, runner, api):
     return allow(runner, client), secret
 
 
-def verify(live_server, token: str, audience=API) -> dict:
-    """Verify a JWT access token as an API would: with the JWKS, audience and issuer."""
+def verify(live_server, token: str, audience=API, alg="RS256") -> dict:
+    """Verify a JWT access token as an API would: with the JWKS, audience and issuer, and the one
+    algorithm it expects (RS256 by default, as APIs written for Auth0 pin it)."""
     signing_key = jwt.PyJWKClient(f"{live_server}/.well-known/jwks.json").get_signing_key_from_jwt(token)
-    return jwt.decode(token, signing_key.key, algorithms=["ES256"], audience=audience, issuer=ISSUER)
+    return jwt.decode(token, signing_key.key, algorithms=[alg], audience=audience, issuer=ISSUER)
 
 
 def test_code_flow_with_audience_gives_a_verifiable_jwt(live_server, test_client, auth, user, make_client, runner,
@@ -177,15 +179,18 @@ def test_jwt_still_verifies_after_key_rotation(live_server, runner, m2m):
     assert verify(live_server, newer)["exp"] > time.time()
 
 
-def test_access_tokens_are_es256_and_id_tokens_stay_rs256(live_server, runner, m2m):
-    """RFC 9068 tokens are signed with the EC key (cheap to sign); the JWKS publishes it beside
-    the RSA key, a rotation retires both, and the next token gets a fresh EC key."""
+def test_access_tokens_are_rs256_by_default_and_es256_when_configured(app, live_server, runner, m2m):
+    """RS256 by default (what APIs written for Auth0 verify); under ACCESS_TOKEN_SIGNING_ALG=ES256
+    they are signed with an EC key (cheap to sign) that the JWKS publishes beside the RSA key; a
+    rotation retires both, and the next token gets a fresh EC key. id_tokens stay RS256."""
     client, secret = m2m
 
     def issue() -> str:
         return requests.post(f"{live_server}/oauth/token", timeout=10, auth=(client.client_id, secret),
                              data={"grant_type": "client_credentials", "audience": API}).json()["access_token"]
 
+    assert jwt.get_unverified_header(issue())["alg"] == "RS256"
+    app.config["ACCESS_TOKEN_SIGNING_ALG"] = "ES256"
     token = issue()
     assert jwt.get_unverified_header(token)["alg"] == "ES256"
     keys = requests.get(f"{live_server}/.well-known/jwks.json", timeout=10).json()["keys"]
@@ -194,7 +199,13 @@ def test_access_tokens_are_es256_and_id_tokens_stay_rs256(live_server, runner, m
     assert runner.invoke(args=["rotate-keys"]).exit_code == 0
     newer = issue()
     assert jwt.get_unverified_header(newer)["kid"] != jwt.get_unverified_header(token)["kid"]
-    assert verify(live_server, token)["aud"] == API and verify(live_server, newer)["aud"] == API
+    assert verify(live_server, token, alg="ES256")["aud"] == API
+    assert verify(live_server, newer, alg="ES256")["aud"] == API
+
+
+def test_a_bad_access_token_signing_alg_is_a_configuration_error(database_url):
+    with pytest.raises(SystemExit, match="ACCESS_TOKEN_SIGNING_ALG must be rs256 or es256"):
+        create_app(config_for(database_url, ACCESS_TOKEN_SIGNING_ALG="HS256"))
 
 
 def test_create_list_and_delete_apis(runner, api):

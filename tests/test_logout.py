@@ -12,7 +12,7 @@ from joserfc.jwk import RSAKey
 from support.flows import get_user_token
 from support.pages import form_token
 from website.oauth2.keys import get_issuer
-from website.oauth2.keys import SIGNING_ALG, get_signing_keyset
+from website.oauth2.keys import ID_TOKEN_ALG, get_signing_keyset
 
 LOGOUT_URI = "https://app.example.com/logged-out"
 
@@ -187,7 +187,7 @@ def test_id_token_hint_naming_no_single_client_asks_first(app, test_client, auth
         claims = {"iss": get_issuer(), "sub": user.sub, "aud": [client.client_id, "another-app"],
                   "iat": int(time.time()), "exp": int(time.time()) + 300}
         keyset = get_signing_keyset()
-        hint = jwt.encode({"alg": SIGNING_ALG, "kid": keyset.keys[0].kid}, claims, keyset)
+        hint = jwt.encode({"alg": ID_TOKEN_ALG, "kid": keyset.keys[0].kid}, claims, keyset)
     page = test_client.get("/oauth/logout?" + urlencode({"id_token_hint": hint,
                                                          "post_logout_redirect_uri": LOGOUT_URI}))
     assert page.status_code == 200

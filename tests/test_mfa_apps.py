@@ -163,7 +163,7 @@ def test_refresh_introspection_and_jwt_access_tokens_carry_the_sign_in(idp, runn
     jwt_token = session.fetch_token(f"{idp}/oauth/token", authorization_response=browser.authorize(url),
                                     code_verifier=verifier)
     key = jwt.PyJWKClient(f"{idp}/.well-known/jwks.json").get_signing_key_from_jwt(jwt_token["access_token"])
-    access = jwt.decode(jwt_token["access_token"], key.key, algorithms=["ES256"], audience=api)
+    access = jwt.decode(jwt_token["access_token"], key.key, algorithms=["RS256"], audience=api)
     assert access["acr"] == ACR_MFA and access["amr"] == ["pwd", "otp", "mfa"] and access["auth_time"]
 
 

@@ -94,6 +94,9 @@ DEFAULTS = {
     # strong as its minimum (N=2^17, r=8, p=1), with a quarter of the memory per hash (32 MiB);
     # werkzeug's plain "scrypt" is p=1, a third of that work. Older hashes keep verifying.
     "PASSWORD_HASH_METHOD": "scrypt:32768:8:3",
+    # RFC 9068 JWT access tokens: RS256 (what APIs written for Auth0 verify) or ES256 (a P-256
+    # key beside the RSA one, both in the JWKS; about a fifth of RS256's signing cost).
+    "ACCESS_TOKEN_SIGNING_ALG": "RS256",
     "SQLITE_BUSY_TIMEOUT": 30,
     # Production serving (website/http/ops.py). How many reverse proxies set X-Forwarded-* in
     # front of the app; 0 trusts none of those headers.
@@ -365,6 +368,7 @@ def _check_settings(config) -> list[str]:
     config["SIGNUP_POLICY"] = choice("SIGNUP_POLICY", ("open", "invite", "domain", "closed"))
     config["CLIENT_REGISTRATION_POLICY"] = choice("CLIENT_REGISTRATION_POLICY", ("everyone", "verified", "admins"))
     config["LOG_FORMAT"] = choice("LOG_FORMAT", ("text", "json"))
+    config["ACCESS_TOKEN_SIGNING_ALG"] = choice("ACCESS_TOKEN_SIGNING_ALG", ("rs256", "es256")).upper()
     config["MFA_REQUIRED_FOR"] = choice("MFA_REQUIRED_FOR", ("none", "admins", "everyone"))
     if config["MFA_ENROLMENT_GRACE_DAYS"] < 0:
         problems.append("Configuration error: MFA_ENROLMENT_GRACE_DAYS must be 0 or more")

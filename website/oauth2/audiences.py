@@ -10,7 +10,7 @@ from flask import current_app, g
 
 from website.models.apis import ResourceServer
 from website.oauth2.acr import sign_in_of
-from website.oauth2.keys import ACCESS_TOKEN_ALG, get_issuer, get_signing_keyset
+from website.oauth2.keys import get_issuer, get_signing_keyset
 from website.store.apis import api_allows, find_api
 from website.store.groups import group_names, role_names
 
@@ -131,16 +131,17 @@ class ResourceIndicators:
 
 
 class JWTAccessTokenGenerator(JWTBearerTokenGenerator):
-    """RFC 9068 access tokens for one API, signed with the server's current ES256 key."""
+    """RFC 9068 access tokens for one API, signed with the server's current key for
+    ACCESS_TOKEN_SIGNING_ALG (RS256, or ES256)."""
 
     def __init__(self, api: ResourceServer, refresh_token_generator):
         lifetime = api.access_token_lifetime
-        super().__init__(issuer=get_issuer(), alg=ACCESS_TOKEN_ALG, refresh_token_generator=refresh_token_generator,
+        super().__init__(issuer=get_issuer(), alg=current_app.config["ACCESS_TOKEN_SIGNING_ALG"], refresh_token_generator=refresh_token_generator,
                          expires_generator=lambda client, grant_type: lifetime)
         self.api = api
 
     def get_jwks(self):
-        return get_signing_keyset(ACCESS_TOKEN_ALG)
+        return get_signing_keyset(self.alg)
 
     def get_audiences(self, client, user, scope) -> str:
         return self.api.identifier

@@ -24,9 +24,10 @@ from website.store.sealed import UnsealError, seal, unseal
 ID_TOKEN_ALG = "RS256"
 
 
-#: The algorithm RFC 9068 JWT access tokens (audiences.py) are signed with: ES256 signs in
-#: about 1/20 of RS256's CPU time, and any JOSE library an API uses verifies it.
-ACCESS_TOKEN_ALG = "ES256"
+#: The other algorithm the server signs with, with a P-256 key created when first needed: what
+#: RFC 9068 JWT access tokens (audiences.py) are signed with under ACCESS_TOKEN_SIGNING_ALG=ES256,
+#: in about 1/5 of RS256's CPU time.
+EC_ALG = "ES256"
 
 
 #: What a client may register as userinfo_signed_response_alg: signed with the same keys.
@@ -88,7 +89,7 @@ def check_private_keys() -> int:
 
 
 def _generate(alg: str) -> RSAKey | ECKey:
-    if alg == ACCESS_TOKEN_ALG:
+    if alg == EC_ALG:
         return ECKey.generate_key("P-256", auto_kid=True)
     return RSAKey.generate_key(RSA_KEY_SIZE, auto_kid=True)  # kid: the RFC 7638 thumbprint
 
@@ -109,8 +110,8 @@ def create_signing_key() -> SigningKey:
 def create_access_token_key() -> tuple[RSAKey | ECKey, dict]:
     """Generate and store the ES256 key for JWT access tokens in a transaction of its own (the
     request's session may hold uncommitted work); return the key and its public JWK."""
-    key = _generate(ACCESS_TOKEN_ALG)
-    values = _row_values(key, ACCESS_TOKEN_ALG)
+    key = _generate(EC_ALG)
+    values = _row_values(key, EC_ALG)
     with db.engine.begin() as connection:
         connection.execute(insert(SigningKey).values(**values))
     return key, values["public_jwk"]
@@ -165,7 +166,7 @@ class LoadedKeys:
     signing_key: RSAKey
     #: (publish_until or None, public JWK) for every key that may still be published.
     public_keys: list[tuple[int | None, dict]]
-    #: The newest usable private key of each other algorithm (ACCESS_TOKEN_ALG), parsed once.
+    #: The newest usable private key of each other algorithm (EC_ALG), parsed once.
     signers: dict = field(default_factory=dict)
     jwks_cache: dict = field(default_factory=dict, compare=False)
 
@@ -221,7 +222,7 @@ class KeyRing:
             return self._keys
 
     def signer(self, alg: str) -> RSAKey | ECKey:
-        """The private key that signs with ``alg``; the EC key of ACCESS_TOKEN_ALG is created
+        """The private key that signs with ``alg``; the EC key of EC_ALG is created
         when the first token needs it (and again after each rotation retired it)."""
         keys = self.current()
         if alg == ID_TOKEN_ALG:
@@ -254,8 +255,8 @@ class KeyRing:
         return LoadedKeys(
             newest_kid=rows[0].kid,
             signing_key=decrypt_private_key(signer),  # once per generation, not per request
-            signers={ACCESS_TOKEN_ALG: decrypt_private_key(row) for row in reversed(rows)
-                     if row.private_key_encrypted and row.alg == ACCESS_TOKEN_ALG},
+            signers={EC_ALG: decrypt_private_key(row) for row in reversed(rows)
+                     if row.private_key_encrypted and row.alg == EC_ALG},
             public_keys=[(row.publish_until, row.public_jwk) for row in rows],
         )
 
@@ -291,7 +292,7 @@ def jwks_json() -> str:
 
 
 #: The algorithms of the tokens this server signs.
-SIGNING_ALGS = [ID_TOKEN_ALG, ACCESS_TOKEN_ALG]
+SIGNING_ALGS = [ID_TOKEN_ALG, EC_ALG]
 
 
 def get_signing_keyset(alg: str = ID_TOKEN_ALG) -> KeySet:
