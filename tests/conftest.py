@@ -246,3 +246,15 @@ def peer_upstream(app, idp, runner, upstream_instance):
     assert result.exit_code == 0, result.output
     yield other, proxy, client_id
     proxy.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Debian Chromium for the module's browser tests (support/chromium.py)."""
+    from playwright.sync_api import sync_playwright
+    from support.chromium import launch
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()

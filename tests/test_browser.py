@@ -12,8 +12,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
-from support.chromium import CHROMIUM, DESKTOP, PHONE, SCREENSHOT_DIR, axe_violations, launch
+from playwright.sync_api import expect
+from support.chromium import CHROMIUM, DESKTOP, PHONE, SCREENSHOT_DIR, axe_violations
 from support.factories import PASSWORD
 from support.flows import pkce_pair
 from support.loopback import FAKE_APP_PAGE, LoopbackServer, QuietHandler
@@ -30,15 +30,6 @@ pytestmark = [
         reason="Debian's chromium is missing at /usr/bin/chromium (apt-get install chromium; .ci/run does)",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the module's tests."""
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

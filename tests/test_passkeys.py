@@ -13,8 +13,8 @@ import uuid
 import jwt
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
-from support.chromium import CHROMIUM, DESKTOP, PHONE, SCREENSHOT_DIR, axe_violations, launch
+from playwright.sync_api import expect
+from support.chromium import CHROMIUM, DESKTOP, PHONE, SCREENSHOT_DIR, axe_violations
 from support.factories import PASSWORD, count_rows, update_rows
 from support.mail import text_of
 from support.oidc import CALLBACK, authorization_url
@@ -48,14 +48,6 @@ RECORD_MEDIATION = """if (navigator.credentials) {
     return get(options);
   };
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

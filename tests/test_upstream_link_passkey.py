@@ -9,8 +9,8 @@ import os
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
-from support.chromium import CHROMIUM, DESKTOP, launch
+from playwright.sync_api import expect
+from support.chromium import CHROMIUM, DESKTOP
 from support.factories import PASSWORD, count_rows, update_rows
 from support.upstream import UPSTREAM_SECRET, Person, drive, oidc_provider
 from support.webauthn import VirtualAuthenticator
@@ -29,14 +29,6 @@ ANN = {"ann": {"email": "ann@example.com", "email_verified": True, "name": "Ann 
 
 WITHOUT_CONDITIONAL_UI = """if (window.PublicKeyCredential)
   PublicKeyCredential.isConditionalMediationAvailable = () => Promise.resolve(false);"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
