@@ -11,10 +11,12 @@ is faster). CPU time holds on a busy machine better than wrk's rates; compare ro
 """
 
 import argparse
+import contextlib
 import re
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,20 +41,39 @@ _ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+$")
 def cpu_costs(tree: Path, only: str, n: int, database: str) -> dict[str, int]:
     command = [sys.executable, "bench/cpu.py", "--n", str(n), "--only", only]
     if database:
-        command += ["--database", database]
-    result = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=1800)
+        with fresh_database(database) as url:
+            result = subprocess.run([*command, "--database", url], cwd=tree, capture_output=True, text=True,
+                                    timeout=1800)
+    else:
+        result = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         raise SystemExit(f"bench/cpu.py failed in {tree}: {result.stderr.strip().splitlines()[-1:]}")
     return {m[1]: int(m[2]) for line in result.stdout.splitlines() if (m := _ROW.match(line.strip()))}
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str):
+    """An empty PostgreSQL database beside the one named, dropped afterwards (each tree
+    migrates its own schema)."""
+    import sqlalchemy as sa
+
+    base = sa.make_url(server_url)
+    name = f"bench_changes_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def worktree(commit: str, into: Path) -> Path:
     path = into / commit
     subprocess.run(["git", "worktree", "add", "--detach", "-f", str(path), commit], cwd=ROOT, check=True,
                    capture_output=True)
-    for modules in ("bench/peer/node_modules",):
-        if (ROOT / modules).exists() and not (path / modules).exists():
-            (path / modules).symlink_to(ROOT / modules)
     return path
 
 
