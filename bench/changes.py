@@ -72,6 +72,8 @@ def fresh_database(server_url: str):
 
 def worktree(commit: str, into: Path) -> Path:
     path = into / commit
+    if path.exists():  # one change's parent is often the change before it
+        return path
     subprocess.run(["git", "worktree", "add", "--detach", "-f", str(path), commit], cwd=ROOT, check=True,
                    capture_output=True)
     return path
@@ -95,7 +97,7 @@ def main(argv=None) -> int:
                 parent = subprocess.run(["git", "rev-parse", "--short", f"{commit}^"], cwd=ROOT, check=True,
                                         capture_output=True, text=True).stdout.strip()
                 before_tree, after_tree = worktree(parent, Path(scratch)), worktree(commit, Path(scratch))
-                trees += [before_tree, after_tree]
+                trees += [tree for tree in (before_tree, after_tree) if tree not in trees]
                 before, after = {}, {}
                 for _ in range(args.rounds):
                     for tree, costs in ((before_tree, before), (after_tree, after)):
