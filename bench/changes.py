@@ -13,6 +13,7 @@ is faster). CPU time holds on a busy machine better than wrk's rates; compare ro
 import argparse
 import contextlib
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,8 @@ def main(argv=None) -> int:
                                                              "the lowest cost of each is kept")
     parser.add_argument("--database", default="")
     args = parser.parse_args(argv)
+    # A stopped run still removes its worktrees (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     changes = {commit: CHANGES.get(commit, (commit, "me,client_credentials")) for commit in args.commits or CHANGES}
     print("| change | commit | endpoint | parent us/req | change us/req | parent/change |")
     print("|---|---|---|---:|---:|---:|")
