@@ -4,7 +4,7 @@ layers above it."""
 
 from werkzeug.exceptions import HTTPException
 
-from website.http import endpoints, ops
+from website.http import endpoints, front, ops
 from website.http.cors import add_cors_headers, answer_preflight
 from website.http.errors import (
     forbidden_description_response,
@@ -21,6 +21,7 @@ def init_app(app, csrf) -> None:
     checks and the cookie rules (after every blueprint is registered)."""
     endpoints.init_app(app, csrf)
     register_error_pages(app)
+    front.init_app(app)  # inside the proxy middleware, which ops installs
     ops.init_app(app)  # /healthz, request log, proxies, 503 while the database is down
     app.config.setdefault("CONTENT_SECURITY_POLICY", CONTENT_SECURITY_POLICY)
     app.config["SESSION_COOKIE_HTTPONLY"] = True

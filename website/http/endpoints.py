@@ -40,6 +40,9 @@ class ProtocolEndpoint:
     #: The boolean setting that turns the endpoint on; while it is off the endpoint answers
     #: 404 and discovery does not list it.
     setting: str | None = None
+    #: The same bytes for every caller (discovery, JWKS): answered by the front (``front.py``)
+    #: from Flask's last answer, without a request context.
+    document: bool = False
 
 
 #: View function -> its declaration, filled by the decorator at import time.
@@ -48,10 +51,10 @@ _DECLARED: dict[object, ProtocolEndpoint] = {}
 
 def protocol_endpoint(*content_types: str, client_auth: bool = False, body_error: str = "invalid_request",
                       json: bool = True, csrf_exempt: bool | None = None, advertise: str | None = None,
-                      cors: str | None = None, setting: str | None = None):
+                      cors: str | None = None, setting: str | None = None, document: bool = False):
     """Declare a view a protocol endpoint (put it below ``@bp.route``)."""
     spec = ProtocolEndpoint(tuple(content_types), client_auth, body_error, json,
-                            json if csrf_exempt is None else csrf_exempt, advertise, cors, setting)
+                            json if csrf_exempt is None else csrf_exempt, advertise, cors, setting, document)
 
     def decorate(view):
         _DECLARED[view] = spec

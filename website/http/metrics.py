@@ -57,6 +57,8 @@ def watch_pool(engine) -> None:
     event.listen(engine, "checkin", lambda *args: POOL_CHECKED_OUT.dec())
     event.listen(engine, "connect", lambda *args: POOL_CONNECTIONS.inc())
     event.listen(engine, "close", lambda *args: POOL_CONNECTIONS.dec())
+    # A detached connection (store/driver.py keeps some) leaves the pool checked out.
+    event.listen(engine, "detach", lambda *args: (POOL_CHECKED_OUT.dec(), POOL_CONNECTIONS.dec()))
 
 
 def _allowed() -> bool:

@@ -130,9 +130,14 @@ def current_request_id() -> str | None:
     return g.get("request_id")
 
 
+def sane_request_id(value: str) -> bool:
+    """Tell whether an incoming X-Request-ID may be kept (else the request gets a new one)."""
+    return _SANE_REQUEST_ID.fullmatch(value) is not None
+
+
 def _start_request() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if sane_request_id(incoming) else uuid.uuid4().hex
     g.request_started = time.perf_counter()
 
 
@@ -147,25 +152,30 @@ def _log_request(response):
     response.headers[REQUEST_ID_HEADER] = request_id
     started = g.get("request_started")
     duration = time.perf_counter() - started if started is not None else 0.0
-    status = response.status_code
-    metrics.observe_request(req.endpoint, req.method, status, duration)
+    log_request(request_id, req.endpoint, req.method, req.path, response.status_code, duration, req.remote_addr)
+    return response
+
+
+def log_request(request_id, endpoint, method, path, status, seconds, remote_addr, stream=None) -> None:
+    """Count an answered request in the metrics and write its log line (also for the requests
+    the front answers without Flask, which pass their ``wsgi.errors`` stream)."""
+    metrics.observe_request(endpoint, method, status, seconds)
     if access_log.isEnabledFor(logging.INFO):
         # The path only: query strings carry codes, tokens and state. Quoting keeps the line one line.
-        path = req.path
         if not _PLAIN_PATH.fullmatch(path):
             path = quote(path, safe="/:@!$&'()*+,;=-._~")
-        duration_ms = duration * 1000
-        remote_addr = req.remote_addr
+        duration_ms = seconds * 1000
         if _direct_write_applies():
-            _error_stream_handler.write_access_line(request_id, req.method, path, status, duration_ms, remote_addr)
+            _error_stream_handler.write_access_line(request_id, method, path, status, duration_ms, remote_addr,
+                                                    stream)
         else:
             access_log.info(
                 "request_id=%s method=%s path=%s status=%d duration_ms=%.1f remote_addr=%s",
-                request_id, req.method, path, status, duration_ms, remote_addr or "-",
-                extra={"http": {"method": req.method, "path": path, "status": status,
+                request_id, method, path, status, duration_ms, remote_addr or "-",
+                extra={"request_id": request_id,
+                       "http": {"method": method, "path": path, "status": status,
                                 "duration_ms": round(duration_ms, 1), "remote_addr": remote_addr}},
             )
-    return response
 
 
 def _direct_write_applies() -> bool:
@@ -227,7 +237,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = g.get("request_id") if has_request_context() else None
+        request_id = getattr(record, "request_id", None)
+        if request_id is None and has_request_context():
+            request_id = g.get("request_id")
         if request_id:
             entry["request_id"] = request_id
         if http := getattr(record, "http", None):
@@ -271,8 +283,9 @@ class _ErrorStreamHandler(logging.StreamHandler):
             self._second = (second, text)
         return text
 
-    def write_access_line(self, request_id, method, path, status, duration_ms, remote_addr) -> None:
-        """Write the request log's line as ``access_log.info`` through this handler would."""
+    def write_access_line(self, request_id, method, path, status, duration_ms, remote_addr, stream=None) -> None:
+        """Write the request log's line as ``access_log.info`` through this handler would (to
+        ``stream``, else the request's ``wsgi.errors``, else stderr)."""
         now = time.time()
         msecs = int((now - int(now)) * 1000)
         message = (f"request_id={request_id} method={method} path={path} status={status:d} "
@@ -286,7 +299,8 @@ class _ErrorStreamHandler(logging.StreamHandler):
             }, ensure_ascii=False)
         else:
             line = f"[{self._timestamp(now)},{msecs:03d}] INFO in ops: {message}"
-        stream = flask_logging.wsgi_errors_stream._get_current_object()
+        if stream is None:
+            stream = flask_logging.wsgi_errors_stream._get_current_object()
         with self.lock:
             try:
                 stream.write(line + self.terminator)

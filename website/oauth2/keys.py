@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import ServiceUnavailable
 
 from website.extensions import db
+from website.http.front import documents_changed
 from website.models.apis import ResourceServer
 from website.models.base import now
 from website.models.keys import SigningKey
@@ -197,6 +198,7 @@ class KeyRing:
     def expire(self) -> None:
         """Read the keys again on next use (after this process rotated them)."""
         self._checked_at = float("-inf")
+        documents_changed()
 
     def current(self) -> LoadedKeys:
         """The current key set, creating the first key if the database has none."""
@@ -219,6 +221,7 @@ class KeyRing:
         with self._lock:
             if self._keys is None or self._keys.newest_kid != newest:
                 self._keys = self._load()
+                documents_changed()
             return self._keys
 
     def signer(self, alg: str) -> RSAKey | ECKey:
@@ -238,6 +241,7 @@ class KeyRing:
                 self._keys = keys = LoadedKeys(
                     newest_kid=key.kid, signing_key=keys.signing_key,
                     signers={**keys.signers, alg: key}, public_keys=[(None, jwk), *keys.public_keys])
+                documents_changed()
             return keys.signers[alg]
 
     def _load(self) -> LoadedKeys:

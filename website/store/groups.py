@@ -1,6 +1,6 @@
 """Reads and writes of groups, client roles and the groups allowed to use a client."""
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import bindparam, delete, exists, func, or_, select
 
 from website.extensions import db
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
@@ -14,17 +14,26 @@ def group_names(user_id: int) -> list[str]:
         .where(GroupMember.user_id == user_id).order_by(Group.name)))
 
 
+#: Every role the client defines, each with whether the person holds it (directly or through
+#: a group): one statement, built once, for a claim that goes in most tokens.
+_ROLES_OF_CLIENT = (
+    select(ClientRole.name, exists().where(
+        RoleAssignment.role_id == ClientRole.id,
+        or_(RoleAssignment.user_id == bindparam("user_id"),
+            RoleAssignment.group_id.in_(select(GroupMember.group_id)
+                                        .where(GroupMember.user_id == bindparam("user_id"))))).label("held"))
+    .where(ClientRole.client_id == bindparam("client_id"))
+    .order_by(ClientRole.name)
+)
+
+
 def role_names(user_id: int, client_id: str) -> list[str] | None:
     """The client's roles the person holds, directly or through a group, sorted (the ``roles``
     claim); None when the client defines no roles at all."""
-    if not db.session.scalar(select(exists().where(ClientRole.client_id == client_id))):
+    rows = db.session.execute(_ROLES_OF_CLIENT, {"user_id": user_id, "client_id": client_id}).all()
+    if not rows:
         return None
-    member_of = select(GroupMember.group_id).where(GroupMember.user_id == user_id)
-    return list(db.session.scalars(
-        select(ClientRole.name).distinct().join(RoleAssignment, RoleAssignment.role_id == ClientRole.id)
-        .where(ClientRole.client_id == client_id,
-               or_(RoleAssignment.user_id == user_id, RoleAssignment.group_id.in_(member_of)))
-        .order_by(ClientRole.name)))
+    return list(dict.fromkeys(name for name, held in rows if held))
 
 
 def allowed_group_names(client_id: str) -> list[str]:

@@ -9,7 +9,7 @@ from website.models.base import hash_secret, now
 from website.models.clients import OAuth2Client
 from website.models.grants import Token, TokenState
 from website.models.users import Subject, User
-from website.store import audit
+from website.store import audit, driver
 
 
 class UserRecord(Subject):
@@ -96,13 +96,11 @@ def _token_record(column: str, secret: str) -> TokenRecord | None:
 def read_token_by_access_token(access_token: str) -> TokenRecord | None:
     """Read a token (and its user) by the hash of its access token, for read-only checks.
 
-    The hot path of every bearer check and introspection: one statement (compiled once, from
-    SQLAlchemy's statement cache, its result types still applied) on a pooled Core connection of
-    its own, no ORM session. Never cached: a revocation committed by any instance is seen by the
-    next check. A lost connection raises OperationalError like any query (503, and the pool is
-    invalidated)."""
-    with db.engine.connect() as connection:
-        row = connection.execute(_RECORD_BY["access_token_hash"], {"hash": hash_secret(access_token)}).first()
+    The hot path of every bearer check and introspection: one statement run on the driver
+    (driver.py: prepared, on a connection of its own, no pool checkout, no ORM session). Never
+    cached: a revocation committed by any instance is seen by the next check. A lost
+    connection raises OperationalError like any query (503; the next check reconnects)."""
+    row = driver.fetch_one(_RECORD_BY["access_token_hash"], {"hash": hash_secret(access_token)})
     if row is None:
         return None
     user = UserRecord(row[_TOKEN_WIDTH:]) if row[_TOKEN_WIDTH] is not None else None

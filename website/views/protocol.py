@@ -266,7 +266,7 @@ def userinfo():
 
 
 @bp.route("/.well-known/jwks.json")
-@protocol_endpoint(advertise="jwks_uri", cors=ANY)
+@protocol_endpoint(advertise="jwks_uri", cors=ANY, document=True)
 def jwks():
     """The public keys that verify id_tokens (JWKS), old ones until their tokens expire."""
     return document_response(jwks_json(), JWKS_MAX_AGE)
@@ -274,7 +274,7 @@ def jwks():
 
 @bp.route("/.well-known/openid-configuration")
 @bp.route("/.well-known/oauth-authorization-server")
-@protocol_endpoint(cors=ANY)
+@protocol_endpoint(cors=ANY, document=True)
 def discovery():
     """OpenID Connect Discovery and RFC 8414 metadata (one document serves both)."""
     return document_response(discovery_json(authorization), DISCOVERY_MAX_AGE)

@@ -1,0 +1,120 @@
+"""What each performance change bought, measured alone: bench/cpu.py (CPU microseconds per
+request, in process) run from the change's commit and from its parent, alternately, in one
+run of the machine.
+
+    python bench/changes.py [--n 1000] [--database URL] [--rounds 2] [COMMIT ...]
+
+Without commits it measures the changes listed in CHANGES. Each tree is a temporary
+``git worktree`` run with this virtualenv's Python; its request log goes to /dev/null.
+Prints one markdown row per change and endpoint: parent, change, and parent/change (above 1
+is faster). CPU time holds on a busy machine better than wrk's rates; compare rows, not runs.
+"""
+
+import argparse
+import contextlib
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: commit -> (what changed, the endpoints it is about). Commits on their branches: each is
+#: measured against its own parent, so a change is seen alone.
+CHANGES = {
+    "4e8c28a": ("discovery and JWKS as prebuilt bytes with an ETag", "discovery,jwks"),
+    "5fe661f": ("no cookie work for a request without a Cookie header", "discovery,me,client_credentials"),
+    "2a6c73d": ("request log written preformatted", "discovery,me,client_credentials"),
+    "1bcc88d": ("JSON protocol endpoints read no session", "me,introspection,client_credentials"),
+    "9dba0c8": ("bearer check on one Core statement, no ORM", "me,introspection,userinfo"),
+    "33e8c67": ("ES256 for JWT access tokens (now ACCESS_TOKEN_SIGNING_ALG)", "client_credentials"),
+    "5ec73bd": ("discovery and JWKS answered by the WSGI front", "discovery,jwks"),
+    "064a303": ("bearer check on the driver (store/driver.py)", "me,introspection,userinfo"),
+    "e405aec": ("roles claim in one prebuilt statement", "userinfo,code"),
+}
+
+_ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+$")
+
+
+def cpu_costs(tree: Path, only: str, n: int, database: str) -> dict[str, int]:
+    command = [sys.executable, "bench/cpu.py", "--n", str(n), "--only", only]
+    if database:
+        with fresh_database(database) as url:
+            result = subprocess.run([*command, "--database", url], cwd=tree, capture_output=True, text=True,
+                                    timeout=1800)
+    else:
+        result = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise SystemExit(f"bench/cpu.py failed in {tree}: {result.stderr.strip().splitlines()[-1:]}")
+    return {m[1]: int(m[2]) for line in result.stdout.splitlines() if (m := _ROW.match(line.strip()))}
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str):
+    """An empty PostgreSQL database beside the one named, dropped afterwards (each tree
+    migrates its own schema)."""
+    import sqlalchemy as sa
+
+    base = sa.make_url(server_url)
+    name = f"bench_changes_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def worktree(commit: str, into: Path) -> Path:
+    path = into / commit
+    if path.exists():  # one change's parent is often the change before it
+        return path
+    subprocess.run(["git", "worktree", "add", "--detach", "-f", str(path), commit], cwd=ROOT, check=True,
+                   capture_output=True)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("commits", nargs="*")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2, help="alternate parent and change this many times; "
+                                                             "the lowest cost of each is kept")
+    parser.add_argument("--database", default="")
+    args = parser.parse_args(argv)
+    # A stopped run still removes its worktrees (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    changes = {commit: CHANGES.get(commit, (commit, "me,client_credentials")) for commit in args.commits or CHANGES}
+    print("| change | commit | endpoint | parent us/req | change us/req | parent/change |")
+    print("|---|---|---|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as scratch:
+        trees = []
+        try:
+            for commit, (what, only) in changes.items():
+                parent = subprocess.run(["git", "rev-parse", "--short", f"{commit}^"], cwd=ROOT, check=True,
+                                        capture_output=True, text=True).stdout.strip()
+                before_tree, after_tree = worktree(parent, Path(scratch)), worktree(commit, Path(scratch))
+                trees += [tree for tree in (before_tree, after_tree) if tree not in trees]
+                before, after = {}, {}
+                for _ in range(args.rounds):
+                    for tree, costs in ((before_tree, before), (after_tree, after)):
+                        for key, value in cpu_costs(tree, only, args.n, args.database).items():
+                            costs[key] = min(costs.get(key, value), value)
+                for key in only.split(","):
+                    if key in before and key in after:
+                        print(f"| {what} | {commit} | {key} | {before[key]} | {after[key]} | "
+                              f"{before[key] / after[key]:.2f} |", flush=True)
+        finally:
+            for tree in trees:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The front: public documents (discovery, JWKS) answered below Flask.
+
+A document endpoint (``@protocol_endpoint(document=True)``) answers every caller the same
+bytes. The first GET through Flask builds its answer with every header the hooks add
+(security headers, CORS, ETag, Cache-Control); the front keeps that answer, per path,
+scheme and host, and serves it again for OIDC_KEY_CHECK_INTERVAL seconds without a request
+context, hooks, routing or a session: only a request id, the 304 check, the metrics and the
+request's log line. After the interval the next request goes through Flask again, which is
+when the key ring looks for another instance's rotation. A change seen by this process (a
+rotation here, a new key) calls ``documents_changed`` and the next request goes through Flask.
+
+Answers that are not a 200 or 304 (a 503 while the database is down) are never kept, nor
+one that sets a cookie.
+"""
+
+import time
+import uuid
+
+from flask import Flask, current_app
+from werkzeug.http import parse_etags
+
+from website.http import ops
+
+#: Headers that belong to one request, never kept in an answer.
+_PER_REQUEST = frozenset({"x-request-id", "date", "server"})
+
+
+class _Answer:
+    __slots__ = ("body", "etag", "expires", "generation", "headers", "status")
+
+    def __init__(self, status, headers, body, etag, expires, generation):
+        self.status, self.headers, self.body = status, headers, body
+        self.etag, self.expires, self.generation = etag, expires, generation
+
+
+class DocumentFront:
+    """WSGI middleware answering the app's document paths from kept answers."""
+
+    def __init__(self, app: Flask, wsgi_app, paths: dict[str, str]):
+        self.app = app
+        self.wsgi_app = wsgi_app
+        #: path -> Flask endpoint name (for the metrics' labels).
+        self.paths = paths
+        #: (path, scheme, host, status) -> the answer Flask gave.
+        self.answers: dict[tuple, _Answer] = {}
+        self.generation = 0
+
+    def changed(self) -> None:
+        """Forget every kept answer (the documents' content changed)."""
+        self.generation += 1
+        self.answers = {}
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        endpoint = self.paths.get(path)
+        method = environ.get("REQUEST_METHOD")
+        if endpoint is None or method not in ("GET", "HEAD"):
+            return self.wsgi_app(environ, start_response)
+        started = time.perf_counter()
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME")
+        key = (path, environ.get("wsgi.url_scheme"), host)
+        full = self.answers.get((*key, 200))
+        if full is None or full.expires <= time.monotonic() or full.generation != self.generation:
+            return self._through_flask(key, environ, start_response)
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        answer = full
+        if if_none_match and parse_etags(if_none_match).contains_weak(full.etag):
+            answer = self.answers.get((*key, 304))
+            if answer is None or answer.etag != full.etag:
+                return self._through_flask(key, environ, start_response)
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if ops.sane_request_id(incoming) else uuid.uuid4().hex
+        start_response(answer.status, [*answer.headers, (ops.REQUEST_ID_HEADER, request_id)])
+        status = int(answer.status[:3])
+        ops.log_request(request_id, endpoint, method, path, status, time.perf_counter() - started,
+                        environ.get("REMOTE_ADDR"), environ.get("wsgi.errors"))
+        return [b""] if method == "HEAD" or status == 304 else [answer.body]
+
+    def _through_flask(self, key, environ, start_response):
+        """Let Flask answer, and keep its 200 or 304 for the next callers."""
+        seen = {}
+
+        def keep(status, headers, exc_info=None):
+            seen["status"], seen["headers"] = status, headers
+            return start_response(status, headers, exc_info)
+
+        app_iter = self.wsgi_app(environ, keep)
+        code = int(seen.get("status", "500")[:3])
+        names = {name.lower() for name, _ in seen.get("headers", ())}
+        if code not in (200, 304) or "set-cookie" in names:
+            return app_iter
+        try:
+            body = b"".join(app_iter)
+        finally:
+            if hasattr(app_iter, "close"):
+                app_iter.close()
+        if code == 200 and environ.get("REQUEST_METHOD") == "HEAD":
+            return [body]  # no body to keep; a GET will bring it
+        headers = [(name, value) for name, value in seen["headers"] if name.lower() not in _PER_REQUEST]
+        etag = next((value for name, value in headers if name.lower() == "etag"), "").strip('"')
+        lifetime = self.app.config["OIDC_KEY_CHECK_INTERVAL"]
+        if etag and lifetime > 0:
+            # The generation after Flask answered: building the answer may itself have loaded
+            # the keys (the first request creates the first key).
+            self.answers[(*key, code)] = _Answer(
+                seen["status"], headers, body, etag, time.monotonic() + lifetime, self.generation)
+        return [body]
+
+
+def documents_changed() -> None:
+    """Tell the current app's front that the documents changed (a key rotation, a new key)."""
+    front = current_app.extensions.get("document_front")
+    if front is not None:
+        front.changed()
+
+
+def init_app(app: Flask) -> None:
+    """Put the front before the app for the paths of its document endpoints (after every
+    blueprint is registered, before the proxy middleware wraps it)."""
+    documents = {name for name, spec in app.extensions["protocol_endpoints"].items() if spec.document}
+    paths = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()
+             if rule.endpoint in documents and not rule.arguments}
+    front = DocumentFront(app, app.wsgi_app, paths)
+    app.extensions["document_front"] = front
+    app.wsgi_app = front

@@ -1,0 +1,139 @@
+"""Read-only statements run on the database driver itself, for the hottest checks (a bearer
+token on every API call, introspection).
+
+A statement is compiled once per engine to the driver's SQL and run on a DBAPI connection
+kept here, outside SQLAlchemy's pool: no pool checkout and reset, no Connection or Result
+object, no compilation-cache lookup. The column types' own result processors still apply
+(SQLite's 0/1 become booleans as through the ORM). On PostgreSQL the connection is in
+autocommit (a read needs no transaction) with ``prepare_threshold=0``: psycopg prepares
+each statement on the server at its first run. On SQLite, sqlite3 keeps its own prepared
+statements.
+
+Nothing is cached but the statements: every call reads the database, so a revocation
+committed by any instance is seen by the next check. A connection that fails is closed and
+the error raised as SQLAlchemy's (OperationalError answers 503, ops.py); the next call
+connects afresh. ``engine.dispose()`` closes the idle connections here too.
+"""
+
+import os
+import threading
+import weakref
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from website.extensions import db
+
+
+class _Compiled:
+    __slots__ = ("names", "positional", "processors", "sql")
+
+    def __init__(self, statement, dialect):
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        self.names = list(compiled.positiontup or ()) if compiled.positional else None
+        processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                      for column in statement.selected_columns]
+        self.processors = processors if any(processors) else None
+
+    def parameters(self, values: dict):
+        return [values[name] for name in self.names] if self.positional else values
+
+    def row(self, raw):
+        if raw is None or self.processors is None:
+            return raw
+        return tuple(value if process is None else process(value)
+                     for process, value in zip(self.processors, raw))
+
+
+class _Connections:
+    """The idle driver connections and compiled statements of one engine in one process."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.pid = os.getpid()
+        self.idle: list = []
+        self.compiled: dict[int, _Compiled] = {}
+        self.postgresql = engine.dialect.name == "postgresql"
+
+    def connect(self):
+        # Through the pool once (its connect events set SQLite's pragmas), then detached:
+        # the connection is this module's from now on.
+        proxied = self.engine.raw_connection()
+        connection = proxied.driver_connection
+        proxied.detach()
+        if self.postgresql:
+            connection.autocommit = True
+            connection.prepare_threshold = 0
+        return connection
+
+    def close_idle(self) -> None:
+        idle, self.idle = self.idle, []
+        for connection in idle:
+            _close_quietly(connection)
+
+
+def _close_quietly(connection) -> None:
+    try:
+        connection.close()
+    except Exception:  # noqa: BLE001, S110 - a connection that cannot close is gone anyway
+        pass
+
+
+_STATE: "weakref.WeakKeyDictionary[Engine, _Connections]" = weakref.WeakKeyDictionary()
+_STATE_LOCK = threading.Lock()
+
+
+def _connections(engine: Engine) -> _Connections:
+    state = _STATE.get(engine)
+    if state is None or state.pid != os.getpid():
+        with _STATE_LOCK:
+            state = _STATE.get(engine)
+            if state is None or state.pid != os.getpid():
+                # A forked worker never uses its parent's sockets: start empty.
+                if not event.contains(engine, "engine_disposed", _disposed):
+                    event.listen(engine, "engine_disposed", _disposed)
+                state = _STATE[engine] = _Connections(engine)
+    return state
+
+
+def _disposed(engine: Engine) -> None:
+    state = _STATE.pop(engine, None)
+    if state is not None and state.pid == os.getpid():
+        state.close_idle()
+
+
+def fetch_one(statement, values: dict):
+    """The first row of a read-only ``statement`` (a SELECT) with its ``values``, or None."""
+    engine = db.engine
+    state = _connections(engine)
+    compiled = state.compiled.get(id(statement))
+    if compiled is None:
+        compiled = state.compiled[id(statement)] = _Compiled(statement, engine.dialect)
+    try:
+        connection = state.idle.pop()
+    except IndexError:
+        connection = None
+    try:
+        if connection is None:
+            connection = state.connect()
+        cursor = connection.cursor()
+        try:
+            cursor.execute(compiled.sql, compiled.parameters(values))
+            raw = cursor.fetchone()
+        finally:
+            cursor.close()
+        if not state.postgresql and connection.in_transaction:
+            connection.rollback()
+    except engine.dialect.loaded_dbapi.Error as error:
+        if connection is not None:
+            _close_quietly(connection)
+        raise DBAPIError.instance(compiled.sql, values, error, engine.dialect.loaded_dbapi.Error,
+                                  dialect=engine.dialect) from error
+    if _STATE.get(engine) is state:
+        state.idle.append(connection)
+    else:
+        _close_quietly(connection)  # the engine was disposed meanwhile
+    return compiled.row(raw)
