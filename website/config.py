@@ -31,6 +31,9 @@ DEFAULTS = {
     "OAUTH2_MAX_ID_TOKEN_LIFETIME": 24 * 3600,
     # Seconds between checks for signing keys rotated by another instance (JWKS, signing).
     "OIDC_KEY_CHECK_INTERVAL": 1,
+    # Seconds between checks for clients and APIs changed by another instance (the token
+    # endpoint's in-process cache, store/cache.py); 0: check at every request.
+    "CLIENT_CACHE_CHECK_INTERVAL": 0.5,
     "OAUTH2_ALLOW_HTTP_REDIRECT_URIS": False,  # plain http only for loopback hosts
     "OAUTH2_PKCE_ALLOW_PLAIN": False,
     "OAUTH2_ROTATE_CONFIDENTIAL_REFRESH_TOKENS": True,
@@ -370,6 +373,8 @@ def _check_settings(config) -> list[str]:
     config["LOG_FORMAT"] = choice("LOG_FORMAT", ("text", "json"))
     config["ACCESS_TOKEN_SIGNING_ALG"] = choice("ACCESS_TOKEN_SIGNING_ALG", ("rs256", "es256")).upper()
     config["MFA_REQUIRED_FOR"] = choice("MFA_REQUIRED_FOR", ("none", "admins", "everyone"))
+    if not config["CLIENT_CACHE_CHECK_INTERVAL"] >= 0:  # NaN too
+        problems.append("Configuration error: CLIENT_CACHE_CHECK_INTERVAL must be 0 seconds or more")
     if config["MFA_ENROLMENT_GRACE_DAYS"] < 0:
         problems.append("Configuration error: MFA_ENROLMENT_GRACE_DAYS must be 0 or more")
     if config["MAIL_USE_TLS"] and config["MAIL_USE_SSL"]:

@@ -8,6 +8,7 @@ from website.extensions import db
 from website.models.apis import ApiClientGrant, ResourceServer
 from website.models.audit import AuditEvent
 from website.models.base import hash_secret, now, utcnow
+from website.models.cache_versions import CacheVersion
 from website.models.clients import (
     ClientAssertionJti,
     InitialAccessToken,
@@ -30,7 +31,7 @@ from website.models.upstreams import Upstream, UpstreamIdentity, UpstreamState
 from website.models.users import Subject, User
 
 __all__ = [
-    "AccountLink", "ApiClientGrant", "AuditEvent", "AuthorizationCode", "ClientAllowedGroup", "ClientAssertionJti",
+    "AccountLink", "ApiClientGrant", "AuditEvent", "AuthorizationCode", "CacheVersion", "ClientAllowedGroup", "ClientAssertionJti",
     "ClientRole", "Consent", "DeviceCode", "Group", "GroupMember", "RoleAssignment", "InitialAccessToken",
     "LogoutDelivery", "OAuth2Client", "Passkey", "PushedAuthorizationRequest", "QueuedMail", "RecoveryCode",
     "RegistrationAccessToken", "ResourceServer", "SecretView", "SigningKey", "SiteSetting", "SpentJti", "Subject",

@@ -53,3 +53,21 @@ class ApiClientGrant(db.Model):
     #: Token exchange (RFC 8693) without an actor token: the client may get tokens for the
     #: API that stand for a person with no trace of the client acting (``grant-api --impersonation``).
     allow_impersonation: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ApiSnapshot:
+    """A read-only copy of an API's row that any request and thread may share (the cache
+    in store/cache.py hands these out); code that changes an API reads the row itself."""
+
+    COLUMNS = tuple(column.key for column in ResourceServer.__table__.columns)
+
+    def __init__(self, row: ResourceServer):
+        for key in self.COLUMNS:
+            value = getattr(row, key)
+            object.__setattr__(self, key, tuple(value or ()) if key == "scopes" else value)
+
+    def __setattr__(self, key, value):
+        raise AttributeError(f"A cached API is read-only; load the row to change {key}.")
+
+    def __repr__(self) -> str:
+        return f"<ApiSnapshot {self.identifier}>"

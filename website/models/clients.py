@@ -1,5 +1,6 @@
 """OAuth clients and the tokens of dynamic registration (RFC 7591/7592)."""
 
+import copy
 import hmac
 import secrets
 import time
@@ -254,3 +255,42 @@ class SecretView(db.Model):
     secret_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(default=now)
     expires_at: Mapped[int] = mapped_column(index=True)
+
+
+class ClientSnapshot(ClientMixin):
+    """A read-only copy of a client's row, with OAuth2Client's methods, that any request and
+    thread may share (the cache in store/cache.py hands these out). It belongs to no session:
+    it has no ``owner`` and cannot be changed or saved; code that changes a client reads the
+    row itself."""
+
+    COLUMNS = tuple(column.key for column in OAuth2Client.__table__.columns)
+    METADATA_FIELDS = OAuth2Client.METADATA_FIELDS
+
+    def __init__(self, row: OAuth2Client):
+        for key in self.COLUMNS:
+            value = getattr(row, key)
+            if isinstance(value, (list, dict)):
+                value = copy.deepcopy(value)  # JSON columns: not the session's objects
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, key, value):
+        raise AttributeError(f"A cached client is read-only; load the row to change {key}.")
+
+    def __repr__(self) -> str:
+        return f"<ClientSnapshot {self.client_id}>"
+
+    client_metadata = OAuth2Client.client_metadata
+    allowed_origins = OAuth2Client.allowed_origins
+    is_public = OAuth2Client.is_public
+    has_secret = OAuth2Client.has_secret
+    strict_auth_method = OAuth2Client.strict_auth_method
+    require_mfa = OAuth2Client.require_mfa
+    require_verified_email = OAuth2Client.require_verified_email
+    get_client_id = OAuth2Client.get_client_id
+    get_default_redirect_uri = OAuth2Client.get_default_redirect_uri
+    get_allowed_scope = OAuth2Client.get_allowed_scope
+    check_redirect_uri = OAuth2Client.check_redirect_uri
+    check_client_secret = OAuth2Client.check_client_secret
+    check_endpoint_auth_method = OAuth2Client.check_endpoint_auth_method
+    check_response_type = OAuth2Client.check_response_type
+    check_grant_type = OAuth2Client.check_grant_type

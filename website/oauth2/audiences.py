@@ -11,7 +11,7 @@ from flask import current_app, g
 from website.models.apis import ResourceServer
 from website.oauth2.acr import sign_in_of
 from website.oauth2.keys import get_issuer, get_signing_keyset
-from website.store.apis import api_allows, find_api
+from website.store.apis import api_allows, cached_api
 from website.store.groups import group_names, role_names
 
 #: The parameters naming the API a token is for: RFC 8707's, then Auth0's.
@@ -44,7 +44,7 @@ def resolve_api(identifier: str | None, **error_args) -> ResourceServer | None:
     """The API a request names (None when it names none); ``invalid_target`` when unknown."""
     if identifier is None:
         return None
-    api = find_api(identifier)
+    api = cached_api(identifier)
     if api is None:
         raise InvalidTargetError(**error_args)
     return api

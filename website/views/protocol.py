@@ -45,7 +45,7 @@ from website.services.login_policy import authentication_step, redirect_target
 from website.services.mfa import begin_step_up
 from website.services.sessions import expect_login_for, logged_in_for, remember_client_in_session
 from website.store import audit
-from website.store.apis import find_api
+from website.store.apis import cached_api
 from website.store.groups import may_use_client
 from website.store.upstreams import find_upstream
 
@@ -214,7 +214,7 @@ def authorize():
                                action=authorization_request_url(authorization_parameters()),
                                scopes=effective_scope(grant).split(), claims=requested_claims(grant),
                                claim_descriptions=CLAIM_DESCRIPTIONS,
-                               apis=[find_api(audience)] if audience else [],
+                               apis=[cached_api(audience)] if audience else [],
                                scope_descriptions=scope_descriptions()), 400 if decision else 200
     grant_user = g.user if form.allow.data else None
     if grant_user is not None:
