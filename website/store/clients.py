@@ -81,6 +81,22 @@ def query_client_and_lock(client_id: str, subjects) -> tuple[ClientSnapshot | No
     return snapshot, wait
 
 
+def read_client(client_id: str) -> ClientSnapshot | None:
+    """The client, read-only, from this process's cache (loaded into it on a miss)."""
+    if not possible_client_id(client_id):
+        return None
+    entries = versioned_cache().fresh(CLIENTS)
+    if entries is not None and (cached := entries.get(client_id)) is not None:
+        return cached
+    client = query_client(client_id)
+    if client is None:
+        return None
+    snapshot = ClientSnapshot(client)
+    if entries is not None:
+        entries[client_id] = snapshot
+    return snapshot
+
+
 def spend_assertion_jti(client_id: str, jti: str, expires_at: int) -> bool:
     """Record that the client used a client assertion with this jti; False if it did before
     (a replay). The unique (client_id, jti) row decides, so of two simultaneous requests with

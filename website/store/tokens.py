@@ -6,7 +6,6 @@ from sqlalchemy.orm import joinedload
 
 from website.extensions import db
 from website.models.base import hash_secret, now
-from website.models.clients import OAuth2Client
 from website.models.grants import Token, TokenState
 from website.models.users import Subject, User
 from website.store import audit, driver
@@ -40,9 +39,11 @@ class TokenRecord(TokenState):
         self.__dict__.update(zip(self.COLUMNS, values))
         self.user = user
 
-    def get_client(self) -> OAuth2Client | None:
-        # client_id is not the primary key (id is): look it up by its column.
-        return db.session.scalar(select(OAuth2Client).where(OAuth2Client.client_id == self.client_id))
+    def get_client(self):
+        """The token's client, read-only, from the client cache (store/cache.py)."""
+        from website.store.clients import read_client  # clients.py imports this module
+
+        return read_client(self.client_id)
 
 
 #: The longest token value looked up: JWT access tokens (RFC 9068) run to about a kilobyte.
