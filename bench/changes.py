@@ -34,6 +34,8 @@ CHANGES = {
     "5ec73bd": ("discovery and JWKS answered by the WSGI front", "discovery,jwks"),
     "064a303": ("bearer check on the driver (store/driver.py)", "me,introspection,userinfo"),
     "e405aec": ("roles claim in one prebuilt statement", "userinfo,code"),
+    "0645bc4": ("clients and APIs from an in-process cache (version row)", "client_credentials,introspection"),
+    "787ebb4": ("userinfo's client from the client cache", "userinfo"),
 }
 
 _ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+$")
