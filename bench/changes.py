@@ -30,6 +30,7 @@ CHANGES = {
     "2a6c73d": ("request log written preformatted", "discovery,me,client_credentials"),
     "1bcc88d": ("JSON protocol endpoints read no session", "me,introspection,client_credentials"),
     "9dba0c8": ("bearer check on one Core statement, no ORM", "me,introspection,userinfo"),
+    "17b392e": ("no pool_pre_ping on PostgreSQL (measure with --database)", "me,jwks"),
     "33e8c67": ("ES256 for JWT access tokens (now ACCESS_TOKEN_SIGNING_ALG)", "client_credentials"),
     "5ec73bd": ("discovery and JWKS answered by the WSGI front", "discovery,jwks"),
     "064a303": ("bearer check on the driver (store/driver.py)", "me,introspection,userinfo"),
