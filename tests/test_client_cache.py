@@ -178,3 +178,22 @@ def test_a_negative_interval_is_a_configuration_error(app_config, monkeypatch, v
     monkeypatch.setenv("CLIENT_CACHE_CHECK_INTERVAL", value)
     with pytest.raises(SystemExit, match="CLIENT_CACHE_CHECK_INTERVAL must be 0 seconds or more"):
         create_app({k: v for k, v in app_config.items() if k != "CLIENT_CACHE_CHECK_INTERVAL"})
+
+
+def _versions(app) -> dict:
+    from sqlalchemy import select
+
+    from website.models.cache_versions import CacheVersion
+    with app.app_context():
+        return dict(db.session.execute(select(CacheVersion.name, CacheVersion.version)).all())
+
+
+def test_people_signing_in_and_changing_their_account_leave_the_caches_alone(app, test_client, auth, user,
+                                                                              make_user):
+    """Only a person's deletion takes clients with it: a log-in (which updates the person's
+    row) must not move the version rows, or every log-in would empty every instance's
+    cache and queue on the version row's lock."""
+    before = _versions(app)
+    auth.login()
+    make_user("bob")
+    assert _versions(app) == before

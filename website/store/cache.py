@@ -37,6 +37,11 @@ _TABLE_CACHES = {
     ApiClientGrant.__tablename__: (APIS,),
 }
 
+#: Tables whose rows matter to the caches only when deleted: a user's sign-in, password or
+#: profile change touches no client, and bumping there would make every log-in wait on the
+#: version row's lock (PostgreSQL) and empty every instance's cache.
+_DELETES_ONLY = frozenset({User.__tablename__})
+
 #: Entries kept per cache before it starts again (unknown values are never kept).
 MAX_ENTRIES = 10_000
 
@@ -106,7 +111,9 @@ def _flushed(session, _context) -> None:
     names = set()
     for instances in (session.new, session.dirty, session.deleted):
         for instance in instances:
-            names.update(_TABLE_CACHES.get(getattr(instance, "__tablename__", None), ()))
+            table = getattr(instance, "__tablename__", None)
+            if instances is session.deleted or table not in _DELETES_ONLY:
+                names.update(_TABLE_CACHES.get(table, ()))
     bump(session, names)
 
 
@@ -114,8 +121,10 @@ def _flushed(session, _context) -> None:
 def _executed(state) -> None:
     if not (state.is_update or state.is_delete or state.is_insert):
         return
-    table = getattr(state.statement, "table", None)
-    names = _TABLE_CACHES.get(getattr(table, "name", None), ())
+    table = getattr(getattr(state.statement, "table", None), "name", None)
+    if table in _DELETES_ONLY and not state.is_delete:
+        return
+    names = _TABLE_CACHES.get(table, ())
     # A no-op UPDATE that only takes the row lock (admin_api.lock_row) is a write all the same:
     # it precedes one, and one bump too many costs one reload.
     bump(state.session, names)
