@@ -22,6 +22,7 @@ import weakref
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from website.extensions import db
 
@@ -108,6 +109,10 @@ def _disposed(engine: Engine) -> None:
 def fetch_one(statement, values: dict):
     """The first row of a read-only ``statement`` (a SELECT) with its ``values``, or None."""
     engine = db.engine
+    if isinstance(engine.pool, (SingletonThreadPool, StaticPool)):
+        # An in-memory SQLite database lives in its pool's one connection: no second one.
+        with engine.connect() as connection:
+            return connection.execute(statement, values).first()
     state = _connections(engine)
     compiled = state.compiled.get(id(statement))
     if compiled is None:
