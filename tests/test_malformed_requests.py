@@ -170,13 +170,16 @@ def test_unknown_page_is_still_a_page(test_client):
 
 def test_unexpected_exception_on_a_protocol_endpoint_is_a_json_500_without_traceback(app, monkeypatch, cc_client):
     from website.models import OAuth2Client
+    from website.models.clients import ClientSnapshot
 
     app.config["PROPAGATE_EXCEPTIONS"] = False  # behave as in production
 
     def broken(self, secret):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(OAuth2Client, "check_client_secret", broken)
+    # The token endpoint checks the secret on the cached copy of the client (store/cache.py).
+    for model in (OAuth2Client, ClientSnapshot):
+        monkeypatch.setattr(model, "check_client_secret", broken)
     client, secret = cc_client
     response = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials"},
                                       auth=(client.client_id, secret))
