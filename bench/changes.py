@@ -12,14 +12,14 @@ is faster). CPU time holds on a busy machine better than wrk's rates; compare ro
 """
 
 import argparse
-import contextlib
 import re
 import signal
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
+
+from run import postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +47,7 @@ _ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+$")
 def cpu_costs(tree: Path, only: str, n: int, database: str) -> dict[str, int]:
     command = [sys.executable, "bench/cpu.py", "--n", str(n), "--only", only]
     if database:
-        with fresh_database(database) as url:
+        with postgres_database(database) as url:  # run.py's throwaway database
             result = subprocess.run([*command, "--database", url], cwd=tree, capture_output=True, text=True,
                                     timeout=1800)
     else:
@@ -60,25 +60,6 @@ def cpu_costs(tree: Path, only: str, n: int, database: str) -> dict[str, int]:
 def short(revision: str) -> str:
     return subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout.strip()
-
-
-@contextlib.contextmanager
-def fresh_database(server_url: str):
-    """An empty PostgreSQL database beside the one named, dropped afterwards (each tree
-    migrates its own schema)."""
-    import sqlalchemy as sa
-
-    base = sa.make_url(server_url)
-    name = f"bench_changes_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def worktree(commit: str, into: Path) -> Path:
