@@ -75,13 +75,14 @@ def deliver(runner) -> str:
     return result.output.strip()
 
 
-def verify_logout_token(test_client, token: str, client_id: str) -> dict:
-    """What a relying party does (Back-Channel Logout §2.6), with PyJWT and the JWKS."""
+def verify_logout_token(test_client, token: str, client_id: str, alg: str = "RS256") -> dict:
+    """What a relying party does (Back-Channel Logout §2.6), with PyJWT and the JWKS: the
+    algorithm its id_tokens are signed with."""
     header = jwt.get_unverified_header(token)
-    assert header["typ"] == "logout+jwt"
+    assert header["typ"] == "logout+jwt" and header["alg"] == alg
     key_set = jwt.PyJWKSet.from_dict(test_client.get("/.well-known/jwks.json").json)
     key = next(k for k in key_set.keys if k.key_id == header["kid"])
-    claims = jwt.decode(token, key, algorithms=["RS256"], audience=client_id, issuer=ISSUER,
+    claims = jwt.decode(token, key, algorithms=[alg], audience=client_id, issuer=ISSUER,
                         options={"require": ["iss", "aud", "iat", "exp", "jti", "events"]})
     assert claims["events"] == {BACKCHANNEL_EVENT: {}}
     assert "nonce" not in claims
@@ -111,6 +112,18 @@ def test_logging_out_sends_a_logout_token_the_client_verifies(app, test_client, 
 
     assert deliver(runner) == "Delivered 0, will retry 0, gave up on 0."  # sent once only
     assert len(receiver.received) == 1
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_the_logout_token_is_signed_as_the_clients_id_tokens_are(app, test_client, auth, user, make_client,
+                                                                 runner, receiver, alg):
+    client, secret = make_client(backchannel_logout_uri=receiver.url + "/bc", id_token_signed_response_alg=alg)
+    auth.login()
+    get_user_token(test_client, client, secret, scope="openid")
+    auth.logout()
+    assert deliver(runner) == "Delivered 1, will retry 0, gave up on 0."
+    [post] = receiver.received
+    verify_logout_token(test_client, post["form"]["logout_token"][0], client.client_id, alg)
 
 
 def test_only_clients_this_session_signed_in_to_are_told(app, test_client, auth, user, make_client, runner,

@@ -45,7 +45,7 @@ def test_discovery_lists_only_what_the_server_accepts(https_issuer, test_client,
     doc = test_client.get("/.well-known/openid-configuration").json
     assert set(doc["response_types_supported"]) == set(RESPONSE_TYPE_GRANTS)
     assert set(doc["token_endpoint_auth_methods_supported"]) == set(AUTH_METHODS)
-    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256", "ES256", "EdDSA"]
     assert doc["authorization_response_iss_parameter_supported"] is True
     # Request objects by value (and pushed); a request_uri on another server is never
     # fetched, and without this entry clients would assume it is (its default is true).

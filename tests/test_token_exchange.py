@@ -23,10 +23,12 @@ INVOICES = "https://invoices.example/"
 
 
 @pytest.fixture
-def web_app(make_client):
-    """The app the person signs in to; it may exchange its own tokens."""
+def web_app(make_client, request):
+    """The app the person signs in to; it may exchange its own tokens. Parametrized
+    indirectly, the algorithm its id_tokens are signed with."""
+    alg = {"id_token_signed_response_alg": request.param} if hasattr(request, "param") else {}
     return make_client(grant_types=["authorization_code", "refresh_token", "client_credentials", GRANT],
-                       scope="openid profile email offline_access")
+                       scope="openid profile email offline_access", **alg)
 
 
 @pytest.fixture
@@ -167,6 +169,7 @@ def test_impersonation_needs_an_administrators_allowance(app, test_client, runne
         400, "invalid_request")
 
 
+@pytest.mark.parametrize("web_app", ["RS256", "ES256", "EdDSA"], indirect=True)
 def test_an_id_token_is_a_subject_with_the_scopes_the_person_allowed(test_client, web_app, person_token, user):
     response = exchange(test_client, web_app, person_token["id_token"], ID_TOKEN,
                         actor_token=own_token(test_client, web_app), actor_token_type=ACCESS_TOKEN,

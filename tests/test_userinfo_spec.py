@@ -85,7 +85,7 @@ def test_no_credentials_is_a_bare_bearer_challenge(idp, method, body):
 
 def test_discovery_lists_the_userinfo_signing_algorithm(test_client):
     doc = test_client.get("/.well-known/openid-configuration").json
-    assert doc["userinfo_signing_alg_values_supported"] == ["RS256"]
+    assert doc["userinfo_signing_alg_values_supported"] == ["RS256", "ES256", "EdDSA"]
 
 
 @pytest.mark.parametrize("via_body", [False, True])

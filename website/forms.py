@@ -29,7 +29,7 @@ from website.oauth2.client_metadata import (
     RESPONSE_TYPE_GRANTS,
     TOKEN_EXCHANGE,
 )
-from website.oauth2.keys import USERINFO_SIGNING_ALGS
+from website.oauth2.keys import ID_TOKEN_ALG, ID_TOKEN_SIGNING_ALGS, USERINFO_SIGNING_ALGS
 from website.services.pwned import times_breached
 from website.services.branding import color_problem, logo_problem
 
@@ -165,6 +165,12 @@ class ClientForm(FlaskForm):
         choices=[SelectChoice(m, AUTH_METHOD_LABELS[m]) for m in AUTH_METHODS],
         default="client_secret_basic",
     )
+    id_token_signed_response_alg = SelectField(
+        "ID tokens signed with",
+        choices=[SelectChoice("", f"{ID_TOKEN_ALG} (the OpenID Connect default)"),
+                 *(SelectChoice(alg, alg) for alg in ID_TOKEN_SIGNING_ALGS if alg != ID_TOKEN_ALG)],
+        default="",
+    )
     userinfo_signed_response_alg = SelectField(
         "UserInfo response",
         choices=[SelectChoice("", "Plain JSON"),
@@ -216,6 +222,7 @@ class ClientForm(FlaskForm):
             "scope": self.scope.data,
             "token_endpoint_auth_method": self.token_endpoint_auth_method.data,
             "contacts": (self.contacts.data or "").split(),
+            "id_token_signed_response_alg": self.id_token_signed_response_alg.data,
             "userinfo_signed_response_alg": self.userinfo_signed_response_alg.data,
             "strict_auth_method": bool(self.strict_auth_method.data),
             "require_mfa": bool(self.require_mfa.data),

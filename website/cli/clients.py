@@ -19,9 +19,7 @@ from website.oauth2.client_metadata import (
     ClientMetadataError,
     validate_client_metadata,
 )
-from website.oauth2.keys import (
-    USERINFO_SIGNING_ALGS,
-)
+from website.oauth2.keys import ID_TOKEN_SIGNING_ALGS, USERINFO_SIGNING_ALGS
 from website.oauth2.management import MANAGEMENT_SCOPES, ensure_management_api
 from website.store import audit
 from website.store.users import find_user
@@ -54,6 +52,9 @@ def create_initial_access_token_command(expires_in):
 @click.option("--response-type", "response_types", multiple=True,
               help=f"A response type (repeatable): {', '.join(repr(r) for r in RESPONSE_TYPE_GRANTS)}.")
 @click.option("--scope", default="", help='Space-separated scopes, e.g. "openid profile".')
+@click.option("--id-token-signed-response-alg", "id_token_alg", default=None,
+              type=click.Choice(ID_TOKEN_SIGNING_ALGS),
+              help="Sign the client's id_tokens and logout tokens with this algorithm (default: RS256).")
 @click.option("--userinfo-signed-response-alg", "userinfo_alg", default=None,
               type=click.Choice(USERINFO_SIGNING_ALGS),
               help="UserInfo answers as a JWT signed with this algorithm (default: plain JSON).")
@@ -94,8 +95,8 @@ def create_initial_access_token_command(expires_in):
 @click.option("--id-token-lifetime", type=int, default=None, help="Seconds its id_tokens live.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowed_origins, grant_types,
-                          response_types, scope, userinfo_alg, auth_method, strict_auth_method, require_mfa,
-                          require_par, request_object_alg, dpop_bound, require_verified_email, jwks_file, jwks_uri,
+                          response_types, scope, id_token_alg, userinfo_alg, auth_method, strict_auth_method,
+                          require_mfa, require_par, request_object_alg, dpop_bound, require_verified_email, jwks_file, jwks_uri,
                           backchannel_logout_uri, backchannel_logout_session_required, frontchannel_logout_uri,
                           frontchannel_logout_session_required, owner, access_token_lifetime, refresh_token_lifetime,
                           id_token_lifetime, as_json):
@@ -136,6 +137,8 @@ def create_client_command(name, redirect_uris, post_logout_redirect_uris, allowe
         data["grant_types"] = list(grant_types)
     if response_types:
         data["response_types"] = list(response_types)
+    if id_token_alg:
+        data["id_token_signed_response_alg"] = id_token_alg
     if userinfo_alg:
         data["userinfo_signed_response_alg"] = userinfo_alg
     try:

@@ -9,7 +9,7 @@ from flask import current_app
 from website.http.cors import origin_of
 from website.models.redirect_uris import validate_redirect_uri, validate_web_uri
 from website.oauth2.client_keys import SIGNING_ALGS, jwks_problem, jwks_uri_problem
-from website.oauth2.keys import USERINFO_SIGNING_ALGS
+from website.oauth2.keys import ID_TOKEN_SIGNING_ALGS, USERINFO_SIGNING_ALGS
 from website.oauth2.scopes import supported_scopes
 
 #: The device authorization grant (RFC 8628 §3.4), for devices without a browser.
@@ -124,9 +124,11 @@ def validate_client_metadata(data: dict, allow_api_scopes: bool = False) -> dict
         metadata["allowed_origins"] = origins
     metadata["scope"] = _scope(data, allow_api_scopes)
     metadata["contacts"] = _contacts(data)
-    metadata.pop("userinfo_signed_response_alg", None)
-    if alg := _userinfo_alg(data):
-        metadata["userinfo_signed_response_alg"] = alg
+    for field, allowed in SIGNED_RESPONSE_FIELDS.items():
+        # Kept only when set, as for allowed_origins.
+        metadata.pop(field, None)
+        if alg := _signed_response_alg(data, field, allowed):
+            metadata[field] = alg
     metadata["jwks"], metadata["jwks_uri"] = _client_keys(data, method)
     metadata["strict_auth_method"] = _flag(data, "strict_auth_method")
     metadata["require_mfa"] = _flag(data, "require_mfa")
@@ -367,16 +369,19 @@ def _contacts(data: dict) -> list[str]:
     return contacts
 
 
-def _userinfo_alg(data: dict) -> str | None:
-    """OpenID Connect Registration §2: UserInfo as a JWT signed with this algorithm; absent
-    means plain JSON. Only what the server's keys sign with (no ``none``, no HMAC)."""
-    alg = data.get("userinfo_signed_response_alg")
+#: OpenID Connect Registration §2: what the server signs for the client, and with which
+#: algorithms it may (only what the server's keys sign with: no ``none``, no HMAC). Absent:
+#: id_tokens signed with RS256, UserInfo as plain JSON.
+SIGNED_RESPONSE_FIELDS = {"id_token_signed_response_alg": ID_TOKEN_SIGNING_ALGS,
+                          "userinfo_signed_response_alg": USERINFO_SIGNING_ALGS}
+
+
+def _signed_response_alg(data: dict, field: str, allowed: tuple[str, ...]) -> str | None:
+    alg = data.get(field)
     if alg is None or alg == "":
         return None
-    if alg not in USERINFO_SIGNING_ALGS:
-        allowed = ", ".join(USERINFO_SIGNING_ALGS)
-        raise ClientMetadataError("userinfo_signed_response_alg",
-                                  f"userinfo_signed_response_alg must be one of: {allowed}.")
+    if alg not in allowed:
+        raise ClientMetadataError(field, f"{field} must be one of: {', '.join(allowed)}.")
     return alg
 
 

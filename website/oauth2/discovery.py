@@ -13,7 +13,7 @@ from website.oauth2.client_keys import SIGNING_ALGS
 from website.oauth2.dpop import DPOP_SIGNING_ALGS
 from website.oauth2.dpop import enabled as dpop_enabled
 from website.oauth2.grants import pkce_methods
-from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer
+from website.oauth2.keys import ID_TOKEN_SIGNING_ALGS, USERINFO_SIGNING_ALGS, get_issuer
 from website.oauth2.oidc import ID_TOKEN_CLAIMS, PROMPT_VALUES, SCOPE_CLAIMS
 from website.oauth2.request_objects import REQUEST_OBJECT_ALGS
 from website.oauth2.response_modes import RESPONSE_MODES
@@ -52,7 +52,7 @@ def server_metadata(server, issuer: str) -> dict:
     metadata["code_challenge_methods_supported"] = pkce_methods()
     metadata["authorization_response_iss_parameter_supported"] = True
     metadata["subject_types_supported"] = ["public"]
-    metadata["id_token_signing_alg_values_supported"] = [ID_TOKEN_ALG]
+    metadata["id_token_signing_alg_values_supported"] = list(ID_TOKEN_SIGNING_ALGS)
     metadata["userinfo_signing_alg_values_supported"] = list(USERINFO_SIGNING_ALGS)
     metadata["claims_supported"] = ID_TOKEN_CLAIMS + [c for cs in SCOPE_CLAIMS.values() for c in cs] + ["roles"]
     metadata["acr_values_supported"] = list(ACR_VALUES)

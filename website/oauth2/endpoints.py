@@ -19,7 +19,7 @@ from website.models.base import now
 from website.models.grants import Token
 from website.oauth2.acr import parse_amr
 from website.oauth2.grants import CLIENT_AUTH_METHODS
-from website.oauth2.keys import ID_TOKEN_ALG, get_issuer, get_public_jwks
+from website.oauth2.keys import ID_TOKEN_SIGNING_ALGS, get_issuer, get_public_jwks
 from website.store import audit
 from website.store.tokens import (
     TokenRecord,
@@ -144,7 +144,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         return get_public_jwks()
 
     def get_algorithms(self) -> list[str]:
-        return [ID_TOKEN_ALG]
+        return list(ID_TOKEN_SIGNING_ALGS)
 
     def validate_request(self, request):
         if len(request.payload.data.get("id_token_hint") or "") > 8192:

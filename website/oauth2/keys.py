@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, g, request
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwa import EdDSAAlgorithm, JWSRegistry
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import ServiceUnavailable
@@ -21,18 +22,34 @@ from website.models.keys import SigningKey
 from website.store import audit
 from website.store.sealed import UnsealError, seal, unseal
 
-#: The one algorithm id_tokens are signed with (OpenID Connect's mandatory default).
+#: What id_tokens are signed with unless the client registered otherwise (OpenID Connect's
+#: mandatory default), with the RSA key every generation of keys starts with.
 ID_TOKEN_ALG = "RS256"
 
 
-#: The other algorithm the server signs with, with a P-256 key created when first needed: what
-#: RFC 9068 JWT access tokens (audiences.py) are signed with under ACCESS_TOKEN_SIGNING_ALG=ES256,
-#: in about 1/5 of RS256's CPU time.
+#: The other algorithms the server signs with, each with a key created when the first token
+#: needs it: P-256 for ES256 (what RFC 9068 JWT access tokens are signed with under
+#: ACCESS_TOKEN_SIGNING_ALG=ES256), Ed25519 for EdDSA. Both sign in a fraction of RS256's time.
 EC_ALG = "ES256"
+EDDSA_ALG = "EdDSA"
 
 
-#: What a client may register as userinfo_signed_response_alg: signed with the same keys.
-USERINFO_SIGNING_ALGS = (ID_TOKEN_ALG,)
+#: What a client may register as id_token_signed_response_alg and userinfo_signed_response_alg
+#: (OpenID Connect Registration §2): the algorithms of this server's own keys; never none or HMAC.
+ID_TOKEN_SIGNING_ALGS = (ID_TOKEN_ALG, EC_ALG, EDDSA_ALG)
+USERINFO_SIGNING_ALGS = ID_TOKEN_SIGNING_ALGS
+
+
+class _EdDSA(EdDSAAlgorithm):
+    """EdDSA under the name OpenID Connect registers and relying parties' libraries verify,
+    without joserfc's warning that RFC 9864 deprecates the name for the fully-specified
+    ``Ed25519``: the name is ambiguous about the curve, and this server's EdDSA key is
+    always Ed25519 (_generate)."""
+
+    security_warning = None
+
+
+JWSRegistry.register(_EdDSA())
 
 
 RSA_KEY_SIZE = 2048
@@ -66,15 +83,20 @@ def _decrypt(kid: str, ciphertext: str) -> bytes:
         raise KeyDecryptionError(kid) from None
 
 
-def encrypt_private_key(key: RSAKey | ECKey) -> str:
+Key = RSAKey | ECKey | OKPKey
+
+_KEY_TYPES = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
+
+
+def encrypt_private_key(key: Key) -> str:
     """The private JWK as Fernet ciphertext, under the first key of KEY_ENCRYPTION_KEYS."""
     return seal(json.dumps(key.as_dict(private=True)))
 
 
-def decrypt_private_key(row: SigningKey) -> RSAKey | ECKey:
+def decrypt_private_key(row: SigningKey) -> Key:
     """The row's private key, parsed; KeyDecryptionError if no configured key decrypts it."""
     data = json.loads(_decrypt(row.kid, row.private_key_encrypted))
-    return (ECKey if data.get("kty") == "EC" else RSAKey).import_key(data)
+    return _KEY_TYPES[data.get("kty", "RSA")].import_key(data)
 
 
 def check_private_keys() -> int:
@@ -89,13 +111,16 @@ def check_private_keys() -> int:
     return len(rows)
 
 
-def _generate(alg: str) -> RSAKey | ECKey:
+def _generate(alg: str) -> Key:
+    # kid: the RFC 7638 thumbprint
     if alg == EC_ALG:
         return ECKey.generate_key("P-256", auto_kid=True)
-    return RSAKey.generate_key(RSA_KEY_SIZE, auto_kid=True)  # kid: the RFC 7638 thumbprint
+    if alg == EDDSA_ALG:
+        return OKPKey.generate_key("Ed25519", auto_kid=True)
+    return RSAKey.generate_key(RSA_KEY_SIZE, auto_kid=True)
 
 
-def _row_values(key: RSAKey | ECKey, alg: str) -> dict:
+def _row_values(key: Key, alg: str) -> dict:
     return {"kid": key.kid, "alg": alg,
             "public_jwk": {**key.as_dict(private=False), "use": "sig", "alg": alg},
             "private_key_encrypted": encrypt_private_key(key), "created_at": now()}
@@ -108,11 +133,12 @@ def create_signing_key() -> SigningKey:
     return row
 
 
-def create_access_token_key() -> tuple[RSAKey | ECKey, dict]:
-    """Generate and store the ES256 key for JWT access tokens in a transaction of its own (the
-    request's session may hold uncommitted work); return the key and its public JWK."""
-    key = _generate(EC_ALG)
-    values = _row_values(key, EC_ALG)
+def create_other_key(alg: str) -> tuple[Key, dict]:
+    """Generate and store the key for ``alg`` (one of the algorithms besides ID_TOKEN_ALG) in a
+    transaction of its own (the request's session may hold uncommitted work); return the key
+    and its public JWK."""
+    key = _generate(alg)
+    values = _row_values(key, alg)
     with db.engine.begin() as connection:
         connection.execute(insert(SigningKey).values(**values))
     return key, values["public_jwk"]
@@ -167,7 +193,7 @@ class LoadedKeys:
     signing_key: RSAKey
     #: (publish_until or None, public JWK) for every key that may still be published.
     public_keys: list[tuple[int | None, dict]]
-    #: The newest usable private key of each other algorithm (EC_ALG), parsed once.
+    #: The newest usable private key of each other algorithm (EC_ALG, EDDSA_ALG), parsed once.
     signers: dict = field(default_factory=dict)
     jwks_cache: dict = field(default_factory=dict, compare=False)
 
@@ -224,19 +250,22 @@ class KeyRing:
                 documents_changed()
             return self._keys
 
-    def signer(self, alg: str) -> RSAKey | ECKey:
-        """The private key that signs with ``alg``; the EC key of EC_ALG is created
-        when the first token needs it (and again after each rotation retired it)."""
+    def signer(self, alg: str) -> Key:
+        """The private key that signs with ``alg`` (one of ID_TOKEN_SIGNING_ALGS); the key
+        of another algorithm than ID_TOKEN_ALG is created when the first token needs it (and
+        again after each rotation retired it)."""
         keys = self.current()
         if alg == ID_TOKEN_ALG:
             return keys.signing_key
         key = keys.signers.get(alg)
         if key is not None:
             return key
+        if alg not in ID_TOKEN_SIGNING_ALGS:
+            raise ValueError(f"This server has no {alg} key.")
         with self._lock:
             keys = self._keys
             if alg not in keys.signers:
-                key, jwk = create_access_token_key()
+                key, jwk = create_other_key(alg)
                 # Built from what was just stored: this session's snapshot may not see it yet.
                 self._keys = keys = LoadedKeys(
                     newest_kid=key.kid, signing_key=keys.signing_key,
@@ -259,8 +288,8 @@ class KeyRing:
         return LoadedKeys(
             newest_kid=rows[0].kid,
             signing_key=decrypt_private_key(signer),  # once per generation, not per request
-            signers={EC_ALG: decrypt_private_key(row) for row in reversed(rows)
-                     if row.private_key_encrypted and row.alg == EC_ALG},
+            signers={row.alg: decrypt_private_key(row) for row in reversed(rows)
+                     if row.private_key_encrypted and row.alg != ID_TOKEN_ALG},
             public_keys=[(row.publish_until, row.public_jwk) for row in rows],
         )
 
@@ -280,7 +309,7 @@ def _current_keys() -> LoadedKeys:
         raise ServiceUnavailable("The server cannot sign tokens right now; try again later.") from None
 
 
-def signing_key(alg: str = ID_TOKEN_ALG) -> RSAKey | ECKey:
+def signing_key(alg: str = ID_TOKEN_ALG) -> Key:
     """The key that signs with ``alg`` in this request; fixed for the request so kid and
     signature agree."""
     name = f"oidc_signing_key_{alg}"
@@ -290,13 +319,22 @@ def signing_key(alg: str = ID_TOKEN_ALG) -> RSAKey | ECKey:
     return g.get(name)
 
 
+def client_signing_alg(client, field: str) -> str | None:
+    """What the client registered as ``field`` (id_token_signed_response_alg or
+    userinfo_signed_response_alg) when this server signs with it, else None."""
+    alg = client.client_metadata.get(field) if client is not None else None
+    return alg if alg in ID_TOKEN_SIGNING_ALGS else None
+
+
+def id_token_alg(client) -> str:
+    """What the client's id_tokens and logout tokens are signed with: its registered
+    id_token_signed_response_alg, else ID_TOKEN_ALG."""
+    return client_signing_alg(client, "id_token_signed_response_alg") or ID_TOKEN_ALG
+
+
 def jwks_json() -> str:
     """The published public keys as a serialized JWKS."""
     return _current_keys().jwks_json(now())
-
-
-#: The algorithms of the tokens this server signs.
-SIGNING_ALGS = [ID_TOKEN_ALG, EC_ALG]
 
 
 def get_signing_keyset(alg: str = ID_TOKEN_ALG) -> KeySet:

@@ -21,7 +21,7 @@ from website.extensions import db
 from website.http.cors import origin_of
 from website.models.base import now
 from website.oauth2.client_keys import no_redirects_opener
-from website.oauth2.keys import ID_TOKEN_ALG, get_issuer, signing_key
+from website.oauth2.keys import get_issuer, id_token_alg, signing_key
 from website.store import audit
 from website.store import logout_deliveries, queue
 from website.store.clients import query_client
@@ -50,8 +50,9 @@ def logout_token(item, client, issuer: str) -> str:
         "sub": item.sub,
         "sid": item.sid,
     }
-    key = signing_key()
-    return jwt.encode({"alg": ID_TOKEN_ALG, "typ": "logout+jwt", "kid": key.kid}, claims, key, [ID_TOKEN_ALG])
+    alg = id_token_alg(client)  # Back-Channel Logout §2.4: as the client's id_tokens are signed
+    key = signing_key(alg)
+    return jwt.encode({"alg": alg, "typ": "logout+jwt", "kid": key.kid}, claims, key, [alg])
 
 
 def _post(uri: str, token: str) -> str | None:

@@ -29,7 +29,7 @@ from website.oauth2.acr import parse_amr
 from website.oauth2.claims import SCOPE_CLAIMS, load_claims, requested_claims
 from website.oauth2.client_metadata import token_lifetime
 from website.oauth2.grants import ClientByIdOnly, SavesCodes
-from website.oauth2.keys import ID_TOKEN_ALG, USERINFO_SIGNING_ALGS, get_issuer, signing_key
+from website.oauth2.keys import client_signing_alg, get_issuer, id_token_alg, signing_key
 from website.oauth2.response_modes import RedirectResponse
 from website.store.groups import group_names, role_names
 
@@ -76,17 +76,19 @@ def nonce_was_used(nonce: str, request) -> bool:
 
 
 class IdTokenSigning:
-    """How every OIDC grant here signs id_tokens: RS256 with the current key, its kid in
-    the header, iss exactly the issuer and aud the client_id."""
+    """How every OIDC grant here signs id_tokens: with the current key of the client's
+    algorithm (id_token_alg), its kid in the header, iss exactly the issuer and aud the
+    client_id. Authlib hashes at_hash and c_hash to match the algorithm."""
 
     def get_client_algorithm(self, client) -> str:
-        return ID_TOKEN_ALG
+        return id_token_alg(client)
 
     def get_encode_header(self, client) -> dict:
-        return {"alg": ID_TOKEN_ALG, "typ": "JWT", "kid": signing_key().kid}
+        alg = id_token_alg(client)
+        return {"alg": alg, "typ": "JWT", "kid": signing_key(alg).kid}
 
     def resolve_client_private_key(self, client):
-        return signing_key()
+        return signing_key(id_token_alg(client))
 
     def get_client_claims(self, client) -> dict:
         return {
@@ -229,10 +231,10 @@ class UserInfoEndpoint(_UserInfoEndpoint):
             # CORS for the token's client; nothing is spent here, so a refused origin simply
             # gets no Access-Control-Allow-Origin and the browser hides the answer.
             check_client_origin(client.allowed_origins if client is not None else ())
-        alg = client.client_metadata.get("userinfo_signed_response_alg") if client else None
-        if alg not in USERINFO_SIGNING_ALGS:
+        alg = client_signing_alg(client, "userinfo_signed_response_alg")
+        if alg is None:
             return 200, user_info, default_json_headers
-        key = signing_key()
+        key = signing_key(alg)
         claims = {**user_info, "iss": get_issuer(), "aud": client.get_client_id()}
         return 200, jwt.encode({"alg": alg, "kid": key.kid}, claims, key, [alg]), JWT_HEADERS
 

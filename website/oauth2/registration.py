@@ -28,7 +28,8 @@ from website.store.clients import delete_clients, query_client
 #: The metadata a client may register; anything else in a request is ignored (RFC 7591 §2).
 REGISTRABLE_FIELDS = (*OAuth2Client.METADATA_FIELDS, "post_logout_redirect_uris", "jwks", "jwks_uri",
                       "token_endpoint_auth_signing_alg", "strict_auth_method", "require_mfa",
-                      "require_verified_email", "userinfo_signed_response_alg", "allowed_origins",
+                      "require_verified_email", "id_token_signed_response_alg",
+                      "userinfo_signed_response_alg", "allowed_origins",
                       "require_pushed_authorization_requests", "request_object_signing_alg",
                       "dpop_bound_access_tokens", *LOGOUT_NOTIFICATION_FIELDS)
 

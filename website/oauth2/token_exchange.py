@@ -33,7 +33,7 @@ from website.models.apis import ResourceServer
 from website.oauth2.audiences import InvalidTargetError, requested_resource, resolve_api, use_api
 from website.oauth2.client_metadata import TOKEN_EXCHANGE
 from website.oauth2.grants import refuse_unless_allowed
-from website.oauth2.keys import ID_TOKEN_ALG, get_issuer, get_public_jwks
+from website.oauth2.keys import ID_TOKEN_SIGNING_ALGS, get_issuer, get_public_jwks
 from website.store import audit
 from website.store.apis import api_grant
 from website.store.tokens import MAX_TOKEN_LENGTH, read_token_by_access_token
@@ -81,7 +81,7 @@ def read_access_token(value: str, role: str) -> PresentedToken:
 def read_id_token(value: str, role: str) -> PresentedToken:
     """An unexpired id_token this server signed; the person it names; the client it was for."""
     try:
-        claims = jwt.decode(value, get_public_jwks(), algorithms=[ID_TOKEN_ALG]).claims
+        claims = jwt.decode(value, get_public_jwks(), algorithms=ID_TOKEN_SIGNING_ALGS).claims
     except (JoseError, ValueError, TypeError):
         _refuse(role, "it is not an id_token signed by this server")
     exp = claims.get("exp")

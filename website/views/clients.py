@@ -172,7 +172,8 @@ def client_form_data(client: OAuth2Client) -> dict:
         "contacts": "\n".join(client.contacts),
         **{f"{kind}_lifetime": client.client_metadata.get(f"{kind}_lifetime") or ""
            for kind in ("access_token", "refresh_token", "id_token")},
-        "userinfo_signed_response_alg": client.client_metadata.get("userinfo_signed_response_alg", ""),
+        **{field: client.client_metadata.get(field, "")
+           for field in ("id_token_signed_response_alg", "userinfo_signed_response_alg")},
         "strict_auth_method": client.strict_auth_method,
         "require_mfa": client.require_mfa,
         "require_pushed_authorization_requests":
