@@ -32,7 +32,7 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
-def set_up(database_url: str):
+def set_up(database_url: str, id_token_alg: str = "RS256"):
     from sqlalchemy import select
 
     from website import create_app
@@ -48,7 +48,7 @@ def set_up(database_url: str):
         "create-client", "--json", "--name", "Bench", "--redirect-uri", "https://bench.example.com/callback",
         "--scope", "openid profile email offline_access", "--auth-method", "client_secret_basic",
         "--grant-type", "authorization_code", "--grant-type", "refresh_token",
-        "--grant-type", "client_credentials"])
+        "--grant-type", "client_credentials", "--id-token-signed-response-alg", id_token_alg])
     import json
     client = json.loads(out.output.strip().splitlines()[-1])
     with app.app_context():
@@ -178,11 +178,13 @@ def main(argv=None) -> int:
     parser.add_argument("--lines", type=int, default=60, help="cProfile lines shown")
     parser.add_argument("--database", default="")
     parser.add_argument("--hooks", action="store_true", help="print each hook's CPU cost per request")
+    parser.add_argument("--id-token-alg", default="RS256", choices=("RS256", "ES256", "EdDSA"),
+                        help="what the bench client's id_tokens (refresh, code) are signed with")
     args = parser.parse_args(argv)
 
     tmp = tempfile.mkdtemp()
     database_url = args.database or f"sqlite:///{tmp}/profile.db"
-    app, client, user_id, basic = set_up(database_url)
+    app, client, user_id, basic = set_up(database_url, args.id_token_alg)
     refresh, codes, verifier = make_feeds(app, client, user_id, args.n + 60)
     import logging
     # Alembic's env.py (initdb above) gives the root logger a stderr handler; a served worker
