@@ -275,3 +275,29 @@ def test_gunicorn_config_reads_bind_and_workers_from_the_environment(monkeypatch
     monkeypatch.setenv("WEB_CONCURRENCY", "many")
     with pytest.raises(SystemExit, match="WEB_CONCURRENCY must be a whole number"):
         runpy.run_path(str(GUNICORN_CONF))
+
+
+@pytest.mark.parametrize("size", [0, 2])
+def test_database_pool_size_caps_each_process_connections(database_url, size):
+    """DATABASE_POOL_SIZE=N: exactly N connections, a third request waits for one to be
+    returned; 0 keeps SQLAlchemy's pool, which opens more while busy."""
+    app = create_app(config_for(database_url, DATABASE_POOL_SIZE=size))
+    with app.app_context():
+        engine = db.engine
+        held = [engine.connect(), engine.connect()]
+        third = {}
+        waiter = threading.Thread(target=lambda: third.setdefault("connection", engine.connect()))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() is (size == 2)
+        held.pop().close()
+        waiter.join(5)
+        assert not waiter.is_alive()
+        third["connection"].close()
+        held.pop().close()
+        engine.dispose()
+
+
+def test_a_negative_pool_size_is_refused(database_url):
+    with pytest.raises(SystemExit, match="DATABASE_POOL_SIZE must be 0"):
+        create_app(config_for(database_url, DATABASE_POOL_SIZE=-1))

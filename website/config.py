@@ -114,6 +114,10 @@ DEFAULTS = {
     "SESSION_TOUCH_INTERVAL": 60,
     # Seconds to wait for a PostgreSQL connection before answering 503.
     "DATABASE_CONNECT_TIMEOUT": 5,
+    # Database connections each process keeps, at most: 0 is SQLAlchemy's pool (5, and 10 more
+    # while busy); N is exactly N, shared by the process's threads (the bearer checks' own
+    # connections aside: website/store/driver.py). With sync workers one is all a worker uses.
+    "DATABASE_POOL_SIZE": 0,
     # Security (see SECURITY.md). Request bodies above this many bytes are refused.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # The longest single parameter value a protocol endpoint accepts.
@@ -373,6 +377,8 @@ def _check_settings(config) -> list[str]:
     config["LOG_FORMAT"] = choice("LOG_FORMAT", ("text", "json"))
     config["ACCESS_TOKEN_SIGNING_ALG"] = choice("ACCESS_TOKEN_SIGNING_ALG", ("rs256", "es256")).upper()
     config["MFA_REQUIRED_FOR"] = choice("MFA_REQUIRED_FOR", ("none", "admins", "everyone"))
+    if config["DATABASE_POOL_SIZE"] < 0:
+        problems.append("Configuration error: DATABASE_POOL_SIZE must be 0 (SQLAlchemy's pool) or more")
     if not config["CLIENT_CACHE_CHECK_INTERVAL"] >= 0:  # NaN too
         problems.append("Configuration error: CLIENT_CACHE_CHECK_INTERVAL must be 0 seconds or more")
     if config["MFA_ENROLMENT_GRACE_DAYS"] < 0:
@@ -469,6 +475,8 @@ def load(app, test_config: dict | None = None) -> None:
         if uri.startswith("postgresql"):
             # Fail fast while the database is unreachable: requests answer 503 (http/ops.py).
             engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
+    if app.config["DATABASE_POOL_SIZE"] > 0 and ":memory:" not in uri and uri not in ("sqlite://", "sqlite:///"):
+        engine_options.update(pool_size=app.config["DATABASE_POOL_SIZE"], max_overflow=0)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
     problems.extend(_check_settings(app.config))
