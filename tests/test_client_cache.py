@@ -4,10 +4,12 @@ once and on every other within CLIENT_CACHE_CHECK_INTERVAL. Two apps on one data
 for two instances: A checks the version row only once an hour, so only its own commits can
 drop its cache; B checks every 0.3 seconds."""
 
+import base64
 import json
 import time
 
 import pytest
+from support.flows import get_user_token
 from support.pages import csrf_token
 
 from website import create_app
@@ -197,3 +199,36 @@ def test_people_signing_in_and_changing_their_account_leave_the_caches_alone(app
     auth.login()
     make_user("bob")
     assert _versions(app) == before
+
+
+def refreshed_id_token(test_client, client, secret, refresh_token) -> tuple[dict, str]:
+    response = test_client.post("/oauth/token", auth=(client.client_id, secret), data={
+        "grant_type": "refresh_token", "refresh_token": refresh_token})
+    assert response.status_code == 200, response.json
+    claims = json.loads(base64.urlsafe_b64decode(response.json["id_token"].split(".")[1] + "=="))
+    return claims, response.json["refresh_token"]
+
+
+def test_a_role_defined_through_one_instance_reaches_the_others_id_tokens(app, runner, test_client, auth,
+                                                                          other, make_client, user):
+    # Each instance remembers that the client defines no roles (no statement for the claim);
+    # a role defined through A is in A's next id_token at once and in B's within the interval.
+    client, secret = make_client(scope="openid profile offline_access")
+    auth.login()
+    refresh_token = get_user_token(test_client, client, secret, scope="openid profile offline_access")[
+        "refresh_token"]
+    b = other.test_client()
+    for instance in (test_client, b):
+        claims, refresh_token = refreshed_id_token(instance, client, secret, refresh_token)
+        assert "roles" not in claims
+    for args in (["create-role", client.client_id, "editor"],
+                 ["assign-role", client.client_id, "editor", "--user", user.username]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0, result.output
+    claims, refresh_token = refreshed_id_token(test_client, client, secret, refresh_token)
+    assert claims["roles"] == ["editor"]
+    claims, started = {}, time.monotonic()
+    while "roles" not in claims and time.monotonic() - started < INTERVAL + 3:
+        claims, refresh_token = refreshed_id_token(b, client, secret, refresh_token)
+        time.sleep(0.05)
+    assert claims.get("roles") == ["editor"]

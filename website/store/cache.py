@@ -1,8 +1,9 @@
-"""In-process caches of clients and APIs for the token endpoint, kept true across instances.
+"""In-process caches of clients and APIs for the token endpoint, and of which clients define
+roles, kept true across instances.
 
 Each cache has a version row (models/cache_versions.py). Every write to what a cache holds
 bumps its row in the write's own transaction: the session events below see every flushed
-OAuth2Client, ResourceServer, ApiClientGrant or User (a user's clients go with it) and every
+OAuth2Client, ResourceServer, ApiClientGrant, ClientRole or User (a user's clients go with it) and every
 bulk UPDATE, DELETE or INSERT on their tables, so no write path has to remember to. A process
 reads the version rows (one statement) at most every CLIENT_CACHE_CHECK_INTERVAL seconds
 and drops a cache whose version moved; a commit of this process drops its own at once.
@@ -24,9 +25,14 @@ from website.extensions import db
 from website.models.apis import ApiClientGrant, ResourceServer
 from website.models.cache_versions import CacheVersion
 from website.models.clients import OAuth2Client
+from website.models.groups import ClientRole
 from website.models.users import User
 
 CLIENTS, APIS = "clients", "apis"
+#: client_id -> whether the client defines roles (the roles claim's statement is skipped for
+#: the many that define none). A client's deletion takes its roles (ON DELETE CASCADE) without
+#: a bump: "defines roles" kept for a client that is gone only costs that statement.
+ROLES = "client_roles"
 
 #: What each table's writes make stale. A user's deletion takes the clients they own
 #: (ON DELETE CASCADE); a client's takes its API grants and empties introspection_client_id.
@@ -35,6 +41,7 @@ _TABLE_CACHES = {
     User.__tablename__: (CLIENTS, APIS),
     ResourceServer.__tablename__: (APIS,),
     ApiClientGrant.__tablename__: (APIS,),
+    ClientRole.__tablename__: (ROLES,),
 }
 
 #: Tables whose rows matter to the caches only when deleted: a user's sign-in, password or
@@ -55,7 +62,7 @@ class VersionedCache:
         self._lock = threading.Lock()
         self._versions: dict[str, int] = {}
         self._checked_at = float("-inf")
-        self.entries: dict[str, dict] = {CLIENTS: {}, APIS: {}}
+        self.entries: dict[str, dict] = {CLIENTS: {}, APIS: {}, ROLES: {}}
 
     def drop(self, names) -> None:
         """Forget the named caches (this process changed what they hold)."""

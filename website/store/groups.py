@@ -5,6 +5,7 @@ from sqlalchemy import bindparam, delete, exists, func, or_, select
 from website.extensions import db
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.users import User
+from website.store.cache import ROLES, versioned_cache
 
 
 def group_names(user_id: int) -> list[str]:
@@ -29,8 +30,14 @@ _ROLES_OF_CLIENT = (
 
 def role_names(user_id: int, client_id: str) -> list[str] | None:
     """The client's roles the person holds, directly or through a group, sorted (the ``roles``
-    claim); None when the client defines no roles at all."""
+    claim); None when the client defines no roles at all (known without a statement once this
+    process has seen it: store/cache.py)."""
+    defines_roles = versioned_cache().fresh(ROLES)
+    if defines_roles is not None and defines_roles.get(client_id) is False:
+        return None
     rows = db.session.execute(_ROLES_OF_CLIENT, {"user_id": user_id, "client_id": client_id}).all()
+    if defines_roles is not None:
+        defines_roles[client_id] = bool(rows)
     if not rows:
         return None
     return list(dict.fromkeys(name for name, held in rows if held))
