@@ -9,6 +9,7 @@ The input guard (``guard.py``), the error handlers (``errors.py``), the headers
 (``headers.py``), CORS (``cors.py``), CSRF and the discovery documents all read this one declaration.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app, has_request_context, request
@@ -43,6 +44,10 @@ class ProtocolEndpoint:
     #: The same bytes for every caller (discovery, JWKS): answered by the front (``front.py``)
     #: from Flask's last answer, without a request context.
     document: bool = False
+    #: A bearer resource's usual answer, given below Flask by the front (``front.py``): called
+    #: with a plain GET's bearer token in an app context, it returns the JSON body the view
+    #: would answer that token with, or None to let Flask answer (every error, anything else).
+    bearer_answer: Callable[[str], bytes | None] | None = None
 
 
 #: View function -> its declaration, filled by the decorator at import time.
@@ -51,10 +56,12 @@ _DECLARED: dict[object, ProtocolEndpoint] = {}
 
 def protocol_endpoint(*content_types: str, client_auth: bool = False, body_error: str = "invalid_request",
                       json: bool = True, csrf_exempt: bool | None = None, advertise: str | None = None,
-                      cors: str | None = None, setting: str | None = None, document: bool = False):
+                      cors: str | None = None, setting: str | None = None, document: bool = False,
+                      bearer_answer: Callable[[str], bytes | None] | None = None):
     """Declare a view a protocol endpoint (put it below ``@bp.route``)."""
     spec = ProtocolEndpoint(tuple(content_types), client_auth, body_error, json,
-                            json if csrf_exempt is None else csrf_exempt, advertise, cors, setting, document)
+                            json if csrf_exempt is None else csrf_exempt, advertise, cors, setting, document,
+                            bearer_answer)
 
     def decorate(view):
         _DECLARED[view] = spec

@@ -135,10 +135,17 @@ def sane_request_id(value: str) -> bool:
     return _SANE_REQUEST_ID.fullmatch(value) is not None
 
 
+#: The WSGI environ key under which the front (front.py) hands Flask an exception its
+#: answer below Flask raised: raised again here, it is answered as if the view raised it.
+FRONT_ERROR = "website.front_error"
+
+
 def _start_request() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = incoming if sane_request_id(incoming) else uuid.uuid4().hex
     g.request_started = time.perf_counter()
+    if FRONT_ERROR in request.environ:
+        raise request.environ.pop(FRONT_ERROR)
 
 
 #: Paths needing no quoting in the log line (nearly all): skip urllib's quote for them.

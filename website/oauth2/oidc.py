@@ -30,6 +30,7 @@ from website.oauth2.claims import SCOPE_CLAIMS, load_claims, requested_claims
 from website.oauth2.client_metadata import token_lifetime
 from website.oauth2.grants import ClientByIdOnly, SavesCodes
 from website.oauth2.keys import client_signing_alg, get_issuer, id_token_alg, signing_key
+from website.oauth2.protector import userinfo_protector
 from website.oauth2.response_modes import RedirectResponse
 from website.store.groups import group_names, role_names
 
@@ -220,10 +221,8 @@ class UserInfoEndpoint(_UserInfoEndpoint):
 
     def __call__(self, request):
         try:
-            token = self.resource_protector.acquire_token("openid")
-            # Besides the scope's claims, the userinfo claims the claims parameter asked for.
-            user_info = self.generate_user_info(token.get_user(), token.scope,
-                                                load_claims(token.claims, "userinfo"), token.client_id)
+            token = self.resource_protector.acquire_token(USERINFO_SCOPE)
+            user_info = userinfo_claims(token)
         except OAuth2Error as error:
             return self.resource_protector.error_response(error)
         client = token.get_client()
@@ -238,10 +237,30 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         claims = {**user_info, "iss": get_issuer(), "aud": client.get_client_id()}
         return 200, jwt.encode({"alg": alg, "kid": key.kid}, claims, key, [alg]), JWT_HEADERS
 
-    def generate_user_info(self, user, scope, claims=(), client_id=None):
-        if user is None:
-            raise InvalidTokenError(description="This token was issued to a client, not for a user.")
-        return generate_user_info(user, scope, claims, client_id)
+
+
+#: The scope a UserInfo token needs.
+USERINFO_SCOPE = "openid"
+
+
+def userinfo_claims(token) -> UserInfo:
+    """The token's UserInfo claims: the scope's, and those the claims parameter asked for."""
+    if token.get_user() is None:
+        raise InvalidTokenError(description="This token was issued to a client, not for a user.")
+    return generate_user_info(token.get_user(), token.scope, load_claims(token.claims, "userinfo"),
+                              token.client_id)
+
+
+def plain_userinfo(token_string: str) -> UserInfo | None:
+    """UserInfo's plain JSON claims for a bearer GET (the front's answer below Flask,
+    http/front.py): None for a token the endpoint refuses, one without a person, or a
+    client that gets its UserInfo signed; the endpoint answers those."""
+    token = userinfo_protector.accepted_bearer(token_string, [USERINFO_SCOPE])
+    if token is None or token.get_user() is None:
+        return None
+    if client_signing_alg(token.get_client(), "userinfo_signed_response_alg") is not None:
+        return None
+    return userinfo_claims(token)
 
 
 def refuse_request_objects(grant) -> None:

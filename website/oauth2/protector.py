@@ -7,6 +7,7 @@ from authlib.integrations.flask_oauth2.errors import raise_http_exception
 from authlib.oauth2.rfc6749.errors import (
     InvalidRequestError,
     MissingAuthorizationError,
+    OAuth2Error,
     UnsupportedTokenTypeError,
 )
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError, InvalidTokenError
@@ -108,6 +109,18 @@ class ResourceProtector(_ResourceProtector):
     def raise_error_response(self, error):
         status, body, headers = self.error_response(error)
         raise_http_exception(status, json.dumps(body), headers)
+
+    def accepted_bearer(self, token_string: str, scopes: list[str]):
+        """The token, when a request with ``Authorization: Bearer token_string`` passes this
+        protector for ``scopes`` as ``acquire_token`` would check it; else None. For the
+        front's answers below Flask (http/front.py): the same validator, so the same rules."""
+        validator = self.get_token_validator(BearerValidator.TOKEN_TYPE)
+        token = validator.authenticate_token(token_string)
+        try:
+            validator.validate_token(token, scopes, None)
+        except OAuth2Error:
+            return None
+        return token
 
 
 class HeaderOrBodyProtector(ResourceProtector):

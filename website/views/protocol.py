@@ -9,6 +9,7 @@ from authlib.oidc.core.errors import InteractionRequiredError
 from flask import (
     Blueprint,
     g,
+    json,
     jsonify,
     redirect,
     render_template,
@@ -28,6 +29,7 @@ from website.oauth2.device import DeviceAuthorizationEndpoint
 from website.oauth2.discovery import DISCOVERY_MAX_AGE, discovery_json
 from website.oauth2.endpoints import IntrospectionEndpoint
 from website.oauth2.keys import JWKS_MAX_AGE, jwks_json
+from website.oauth2.oidc import plain_userinfo
 from website.oauth2.par import PushedAuthorizationEndpoint, spend_pushed_request
 from website.oauth2.registration import ClientConfigurationEndpoint, ClientRegistrationEndpoint
 from website.oauth2.response_modes import FORM_POST, can_form_post, response_parameters
@@ -257,9 +259,16 @@ def revoke_token():
     return authorization.create_endpoint_response("revocation")
 
 
+def userinfo_below_flask(token_string: str) -> bytes | None:
+    """UserInfo's plain JSON answer, given by the front below Flask (http/front.py), as
+    Authlib writes it; None for everything else, which the endpoint answers."""
+    claims = plain_userinfo(token_string)
+    return None if claims is None else json.dumps(claims).encode()
+
+
 @bp.route("/userinfo", methods=["GET", "POST"])
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
-@protocol_endpoint(FORM, advertise="userinfo_endpoint", cors=CLIENT)
+@protocol_endpoint(FORM, advertise="userinfo_endpoint", cors=CLIENT, bearer_answer=userinfo_below_flask)
 def userinfo():
     """The claims about the token's user that its scopes allow (OpenID Connect UserInfo)."""
     return authorization.create_endpoint_response("userinfo")
