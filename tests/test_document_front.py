@@ -104,3 +104,11 @@ def test_other_methods_and_paths_go_to_flask(test_client, flask_requests):
     assert test_client.options("/.well-known/jwks.json", headers={
         "Origin": "https://app.example", "Access-Control-Request-Method": "GET"}).status_code == 204
     assert len(flask_requests) == 4
+
+
+def test_made_up_host_headers_do_not_grow_the_kept_answers(app, test_client):
+    # Answers are kept per Host, which any client chooses: the front keeps a bounded number.
+    from website.http.front import MAX_KEPT
+    for n in range(MAX_KEPT + 20):
+        assert test_client.get("/.well-known/jwks.json", headers={"Host": f"h{n}.example"}).status_code == 200
+    assert len(app.extensions["document_front"].answers) <= MAX_KEPT

@@ -36,6 +36,10 @@ _PER_REQUEST = frozenset({"x-request-id", "date", "server"})
 #: Seconds a bearer resource's headers are kept before Flask answers one request again.
 RESOURCE_HEADERS_LIFETIME = 60
 
+#: Answers kept at most: they are per Host header, which any client can make up; past this
+#: many the front starts again rather than grow.
+MAX_KEPT = 256
+
 
 class _Answer:
     __slots__ = ("body", "etag", "expires", "generation", "headers", "status")
@@ -129,6 +133,11 @@ class Front:
                         environ.get("REMOTE_ADDR"), environ.get("wsgi.errors"))
         return [body]
 
+    def _keep(self, key: tuple, answer: _Answer) -> None:
+        if len(self.answers) >= MAX_KEPT:
+            self.answers = {}
+        self.answers[key] = answer
+
     def _through_flask(self, key, environ, start_response, document=True):
         """Let Flask answer, and keep its 200 or 304 for the next callers (of a resource: the
         200's headers)."""
@@ -149,8 +158,8 @@ class Front:
                                    for name, value in seen["headers"]):
                 headers = [(name, value) for name, value in seen["headers"]
                            if name.lower() not in _PER_REQUEST and name.lower() != "content-length"]
-                self.answers[(*key, 200)] = _Answer(seen["status"], headers, None, "",
-                                                    time.monotonic() + RESOURCE_HEADERS_LIFETIME, self.generation)
+                self._keep((*key, 200), _Answer(seen["status"], headers, None, "",
+                                                time.monotonic() + RESOURCE_HEADERS_LIFETIME, self.generation))
             return app_iter
         try:
             body = b"".join(app_iter)
@@ -165,8 +174,8 @@ class Front:
         if etag and lifetime > 0:
             # The generation after Flask answered: building the answer may itself have loaded
             # the keys (the first request creates the first key).
-            self.answers[(*key, code)] = _Answer(
-                seen["status"], headers, body, etag, time.monotonic() + lifetime, self.generation)
+            self._keep((*key, code), _Answer(
+                seen["status"], headers, body, etag, time.monotonic() + lifetime, self.generation))
         return [body]
 
 
