@@ -258,3 +258,17 @@ def browser():
         browser = launch(playwright)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def flask_requests(app):
+    """The paths of the requests Flask itself handled (its hooks ran), not the front
+    (website/http/front.py). Ask for it before the first request of the app."""
+    seen = []
+
+    def record(error):
+        from flask import request
+        seen.append(request.path)
+
+    app.teardown_request(record)
+    return seen

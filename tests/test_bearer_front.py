@@ -11,28 +11,12 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from support.factories import update_rows
 from support.flows import bearer, exchange_code, get_user_token, login_and_get_code
+from support.pages import headers_but_request_id
 from test_operations import scrape
 
 from website.models import Token, User
 
 ME = "/api/me"
-
-
-@pytest.fixture
-def flask_requests(app):
-    """The paths of the requests Flask itself handled (its hooks ran)."""
-    seen = []
-    app.teardown_request(lambda error: seen.append(_path()))
-    return seen
-
-
-def _path():
-    from flask import request
-    return request.path
-
-
-def _headers(response) -> dict:
-    return {name: value for name, value in response.headers.items() if name != "X-Request-ID"}
 
 
 @pytest.fixture
@@ -66,7 +50,7 @@ def test_after_the_first_answer_flask_sees_no_more_and_answers_are_identical(tes
     for other in others:
         assert other.status_code == 200
         assert other.data == warm.data
-        assert _headers(other) == _headers(warm)
+        assert headers_but_request_id(other) == headers_but_request_id(warm)
     assert warm.json == {"id": user.id, "sub": user.sub, "username": "alice", "email": "alice@example.com"}
     assert warm.headers["Cache-Control"] == "no-store"
     assert warm.headers["X-Content-Type-Options"] == "nosniff"
@@ -148,7 +132,7 @@ def test_https_requests_learn_their_own_headers(test_client, access_token, warm,
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
     assert "Strict-Transport-Security" not in warm.headers
     again = test_client.get(ME, headers=bearer(access_token), base_url="https://localhost")
-    assert _headers(again) == _headers(secure)
+    assert headers_but_request_id(again) == headers_but_request_id(secure)
     assert flask_requests == [ME]  # the first https one only
 
 
@@ -199,7 +183,7 @@ def test_userinfo_answers_from_the_front_equal_flasks(test_client, auth, user, m
         assert first.status_code == 200
         assert first.json == {"sub": user.sub, "email": "alice@example.com", "email_verified": False}
         for other in others:
-            assert (other.status_code, other.data, _headers(other)) == (200, first.data, _headers(first))
+            assert (other.status_code, other.data, headers_but_request_id(other)) == (200, first.data, headers_but_request_id(first))
     assert flask_requests == [USERINFO, "/oauth/userinfo"]  # one each, the rest from the front
     # A POST, a token without openid: Flask's.
     assert test_client.post(USERINFO, data={"access_token": token}).status_code == 200

@@ -5,26 +5,10 @@ a key rotation seen at once."""
 import logging
 
 import pytest
+from support.pages import headers_but_request_id
 from test_operations import scrape
 
 DOCUMENTS = ["/.well-known/jwks.json", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
-
-
-@pytest.fixture
-def flask_requests(app):
-    """The paths of the requests Flask itself handled (its hooks ran)."""
-    seen = []
-    app.teardown_request(lambda error: seen.append(_path()))
-    return seen
-
-
-def _path():
-    from flask import request
-    return request.path
-
-
-def _headers(response) -> dict:
-    return {name: value for name, value in response.headers.items() if name != "X-Request-ID"}
 
 
 @pytest.mark.parametrize("path", DOCUMENTS)
@@ -36,7 +20,7 @@ def test_only_the_first_request_reaches_flask_and_every_answer_is_the_same(test_
     for other in others:
         assert other.status_code == 200
         assert other.data == first.data
-        assert _headers(other) == _headers(first)
+        assert headers_but_request_id(other) == headers_but_request_id(first)
     # The hooks' headers are all there in the kept answer.
     assert first.headers["Access-Control-Allow-Origin"] == "*"
     assert first.headers["X-Content-Type-Options"] == "nosniff"
@@ -55,7 +39,7 @@ def test_request_ids_304_and_head_from_the_front(test_client, flask_requests):
     assert through_flask.status_code == 304 and through_flask.data == b""
     kept = test_client.get(path, headers={"If-None-Match": f'W/{etag}, "other"'})
     assert kept.status_code == 304 and kept.data == b""
-    assert _headers(kept) == _headers(through_flask)
+    assert headers_but_request_id(kept) == headers_but_request_id(through_flask)
     assert test_client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
     head = test_client.head(path)
     assert head.status_code == 200 and head.data == b""

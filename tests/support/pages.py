@@ -72,3 +72,8 @@ class AuthActions:
     def logout(self):
         token = self.csrf_token("/login")  # any form of the session carries the token
         return self._client.post("/logout", data={"csrf_token": token})
+
+
+def headers_but_request_id(response) -> dict:
+    """A response's headers, but for its X-Request-ID (each answer has its own)."""
+    return {name: value for name, value in response.headers.items() if name != "X-Request-ID"}
