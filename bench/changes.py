@@ -39,6 +39,8 @@ CHANGES = {
     "e405aec": ("roles claim in one prebuilt statement", "userinfo,code"),
     "0645bc4": ("clients and APIs from an in-process cache (version row)", "client_credentials,introspection"),
     "787ebb4": ("userinfo's client from the client cache", "userinfo"),
+    "45c4ad7": ("which clients define no roles, from the cache", "userinfo,refresh,code"),
+    "1069377": ("/api/me and plain UserInfo answered by the front", "me,userinfo"),
 }
 
 _ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+$")
