@@ -466,8 +466,38 @@ class Server:
         self.log.close()
 
 
+#: How long the processes' CPU time must stand still before their memory is read, and the
+#: longest wait for that.
+IDLE_SECONDS, IDLE_TIMEOUT = 0.5, 15.0
+
+
+def cpu_ticks(pids: list[int]) -> list[int]:
+    """Each process's CPU time so far (utime + stime, /proc/PID/stat), in clock ticks."""
+    ticks = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks.append(int(fields[11]) + int(fields[12]))
+    return ticks
+
+
+def wait_idle(pids: list[int]) -> None:
+    """Wait until the processes have answered what wrk left in flight: a log-in still being
+    hashed when wrk stops holds scrypt's memory (128 * N * r bytes, 32 MiB by default) for
+    its few hundred milliseconds, which is the request's and not what the worker keeps."""
+    deadline = time.monotonic() + IDLE_TIMEOUT
+    before = cpu_ticks(pids)
+    while time.monotonic() < deadline:
+        time.sleep(IDLE_SECONDS)
+        now = cpu_ticks(pids)
+        if now == before:
+            return
+        before = now
+
+
 def rss_mib(pids: list[int]) -> list[float]:
-    """Each process's resident memory, in MiB (from /proc/PID/status VmRSS)."""
+    """Each process's resident memory once idle, in MiB (from /proc/PID/status VmRSS)."""
+    wait_idle(pids)
     sizes = []
     for pid in pids:
         with contextlib.suppress(OSError):
@@ -898,6 +928,7 @@ def markdown_table(blocks: list[tuple[str, str, list[Result], list[float]]]) -> 
               for server, db_label, _, rss in blocks if rss]
     if memory:
         lines += ["", "Each worker's resident memory (VmRSS, /proc/PID/status) after its run, "
+                  "once its CPU time stands still (the last requests answered), "
                   f"target ≤ {RSS_TARGET_MIB} MiB (the peer is one process, shown for comparison):", "", *memory]
     return "\n".join(lines)
 

@@ -2,6 +2,8 @@
 refuses runs with errors (the benchmark itself is run with `make bench`, never in tests)."""
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -82,6 +84,29 @@ def test_verdicts_beside_the_peer_memory_and_password_hash():
     assert "scrypt N=2^15 (32768), r=8, p=1" in note
     assert "OWASP minimum: scrypt N=2^17 (131072), r=8, p=1" in note
     assert note.startswith(f"{20.0 / min(2, bench.os.cpu_count()):.1f} log-ins/s per core")
+
+
+def test_memory_is_read_once_the_request_in_flight_is_answered():
+    """A log-in still being hashed when wrk stops holds scrypt's 32 MiB: that is the
+    request's memory, not what the worker keeps, so the reading waits for it to end."""
+    busy_then_idle = (
+        "import hashlib, time\n"
+        "held = bytearray(96 * 1024 * 1024)\n"  # resident: bytearray zero-fills it
+        "print('holding', flush=True)\n"
+        "end = time.monotonic() + 1.5\n"
+        "while time.monotonic() < end: hashlib.sha256(b'x' * 4096).digest()\n"
+        "del held\n"
+        "time.sleep(30)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", busy_then_idle], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "holding\n"
+        (resident,) = bench.rss_mib([process.pid])
+        assert resident < 64
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
 
 
 def app_config_limit():
