@@ -6,8 +6,11 @@ Generic over the revisions in migrations/versions: new revisions are walked with
 
 import hashlib
 import json
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import flask_migrate
 import pytest
@@ -23,10 +26,13 @@ from support.pages import form_token
 from werkzeug.security import generate_password_hash
 
 from website import create_app
+from website.http.ops import migration_heads
 from website.models import db
 
 #: The first revision's schema is what the rows of the data test are written in.
 FIRST_REVISION = "0001_core"
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -290,3 +296,38 @@ def test_username_canonical_upgrade_refuses_clashing_usernames_and_changes_nothi
         rows = conn.execute(sa.text("SELECT username, username_canonical FROM users ORDER BY id")).all()
     assert [tuple(row) for row in rows] == [("alice", "alice"), ("alice2", "alice2"), ("alice3", "alice3"),
                                             ("bob", "bob"), ("carol", "carol")]
+
+
+# --- what a serving worker imports ------------------------------------------------------------
+
+def test_readiness_finds_the_same_newest_revisions_as_alembic(app, tmp_path):
+    assert migration_heads() == set(script_directory(app).get_heads())
+    # A merge (a tuple of parents), an annotated assignment and two heads, against alembic's reading.
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    for name, parents in {"a": None, "b": "a", "c": "a", "d": ("b", "c"), "e": "a"}.items():
+        assignments = (f"revision: str = {name!r}\ndown_revision = {parents!r}\n" if name == "d"
+                       else f"revision = {name!r}\ndown_revision = {parents!r}\n")
+        (versions / f"{name}_rev.py").write_text(f'"""{name}"""\n{assignments}\n\ndef upgrade():\n    pass\n')
+    assert migration_heads(str(tmp_path)) == {"d", "e"} == set(ScriptDirectory(str(tmp_path)).get_heads())
+
+
+def test_a_serving_worker_never_imports_alembic_and_flask_db_still_works(tmp_path):
+    """Flask-Migrate imports alembic, 11 MiB per process: only migrations load it."""
+    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 40, "KEY_ENCRYPTION_KEYS": TEST_KEY_ENCRYPTION_KEY,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'idp.sqlite'}"}
+
+    def run(*args):
+        return subprocess.run([sys.executable, *args], cwd=REPOSITORY, env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    assert run("-m", "flask", "--app", "app", "initdb").returncode == 0
+    serving = run("-c", "import sys\n"
+                  "from app import app\n"
+                  "client = app.test_client()\n"
+                  "print(client.get('/readyz').status_code, client.get('/.well-known/openid-configuration').status_code)\n"
+                  "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'flask_migrate')))\n")
+    assert serving.stdout.splitlines() == ["200 200", "[]"], serving.stderr
+    heads = run("-m", "flask", "--app", "app", "db", "heads")
+    assert heads.returncode == 0, heads.stderr
+    assert heads.stdout.split()[0] == max(migration_heads())

@@ -15,7 +15,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.load(app, test_config)
     branding.check_configuration(app.config)
     db.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
     csrf.init_app(app)
     mail.init_app(app)
     # Before any route is added: every <int:...> then fits the database's INTEGER.

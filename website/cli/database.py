@@ -1,12 +1,10 @@
 """`flask` commands for the database: create or upgrade it, purge what has expired."""
 
 import click
-import flask_migrate
-from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import and_, delete, or_, select
 
-from website.extensions import db
+from website.extensions import db, upgrade_schema
 from website.models.base import now
 from website.models.clients import SecretView
 from website.models.grants import AuthorizationCode, Token
@@ -34,7 +32,7 @@ FINISHED_DELIVERIES_KEPT = 24 * 3600
 def initdb_command():
     """Create the database or upgrade it to the newest schema, with a first signing key
     (safe to run again)."""
-    flask_migrate.upgrade(directory=current_app.extensions["migrate"].directory)
+    upgrade_schema()
     click.echo("Database is at the newest schema.")
     try:
         check_private_keys()

@@ -10,14 +10,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
-import flask_migrate
 from flask import current_app
-from alembic.util import CommandError
 from flask.cli import with_appcontext
 from sqlalchemy import make_url
 
-from website.extensions import db
-from website.http.ops import readiness, script_directory
+from website.extensions import db, upgrade_schema
+from website.http.ops import readiness
 from website.oauth2.keys import KeyDecryptionError, check_private_keys
 from website.oauth2.logout import BATCH, deliver_due
 from website.services.signup import allowed_domains
@@ -156,7 +154,7 @@ def restore_command(path, yes):
     else:
         _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
               f"--dbname={_libpq_url(url)}", str(source)])
-    flask_migrate.upgrade(directory=current_app.extensions["migrate"].directory)
+    upgrade_schema()
     click.echo(f"Restored the database from {source}; it is at the newest schema.")
 
 
@@ -186,7 +184,10 @@ def _check_sqlite_backup(source: Path) -> None:
                                    " with a migration version).") from None
     if not revisions:
         raise click.ClickException(f"{source} is not a backup of this server (no migration version).")
-    scripts = script_directory()
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    scripts = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
     for revision in revisions:
         try:
             scripts.get_revision(revision)
