@@ -6,6 +6,9 @@ Every ceremony starts with a challenge from ``store.passkeys.issue_challenge`` (
 short-lived, in the database) and ends by spending it before anything else is believed. The
 relying party is the host of OAUTH2_ISSUER and its origin, unless WEBAUTHN_RP_ID and
 WEBAUTHN_ORIGINS say otherwise. Each change and each use is audited and mailed to the person.
+
+py_webauthn is imported by the ceremonies themselves, not with this module: with pyOpenSSL and
+cbor2 it is 5 MiB resident in every worker, most of which never sees a passkey.
 """
 
 import binascii
@@ -17,23 +20,6 @@ from urllib.parse import urlsplit
 
 from flask import current_app, request
 from sqlalchemy.exc import IntegrityError
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    CredentialDeviceType,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
-
 from website.extensions import db
 from website.models.passkeys import Passkey
 from website.models.users import User
@@ -99,7 +85,10 @@ def _timeout_ms() -> int:
     return current_app.config["WEBAUTHN_CHALLENGE_LIFETIME"] * 1000
 
 
-def _descriptors(passkeys: list[Passkey]) -> list[PublicKeyCredentialDescriptor]:
+def _descriptors(passkeys: list[Passkey]) -> list:
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
     known = {t.value for t in AuthenticatorTransport}
     return [PublicKeyCredentialDescriptor(
         id=base64url_to_bytes(p.credential_id),
@@ -115,6 +104,13 @@ def _user_handle(user: User) -> bytes:
 def registration_options(user: User) -> str:
     """Options (JSON) for ``navigator.credentials.create``: a discoverable credential with user
     verification, none of the person's existing passkeys again."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     _require_available()
     rp = relying_party()
     challenge = store.issue_challenge(REGISTER, user, current_app.config["WEBAUTHN_CHALLENGE_LIFETIME"])
@@ -133,6 +129,9 @@ def authentication_options(user: User | None = None, purpose: str | None = None)
     (passwordless sign-in, user verification required); with the user who just gave their
     password, one of their passkeys as the second factor; with ``purpose=LINK``, one of the
     user's passkeys, user verified, as the proof of the account an upstream identity links to."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     _require_available()
     purpose = purpose or (SIGN_IN if user is None else SECOND_FACTOR)
     challenge = store.issue_challenge(purpose, user, current_app.config["WEBAUTHN_CHALLENGE_LIFETIME"])
@@ -159,6 +158,8 @@ def clean_name(name) -> str:
 def _spend_challenge(credential, purpose: str, user: User | None) -> bytes:
     """Read the challenge the browser signed from clientDataJSON and spend it (committed at
     once: a failed ceremony still used its challenge up). PasskeyError when there is none."""
+    from webauthn.helpers import base64url_to_bytes
+
     try:
         encoded = credential["response"]["clientDataJSON"]
         challenge = base64url_to_bytes(json.loads(base64url_to_bytes(encoded))["challenge"])
@@ -174,6 +175,10 @@ def _spend_challenge(credential, purpose: str, user: User | None) -> bytes:
 def register(user: User, credential, name) -> Passkey:
     """Verify the browser's answer to ``registration_options`` and add the passkey; the person
     gets a mail first (MailError: nothing was added). PasskeyError when it does not verify."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.structs import CredentialDeviceType
+
     name = clean_name(name)
     if not isinstance(credential, dict):
         raise PasskeyError("The browser's answer was not a WebAuthn response. Please try again.")
@@ -246,6 +251,10 @@ def _key_amr(passkey: Passkey) -> str:
 
 
 def _verify_assertion(credential, purpose: str, user: User | None):
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.structs import CredentialDeviceType
+
     if not isinstance(credential, dict):
         raise PasskeyError("The browser's answer was not a WebAuthn response. Please try again.")
     challenge = _spend_challenge(credential, purpose, user)
