@@ -12,7 +12,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 from support.databases import on_postgresql
-from support.factories import config_for
+from support.factories import PASSWORD, config_for
 from support.tcpproxy import TCPProxy
 from werkzeug.serving import make_server
 
@@ -279,23 +279,39 @@ def test_gunicorn_config_reads_bind_and_workers_from_the_environment(monkeypatch
 
 @pytest.mark.parametrize("size", [0, 2])
 def test_database_pool_size_caps_each_process_connections(database_url, size):
-    """DATABASE_POOL_SIZE=N: exactly N connections, a third request waits for one to be
-    returned; 0 keeps SQLAlchemy's pool, which opens more while busy."""
+    """DATABASE_POOL_SIZE=N: at most 2N connections (N kept, as many more for the transactions
+    a request commits apart from its own), and one more waits for one to be returned; 0 keeps
+    SQLAlchemy's pool, which opens up to 15."""
     app = create_app(config_for(database_url, DATABASE_POOL_SIZE=size))
     with app.app_context():
         engine = db.engine
-        held = [engine.connect(), engine.connect()]
-        third = {}
-        waiter = threading.Thread(target=lambda: third.setdefault("connection", engine.connect()))
+        held = [engine.connect() for _ in range(4)]
+        fifth = {}
+        waiter = threading.Thread(target=lambda: fifth.setdefault("connection", engine.connect()))
         waiter.start()
         waiter.join(0.5)
         assert waiter.is_alive() is (size == 2)
         held.pop().close()
         waiter.join(5)
         assert not waiter.is_alive()
-        third["connection"].close()
-        held.pop().close()
+        fifth["connection"].close()
+        for connection in held:
+            connection.close()
         engine.dispose()
+
+
+@pytest.fixture
+def pool_of_one(app_config):
+    app_config["DATABASE_POOL_SIZE"] = 1
+
+
+def test_a_pool_of_one_serves_a_log_in_which_also_writes_the_throttle_apart(pool_of_one, app, user, make_client):
+    """The password grant holds the request's connection while the log-in throttle commits its
+    counter on a connection of its own: with room for one only, it waited on itself (30 s, 503)."""
+    client, secret = make_client(grant_types=["password"], redirect_uris=[], scope="profile")
+    response = app.test_client().post("/oauth/token", auth=(client.client_id, secret), data={
+        "grant_type": "password", "username": user.username, "password": PASSWORD, "scope": "profile"})
+    assert response.status_code == 200, response.get_data(as_text=True)
 
 
 def test_a_negative_pool_size_is_refused(database_url):

@@ -476,7 +476,11 @@ def load(app, test_config: dict | None = None) -> None:
             # Fail fast while the database is unreachable: requests answer 503 (http/ops.py).
             engine_options["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}
     if app.config["DATABASE_POOL_SIZE"] > 0 and ":memory:" not in uri and uri not in ("sqlite://", "sqlite:///"):
-        engine_options.update(pool_size=app.config["DATABASE_POOL_SIZE"], max_overflow=0)
+        # A request can hold two connections at once: its session's and a short transaction
+        # of its own that commits apart (the throttle's counters, a session row, a new signing
+        # key). Room for the second one, so a pool of N never waits on itself.
+        size = app.config["DATABASE_POOL_SIZE"]
+        engine_options.update(pool_size=size, max_overflow=size)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tied to the session instead
     problems.extend(_check_settings(app.config))
