@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
-import redis
 from flask import Blueprint, Flask, current_app, g, has_request_context, jsonify, make_response, render_template, request
 from flask import logging as flask_logging
 from sqlalchemy import text
@@ -123,6 +122,8 @@ def _check_redis() -> str:
     url = current_app.config.get("REDIS_URL")
     if not url:
         return "not configured"
+    import redis  # only with REDIS_URL: 3 MiB a worker without Redis does not carry
+
     # A connection of its own, closed at once: a readiness probe is rare, and a pooled socket
     # left to the garbage collector would outlive the app.
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)

@@ -7,17 +7,14 @@ Upstreams are rows an administrator adds at run time, so the Authlib client is m
 request from the row (``oauth_client``) rather than registered once at start-up.
 """
 
-import copy
 import json
 import re
-import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.common.security import generate_token
-from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
 from flask import current_app, has_request_context, request, session
 from joserfc.errors import JoseError
 
@@ -43,6 +40,9 @@ from website.store.upstreams import (
     users_with_email,
 )
 from website.store.users import find_user
+
+if TYPE_CHECKING:  # Authlib's client loads with the first sign-in sent upstream
+    from authlib.integrations.flask_client import FlaskOAuth2App
 
 #: Presets: what each fills in. Keycloak and another instance of this server have no issuer of
 #: their own (the admin gives theirs); Microsoft's names the directory (tenant) ID.
@@ -244,79 +244,26 @@ def redirect_uri(upstream_name: str) -> str:
 
 # --- The round trip -------------------------------------------------------------------------
 
-#: The most discovery documents one process keeps (a new one beyond it empties the cache).
-_METADATA_KEPT = 100
-
-
-def _metadata_cache() -> dict:
-    """This app's cache of upstream discovery documents (each with the JWKS once read):
-    discovery URL -> (when it was read, time.monotonic(); the document)."""
-    return current_app.extensions.setdefault("upstream_metadata", {})
-
-
-class _CachingClient(FlaskOAuth2App):
-    """Authlib's client, reading the discovery document and the JWKS from the process's cache
-    while they are younger than UPSTREAM_METADATA_CACHE seconds, so a sign-in does not fetch
-    them again. Authlib reads the JWKS again once when an id_token names a key it does not
-    have (the upstream rotated its keys); the new set replaces the cached one."""
-
-    def load_server_metadata(self):
-        url = self._server_metadata_url
-        if not url or "_loaded_at" in self.server_metadata:
-            return self.server_metadata
-        lifetime = current_app.config["UPSTREAM_METADATA_CACHE"]
-        cached = _metadata_cache().get(url)
-        if cached is not None and time.monotonic() - cached[0] < lifetime:
-            self.server_metadata.update(copy.deepcopy(cached[1]))
-            return self.server_metadata
-        metadata = super().load_server_metadata()
-        self._keep(time.monotonic())
-        return metadata
-
-    def fetch_jwk_set(self, force=False):
-        before = self.server_metadata.get("jwks")
-        jwk_set = super().fetch_jwk_set(force=force)
-        if jwk_set is not before:
-            cached = _metadata_cache().get(self._server_metadata_url)
-            self._keep(cached[0] if cached else time.monotonic())
-        return jwk_set
-
-    def _keep(self, read_at: float) -> None:
-        if not self._server_metadata_url or current_app.config["UPSTREAM_METADATA_CACHE"] <= 0:
-            return
-        cache = _metadata_cache()
-        if len(cache) >= _METADATA_KEPT and self._server_metadata_url not in cache:
-            cache.clear()
-        cache[self._server_metadata_url] = (read_at, copy.deepcopy(dict(self.server_metadata)))
-
-
 def forget_metadata(upstream: Upstream) -> None:
     """Drop the upstream's cached discovery document and JWKS (its settings changed)."""
     if upstream.issuer:
-        _metadata_cache().pop(upstream.issuer.rstrip("/") + "/.well-known/openid-configuration", None)
+        from website.services.upstream_client import forget_document
+
+        forget_document(upstream.issuer.rstrip("/") + "/.well-known/openid-configuration")
 
 
-def oauth_client(upstream: Upstream) -> FlaskOAuth2App:
+def oauth_client(upstream: Upstream) -> "FlaskOAuth2App":
     """Authlib's Flask OAuth 2.0 client for this upstream, made from the row (its state kept
     in the database through ``StateCache``, bound to this browser's session)."""
+    from website.services.upstream_client import client_for
+
     try:
         secret = client_secret(upstream)
     except UnsealError:
         raise UpstreamFailure("client_secret_unreadable",
                               f"{upstream.display_name} is not set up correctly here (its client secret cannot be"
                               " decrypted). Tell an administrator.", 503)
-    client_kwargs = {"scope": upstream.scope, "code_challenge_method": "S256",
-                     "default_timeout": current_app.config["UPSTREAM_TIMEOUT"]}
-    name = f"upstream-{upstream.id}"
-    framework = FlaskIntegration(name, StateCache())
-    framework.expires_in = STATE_LIFETIME
-    if upstream.kind == OIDC:
-        return _CachingClient(framework, name, client_id=upstream.client_id, client_secret=secret,
-                              server_metadata_url=upstream.issuer.rstrip("/") + "/.well-known/openid-configuration",
-                              client_kwargs=client_kwargs)
-    return FlaskOAuth2App(framework, name, client_id=upstream.client_id, client_secret=secret,
-                          authorize_url=upstream.authorize_url, access_token_url=upstream.token_url,
-                          client_kwargs=client_kwargs)
+    return client_for(upstream, secret, current_app.config["UPSTREAM_TIMEOUT"], STATE_LIFETIME)
 
 
 class _Failures:
@@ -331,6 +278,8 @@ class _Failures:
     def __exit__(self, kind, error, traceback):
         if error is None or isinstance(error, UpstreamFailure):
             return False
+        import requests  # loaded with Authlib's client by oauth_client, so already here
+
         name = self.upstream.display_name
         if isinstance(error, requests.Timeout):
             raise UpstreamFailure("timeout", f"{name} did not answer within"
@@ -360,7 +309,7 @@ def _jose_reason(error: JoseError) -> str:
     return getattr(error, "description", None) or type(error).__name__
 
 
-def _metadata(client: FlaskOAuth2App, upstream: Upstream) -> dict:
+def _metadata(client: "FlaskOAuth2App", upstream: Upstream) -> dict:
     """The upstream's discovery document, its issuer checked (OpenID Connect Discovery §4.3)."""
     metadata = client.load_server_metadata()
     if upstream.kind != OIDC:
@@ -430,7 +379,7 @@ def finish(upstream: Upstream, args) -> Assertion:
         raise
 
 
-def _complete(client: FlaskOAuth2App, upstream: Upstream, args, data: dict) -> Assertion:
+def _complete(client: "FlaskOAuth2App", upstream: Upstream, args, data: dict) -> Assertion:
     """The rest of ``finish`` once the state is known to be this browser's."""
     if error := args.get("error"):
         description = args.get("error_description") or ""
@@ -473,7 +422,7 @@ def _complete(client: FlaskOAuth2App, upstream: Upstream, args, data: dict) -> A
     return assertion
 
 
-def _verified_email(client: FlaskOAuth2App, upstream: Upstream, token: dict, claims: dict) -> dict:
+def _verified_email(client: "FlaskOAuth2App", upstream: Upstream, token: dict, claims: dict) -> dict:
     """GitHub's verified-emails API: the primary address, verified or not, as email claims."""
     response = client.get(upstream.emails_url, token=token, headers={"Accept": "application/json"})
     response.raise_for_status()

@@ -12,7 +12,6 @@ import logging
 import secrets
 import threading
 
-import redis
 from flask import current_app
 from sqlalchemy import delete, select, update
 
@@ -49,6 +48,8 @@ def _redis():
         with _redis_lock:
             client = app.extensions.get("webauthn_redis")
             if client is None:
+                import redis  # only with REDIS_URL: 3 MiB a worker without Redis does not carry
+
                 # Short timeouts: a Redis that hangs must not hold a sign-in; the database stands in.
                 client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT,
                                               socket_connect_timeout=REDIS_TIMEOUT)
@@ -66,10 +67,12 @@ def issue_challenge(purpose: str, user: User | None, lifetime: int) -> bytes:
     challenge = secrets.token_bytes(CHALLENGE_BYTES)
     digest = _challenge_hash(challenge)
     if (client := _redis()) is not None:
+        from redis import RedisError
+
         try:
             client.set(_redis_key(digest), _owner_value(purpose, user), ex=lifetime)
             return challenge
-        except redis.RedisError as error:
+        except RedisError as error:
             logger.warning("Redis is unavailable for passkey challenges (%s); the database stands in", error)
     db.session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at <= now()))
     db.session.add(WebAuthnChallenge(challenge_hash=digest, purpose=purpose,
@@ -84,9 +87,11 @@ def consume_challenge(challenge: bytes, purpose: str, user: User | None) -> bool
     person, and only once (the database's in the caller's transaction)."""
     digest = _challenge_hash(challenge)
     if (client := _redis()) is not None:
+        from redis import RedisError
+
         try:
             stored = client.getdel(_redis_key(digest))
-        except redis.RedisError as error:
+        except RedisError as error:
             logger.warning("Redis is unavailable for passkey challenges (%s); the database stands in", error)
         else:
             if stored is not None:

@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 
-import redis
 from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -172,6 +171,8 @@ class RedisBackend:
     ``<prefix><key>:lock`` exists while the subject is locked."""
 
     def __init__(self, url: str, prefix: str):
+        import redis  # only with REDIS_URL: 3 MiB a worker without Redis does not carry
+
         # Short timeouts: a Redis that hangs must not hold requests; the database stands in.
         self.redis = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT,
                                           socket_connect_timeout=REDIS_TIMEOUT)
@@ -242,7 +243,9 @@ class FallbackBackend:
         self.redis = redis_backend
         self.database = DatabaseBackend()
         self.retry = retry
-        self._errors = (redis.exceptions.RedisError, OSError)
+        from redis import RedisError
+
+        self._errors = (RedisError, OSError)
         self._retry_at = 0.0  # time.monotonic() after which Redis is tried again
         self._down = False
         self._state = threading.Lock()
