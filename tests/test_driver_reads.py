@@ -20,6 +20,16 @@ def _token(test_client, auth, make_client, scope="openid profile email"):
 def test_bearer_checks_take_no_connection_from_the_pool(app, test_client, auth, user, make_client):
     token = _token(test_client, auth, make_client)
     assert test_client.get("/api/me", headers=bearer(token)).status_code == 200  # connects once
+
+    def check():
+        for _ in range(5):
+            assert test_client.get("/api/me", headers=bearer(token)).status_code == 200
+
+    assert _checkouts(app, check) == []
+
+
+def _checkouts(app, requests) -> list:
+    """The pool checkouts while ``requests()`` runs."""
     checkouts = []
 
     def count(*args):
@@ -29,11 +39,26 @@ def test_bearer_checks_take_no_connection_from_the_pool(app, test_client, auth, 
         engine = db.engine
     event.listen(engine, "checkout", count)
     try:
-        for _ in range(5):
-            assert test_client.get("/api/me", headers=bearer(token)).status_code == 200
+        requests()
     finally:
         event.remove(engine, "checkout", count)
-    assert checkouts == []
+    return checkouts
+
+
+def test_introspection_by_a_cached_client_takes_no_connection_from_the_pool(app, test_client, make_client):
+    """The token on the driver, the client from the cache, its throttle lock on the driver:
+    a request that writes nothing opens no ORM session."""
+    client, secret = make_client(grant_types=["client_credentials"], token_endpoint_auth_method="client_secret_post")
+    credentials = {"client_id": client.client_id, "client_secret": secret}
+    token = test_client.post("/oauth/token", data={"grant_type": "client_credentials", **credentials})
+    body = {"token": token.json["access_token"], **credentials}
+    assert test_client.post("/oauth/introspect", data=body).json["active"] is True  # caches the client
+
+    def introspect():
+        for _ in range(5):
+            assert test_client.post("/oauth/introspect", data=body).json["active"] is True
+
+    assert _checkouts(app, introspect) == []
 
 
 def test_column_types_apply_and_revocation_is_seen_at_once(app, test_client, auth, user, make_client):

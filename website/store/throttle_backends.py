@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from website.extensions import db
+from website.store import driver
 from website.models.grants import SpentJti
 from website.models.throttle import ThrottleCounter
 from website.store.tokens import commit_keeping_loaded
@@ -34,7 +35,8 @@ def _locked_until_query(count: int):
     return select(func.max(_COUNTERS.c.locked_until)).where(_COUNTERS.c.key.in_(keys))
 
 
-_LOCKED_UNTIL = {count: _locked_until_query(count) for count in (1, 2)}
+#: Built once per count and kept: the driver knows a statement by its identity.
+_LOCKED_UNTIL: dict[int, object] = {count: _locked_until_query(count) for count in (1, 2)}
 
 
 class DatabaseBackend:
@@ -42,12 +44,14 @@ class DatabaseBackend:
     failure is counted even when the request's transaction is rolled back."""
 
     def locked_for(self, keys: list[str], now: int) -> int:
-        # One primary-key read on the request's own connection: a separate pooled connection
-        # cost a checkout (and on PostgreSQL a pre-ping round trip) on every token request.
+        # One primary-key read on the driver (store/driver.py), as a bearer check is: no pool
+        # checkout, no ORM session for a client-authenticated request that writes nothing
+        # (introspection, revocation). The counters are committed apart (record_failure), so
+        # the request's own transaction has nothing here the driver's connection cannot see.
         query = _LOCKED_UNTIL.get(len(keys))
         if query is None:
-            query = _locked_until_query(len(keys))
-        until = db.session.scalar(query, {f"k{i}": key for i, key in enumerate(keys)})
+            query = _LOCKED_UNTIL.setdefault(len(keys), _locked_until_query(len(keys)))
+        (until,) = driver.fetch_one(query, {f"k{i}": key for i, key in enumerate(keys)})  # max(): one row
         return max(0, (until or 0) - now)
 
     def record_failure(self, key: str, limit: int, window: int, lockout: int, now: int) -> int:
