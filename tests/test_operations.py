@@ -79,6 +79,18 @@ def test_readyz_is_not_ready_before_the_migrations_ran(database_url, tmp_path):
 
 # --- /metrics --------------------------------------------------------------------------------
 
+def test_made_up_methods_are_counted_as_other_not_each_by_name(test_client):
+    """A client may send any method token: each one named would be a new label value."""
+    before = scrape(test_client)
+    for method in ("FOOA", "FOOB", "FOOC"):
+        test_client.open("/api/me", method=method)
+    after = scrape(test_client)
+    methods = {dict(labels).get("method") for name, labels in after if name == "idp_http_requests_total"}
+    assert not methods & {"FOOA", "FOOB", "FOOC"}
+    others = [key for key in after if key[0] == "idp_http_requests_total" and ("method", "other") in key[1]]
+    assert sum(after[key] - before.get(key, 0) for key in others) == 3
+
+
 def test_metrics_count_requests_tokens_by_grant_and_failed_log_ins(test_client, auth, make_client, user):
     client, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="profile")
     before = scrape(test_client)
