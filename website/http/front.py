@@ -23,7 +23,6 @@ is raised again inside Flask (ops.FRONT_ERROR), so a lost database answers its 5
 """
 
 import time
-import uuid
 
 from flask import Flask, current_app
 from werkzeug.http import parse_etags
@@ -185,7 +184,7 @@ def _key(path: str, environ) -> tuple:
 
 def _request_id(environ) -> str:
     incoming = environ.get("HTTP_X_REQUEST_ID", "")
-    return incoming if ops.sane_request_id(incoming) else uuid.uuid4().hex
+    return incoming if ops.sane_request_id(incoming) else ops.new_request_id()
 
 
 def documents_changed() -> None:
