@@ -35,9 +35,9 @@ class _Compiled:
         self.sql = compiled.string
         self.positional = compiled.positional
         self.names = list(compiled.positiontup or ()) if compiled.positional else None
-        processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                      for column in statement.selected_columns]
-        self.processors = processors if any(processors) else None
+        processors = [(index, process) for index, column in enumerate(statement.selected_columns)
+                      if (process := column.type.dialect_impl(dialect).result_processor(dialect, None))]
+        self.processors = processors or None  # only the columns that convert (a token row: 4 of 33)
 
     def parameters(self, values: dict):
         return [values[name] for name in self.names] if self.positional else values
@@ -45,8 +45,10 @@ class _Compiled:
     def row(self, raw):
         if raw is None or self.processors is None:
             return raw
-        return tuple(value if process is None else process(value)
-                     for process, value in zip(self.processors, raw))
+        row = list(raw)
+        for index, process in self.processors:
+            row[index] = process(row[index])
+        return tuple(row)
 
 
 class _Connections:
