@@ -174,6 +174,7 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--only", default="")
     parser.add_argument("--profile", default="", help="endpoint key to profile with cProfile")
+    parser.add_argument("--callers", default="", help="with --profile: who calls the functions matching this")
     parser.add_argument("--sort", default="cumulative", help="cProfile sort order")
     parser.add_argument("--lines", type=int, default=60, help="cProfile lines shown")
     parser.add_argument("--database", default="")
@@ -234,6 +235,8 @@ def main(argv=None) -> int:
             profiler.disable()
             stats = pstats.Stats(profiler).strip_dirs()
             stats.sort_stats(args.sort).print_stats(args.lines)
+            if args.callers:
+                stats.print_callers(args.callers)
         else:
             results[key] = measure(requests[key], args.n, 200, on_start)
         if timer is not None:
