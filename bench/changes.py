@@ -41,6 +41,10 @@ CHANGES = {
     "787ebb4": ("userinfo's client from the client cache", "userinfo"),
     "45c4ad7": ("which clients define no roles, from the cache", "userinfo,refresh,code"),
     "1069377": ("/api/me and plain UserInfo answered by the front", "me,userinfo"),
+    "5ebcad7": ("client throttle lock read on the driver", "introspection,client_credentials"),
+    "27b7d13": ("metrics: each label set's children kept", "me,discovery"),
+    "e548f7a": ("request ids from os.urandom", "me,discovery"),
+    "5a5a804": ("driver rows convert only the converting columns", "me,introspection"),
 }
 
 _ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+$")
