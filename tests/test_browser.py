@@ -368,8 +368,10 @@ def test_sessions_data_download_and_deleting_the_account(browser, page, live_ser
         assert download.suggested_filename == f"my-data-{user.id}.json"
         data = json.loads(Path(download.path()).read_text())
         assert data["profile"]["username"] == "alice"
-        # One live session (this laptop) among the phone's two; rows made in the same second come in either order.
-        assert sorted(s["live"] for s in data["sessions"]) == [False, False, True]
+        # The phone's two sessions ended, this laptop's is live. Rows are newest first by the
+        # second they began: rows made in the same second come in either order.
+        assert sorted((s["user_agent"] == IPHONE_SAFARI, s["live"]) for s in data["sessions"]) == [
+            (False, True), (True, False), (True, False)]
 
         page.get_by_role("link", name="Delete my account…").click()
         expect(page.locator(".deleted-clients")).to_contain_text("Garden Planner")
