@@ -1,13 +1,19 @@
-"""Bearer checks on the driver (website/store/driver.py): no pool checkout, the column types'
-conversions still applied, every check reads the database, and engine.dispose() closes the
-driver's connections."""
+"""Bearer checks and client credentials tokens on the driver (website/store/driver.py): no
+pool checkout, the column types' conversions and defaults still applied, every check reads the
+database, a token and its audit event written together or not at all, and engine.dispose()
+closes the driver's connections."""
 
-from sqlalchemy import event
+from datetime import datetime
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 from support.factories import update_rows
 from support.flows import bearer, exchange_code, login_and_get_code
 
 from website.extensions import db
-from website.models import Token, User
+from website.models import AuditEvent, Token, User
+from website.models.base import hash_secret
 from website.store import driver
 
 
@@ -59,6 +65,54 @@ def test_introspection_by_a_cached_client_takes_no_connection_from_the_pool(app,
             assert test_client.post("/oauth/introspect", data=body).json["active"] is True
 
     assert _checkouts(app, introspect) == []
+
+
+def test_client_credentials_by_a_cached_client_takes_no_connection_from_the_pool(app, test_client, make_client):
+    """The token and its audit event go to the driver in one transaction, with the defaults
+    and conversions the ORM would apply."""
+    client, secret = make_client(grant_types=["client_credentials"], token_endpoint_auth_method="client_secret_post",
+                                 scope="profile")
+    body = {"grant_type": "client_credentials", "client_id": client.client_id, "client_secret": secret}
+    for _ in range(2):  # caches the client, then opens the driver's connection
+        assert test_client.post("/oauth/token", data=body).status_code == 200
+    tokens = []
+
+    def issue():
+        for _ in range(3):
+            response = test_client.post("/oauth/token", data=body)
+            assert response.status_code == 200, response.json
+            tokens.append(response.json["access_token"])
+
+    assert _checkouts(app, issue) == []
+    with app.app_context():
+        row = db.session.scalar(select(Token).where(Token.access_token_hash == hash_secret(tokens[-1])))
+        assert (row.client_id, row.token_type, row.scope, row.access_token_revoked_at) == (
+            client.client_id, "Bearer", "profile", 0)
+        assert row.expires_at == row.issued_at + row.expires_in
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.event == "token_issued")
+                                    .order_by(AuditEvent.id)).all()
+        assert len(events) == 5
+        assert isinstance(events[-1].created_at, datetime)  # the Python default, converted back
+        assert events[-1].detail == {"grant_type": "client_credentials", "scope": "profile",
+                                     "family_id": row.family_id, "token_type": "Bearer"}
+        assert events[-1].client_id == client.client_id
+    introspected = test_client.post("/oauth/introspect", data={**body, "token": tokens[-1]}).json
+    assert introspected["active"] is True
+
+
+def test_a_token_and_its_event_are_written_together_or_not_at_all(app, make_client):
+    client, _ = make_client(grant_types=["client_credentials"])
+    token = {"client_id": client.client_id, "access_token_hash": hash_secret("never issued"),
+             "expires_at": 2**31 - 1, "family_id": "f" * 32}
+    with app.test_request_context():
+        before = db.session.scalar(select(func.count()).select_from(Token))
+        db.session.rollback()
+        with pytest.raises(IntegrityError):
+            driver.insert_rows(((Token.__table__, token), (AuditEvent.__table__, {"event": None})))
+        assert db.session.scalar(select(func.count()).select_from(Token)) == before
+        db.session.rollback()
+        driver.insert_rows(((Token.__table__, token), (AuditEvent.__table__, {"event": "token_issued"})))
+        assert db.session.scalar(select(func.count()).select_from(Token)) == before + 1
 
 
 def test_column_types_apply_and_revocation_is_seen_at_once(app, test_client, auth, user, make_client):

@@ -34,10 +34,9 @@ from website.store.tokens import (
     MAX_REFRESH_TOKEN_LENGTH,
     TokenRecord,
     claim_refresh_token,
-    commit_keeping_loaded,
-    insert_token,
     read_token_by_refresh_token,
     revoke_family,
+    store_token,
 )
 from website.store.users import authenticate_user
 
@@ -84,11 +83,9 @@ def save_token(token: dict, request) -> None:
         dpop_jkt=getattr(request, "dpop_jkt", None),
         act=getattr(request, "token_act", None),
     )
-    insert_token(values)
-    audit.insert("token_issued", user=request.user, client_id=request.client.client_id,
-                 grant_type=request.payload.grant_type or "implicit", scope=values["scope"],
-                 family_id=values["family_id"], token_type=values["token_type"])
-    commit_keeping_loaded()
+    store_token(values, audit.row("token_issued", user=request.user, client_id=request.client.client_id,
+                                  grant_type=request.payload.grant_type or "implicit", scope=values["scope"],
+                                  family_id=values["family_id"], token_type=values["token_type"]))
 
 
 def _auth_time(request, parent, code, issued_at: int) -> int | None:

@@ -25,7 +25,6 @@ the account mails (services/accounts.py): ``signup``, ``email_verification_sent`
 """
 
 from flask import has_request_context, request
-from sqlalchemy import insert as sa_insert
 
 from website.extensions import db
 from website.http.metrics import count_event
@@ -40,16 +39,11 @@ def record(event: str, user: User | None = None, client_id: str | None = None, *
     return item
 
 
-def insert(event: str, user: User | None = None, client_id: str | None = None, **detail) -> None:
-    """Write an audit event in the current transaction at once, as one INSERT.
-
-    For the hot paths (a token issued): the same row as ``record`` writes, without the ORM's
-    unit of work for an object nothing reads again.
-    """
-    db.session.execute(_INSERT, _values(event, user, client_id, detail))
-
-
-_INSERT = sa_insert(AuditEvent.__table__)  # Core: no ORM bulk-insert bookkeeping
+def row(event: str, user: User | None = None, client_id: str | None = None, **detail) -> dict:
+    """The values of an audit event's row, for a hot path that writes it itself, as one
+    INSERT with what it records (store/tokens.py ``store_token``): the same row as ``record``
+    writes, without the ORM's unit of work for an object nothing reads again."""
+    return _values(event, user, client_id, detail)
 
 
 def _values(event: str, user: User | None, client_id: str | None, detail: dict) -> dict:

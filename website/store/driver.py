@@ -1,5 +1,6 @@
-"""Read-only statements run on the database driver itself, for the hottest checks (a bearer
-token on every API call, introspection).
+"""Statements run on the database driver itself, for the hottest paths: reads for the checks
+on every API call (a bearer token, introspection, a client's throttle lock), and the rows a
+token issuance writes when its request has nothing else in a transaction (client credentials).
 
 A statement is compiled once per engine to the driver's SQL and run on a DBAPI connection
 kept here, outside SQLAlchemy's pool: no pool checkout and reset, no Connection or Result
@@ -8,6 +9,11 @@ object, no compilation-cache lookup. The column types' own result processors sti
 autocommit (a read needs no transaction) with ``prepare_threshold=0``: psycopg prepares
 each statement on the server at its first run. On SQLite, sqlite3 keeps its own prepared
 statements.
+
+A write (``insert_rows``) is its own transaction, committed before the call returns, with
+the column defaults and bind conversions SQLAlchemy's Core INSERT would apply; a request
+whose ORM session has a transaction open writes through the session instead
+(``may_write_alone``), so what it already changed commits with its rows or not at all.
 
 Nothing is cached but the statements: every call reads the database, so a revocation
 committed by any instance is seen by the next check. A connection that fails is closed and
@@ -19,7 +25,7 @@ import os
 import threading
 import weakref
 
-from sqlalchemy import event
+from sqlalchemy import bindparam, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
@@ -51,6 +57,38 @@ class _Compiled:
         return tuple(row)
 
 
+class _CompiledInsert:
+    """An INSERT of one table's row with a given set of columns, plus those with a Python
+    default (applied here as the Core INSERT applies them)."""
+
+    __slots__ = ("defaults", "keys", "positional", "processors", "sql")
+
+    def __init__(self, table, keys: frozenset, dialect):
+        columns = [column for column in table.columns
+                   if column.key in keys or (column.default is not None and column is not table.autoincrement_column)]
+        compiled = table.insert().values({column.key: bindparam(column.key, type_=column.type)
+                                          for column in columns}).compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        self.keys = list(compiled.positiontup) if compiled.positional else [column.key for column in columns]
+        by_key = {column.key: column for column in columns}
+        self.defaults = {key: by_key[key].default for key in self.keys if key not in keys}
+        self.processors = {key: process for key in self.keys
+                           if (process := by_key[key].type.dialect_impl(dialect).bind_processor(dialect))}
+
+    def parameters(self, values: dict):
+        row = {}
+        for key in self.keys:
+            if key in values:
+                value = values[key]
+            else:
+                default = self.defaults[key]
+                value = default.arg(None) if default.is_callable else default.arg
+            process = self.processors.get(key)
+            row[key] = process(value) if process is not None else value
+        return [row[key] for key in self.keys] if self.positional else row
+
+
 class _Connections:
     """The idle driver connections and compiled statements of one engine in one process."""
 
@@ -58,7 +96,7 @@ class _Connections:
         self.engine = engine
         self.pid = os.getpid()
         self.idle: list = []
-        self.compiled: dict[int, _Compiled] = {}
+        self.compiled: dict = {}
         self.postgresql = engine.dialect.name == "postgresql"
 
     def connect(self):
@@ -108,24 +146,23 @@ def _disposed(engine: Engine) -> None:
         state.close_idle()
 
 
+def _shares_one_connection(engine: Engine) -> bool:
+    # An in-memory SQLite database lives in its pool's one connection: no second one.
+    return isinstance(engine.pool, (SingletonThreadPool, StaticPool))
+
+
 def fetch_one(statement, values: dict):
     """The first row of a read-only ``statement`` (a SELECT) with its ``values``, or None."""
     engine = db.engine
-    if isinstance(engine.pool, (SingletonThreadPool, StaticPool)):
-        # An in-memory SQLite database lives in its pool's one connection: no second one.
+    if _shares_one_connection(engine):
         with engine.connect() as connection:
             return connection.execute(statement, values).first()
     state = _connections(engine)
     compiled = state.compiled.get(id(statement))
     if compiled is None:
         compiled = state.compiled[id(statement)] = _Compiled(statement, engine.dialect)
-    try:
-        connection = state.idle.pop()
-    except IndexError:
-        connection = None
-    try:
-        if connection is None:
-            connection = state.connect()
+
+    def run(connection):
         cursor = connection.cursor()
         try:
             cursor.execute(compiled.sql, compiled.parameters(values))
@@ -134,13 +171,71 @@ def fetch_one(statement, values: dict):
             cursor.close()
         if not state.postgresql and connection.in_transaction:
             connection.rollback()
+        return raw
+
+    return compiled.row(_on_a_connection(engine, state, run, compiled.sql, values))
+
+
+def may_write_alone(session) -> bool:
+    """Whether ``insert_rows`` may write for a request whose ORM session is ``session``: it
+    has no transaction open and nothing waiting to flush, so a transaction of its own loses
+    no atomicity."""
+    return not (session.in_transaction() or session.new or session.dirty or session.deleted
+                or _shares_one_connection(db.engine))
+
+
+def insert_rows(rows) -> None:
+    """Insert each (table, values) of ``rows`` in one transaction of its own, committed before
+    this returns (see ``may_write_alone``); nothing is written if any row fails."""
+    engine = db.engine
+    state = _connections(engine)
+    statements = []
+    for table, values in rows:
+        key = (id(table), frozenset(values))
+        compiled = state.compiled.get(key)
+        if compiled is None:
+            compiled = state.compiled[key] = _CompiledInsert(table, key[1], engine.dialect)
+        statements.append((compiled.sql, compiled.parameters(values)))
+
+    def run(connection):
+        cursor = connection.cursor()
+        try:
+            if state.postgresql:
+                with connection.transaction():
+                    for sql, parameters in statements:
+                        cursor.execute(sql, parameters)
+            else:
+                try:
+                    for sql, parameters in statements:
+                        cursor.execute(sql, parameters)  # sqlite3 begins the transaction
+                    connection.commit()
+                except BaseException:
+                    connection.rollback()
+                    raise
+        finally:
+            cursor.close()
+
+    _on_a_connection(engine, state, run, "; ".join(sql for sql, _ in statements), rows)
+
+
+def _on_a_connection(engine: Engine, state: _Connections, run, sql: str, values):
+    """``run(connection)`` on an idle driver connection (or a new one); a connection whose
+    statement fails is closed and the error raised as SQLAlchemy's."""
+    try:
+        connection = state.idle.pop()
+    except IndexError:
+        connection = None
+    try:
+        if connection is None:
+            connection = state.connect()
+        result = run(connection)
     except engine.dialect.loaded_dbapi.Error as error:
         if connection is not None:
             _close_quietly(connection)
-        raise DBAPIError.instance(compiled.sql, values, error, engine.dialect.loaded_dbapi.Error,
+        raise DBAPIError.instance(sql, values, error, engine.dialect.loaded_dbapi.Error,
                                   dialect=engine.dialect) from error
     if _STATE.get(engine) is state:
         state.idle.append(connection)
     else:
         _close_quietly(connection)  # the engine was disposed meanwhile
-    return compiled.row(raw)
+    return result

@@ -5,6 +5,7 @@ from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import joinedload
 
 from website.extensions import db
+from website.models.audit import AuditEvent
 from website.models.base import hash_secret, now
 from website.models.grants import Token, TokenState
 from website.models.users import Subject, User
@@ -56,6 +57,7 @@ MAX_REFRESH_TOKEN_LENGTH = 512
 # is one indexed query that also loads the token's user, so the view reading
 # ``current_token.user`` needs no second query.
 _INSERT_TOKEN = insert(Token.__table__)
+_INSERT_EVENT = insert(AuditEvent.__table__)
 
 
 _TOKEN_BY_ACCESS_HASH = (
@@ -167,13 +169,20 @@ def revoke_user_tokens(user_id: int, reason: str) -> None:
                        .values(refresh_token_revoked_at=stamp))
 
 
-def insert_token(values: dict) -> None:
-    """Add a token row in the caller's transaction.
+def store_token(values: dict, event: dict) -> None:
+    """Write a new token's row and its audit event (``audit.row``) and commit, with whatever
+    the request's session changed (a code or refresh token spent) in the same transaction.
 
-    A Core INSERT skips the unit of work and the ORM's bulk-insert bookkeeping for an object
-    nothing reads again (the column defaults still apply).
+    Core INSERTs skip the unit of work and the ORM's bulk-insert bookkeeping for rows nothing
+    reads again (the column defaults still apply). When the session has nothing open (client
+    credentials), both rows go straight to the driver in one transaction of their own.
     """
+    if driver.may_write_alone(db.session()):
+        driver.insert_rows(((Token.__table__, values), (AuditEvent.__table__, event)))
+        return
     db.session.execute(_INSERT_TOKEN, values)
+    db.session.execute(_INSERT_EVENT, event)
+    commit_keeping_loaded()
 
 
 def claim_refresh_token(token_id: int, rotate: bool) -> bool:
