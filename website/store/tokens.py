@@ -192,16 +192,23 @@ def claim_refresh_token(token_id: int, rotate: bool) -> bool:
     The UPDATE is guarded by ``refresh_token_revoked_at = 0``, so of two concurrent
     refreshes with one token only one succeeds.
     """
-    stamp = now()
-    values = {"access_token_revoked_at": case((Token.access_token_revoked_at == 0, stamp),
-                                              else_=Token.access_token_revoked_at)}
+    return bool(db.session.execute(_SPEND_REFRESH_TOKEN[rotate], {"token_id": token_id, "stamp": now()}).rowcount)
+
+
+def _spend_refresh_token(rotate: bool):
+    # Core, on the table: nothing reads the old row again in this request, so the ORM's
+    # bulk-update bookkeeping (synchronising the session) would be wasted.
+    tokens, stamp = Token.__table__.c, bindparam("stamp")
+    values = {"access_token_revoked_at": case((tokens.access_token_revoked_at == 0, stamp),
+                                              else_=tokens.access_token_revoked_at)}
     if rotate:
         values.update(refresh_token_revoked_at=stamp, rotated_at=stamp)
-    return bool(db.session.execute(
-        update(Token).where(Token.id == token_id, Token.refresh_token_revoked_at == 0).values(values),
-        # Nothing reads the old row again in this request; skip re-reading it.
-        execution_options={"synchronize_session": False},
-    ).rowcount)
+    return (update(Token.__table__).where(tokens.id == bindparam("token_id"), tokens.refresh_token_revoked_at == 0)
+            .values(values))
+
+
+#: Built once, with and without rotation (claim_refresh_token runs on every refresh).
+_SPEND_REFRESH_TOKEN = {rotate: _spend_refresh_token(rotate) for rotate in (False, True)}
 
 
 def commit_keeping_loaded() -> None:
