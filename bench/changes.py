@@ -45,6 +45,9 @@ CHANGES = {
     "27b7d13": ("metrics: each label set's children kept", "me,discovery"),
     "e548f7a": ("request ids from os.urandom", "me,discovery"),
     "5a5a804": ("driver rows convert only the converting columns", "me,introspection"),
+    "3b882f0": ("client credentials token and audit event written on the driver", "client_credentials"),
+    "9afb50f": ("may_use_client as one prebuilt statement", "refresh,code"),
+    "82b6dfe": ("refresh token spent by one prebuilt Core UPDATE", "refresh"),
 }
 
 _ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+$")
