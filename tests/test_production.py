@@ -207,6 +207,22 @@ def test_requests_get_503_during_a_database_outage_and_succeed_after_it(app, app
         token = requests.post(server.url + "/oauth/token", data={"grant_type": "client_credentials"},
                               auth=(client.client_id, secret))
         assert token.status_code == 200, token.text
+
+        # A cached client's token is written on the driver (store/driver.py): its connections
+        # die with a second outage and are replaced after it too.
+        def client_credentials():
+            return requests.post(server.url + "/oauth/token", data={"grant_type": "client_credentials"},
+                                 auth=(client.client_id, secret))
+
+        assert client_credentials().status_code == 200
+        proxy.cut()
+        token = client_credentials()
+        assert (token.status_code, token.json()["error"]) == (503, "temporarily_unavailable")
+        proxy.restore()
+        token = client_credentials()
+        assert token.status_code == 200, token.text
+        assert requests.post(server.url + "/oauth/introspect", data={"token": token.json()["access_token"]},
+                             auth=(client.client_id, secret)).json()["active"] is True
     finally:
         server.stop()
         with proxied.app_context():

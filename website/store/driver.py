@@ -232,6 +232,12 @@ def _on_a_connection(engine: Engine, state: _Connections, run, sql: str, values)
     except engine.dialect.loaded_dbapi.Error as error:
         if connection is not None:
             _close_quietly(connection)
+            if engine.dialect.is_disconnect(error, connection, None):
+                # The server went away, and every connection with it: close the idle ones here,
+                # and mark the pool's (which the next connect() would be handed) as SQLAlchemy
+                # does on a disconnect of its own, so the next calls connect afresh.
+                state.close_idle()
+                engine.pool._invalidate(None, error, _checkin=False)
         raise DBAPIError.instance(sql, values, error, engine.dialect.loaded_dbapi.Error,
                                   dialect=engine.dialect) from error
     if _STATE.get(engine) is state:
