@@ -18,7 +18,8 @@ whose ORM session has a transaction open writes through the session instead
 Nothing is cached but the statements: every call reads the database, so a revocation
 committed by any instance is seen by the next check. A connection that fails is closed and
 the error raised as SQLAlchemy's (OperationalError answers 503, ops.py); the next call
-connects afresh. ``engine.dispose()`` closes the idle connections here too.
+connects afresh. A disconnect (the server went away) also closes the idle connections and
+marks the pool's stale. ``engine.dispose()`` closes the idle connections here too.
 """
 
 import os
