@@ -232,8 +232,9 @@ def _on_a_connection(engine: Engine, state: _Connections, run, sql: str, values)
         result = run(connection)
     except engine.dialect.loaded_dbapi.Error as error:
         if connection is not None:
+            disconnected = engine.dialect.is_disconnect(error, connection, None)  # before close()
             _close_quietly(connection)
-            if engine.dialect.is_disconnect(error, connection, None):
+            if disconnected:
                 # The server went away, and every connection with it: close the idle ones here,
                 # and mark the pool's (which the next connect() would be handed) as SQLAlchemy
                 # does on a disconnect of its own, so the next calls connect afresh.
