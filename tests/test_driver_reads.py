@@ -101,18 +101,25 @@ def test_client_credentials_by_a_cached_client_takes_no_connection_from_the_pool
 
 
 def test_a_token_and_its_event_are_written_together_or_not_at_all(app, make_client):
+    """A failed row takes its token with it, and costs only its own connection: a refused
+    INSERT is not a disconnect, so the other idle connections stay."""
     client, _ = make_client(grant_types=["client_credentials"])
     token = {"client_id": client.client_id, "access_token_hash": hash_secret("never issued"),
              "expires_at": 2**31 - 1, "family_id": "f" * 32}
     with app.test_request_context():
         before = db.session.scalar(select(func.count()).select_from(Token))
         db.session.rollback()
-        with pytest.raises(IntegrityError):
-            driver.insert_rows(((Token.__table__, token), (AuditEvent.__table__, {"event": None})))
-        assert db.session.scalar(select(func.count()).select_from(Token)) == before
-        db.session.rollback()
         driver.insert_rows(((Token.__table__, token), (AuditEvent.__table__, {"event": "token_issued"})))
         assert db.session.scalar(select(func.count()).select_from(Token)) == before + 1
+        db.session.rollback()
+        state = driver._connections(db.engine)
+        state.idle.append(state.connect())  # a second idle connection
+        assert len(state.idle) == 2
+        other = {**token, "access_token_hash": hash_secret("never issued either")}
+        with pytest.raises(IntegrityError):
+            driver.insert_rows(((Token.__table__, other), (AuditEvent.__table__, {"event": None})))
+        assert db.session.scalar(select(func.count()).select_from(Token)) == before + 1
+        assert len(state.idle) == 1
 
 
 def test_column_types_apply_and_revocation_is_seen_at_once(app, test_client, auth, user, make_client):
