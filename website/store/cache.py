@@ -74,7 +74,9 @@ class VersionedCache:
         """The named cache's entries, after reading the version rows if the interval passed;
         None while this session has uncommitted writes to what it holds (the session sees
         them, other requests must not)."""
-        if db.session.info.get(_PENDING):
+        # Without creating the request's session when there is none yet (nothing pending then).
+        registry = db.session.registry
+        if registry.has() and registry().info.get(_PENDING):
             return None
         checked = time.monotonic()
         if checked - self._checked_at >= current_app.config["CLIENT_CACHE_CHECK_INTERVAL"]:
