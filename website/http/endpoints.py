@@ -48,6 +48,11 @@ class ProtocolEndpoint:
     #: with a plain GET's bearer token in an app context, it returns the JSON body the view
     #: would answer that token with, or None to let Flask answer (every error, anything else).
     bearer_answer: Callable[[str], bytes | None] | None = None
+    #: A client endpoint's usual answer, given below Flask by the front: called with the HTTP
+    #: Basic credentials, the parameters of a plain form POST and the caller's address (see
+    #: ``front.py``) in an app context, it returns the JSON body the view would answer, or
+    #: None to let Flask answer.
+    client_answer: Callable[[str, str, dict[str, str], str | None], bytes | None] | None = None
 
 
 #: View function -> its declaration, filled by the decorator at import time.
@@ -57,11 +62,12 @@ _DECLARED: dict[object, ProtocolEndpoint] = {}
 def protocol_endpoint(*content_types: str, client_auth: bool = False, body_error: str = "invalid_request",
                       json: bool = True, csrf_exempt: bool | None = None, advertise: str | None = None,
                       cors: str | None = None, setting: str | None = None, document: bool = False,
-                      bearer_answer: Callable[[str], bytes | None] | None = None):
+                      bearer_answer: Callable[[str], bytes | None] | None = None,
+                      client_answer: Callable[[str, str, dict[str, str], str | None], bytes | None] | None = None):
     """Declare a view a protocol endpoint (put it below ``@bp.route``)."""
     spec = ProtocolEndpoint(tuple(content_types), client_auth, body_error, json,
                             json if csrf_exempt is None else csrf_exempt, advertise, cors, setting, document,
-                            bearer_answer)
+                            bearer_answer, client_answer)
 
     def decorate(view):
         _DECLARED[view] = spec

@@ -20,20 +20,41 @@ endpoint's ``bearer_answer`` in an app context: the token is read and checked by
 validator as the view's, on every request (nothing about tokens is kept). A token it does
 not accept, and every other request, goes to Flask, which answers as always; an exception
 is raised again inside Flask (ops.FRONT_ERROR), so a lost database answers its 503 there.
+
+A client endpoint (``@protocol_endpoint(client_answer=...)``, introspection) is the same for a
+plain POST: a form body of at most MAX_PLAIN_BODY bytes of printable ASCII without escapes
+(``%``, ``+``), each parameter once, no query, Origin or DPoP proof, and HTTP Basic
+credentials without escapes. The front reads the body (and hands Flask a copy when it does
+not answer) and gives the credentials, the parameters and the caller's address to the
+endpoint's ``client_answer``, which answers only what the endpoint would answer 200: a wrong
+secret, a locked-out client and every error are Flask's, which counts the failure.
 """
 
+import base64
+import binascii
+import io
+import re
 import time
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context, request
 from werkzeug.http import parse_etags
 
 from website.http import ops
+from website.http.endpoints import FORM, is_enabled
 
 #: Headers that belong to one request, never kept in an answer.
 _PER_REQUEST = frozenset({"x-request-id", "date", "server"})
 
 #: Seconds a bearer resource's headers are kept before Flask answers one request again.
 RESOURCE_HEADERS_LIFETIME = 60
+
+#: The longest body of a client POST the front reads (an introspection request is a few
+#: hundred bytes); a longer one goes to Flask unread.
+MAX_PLAIN_BODY = 8192
+
+#: A form body the front parses itself: printable ASCII without spaces, ``%`` or ``+`` (so
+#: nothing to decode, and nothing check_protocol_request would refuse but a length).
+_PLAIN_FORM = re.compile(rb"[!-$&-*,-~]*")
 
 #: Answers kept at most: they are per Host header, which any client can make up; past this
 #: many the front starts again rather than grow.
@@ -61,17 +82,58 @@ def _plain_bearer_get(environ) -> str | None:
     return parts[1]
 
 
+def _plain_client_post(environ, limit: int) -> tuple[str, str, dict[str, str]] | None:
+    """The HTTP Basic client_id and secret and the parameters of a plain form POST (see the
+    module's docstring), else None. Reads the body and puts a copy back for Flask."""
+    length = environ.get("CONTENT_LENGTH", "")
+    if (environ.get("REQUEST_METHOD") != "POST" or environ.get("QUERY_STRING")
+            or environ.get("CONTENT_TYPE") != FORM or not length.isdigit() or not 0 < int(length) <= MAX_PLAIN_BODY
+            or "HTTP_TRANSFER_ENCODING" in environ or "HTTP_ORIGIN" in environ or "HTTP_DPOP" in environ):
+        return None
+    credentials = _basic_credentials(environ.get("HTTP_AUTHORIZATION", ""))
+    if credentials is None:
+        return None
+    body = environ["wsgi.input"].read(int(length))
+    environ["wsgi.input"] = io.BytesIO(body)
+    if len(body) != int(length) or not _PLAIN_FORM.fullmatch(body):
+        return None
+    params = {}
+    for part in body.decode("ascii").split("&"):
+        name, sep, value = part.partition("=")
+        if not sep or not name or name in params or len(name) > limit or len(value) > limit:
+            return None
+        params[name] = value
+    return *credentials, params
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    """The client_id and secret of HTTP Basic credentials with nothing to unescape, else None."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("ascii")
+    except (binascii.Error, ValueError):
+        return None
+    client_id, _, secret = decoded.partition(":")
+    if not client_id or not secret or "%" in decoded:
+        return None
+    return client_id, secret
+
+
 class Front:
     """WSGI middleware answering the app's document paths from kept answers, and its bearer
     resources' usual requests with kept headers."""
 
-    def __init__(self, app: Flask, wsgi_app, paths: dict[str, str], resources: dict[str, tuple]):
+    def __init__(self, app: Flask, wsgi_app, paths: dict[str, str], resources: dict[str, tuple],
+                 client_endpoints: dict[str, tuple]):
         self.app = app
         self.wsgi_app = wsgi_app
         #: path -> Flask endpoint name (for the metrics' labels).
         self.paths = paths
-        #: path -> (Flask endpoint name, its bearer_answer).
+        #: path -> (Flask endpoint name, its spec) of bearer resources and of client endpoints.
         self.resources = resources
+        self.client_endpoints = client_endpoints
         #: (path, scheme, host, status) -> the answer Flask gave.
         self.answers: dict[tuple, _Answer] = {}
         self.generation = 0
@@ -86,9 +148,15 @@ class Front:
         endpoint = self.paths.get(path)
         method = environ.get("REQUEST_METHOD")
         if endpoint is None or method not in ("GET", "HEAD"):
-            resource = self.resources.get(path)
-            if resource is not None:
-                return self._resource(path, *resource, environ, start_response)
+            if method == "GET" and (resource := self.resources.get(path)) is not None:
+                token = _plain_bearer_get(environ)
+                if token is not None:
+                    return self._below_flask(path, *resource, (token,), environ, start_response)
+            elif method == "POST" and (client_endpoint := self.client_endpoints.get(path)) is not None:
+                found = _plain_client_post(environ, self.app.config["OAUTH2_MAX_PARAMETER_LENGTH"])
+                if found is not None:
+                    return self._below_flask(path, *client_endpoint, (*found, environ.get("REMOTE_ADDR")),
+                                             environ, start_response)
             return self.wsgi_app(environ, start_response)
         started = time.perf_counter()
         key = _key(path, environ)
@@ -108,10 +176,9 @@ class Front:
                         environ.get("REMOTE_ADDR"), environ.get("wsgi.errors"))
         return [b""] if method == "HEAD" or status == 304 else [answer.body]
 
-    def _resource(self, path, endpoint, bearer_answer, environ, start_response):
-        token = _plain_bearer_get(environ)
-        if token is None:
-            return self.wsgi_app(environ, start_response)
+    def _below_flask(self, path, endpoint, spec, answer, arguments, environ, start_response):
+        """Answer with ``answer(*arguments)`` and the kept headers of Flask's last JSON 200
+        (Flask answers the first request, and whenever ``answer`` gives None or raises)."""
         started = time.perf_counter()
         key = _key(path, environ)
         kept = self.answers.get((*key, 200))
@@ -119,7 +186,8 @@ class Front:
             return self._through_flask(key, environ, start_response, document=False)
         try:
             with self.app.app_context():
-                body = bearer_answer(token)
+                g.front_environ = environ  # for request_url_root
+                body = answer(*arguments) if is_enabled(spec) else None
         except Exception as error:  # noqa: BLE001 - raised again inside Flask, which answers it
             environ[ops.FRONT_ERROR] = error
             return self.wsgi_app(environ, start_response)
@@ -128,7 +196,7 @@ class Front:
         request_id = _request_id(environ)
         start_response(kept.status, [*kept.headers, ("Content-Length", str(len(body))),
                                      (ops.REQUEST_ID_HEADER, request_id)])
-        ops.log_request(request_id, endpoint, "GET", path, 200, time.perf_counter() - started,
+        ops.log_request(request_id, endpoint, environ["REQUEST_METHOD"], path, 200, time.perf_counter() - started,
                         environ.get("REMOTE_ADDR"), environ.get("wsgi.errors"))
         return [body]
 
@@ -187,6 +255,33 @@ def _request_id(environ) -> str:
     return incoming if ops.sane_request_id(incoming) else ops.new_request_id()
 
 
+#: What a request's URL root is made of (Werkzeug's get_host and root_path).
+_URL_ROOT_PARTS = ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME")
+
+
+def request_url_root() -> str:
+    """The URL the request came in on, up to the app's root: Flask's ``request.url_root``, also
+    for a request the front answers without a request context (built from its environ then,
+    as Flask would). Kept per set of parts it is made of: building it costs more than the
+    rest of an introspection answer."""
+    environ = request.environ if has_request_context() else g.front_environ
+    parts = tuple(environ.get(name) for name in _URL_ROOT_PARTS)
+    roots = current_app.extensions["url_roots"]
+    root = roots.get(parts)
+    if root is None:
+        if has_request_context():
+            root = request.url_root  # the host checked against TRUSTED_HOSTS by Flask
+        else:
+            below = current_app.request_class(environ)
+            if (trusted_hosts := current_app.config.get("TRUSTED_HOSTS")) is not None:
+                below.trusted_hosts = trusted_hosts
+            root = below.url_root
+        if len(roots) >= MAX_KEPT:
+            roots.clear()
+        roots[parts] = root
+    return root
+
+
 def documents_changed() -> None:
     """Tell the current app's front that the documents changed (a key rotation, a new key)."""
     front = current_app.extensions.get("document_front")
@@ -200,8 +295,11 @@ def init_app(app: Flask) -> None:
     specs = app.extensions["protocol_endpoints"]
     rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint in specs and not rule.arguments]
     paths = {rule.rule: rule.endpoint for rule in rules if specs[rule.endpoint].document}
-    resources = {rule.rule: (rule.endpoint, specs[rule.endpoint].bearer_answer) for rule in rules
-                 if specs[rule.endpoint].bearer_answer is not None and "GET" in rule.methods}
-    front = Front(app, app.wsgi_app, paths, resources)
+    resources = {rule.rule: (rule.endpoint, specs[rule.endpoint], specs[rule.endpoint].bearer_answer)
+                 for rule in rules if specs[rule.endpoint].bearer_answer is not None and "GET" in rule.methods}
+    client_endpoints = {rule.rule: (rule.endpoint, specs[rule.endpoint], specs[rule.endpoint].client_answer)
+                        for rule in rules if specs[rule.endpoint].client_answer is not None and "POST" in rule.methods}
+    front = Front(app, app.wsgi_app, paths, resources, client_endpoints)
     app.extensions["document_front"] = front
+    app.extensions["url_roots"] = {}
     app.wsgi_app = front

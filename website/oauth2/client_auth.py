@@ -97,11 +97,16 @@ def used_method(request) -> str:
     return "none"
 
 
+def throttle_subjects(client_id: str, address: str | None) -> tuple:
+    """What a client authentication is counted against: the client and the address it came from."""
+    return ("client", client_id[:200]), ("client_address", address or "unknown")
+
+
 def read_client_with_lock(request) -> int:
     """Read the claimed client and its lockout in one query; keep the client on the request
     for the authentication methods below. Returns the seconds to wait (0: go ahead)."""
     client_id = authenticating_client_id(request)  # one method only, or invalid_request
-    request.throttle_subjects = (("client", client_id[:200]), ("client_address", throttle.client_address()))
+    request.throttle_subjects = throttle_subjects(client_id, flask_request.remote_addr)
     request.claimed_client, wait = query_client_and_lock(client_id, request.throttle_subjects)
     return wait
 

@@ -10,7 +10,7 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
-from flask import g
+from flask import current_app, g
 from sqlalchemy import select
 
 from website.extensions import db
@@ -18,9 +18,11 @@ from website.models.apis import ResourceServer
 from website.models.base import now
 from website.models.grants import Token
 from website.oauth2.acr import parse_amr
+from website.oauth2.client_auth import throttle_subjects
 from website.oauth2.grants import CLIENT_AUTH_METHODS
 from website.oauth2.keys import ID_TOKEN_SIGNING_ALGS, get_issuer, get_public_jwks
 from website.store import audit
+from website.store.clients import query_client_and_lock
 from website.store.tokens import (
     TokenRecord,
     find_token,
@@ -117,6 +119,33 @@ class IntrospectionEndpoint(TokenLookup, _IntrospectionEndpoint):
         if token.act:
             payload["act"] = json.loads(token.act)  # RFC 8693 §4.1
         return {k: v for k, v in payload.items() if v is not None}
+
+
+#: The parameters an introspection request has (RFC 7662 §2.1).
+_INTROSPECTION_PARAMETERS = frozenset({"token", "token_type_hint"})
+
+_INTROSPECTION = IntrospectionEndpoint()
+
+
+def introspection_below_flask(client_id: str, client_secret: str, params: dict[str, str],
+                              address: str | None) -> bytes | None:
+    """Introspection's answer to a client authenticating with HTTP Basic, given by the front
+    below Flask (http/front.py) as the endpoint writes it. Only a request the endpoint would
+    answer 200 is answered here: a client that exists, is not locked out, may use Basic here
+    and sent its secret. For everything else, None: the endpoint answers (and counts a
+    failed authentication)."""
+    if "token" not in params or not params.keys() <= _INTROSPECTION_PARAMETERS:
+        return None
+    client, wait = query_client_and_lock(client_id, throttle_subjects(client_id, address))
+    if (wait or client is None
+            or not client.check_endpoint_auth_method("client_secret_basic", _INTROSPECTION.ENDPOINT_NAME)
+            or not client.check_client_secret(client_secret)):
+        return None
+    token = _INTROSPECTION.query_token(params["token"], params.get("token_type_hint"))
+    if token is not None and not _INTROSPECTION.check_permission(token, client, None):
+        token = None
+    # As Authlib's Flask integration writes it (flask.json.dumps: the app's JSON provider).
+    return current_app.json.dumps(_INTROSPECTION.create_introspection_payload(token)).encode()
 
 
 def registered_logout_uris(client) -> list[str]:

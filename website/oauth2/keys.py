@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g
 from joserfc.jwa import EdDSAAlgorithm, JWSRegistry
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from sqlalchemy import delete, func, insert, or_, select
@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import ServiceUnavailable
 
 from website.extensions import db
-from website.http.front import documents_changed
+from website.http.front import documents_changed, request_url_root
 from website.models.apis import ResourceServer
 from website.models.base import now
 from website.models.keys import SigningKey
@@ -65,7 +65,7 @@ JWKS_MAX_AGE = 300
 
 def get_issuer() -> str:
     """The issuer: ``OAUTH2_ISSUER`` exactly as configured, else the URL the request came in on."""
-    return current_app.config.get("OAUTH2_ISSUER") or request.url_root
+    return current_app.config.get("OAUTH2_ISSUER") or request_url_root()
 
 
 class KeyDecryptionError(UnsealError):

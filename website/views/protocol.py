@@ -27,7 +27,7 @@ from website.oauth2.claims import CLAIM_DESCRIPTIONS
 from website.oauth2.compat import issuer_parameter
 from website.oauth2.device import DeviceAuthorizationEndpoint
 from website.oauth2.discovery import DISCOVERY_MAX_AGE, discovery_json
-from website.oauth2.endpoints import IntrospectionEndpoint
+from website.oauth2.endpoints import IntrospectionEndpoint, introspection_below_flask
 from website.oauth2.keys import JWKS_MAX_AGE, jwks_json
 from website.oauth2.oidc import plain_userinfo
 from website.oauth2.par import PushedAuthorizationEndpoint, spend_pushed_request
@@ -290,7 +290,8 @@ def discovery():
 
 
 @bp.route("/oauth/introspect", methods=["POST"])
-@protocol_endpoint(FORM, client_auth=True, advertise="introspection_endpoint", cors=CLIENT)
+@protocol_endpoint(FORM, client_auth=True, advertise="introspection_endpoint", cors=CLIENT,
+                   client_answer=introspection_below_flask)
 def introspect_token():
     """Tell an authenticated client whether its token is active (RFC 7662)."""
     return authorization.create_endpoint_response(IntrospectionEndpoint.ENDPOINT_NAME)
