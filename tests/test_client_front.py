@@ -182,10 +182,14 @@ def test_a_lost_database_is_flasks_503(test_client, service, warm, flask_request
         calls.append(value)
         raise OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr("website.oauth2.endpoints.read_token_by_access_token", lost)
+    def lost_with_lock(value, subjects):
+        lost(value)
+
+    monkeypatch.setattr("website.oauth2.endpoints.read_token_and_lock", lost_with_lock)  # the front's
+    monkeypatch.setattr("website.oauth2.endpoints.read_token_by_access_token", lost)  # the endpoint's
     response = introspect(test_client, client, secret, warm)
     assert response.status_code == 503 and response.json["error"] == "temporarily_unavailable"
-    assert len(calls) == 1 and flask_requests == [INTROSPECT]
+    assert calls == [warm] and flask_requests == [INTROSPECT]  # raised again inside Flask, not tried twice
 
 
 def test_front_answers_are_counted_and_logged(test_client, service, warm, caplog):

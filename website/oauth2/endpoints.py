@@ -21,11 +21,13 @@ from website.oauth2.acr import parse_amr
 from website.oauth2.client_auth import throttle_subjects
 from website.oauth2.grants import CLIENT_AUTH_METHODS
 from website.oauth2.keys import ID_TOKEN_SIGNING_ALGS, get_issuer, get_public_jwks
-from website.store import audit
-from website.store.clients import query_client_and_lock
+from website.store import audit, throttle
+from website.store.clients import read_client
 from website.store.tokens import (
+    MAX_TOKEN_LENGTH,
     TokenRecord,
     find_token,
+    read_token_and_lock,
     read_token_by_access_token,
     read_token_by_refresh_token,
     revoke_family,
@@ -131,21 +133,35 @@ def introspection_below_flask(client_id: str, client_secret: str, params: dict[s
                               address: str | None) -> bytes | None:
     """Introspection's answer to a client authenticating with HTTP Basic, given by the front
     below Flask (http/front.py) as the endpoint writes it. Only a request the endpoint would
-    answer 200 is answered here: a client that exists, is not locked out, may use Basic here
-    and sent its secret. For everything else, None: the endpoint answers (and counts a
+    answer 200 is answered here: a client that exists, may use Basic here, sent its secret
+    and is not locked out. For everything else, None: the endpoint answers (and counts a
     failed authentication)."""
     if "token" not in params or not params.keys() <= _INTROSPECTION_PARAMETERS:
         return None
-    client, wait = query_client_and_lock(client_id, throttle_subjects(client_id, address))
-    if (wait or client is None
+    client = read_client(client_id)
+    if (client is None
             or not client.check_endpoint_auth_method("client_secret_basic", _INTROSPECTION.ENDPOINT_NAME)
             or not client.check_client_secret(client_secret)):
         return None
-    token = _INTROSPECTION.query_token(params["token"], params.get("token_type_hint"))
+    token, wait = _token_and_lock(params["token"], params.get("token_type_hint"),
+                                  throttle_subjects(client_id, address))
+    if wait:
+        return None
     if token is not None and not _INTROSPECTION.check_permission(token, client, None):
         token = None
     # As Authlib's Flask integration writes it (flask.json.dumps: the app's JSON provider).
     return current_app.json.dumps(_INTROSPECTION.create_introspection_payload(token)).encode()
+
+
+def _token_and_lock(token_string: str, hint: str | None, subjects) -> tuple[TokenRecord | None, int]:
+    """The token as the endpoint's query_token finds it, and the seconds the client is locked
+    out for: the usual access token and the lock in one statement."""
+    if hint == "refresh_token" or not 0 < len(token_string) <= MAX_TOKEN_LENGTH:
+        return _INTROSPECTION.query_token(token_string, hint), throttle.locked_for(*subjects)
+    token, wait = read_token_and_lock(token_string, subjects)
+    if token is None and (token := read_token_by_refresh_token(token_string)) is not None:
+        token.matched_refresh_token = True  # then the refresh tokens, as find_token looks
+    return token, wait
 
 
 def registered_logout_uris(client) -> list[str]:

@@ -1,6 +1,8 @@
 """Tokens: lookups by hash (ORM rows to change them, plain records for read-only
 checks), the insert of a new token, and revocation of a token family."""
 
+import functools
+
 from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import joinedload
 
@@ -9,7 +11,7 @@ from website.models.audit import AuditEvent
 from website.models.base import hash_secret, now
 from website.models.grants import Token, TokenState
 from website.models.users import Subject, User
-from website.store import audit, driver
+from website.store import audit, driver, throttle
 
 
 class UserRecord(Subject):
@@ -85,15 +87,28 @@ _RECORD_BY = {
 }
 
 
+@functools.cache
+def _record_and_lock():
+    """The access token's record and the throttle lock of two subjects, in one statement
+    (built at first use: the throttle module imports this one)."""
+    return (select(*_RECORD_COLUMNS, throttle.locked_until_subquery(2))
+            .select_from(_TOKENS.outerjoin(_USERS, _USERS.c.id == _TOKENS.c.user_id))
+            .where(_TOKENS.c.access_token_hash == bindparam("hash")))
+
+
 _TOKEN_WIDTH = len(TokenRecord.COLUMNS)
+_USER_WIDTH = len(UserRecord.COLUMNS)
+
+
+def _record(row) -> TokenRecord | None:
+    if row is None:
+        return None
+    user = UserRecord(row[_TOKEN_WIDTH:_TOKEN_WIDTH + _USER_WIDTH]) if row[_TOKEN_WIDTH] is not None else None
+    return TokenRecord(row[:_TOKEN_WIDTH], user)
 
 
 def _token_record(column: str, secret: str) -> TokenRecord | None:
-    row = db.session.execute(_RECORD_BY[column], {"hash": hash_secret(secret)}).first()
-    if row is None:
-        return None
-    user = UserRecord(row[_TOKEN_WIDTH:]) if row[_TOKEN_WIDTH] is not None else None
-    return TokenRecord(row[:_TOKEN_WIDTH], user)
+    return _record(db.session.execute(_RECORD_BY[column], {"hash": hash_secret(secret)}).first())
 
 
 def read_token_by_access_token(access_token: str) -> TokenRecord | None:
@@ -103,11 +118,18 @@ def read_token_by_access_token(access_token: str) -> TokenRecord | None:
     (driver.py: prepared, on a connection of its own, no pool checkout, no ORM session). Never
     cached: a revocation committed by any instance is seen by the next check. A lost
     connection raises OperationalError like any query (503; the next check reconnects)."""
-    row = driver.fetch_one(_RECORD_BY["access_token_hash"], {"hash": hash_secret(access_token)})
+    return _record(driver.fetch_one(_RECORD_BY["access_token_hash"], {"hash": hash_secret(access_token)}))
+
+
+def read_token_and_lock(access_token: str, subjects) -> tuple[TokenRecord | None, int]:
+    """``read_token_by_access_token`` and ``throttle.locked_for(*subjects)`` (two subjects), in
+    one statement on the driver when the counters live in the database and the token exists."""
+    if not throttle.uses_database():
+        return read_token_by_access_token(access_token), throttle.locked_for(*subjects)
+    row = driver.fetch_one(_record_and_lock(), {"hash": hash_secret(access_token), **throttle.key_parameters(*subjects)})
     if row is None:
-        return None
-    user = UserRecord(row[_TOKEN_WIDTH:]) if row[_TOKEN_WIDTH] is not None else None
-    return TokenRecord(row[:_TOKEN_WIDTH], user)
+        return None, throttle.locked_for(*subjects)
+    return _record(row), throttle.wait_until(row[-1])
 
 
 def read_token_by_refresh_token(refresh_token: str) -> TokenRecord | None:
