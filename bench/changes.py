@@ -50,6 +50,7 @@ CHANGES = {
     "82b6dfe": ("refresh token spent by one prebuilt Core UPDATE", "refresh"),
     "34a9b9d": ("client cache read without creating a session", "introspection,client_credentials"),
     "4a96ece": ("introspection answered below Flask by the front", "introspection"),
+    "0fb2732": ("introspection: token and throttle lock in one statement", "introspection"),
 }
 
 _ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+$")
