@@ -282,6 +282,14 @@ def request_url_root() -> str:
     return root
 
 
+def jsonify_body(obj) -> bytes:
+    """The body ``jsonify(obj)`` answers, without building a Response (for a ``bearer_answer``)."""
+    provider = current_app.json
+    if (provider.compact is None and current_app.debug) or provider.compact is False:
+        return provider.response(obj).get_data()  # the indented form, as jsonify writes it
+    return f"{provider.dumps(obj, separators=(',', ':'))}\n".encode()
+
+
 def documents_changed() -> None:
     """Tell the current app's front that the documents changed (a key rotation, a new key)."""
     front = current_app.extensions.get("document_front")

@@ -1,9 +1,10 @@
 """Blueprint: resources protected by bearer tokens."""
 
 from authlib.integrations.flask_oauth2 import current_token
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from website.http.endpoints import protocol_endpoint
+from website.http.front import jsonify_body
 from website.oauth2.protector import require_oauth
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -25,7 +26,7 @@ def me_below_flask(token_string: str) -> bytes | None:
     token = require_oauth.accepted_bearer(token_string, [ME_SCOPE])
     if token is None or token.user is None:
         return None
-    return current_app.json.response(me_claims(token.user)).get_data()
+    return jsonify_body(me_claims(token.user))
 
 
 @bp.route("/me")
