@@ -51,6 +51,7 @@ CHANGES = {
     "34a9b9d": ("client cache read without creating a session", "introspection,client_credentials"),
     "4a96ece": ("introspection answered below Flask by the front", "introspection"),
     "0fb2732": ("introspection: token and throttle lock in one statement", "introspection"),
+    "4dd9d60": ("/api/me body without a Response object", "me"),
 }
 
 _ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+$")
