@@ -131,7 +131,7 @@ class Front:
         self.wsgi_app = wsgi_app
         #: path -> Flask endpoint name (for the metrics' labels).
         self.paths = paths
-        #: path -> (Flask endpoint name, its spec) of bearer resources and of client endpoints.
+        #: path -> (Flask endpoint name, its spec, its bearer_answer or client_answer).
         self.resources = resources
         self.client_endpoints = client_endpoints
         #: (path, scheme, host, status) -> the answer Flask gave.
@@ -264,7 +264,9 @@ def request_url_root() -> str:
     for a request the front answers without a request context (built from its environ then,
     as Flask would). Kept per set of parts it is made of: building it costs more than the
     rest of an introspection answer."""
-    environ = request.environ if has_request_context() else g.front_environ
+    environ = request.environ if has_request_context() else g.get("front_environ")
+    if environ is None:
+        raise RuntimeError("No OAUTH2_ISSUER is configured and there is no request to take the URL from.")
     parts = tuple(environ.get(name) for name in _URL_ROOT_PARTS)
     roots = current_app.extensions["url_roots"]
     root = roots.get(parts)
