@@ -48,7 +48,7 @@ CHANGES = {
     "3b882f0": ("client credentials token and audit event written on the driver", "client_credentials"),
     "9afb50f": ("may_use_client as one prebuilt statement", "refresh,code"),
     "82b6dfe": ("refresh token spent by one prebuilt Core UPDATE", "refresh"),
-    "34a9b9d": ("client cache read without creating a session", "introspection,client_credentials"),
+    "34a9b9d": ("client cache read without creating a session", "userinfo,introspection,client_credentials"),
     "4a96ece": ("introspection answered below Flask by the front", "introspection"),
     "0fb2732": ("introspection: token and throttle lock in one statement", "introspection"),
     "4dd9d60": ("/api/me body without a Response object", "me"),
