@@ -11,6 +11,7 @@ import logging
 import pytest
 from sqlalchemy.exc import OperationalError
 from support.factories import update_rows
+from support.flows import get_user_token
 from support.pages import headers_but_request_id
 from test_operations import scrape
 
@@ -85,6 +86,32 @@ def test_another_clients_token_is_inactive_for_it(test_client, service, make_cli
     for _ in range(2):
         assert introspect(test_client, other, other_secret, warm).json == {"active": False}
     assert flask_requests == []  # the headers are the endpoint's, whichever client asks
+
+
+def test_a_persons_tokens_refresh_token_included_are_answered_as_flask_answers_them(
+        test_client, auth, user, make_client, flask_requests):
+    client, secret = make_client()
+    auth.login()
+    tokens = get_user_token(test_client, client, secret, scope="openid profile")
+    auth.logout()
+    test_client.delete_cookie("idp_session")
+    flask = introspect(test_client, client, secret, tokens["refresh_token"])  # Flask's: the first
+    flask_requests.clear()
+    asked = [introspect(test_client, client, secret, tokens["refresh_token"]),
+             introspect(test_client, client, secret, tokens["refresh_token"],
+                        data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"})]
+    access = introspect(test_client, client, secret, tokens["access_token"])
+    assert flask_requests == []
+    assert flask.json["active"] is True and flask.json["username"] == "alice" and flask.json["sub"] == user.sub
+    assert all(response.data == flask.data for response in asked)
+    assert access.json["active"] is True and access.json["exp"] < flask.json["exp"]
+    assert access.json["amr"] == flask.json["amr"] and access.json["auth_time"] == flask.json["auth_time"]
+    revoked = test_client.post("/oauth/revoke", data={"token": tokens["refresh_token"]},
+                               auth=(client.client_id, secret))
+    assert revoked.status_code == 200
+    for token in (tokens["refresh_token"], tokens["access_token"]):
+        assert introspect(test_client, client, secret, token).json == {"active": False}
+    assert flask_requests == ["/oauth/revoke"]
 
 
 def test_a_wrong_secret_is_flasks_and_counts_towards_the_lockout(app, test_client, service, warm, flask_requests):
