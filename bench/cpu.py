@@ -11,6 +11,11 @@ wrk numbers, these hold on a busy machine; use them to compare two versions of t
 the session's open/save cost per request, beside its budget (HOOK_BUDGET_US); a hook over its
 budget is marked. Hooks are timed with the process CPU clock (a read costs ~1-2 us here),
 less the timer's own cost, measured on an empty hook: compare runs, not single cells.
+
+``--database`` names a PostgreSQL server (``postgresql://postgres@127.0.0.1:5432/test``): the
+run sets up and measures a throwaway database beside the one named, which it drops afterwards
+(run.py's ``postgres_database``), so the named database is never written to. Without it, a
+temporary SQLite file.
 """
 
 import argparse
@@ -177,14 +182,22 @@ def main(argv=None) -> int:
     parser.add_argument("--callers", default="", help="with --profile: who calls the functions matching this")
     parser.add_argument("--sort", default="cumulative", help="cProfile sort order")
     parser.add_argument("--lines", type=int, default=60, help="cProfile lines shown")
-    parser.add_argument("--database", default="")
+    parser.add_argument("--database", default="", help="a PostgreSQL server URL: measured on a throwaway "
+                                                         "database beside it")
     parser.add_argument("--hooks", action="store_true", help="print each hook's CPU cost per request")
     parser.add_argument("--id-token-alg", default="RS256", choices=("RS256", "ES256", "EdDSA"),
                         help="what the bench client's id_tokens (refresh, code) are signed with")
     args = parser.parse_args(argv)
+    if args.database:
+        from run import postgres_database
 
-    tmp = tempfile.mkdtemp()
-    database_url = args.database or f"sqlite:///{tmp}/profile.db"
+        with postgres_database(args.database) as url:
+            return run(args, url)
+    return run(args, f"sqlite:///{tempfile.mkdtemp()}/profile.db")
+
+
+def run(args, database_url: str) -> int:
+    """Set up the app on ``database_url`` and measure (``main``'s arguments)."""
     app, client, user_id, basic = set_up(database_url, args.id_token_alg)
     refresh, codes, verifier = make_feeds(app, client, user_id, args.n + 60)
     import logging
