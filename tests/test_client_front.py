@@ -7,6 +7,7 @@ failed authentication) exactly as before."""
 
 import base64
 import logging
+import uuid
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -16,6 +17,7 @@ from support.pages import headers_but_request_id
 from test_operations import scrape
 
 from website.models import Token
+from website.store import throttle
 
 INTROSPECT = "/oauth/introspect"
 
@@ -231,3 +233,35 @@ def test_front_answers_are_counted_and_logged(test_client, service, warm, caplog
     assert len(lines) == 3
     assert all(line.startswith(f"request_id=in-1 method=POST path={INTROSPECT} status=200 duration_ms=")
                for line in lines)
+
+
+class TestWithRedisCounters:
+    """With REDIS_URL the throttle counters live in Redis: the token is one statement and the
+    lock Redis's TTLs, and a lockout there holds below Flask too."""
+
+    @pytest.fixture
+    def app_config(self, app_config):
+        redis = pytest.importorskip("redis")
+        prefix = f"test:{uuid.uuid4().hex}:"
+        connection = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        connection.ping()
+        yield {**app_config, "REDIS_URL": "redis://127.0.0.1:6379/0", "THROTTLE_REDIS_PREFIX": prefix}
+        for name in connection.scan_iter(f"{prefix}*"):
+            connection.delete(name)
+        connection.close()
+
+    @pytest.fixture
+    def app(self, app):
+        yield app
+        throttle.close(app)
+
+    def test_answers_and_lockouts_hold_with_redis(self, app, test_client, service, warm, flask_requests):
+        client, secret = service
+        assert introspect(test_client, client, secret, warm).json["active"] is True
+        assert flask_requests == []
+        app.config["THROTTLE_CLIENT_LIMIT"] = 2
+        for _ in range(2):
+            assert introspect(test_client, client, "wrong-secret", warm).status_code == 401
+        locked = introspect(test_client, client, secret, warm)
+        assert locked.status_code == 401 and "Retry-After" in locked.headers
+        assert flask_requests == [INTROSPECT] * 3
