@@ -7,17 +7,15 @@ failed authentication) exactly as before."""
 
 import base64
 import logging
-import uuid
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from support.factories import update_rows
+from support.factories import OnRedis, update_rows
 from support.flows import get_user_token
 from support.pages import headers_but_request_id
 from test_operations import scrape
 
 from website.models import Token
-from website.store import throttle
 
 INTROSPECT = "/oauth/introspect"
 
@@ -235,25 +233,9 @@ def test_front_answers_are_counted_and_logged(test_client, service, warm, caplog
                for line in lines)
 
 
-class TestWithRedisCounters:
+class TestWithRedisCounters(OnRedis):
     """With REDIS_URL the throttle counters live in Redis: the token is one statement and the
     lock Redis's TTLs, and a lockout there holds below Flask too."""
-
-    @pytest.fixture
-    def app_config(self, app_config):
-        redis = pytest.importorskip("redis")
-        prefix = f"test:{uuid.uuid4().hex}:"
-        connection = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-        connection.ping()
-        yield {**app_config, "REDIS_URL": "redis://127.0.0.1:6379/0", "THROTTLE_REDIS_PREFIX": prefix}
-        for name in connection.scan_iter(f"{prefix}*"):
-            connection.delete(name)
-        connection.close()
-
-    @pytest.fixture
-    def app(self, app):
-        yield app
-        throttle.close(app)
 
     def test_answers_and_lockouts_hold_with_redis(self, app, test_client, service, warm, flask_requests):
         client, secret = service

@@ -5,19 +5,17 @@ jti, missing nonce, bound token sent as Bearer. Proofs are built by hand (suppor
 tests/interop/test_openid_client.py runs panva's openid-client with DPoP end to end."""
 
 import time
-import uuid
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 from support.dpop import ME_URL, TOKEN_URL, DPoPKey
-from support.factories import count_rows
+from support.factories import OnRedis, count_rows
 from support.flows import authorize_url, bearer, code_request, get_code, pkce_pair, approve
 from support.pages import query_params
 
 from website.models import AuditEvent, SpentJti, Token
 from website.oauth2.dpop import DPOP_SIGNING_ALGS
-from website.store import throttle
 
 USERINFO_URL = "http://localhost/userinfo"
 
@@ -347,24 +345,8 @@ def test_registration_cli_and_form_take_dpop_bound_access_tokens(app, test_clien
     assert (wrong.status_code, wrong.get_json()["error"]) == (400, "invalid_client_metadata")
 
 
-class TestRedisReplayCache:
+class TestRedisReplayCache(OnRedis):
     """With REDIS_URL the jtis live in Redis, where every instance sees them."""
-
-    @pytest.fixture
-    def app_config(self, app_config):
-        redis = pytest.importorskip("redis")
-        prefix = f"test:{uuid.uuid4().hex}:"
-        connection = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-        connection.ping()
-        yield {**app_config, "REDIS_URL": "redis://127.0.0.1:6379/0", "THROTTLE_REDIS_PREFIX": prefix}
-        for name in connection.scan_iter(f"{prefix}*"):
-            connection.delete(name)
-        connection.close()
-
-    @pytest.fixture
-    def app(self, app):
-        yield app
-        throttle.close(app)
 
     def test_a_replayed_proof_is_refused_from_redis(self, app, test_client, service, key):
         proof = key.proof("POST", TOKEN_URL)

@@ -2,11 +2,15 @@
 ``make_user`` and ``make_client`` fixtures in conftest.py build on these)."""
 
 import secrets
+import uuid
+from contextlib import contextmanager
 
+import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from website.models import db
+from website.store import throttle
 
 #: Fast password hashing for tests; production uses scrypt.
 TEST_PASSWORD_METHOD = "pbkdf2:sha256:1000"
@@ -31,6 +35,36 @@ def config_for(url: str, **overrides) -> dict:
         "MAIL_QUEUE_WORKER": False,
         **overrides,
     }
+
+
+@contextmanager
+def redis_config(config: dict):
+    """``config`` with REDIS_URL set to the local Redis, under a key prefix of its own that is
+    emptied afterwards (the test is skipped without the redis package)."""
+    redis = pytest.importorskip("redis")
+    prefix = f"test:{uuid.uuid4().hex}:"
+    connection = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    connection.ping()
+    try:
+        yield {**config, "REDIS_URL": "redis://127.0.0.1:6379/0", "THROTTLE_REDIS_PREFIX": prefix}
+    finally:
+        for name in connection.scan_iter(f"{prefix}*"):
+            connection.delete(name)
+        connection.close()
+
+
+class OnRedis:
+    """A test class's app with REDIS_URL set (``redis_config``): inherit it."""
+
+    @pytest.fixture
+    def app_config(self, app_config):
+        with redis_config(app_config) as config:
+            yield config
+
+    @pytest.fixture
+    def app(self, app):
+        yield app
+        throttle.close(app)
 
 
 def detached(obj):
