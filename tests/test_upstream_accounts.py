@@ -6,7 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from support.oidc import Browser
+from support.mfa import enrol_totp
+from support.oidc import CALLBACK, Browser, authorization_url
 from support.pages import csrf_token
 from support.upstream import Person, drive, make_person_at, register_client_at
 
@@ -315,6 +316,27 @@ def test_v2_logout_from_the_app_ends_the_upstream_session_and_goes_to_return_to(
     assert out.headers["Location"].startswith(f"{proxy.url}/oauth/logout?")
     assert drive(session, out.headers["Location"], Person("ann", login_origin=proxy.url), APP_LOGOUT) == APP_LOGOUT
     assert session.get(f"{proxy.url}/account/", allow_redirects=False).status_code == 302
+
+
+def test_a_step_up_keeps_the_session_one_through_the_upstream(app, idp, peer_upstream, make_client):
+    other, proxy, _ = peer_upstream
+    end_upstream_sessions(app)
+    session, _ = sign_in_with_peer(idp, proxy)
+    # ann sets up an authenticator: the next app's sign-in asks this older session for it.
+    authenticator, _, _ = enrol_totp(session, idp)
+    oauth_client, _ = make_client(redirect_uris=[CALLBACK])
+    ann = Person("ann", login_origin=proxy.url)
+    challenge = drive(session, authorization_url(idp, oauth_client), ann, CALLBACK)
+    assert urlsplit(challenge.url).path == "/login/second-factor", challenge.url
+    done = session.post(challenge.url, data={"csrf_token": csrf_token(challenge.text), "code": authenticator.code()},
+                        allow_redirects=False)
+    assert isinstance(drive(session, f"{idp}{done.headers['Location']}", ann, CALLBACK), str)
+    # Still a sign-in through the upstream: logging out here ends the session there too, with
+    # the upstream's id_token as the hint.
+    page = session.get(f"{idp}/account/")
+    out = session.post(f"{idp}/logout", data={"csrf_token": csrf_token(page.text)}, allow_redirects=False)
+    assert out.headers["Location"].startswith(f"{proxy.url}/oauth/logout?")
+    assert parse_qs(urlsplit(out.headers["Location"]).query)["id_token_hint"]
 
 
 @pytest.mark.parametrize("logout", ["cross-site v2", "unconfirmed"])

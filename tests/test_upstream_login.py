@@ -11,7 +11,8 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from support.factories import PASSWORD, count_rows, update_rows
-from support.oidc import CALLBACK, authorization_url
+from support.mfa import enrol_totp
+from support.oidc import CALLBACK, Browser, authorization_url
 from support.pages import csrf_token, query_params
 from support.upstream import UPSTREAM_SECRET, Person, drive
 
@@ -124,6 +125,36 @@ def test_linking_by_verified_email_needs_the_local_password(app, idp, runner, oi
     # Next time the upstream alone signs in to alice.
     _, again = sign_in(idp, oauth_client, Person("ann"))
     assert id_token_claims(idp, app_tokens(idp, oauth_client, secret, again)["id_token"])["sub"] == alice.sub
+
+
+def test_linking_with_the_password_also_needs_the_accounts_second_factor(app, idp, runner, oidc_upstream,
+                                                                        make_client, make_user):
+    alice = make_user("alice", email="ann@example.com")
+    update_rows(app, User, {"email_verified": True}, User.id == alice.id)
+    browser = Browser(idp)
+    browser.login("alice")
+    authenticator, _, _ = enrol_totp(browser.session, idp)
+    add_upstream(runner, oidc_upstream(ANN))
+    oauth_client, secret = make_client(redirect_uris=[CALLBACK])
+    session, page = sign_in(idp, oauth_client, Person("ann"))
+    assert urlsplit(page.url).path == "/login/link"
+    # The password alone, as at the log-in page, only gets as far as the second factor: no
+    # link yet, and no session (someone with the password alone would otherwise link their
+    # own upstream account and sign in with it from then on).
+    right = session.post(page.url, data={"csrf_token": csrf_token(page.text), "password": PASSWORD},
+                         allow_redirects=False)
+    assert right.status_code == 302 and right.headers["Location"] == "/login/second-factor"
+    assert count_rows(app, UpstreamIdentity) == 0
+    assert session.get(f"{idp}/account/", allow_redirects=False).status_code == 302
+    challenge = session.get(f"{idp}/login/second-factor")
+    done = session.post(challenge.url, data={"csrf_token": csrf_token(challenge.text), "code": authenticator.code()},
+                        allow_redirects=False)
+    assert done.status_code == 302, done.text[:500]
+    callback = drive(session, urljoin(idp, done.headers["Location"]), Person("ann"), CALLBACK)
+    claims = id_token_claims(idp, app_tokens(idp, oauth_client, secret, callback)["id_token"])
+    assert claims["sub"] == alice.sub and {"fed", "pwd", "otp", "mfa"} <= set(claims["amr"])
+    assert count_rows(app, UpstreamIdentity) == 1
+    assert [e["proof"] for e in events(app, "upstream_linked")] == ["password"]
 
 
 @pytest.mark.parametrize("local_verified, upstream_verified", [(True, False), (False, True)])

@@ -58,14 +58,15 @@ def continue_link(page) -> str:
     return match.group(1).replace("&amp;", "&")
 
 
-def enrol_totp(test_client) -> tuple[Authenticator, list[str], object]:
+def enrol_totp(test_client, base: str = "") -> tuple[Authenticator, list[str], object]:
     """Set up an authenticator for the signed-in (or pending) person through the Flask test
-    client; return the app, the recovery codes shown once and the page showing them."""
-    page = test_client.get("/account/security/totp")
-    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    client (or a requests session, with the server's ``base`` URL); return the app, the
+    recovery codes shown once and the page showing them."""
+    page = test_client.get(f"{base}/account/security/totp")
+    assert page.status_code == 200, page_text(page)[:500]
     app = Authenticator(secret_on_page(page))
-    done = test_client.post("/account/security/totp", data={"csrf_token": csrf_token(page), "code": app.code()})
-    assert done.status_code == 200, done.get_data(as_text=True)[:2000]
+    done = test_client.post(f"{base}/account/security/totp", data={"csrf_token": csrf_token(page), "code": app.code()})
+    assert done.status_code == 200, page_text(done)[:2000]
     codes = recovery_codes_on_page(done)
     assert len(codes) == 10
     return app, codes, done

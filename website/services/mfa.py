@@ -31,7 +31,7 @@ import time
 
 import pyotp
 import segno
-from flask import current_app, session
+from flask import current_app, flash, session
 
 from website.extensions import db
 from website.models.base import now
@@ -44,7 +44,8 @@ from website.oauth2.acr import (
     start_grace_period,
 )
 from website.services.mail import MailError, send_mail
-from website.services.sessions import log_in
+from website.services.sessions import federation as signed_in_through, log_in
+from website.services.upstreams import link_pending
 from website.store import audit, mfa, throttle
 
 logger = logging.getLogger("website.mfa")
@@ -65,11 +66,26 @@ TOTP_WINDOW = 1
 
 # ---- the pending second factor -------------------------------------------------------------
 
-def _set_pending(user: User, first: list[str], next_url: str, enrol: bool = False) -> None:
+def _set_pending(user: User, first: list[str], next_url: str, enrol: bool = False,
+                 federation: dict | None = None, link: dict | None = None) -> None:
     session["mfa_pending"] = {
         "user_id": user.id, "session_key": user.session_key(), "first": list(first),
-        "next": next_url, "at": now(), "enrol": enrol,
+        "next": next_url, "at": now(), "enrol": enrol, "federation": federation, "link": link,
     }
+
+
+def _sign_in(user: User, amr: tuple[str, ...], federation: dict | None = None, link: dict | None = None) -> None:
+    """``log_in``, once every factor the sign-in asks for is proved. ``link``: an upstream
+    identity waiting to be linked to this account (``services.upstreams.pending_link``),
+    linked only now, so that linking one never takes less than signing in; the session is
+    then a sign-in through that upstream. ``federation``: a step-up's upstream sign-in, kept."""
+    if link is not None:
+        federation = link_pending(link, user, "password")
+        if federation is None:
+            amr = tuple(value for value in amr if value != "fed")
+    log_in(user, amr=amr, federation=federation)
+    if link is not None and federation is None:
+        flash("The upstream account was not linked: it was linked to an account meanwhile.")
 
 
 def _pending() -> dict | None:
@@ -111,8 +127,9 @@ def available_factors(user: User) -> list[str]:
     return [kind for kind in mfa.factor_kinds(user) if kind in FACTOR_PAGES]
 
 
-def after_password(user: User, next_url: str, first: tuple[str, ...] = ("pwd",)) -> str | None:
-    """The password was right: sign in, or hold the sign-in for a second factor.
+def after_password(user: User, next_url: str, first: tuple[str, ...] = ("pwd",), link: dict | None = None) -> str | None:
+    """The password was right: sign in, or hold the sign-in for a second factor (``link``: an
+    upstream identity to link once it is done, see ``_sign_in``).
 
     Returns None when the person is signed in (``log_in``), or the name of the page to go to
     next ("mfa.challenge" for a second factor, "mfa.enrol_totp" to set one up first)."""
@@ -123,12 +140,12 @@ def after_password(user: User, next_url: str, first: tuple[str, ...] = ("pwd",))
         notify(user, "mfa_required", "Your account now needs a second factor",
                ends=grace_ends_at(user) if in_grace_period(user) else None)
     if available_factors(user):
-        _set_pending(user, list(first), next_url)
+        _set_pending(user, list(first), next_url, link=link)
         return "mfa.challenge"
     if policy_applies(user) and not in_grace_period(user):
-        _set_pending(user, list(first), next_url, enrol=True)
+        _set_pending(user, list(first), next_url, enrol=True, link=link)
         return "mfa.enrol_totp"
-    log_in(user, amr=first)
+    _sign_in(user, first, link=link)
     return None
 
 
@@ -136,10 +153,12 @@ def begin_step_up(user: User, next_url: str) -> str:
     """A signed-in person must add a second factor to this session (an app asked for more
     than the session has): the page to go to, as ``after_password``."""
     first = [value for value in session.get("amr") or ["pwd"] if value != "mfa"]
+    # A session through an upstream stays one (its acr, and its id_token for the log-out there).
+    upstream = signed_in_through()
     if available_factors(user):
-        _set_pending(user, first, next_url)
+        _set_pending(user, first, next_url, federation=upstream)
         return "mfa.challenge"
-    _set_pending(user, first, next_url, enrol=True)
+    _set_pending(user, first, next_url, enrol=True, federation=upstream)
     return "mfa.enrol_totp"
 
 
@@ -165,7 +184,7 @@ def complete_second_factor(user: User, amr_value: str, kind: str | None = None) 
     db.session.commit()
     # A step-up of this person's own session keeps the apps it signed in to (/v2/logout):
     # log_in carries them over.
-    log_in(user, amr=amr)
+    _sign_in(user, amr, federation=pending.get("federation"), link=pending.get("link"))
     notify(user, "mfa_used", "You signed in with your second factor",
            factor=FACTOR_PAGES.get(kind, (amr_value,))[0])
     return next_url

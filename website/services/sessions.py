@@ -39,6 +39,9 @@ def log_in(user: User, amr: tuple[str, ...] = ("pwd",), federation: dict | None 
     cookie) and the ``id_token`` it sent (kept sealed with the session's row: the hint for
     ending the session there too at log-out)."""
     federation = dict(federation or {})
+    # A federation without an id_token (a step-up of a session through an upstream) keeps the
+    # one the session's row has.
+    keep_token = bool(federation) and "id_token" not in federation
     upstream_token = federation.pop("id_token", None)
     old = current_session_id()
     # Signing in again as the same person (a step-up, say) keeps this browser's session: its
@@ -57,7 +60,8 @@ def log_in(user: User, amr: tuple[str, ...] = ("pwd",), federation: dict | None 
         address = request.remote_addr if has_request_context() else None
         agent = request.headers.get("User-Agent") if has_request_context() else None
         row = rows.create_session(user, list(amr), address, agent)
-    rows.keep_upstream_id_token(row, upstream_token)
+    if not (same_person and keep_token):
+        rows.keep_upstream_id_token(row, upstream_token)
     db.session.commit()
     session["user_id"] = user.id
     session["session_key"] = user.session_key()

@@ -654,6 +654,19 @@ def confirm_link(pending: dict, upstream: Upstream, user: User, proof: str) -> U
     return identity
 
 
+def link_pending(pending: dict, user: User, proof: str) -> dict | None:
+    """Link the identity of ``pending`` (``pending_link``) to ``user``, who proved the account
+    the way its sign-in asks (the password and then any second factor, or a passkey): the
+    federation to sign in with (``log_in``), or None, and nothing linked, when that identity
+    was linked meanwhile or its upstream is gone. The caller commits."""
+    upstream = find_upstream(pending.get("upstream"))
+    if (pending.get("user_id") != user.id or upstream is None
+            or find_identity(upstream, pending["subject"]) is not None):
+        return None
+    confirm_link(pending, upstream, user, proof)
+    return {"upstream": upstream.name, "acr": pending.get("acr"), "id_token": pending.get("id_token")}
+
+
 def can_unlink(user: User) -> bool:
     """Whether one identity may be unlinked: not when it is the last way to sign in."""
     return has_password(user) or count_identities(user) > 1

@@ -14,6 +14,7 @@ from website.models.upstreams import UpstreamIdentity, has_password
 from website.models.users import User
 from website.oauth2.acr import requested_acr
 from website.services import passkeys
+from website.services.mfa import after_password
 from website.services.sessions import log_in
 from website.services.upstreams import (
     CALLBACK_PATH,
@@ -24,9 +25,9 @@ from website.services.upstreams import (
     begin,
     can_passkey_prove,
     can_unlink,
-    confirm_link,
     finish,
     finish_upstream_logout,
+    link_pending,
     parse_claim_map,
     pending_link,
     redirect_uri,
@@ -143,18 +144,17 @@ def _pending_link():
     return None, None, None
 
 
-def _link(pending: dict, user: User, upstream, proof: str, amr: tuple[str, ...]) -> str | None:
-    """Link the identity to the account the person just proved and sign them in; where to go
-    next, or None (and nothing linked) when that identity was linked meanwhile."""
-    if find_identity(upstream, pending["subject"]) is not None:
+def _link_passkey(pending: dict, user: User, upstream, amr: tuple[str, ...]) -> str | None:
+    """Link the identity to the account the person just proved with a passkey (it needs no
+    second factor) and sign them in; where to go next, or None (and nothing linked) when that
+    identity was linked meanwhile."""
+    if (signed_in_with := link_pending(pending, user, "passkey")) is None:
         session.pop(PENDING, None)
         db.session.commit()
         return None
-    confirm_link(pending, upstream, user, proof)
     audit.record("login_succeeded", user=user, method="upstream", upstream=upstream.name)
     db.session.commit()
-    log_in(user, amr=("fed", *amr), federation={"upstream": upstream.name, "acr": pending.get("acr"),
-                                               "id_token": pending.get("id_token")})
+    log_in(user, amr=("fed", *amr), federation=signed_in_with)
     return safe_next(pending.get("next"))
 
 
@@ -165,7 +165,8 @@ def _linked_meanwhile(upstream) -> str:
 @bp.route("/login/link", methods=["GET", "POST"])
 def link():
     """Link the upstream identity to the account with the same verified address, once the
-    person gives that account's password (or uses one of its passkeys: link_passkey)."""
+    person gives that account's password and then, as at the log-in, its second factor (or
+    uses one of its passkeys: link_passkey)."""
     pending, user, upstream = _pending_link()
     if user is None:
         return render_template("auth/upstream_error.html", upstream=None, next_url=None,
@@ -183,9 +184,18 @@ def link():
             return render_template("auth/upstream_link.html", **page), 429, {"Retry-After": str(wait)}
         if has_password(user) and user.check_password(form.password.data) and user.disabled_at is None:
             attempt.succeeded()
-            if (next_url := _link(pending, user, upstream, "password", ("pwd",))) is None:
+            if find_identity(upstream, pending["subject"]) is not None:
+                session.pop(PENDING, None)
+                db.session.commit()
                 return render_template("auth/upstream_error.html", upstream=upstream, next_url=None,
                                        message=_linked_meanwhile(upstream)), 409
+            audit.record("login_succeeded", user=user, method="upstream", upstream=upstream.name)
+            db.session.commit()
+            # Linked once the sign-in is complete: a second factor first, when the account has
+            # one or the policy asks for one (services/mfa.py), as at the log-in page.
+            next_url = safe_next(pending.get("next"))
+            if step := after_password(user, next_url, first=("fed", "pwd"), link=pending):
+                return redirect(url_for(step))
             return redirect(next_url)
         wait = attempt.failed()
         audit.record("upstream_link_failed", user=user, upstream=upstream.name, reason="wrong password")
@@ -224,7 +234,7 @@ def link_passkey():
         audit.record("upstream_link_failed", user=user, upstream=upstream.name, reason="passkey refused")
         db.session.commit()
         return problem(str(error))
-    if (next_url := _link(pending, user, upstream, "passkey", amr)) is None:
+    if (next_url := _link_passkey(pending, user, upstream, amr)) is None:
         return problem(_linked_meanwhile(upstream), 409)
     response = jsonify(redirect=next_url)
     response.headers["Cache-Control"] = "no-store"
