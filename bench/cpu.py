@@ -15,12 +15,16 @@ less the timer's own cost, measured on an empty hook: compare runs, not single c
 ``--database`` names a PostgreSQL server (``postgresql://postgres@127.0.0.1:5432/test``): the
 run sets up and measures a throwaway database beside the one named, which it drops afterwards
 (run.py's ``postgres_database``), so the named database is never written to. Without it, a
-temporary SQLite file.
+temporary SQLite file. When that server runs on this machine, a column gives the CPU its
+processes (the backend serving the app, and its background writers) spent per request,
+read from /proc (10 ms ticks: use a large ``--n``): with the app's own CPU, where a request's
+time goes on PostgreSQL.
 """
 
 import argparse
 import base64
 import hashlib
+import os
 import secrets
 import sys
 import tempfile
@@ -237,8 +241,15 @@ def run(args, database_url: str) -> int:
     ceiling = ceiling_app.test_client()
     results = {"ceiling": measure(lambda: ceiling.get("/"), args.n, 200)}
     hooks = {}
+    database_us = {}
+    database_cpu = postgres_cpu if args.database else lambda: None
     for key in only:
-        on_start = timer.reset if timer is not None else None  # the warm-up stays out of the table
+        marks = {}
+
+        def on_start():  # the warm-up stays out of the tables
+            if timer is not None:
+                timer.reset()
+            marks["database"] = database_cpu()
         if key == args.profile:
             import cProfile
             import pstats
@@ -252,16 +263,38 @@ def run(args, database_url: str) -> int:
                 stats.print_callers(args.callers)
         else:
             results[key] = measure(requests[key], args.n, 200, on_start)
+        if (after := database_cpu()) is not None:
+            database_us[key] = (after - marks["database"]) / args.n * 1e6
         if timer is not None:
             hooks[key] = dict(timer.costs)
     base = results["ceiling"]
-    print(f"{'endpoint':<20} {'CPU us/req':>10} {'ceiling/this':>12}")
+    print(f"{'endpoint':<20} {'CPU us/req':>10} {'ceiling/this':>12}"
+          + (f" {'PostgreSQL CPU us/req':>22} {'ceiling/(both)':>14}" if database_us else ""))
     for key, value in results.items():
-        print(f"{key:<20} {value:>10.0f} {base / value:>12.2f}")
+        line = f"{key:<20} {value:>10.0f} {base / value:>12.2f}"
+        if key in database_us:
+            line += f" {database_us[key]:>22.0f} {base / (value + database_us[key]):>14.2f}"
+        print(line)
     if hooks:
         print()
         print_hooks(hooks, args.n, timer.overhead)
     return 0
+
+
+def postgres_cpu() -> float | None:
+    """CPU seconds this machine's PostgreSQL processes have used (/proc), or None when none run
+    here. A backend that ends takes its time with it: compare readings over one connection."""
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # a process that ended meanwhile
+        if text[text.index("(") + 1:text.rindex(")")] == "postgres":
+            fields = text[text.rindex(")") + 2:].split()
+            total += int(fields[11]) + int(fields[12])  # utime and stime (stat's fields 14 and 15)
+            found = True
+    return total / os.sysconf("SC_CLK_TCK") if found else None
 
 
 def measure(send, n: int, expect: int, on_start=None) -> float:

@@ -158,3 +158,23 @@ def test_new_passwords_are_hashed_as_strongly_as_owasps_scrypt_minimum():
     user.set_password("a long enough password", method=DEFAULTS["PASSWORD_HASH_METHOD"])
     assert user.password_hash.startswith("scrypt:32768:8:3$")
     assert check_password_hash(user.password_hash, "a long enough password")
+
+
+def test_cpu_reads_the_local_postgresql_servers_cpu_and_it_grows_with_work():
+    """bench/cpu.py --database: the CPU this machine's PostgreSQL spent, from /proc."""
+    import psycopg
+
+    from bench import cpu
+
+    before = cpu.postgres_cpu()
+    if before is None:
+        pytest.skip("no PostgreSQL server runs on this machine")
+    try:
+        connection = psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"this machine's PostgreSQL does not take the bench's URL: {error}")
+    with connection:
+        # A few hundred ms of the server's CPU: many of /proc's 10 ms ticks. Read while its
+        # backend still runs (an ended process leaves /proc, with its CPU time).
+        connection.execute("SELECT count(*) FROM generate_series(1, 5000000)")
+        assert cpu.postgres_cpu() - before >= 0.05
