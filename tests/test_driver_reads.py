@@ -122,6 +122,37 @@ def test_a_token_and_its_event_are_written_together_or_not_at_all(app, make_clie
         assert len(state.idle) == 1
 
 
+def test_on_postgresql_a_token_and_its_event_are_one_statement(app, make_client, monkeypatch):
+    """One round trip, in autocommit: no BEGIN and COMMIT of their own around two INSERTs."""
+    client, _ = make_client(grant_types=["client_credentials"])
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("PostgreSQL's statement (SQLite runs in this process: no round trips)")
+    import psycopg
+
+    sent = []
+    execute, transaction = psycopg.Cursor.execute, psycopg.Connection.transaction
+
+    def recorded_execute(cursor, query, *args, **kwargs):
+        sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    def recorded_transaction(connection, *args, **kwargs):
+        sent.append("BEGIN")
+        return transaction(connection, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recorded_execute)
+    monkeypatch.setattr(psycopg.Connection, "transaction", recorded_transaction)
+    token = {"client_id": client.client_id, "access_token_hash": hash_secret("one statement"),
+             "expires_at": 2**31 - 1, "family_id": "f" * 32}
+    with app.test_request_context():
+        driver.insert_rows(((Token.__table__, token), (AuditEvent.__table__, {"event": "token_issued"})))
+        monkeypatch.undo()
+        assert len(sent) == 1 and sent[0].startswith("WITH"), sent
+        written = select(func.count()).select_from(Token).where(Token.access_token_hash == hash_secret("one statement"))
+        assert db.session.scalar(written) == 1
+
+
 def test_column_types_apply_and_revocation_is_seen_at_once(app, test_client, auth, user, make_client):
     update_rows(app, User, {"email_verified": True}, User.id == user.id)
     token = _token(test_client, auth, make_client)
