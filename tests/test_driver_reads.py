@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from support.factories import update_rows
-from support.flows import bearer, exchange_code, login_and_get_code
+from support.flows import bearer, exchange_code, login_and_get_code, refresh
 
 from website.extensions import db
 from website.models import AuditEvent, Token, User
@@ -122,35 +122,59 @@ def test_a_token_and_its_event_are_written_together_or_not_at_all(app, make_clie
         assert len(state.idle) == 1
 
 
-def test_on_postgresql_a_token_and_its_event_are_one_statement(app, make_client, monkeypatch):
-    """One round trip, in autocommit: no BEGIN and COMMIT of their own around two INSERTs."""
-    client, _ = make_client(grant_types=["client_credentials"])
+@pytest.fixture
+def sent(app, monkeypatch):
+    """On PostgreSQL, the statements psycopg is asked to run (a transaction block as BEGIN)."""
     with app.app_context():
         if db.engine.dialect.name != "postgresql":
-            pytest.skip("PostgreSQL's statement (SQLite runs in this process: no round trips)")
+            pytest.skip("PostgreSQL's statements (SQLite runs in this process: no round trips)")
     import psycopg
 
-    sent = []
+    statements = []
     execute, transaction = psycopg.Cursor.execute, psycopg.Connection.transaction
 
     def recorded_execute(cursor, query, *args, **kwargs):
-        sent.append(str(query))
+        statements.append(str(query))
         return execute(cursor, query, *args, **kwargs)
 
     def recorded_transaction(connection, *args, **kwargs):
-        sent.append("BEGIN")
+        statements.append("BEGIN")
         return transaction(connection, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", recorded_execute)
     monkeypatch.setattr(psycopg.Connection, "transaction", recorded_transaction)
+    return statements
+
+
+def test_on_postgresql_a_token_and_its_event_are_one_statement(app, make_client, sent):
+    """One round trip, in autocommit: no BEGIN and COMMIT of their own around two INSERTs."""
+    client, _ = make_client(grant_types=["client_credentials"])
     token = {"client_id": client.client_id, "access_token_hash": hash_secret("one statement"),
              "expires_at": 2**31 - 1, "family_id": "f" * 32}
     with app.test_request_context():
+        sent.clear()
         driver.insert_rows(((Token.__table__, token), (AuditEvent.__table__, {"event": "token_issued"})))
-        monkeypatch.undo()
         assert len(sent) == 1 and sent[0].startswith("WITH"), sent
-        written = select(func.count()).select_from(Token).where(Token.access_token_hash == hash_secret("one statement"))
-        assert db.session.scalar(written) == 1
+        written = Token.access_token_hash == hash_secret("one statement")
+        assert db.session.scalar(select(func.count()).select_from(Token).where(written)) == 1
+
+
+def test_on_postgresql_a_refresh_writes_its_token_and_event_in_one_statement(
+        app, test_client, auth, user, make_client, sent):
+    """In the refresh's own transaction (the old token is spent in it too): one INSERT statement."""
+    client, secret = make_client()
+    code, verifier = login_and_get_code(test_client, auth, client)
+    first = exchange_code(test_client, client, secret, code, verifier).json
+    sent.clear()
+    again = refresh(test_client, client, first["refresh_token"], secret)
+    assert again.status_code == 200, again.json
+    inserts = [statement for statement in sent if "INSERT INTO" in statement]
+    assert len(inserts) == 1 and inserts[0].startswith("WITH"), inserts
+    assert "INSERT INTO oauth2_tokens" in inserts[0] and "INSERT INTO audit_events" in inserts[0]
+    with app.app_context():
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.event == "token_issued")).all()
+        assert [e.detail["grant_type"] for e in events] == ["authorization_code", "refresh_token"]
+    assert test_client.get("/api/me", headers=bearer(again.json["access_token"])).status_code == 200
 
 
 def test_column_types_apply_and_revocation_is_seen_at_once(app, test_client, auth, user, make_client):

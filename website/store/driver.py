@@ -247,12 +247,17 @@ def insert_rows(rows) -> None:
     _on_a_connection(engine, state, run, "; ".join(sql for sql, _ in statements), rows)
 
 
-def _insert_as_one_statement(engine: Engine, state: _Connections, rows) -> None:
+def _compiled_inserts(engine: Engine, state: _Connections, rows) -> _CompiledInserts:
     shape = tuple((table, frozenset(values)) for table, values in rows)
     key = tuple((id(table), keys) for table, keys in shape)
     compiled = state.compiled.get(key)
     if compiled is None:
         compiled = state.compiled[key] = _CompiledInserts(shape, engine.dialect)
+    return compiled
+
+
+def _insert_as_one_statement(engine: Engine, state: _Connections, rows) -> None:
+    compiled = _compiled_inserts(engine, state, rows)
     parameters = compiled.parameters(rows)
 
     def run(connection):
@@ -263,6 +268,27 @@ def _insert_as_one_statement(engine: Engine, state: _Connections, rows) -> None:
             cursor.close()
 
     _on_a_connection(engine, state, run, compiled.sql, parameters)
+
+
+#: One Core INSERT per table, for ``insert_rows_in`` elsewhere than on PostgreSQL.
+_CORE_INSERTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def insert_rows_in(session, rows) -> None:
+    """Insert each (table, values) of ``rows`` in ``session``'s transaction, which the caller
+    commits with the rest of the request's changes: on PostgreSQL one statement (as
+    ``insert_rows``) on the session's own connection, one round trip; elsewhere a Core
+    INSERT each."""
+    engine = db.engine
+    if engine.dialect.name != "postgresql" or len(rows) < 2:
+        for table, values in rows:
+            statement = _CORE_INSERTS.get(table)
+            if statement is None:
+                statement = _CORE_INSERTS[table] = table.insert()
+            session.execute(statement, values)
+        return
+    compiled = _compiled_inserts(engine, _connections(engine), rows)
+    session.connection().exec_driver_sql(compiled.sql, compiled.parameters(rows))
 
 
 def _on_a_connection(engine: Engine, state: _Connections, run, sql: str, values):

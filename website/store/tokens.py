@@ -3,7 +3,7 @@ checks), the insert of a new token, and revocation of a token family."""
 
 import functools
 
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import joinedload
 
 from website.extensions import db
@@ -58,9 +58,6 @@ MAX_REFRESH_TOKEN_LENGTH = 512
 # The hot statements, built once rather than built and cache-keyed per request. Each lookup
 # is one indexed query that also loads the token's user, so the view reading
 # ``current_token.user`` needs no second query.
-_INSERT_TOKEN = insert(Token.__table__)
-_INSERT_EVENT = insert(AuditEvent.__table__)
-
 
 _TOKEN_BY_ACCESS_HASH = (
     select(Token).options(joinedload(Token.user)).where(Token.access_token_hash == bindparam("hash"))
@@ -196,14 +193,15 @@ def store_token(values: dict, event: dict) -> None:
     the request's session changed (a code or refresh token spent) in the same transaction.
 
     Core INSERTs skip the unit of work and the ORM's bulk-insert bookkeeping for rows nothing
-    reads again (the column defaults still apply). When the session has nothing open (client
-    credentials), both rows go straight to the driver in one transaction of their own.
+    reads again (the column defaults still apply); on PostgreSQL both rows are one statement
+    (store/driver.py). When the session has nothing open (client credentials), they go
+    straight to the driver in one transaction of their own.
     """
+    rows = ((Token.__table__, values), (AuditEvent.__table__, event))
     if driver.may_write_alone(db.session()):
-        driver.insert_rows(((Token.__table__, values), (AuditEvent.__table__, event)))
+        driver.insert_rows(rows)
         return
-    db.session.execute(_INSERT_TOKEN, values)
-    db.session.execute(_INSERT_EVENT, event)
+    driver.insert_rows_in(db.session(), rows)
     commit_keeping_loaded()
 
 
