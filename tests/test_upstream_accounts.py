@@ -328,8 +328,8 @@ def test_a_step_up_keeps_the_session_one_through_the_upstream(app, idp, peer_ups
     ann = Person("ann", login_origin=proxy.url)
     challenge = drive(session, authorization_url(idp, oauth_client), ann, CALLBACK)
     assert urlsplit(challenge.url).path == "/login/second-factor", challenge.url
-    done = session.post(challenge.url, data={"csrf_token": csrf_token(challenge.text), "code": authenticator.code()},
-                        allow_redirects=False)
+    answer = {"csrf_token": csrf_token(challenge.text), "code": authenticator.code()}
+    done = session.post(challenge.url, data=answer, allow_redirects=False)
     assert isinstance(drive(session, f"{idp}{done.headers['Location']}", ann, CALLBACK), str)
     # Still a sign-in through the upstream: logging out here ends the session there too, with
     # the upstream's id_token as the hint.

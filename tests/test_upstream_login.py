@@ -147,8 +147,8 @@ def test_linking_with_the_password_also_needs_the_accounts_second_factor(app, id
     assert count_rows(app, UpstreamIdentity) == 0
     assert session.get(f"{idp}/account/", allow_redirects=False).status_code == 302
     challenge = session.get(f"{idp}/login/second-factor")
-    done = session.post(challenge.url, data={"csrf_token": csrf_token(challenge.text), "code": authenticator.code()},
-                        allow_redirects=False)
+    answer = {"csrf_token": csrf_token(challenge.text), "code": authenticator.code()}
+    done = session.post(challenge.url, data=answer, allow_redirects=False)
     assert done.status_code == 302, done.text[:500]
     callback = drive(session, urljoin(idp, done.headers["Location"]), Person("ann"), CALLBACK)
     claims = id_token_claims(idp, app_tokens(idp, oauth_client, secret, callback)["id_token"])

@@ -65,7 +65,8 @@ def enrol_totp(test_client, base: str = "") -> tuple[Authenticator, list[str], o
     page = test_client.get(f"{base}/account/security/totp")
     assert page.status_code == 200, page_text(page)[:500]
     app = Authenticator(secret_on_page(page))
-    done = test_client.post(f"{base}/account/security/totp", data={"csrf_token": csrf_token(page), "code": app.code()})
+    done = test_client.post(f"{base}/account/security/totp",
+                            data={"csrf_token": csrf_token(page), "code": app.code()})
     assert done.status_code == 200, page_text(done)[:2000]
     codes = recovery_codes_on_page(done)
     assert len(codes) == 10

@@ -74,7 +74,8 @@ def _set_pending(user: User, first: list[str], next_url: str, enrol: bool = Fals
     }
 
 
-def _sign_in(user: User, amr: tuple[str, ...], federation: dict | None = None, link: dict | None = None) -> None:
+def _sign_in(user: User, amr: tuple[str, ...], federation: dict | None = None,
+             link: dict | None = None) -> None:
     """``log_in``, once every factor the sign-in asks for is proved. ``link``: an upstream
     identity waiting to be linked to this account (``services.upstreams.pending_link``),
     linked only now, so that linking one never takes less than signing in; the session is
@@ -127,7 +128,8 @@ def available_factors(user: User) -> list[str]:
     return [kind for kind in mfa.factor_kinds(user) if kind in FACTOR_PAGES]
 
 
-def after_password(user: User, next_url: str, first: tuple[str, ...] = ("pwd",), link: dict | None = None) -> str | None:
+def after_password(user: User, next_url: str, first: tuple[str, ...] = ("pwd",),
+                   link: dict | None = None) -> str | None:
     """The password was right: sign in, or hold the sign-in for a second factor (``link``: an
     upstream identity to link once it is done, see ``_sign_in``).
 
