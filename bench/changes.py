@@ -9,6 +9,8 @@ change made of several commits against BASE). Each tree is a temporary
 ``git worktree`` run with this virtualenv's Python; its request log goes to /dev/null.
 Prints one markdown row per change and endpoint: parent, change, and parent/change (above 1
 is faster). CPU time holds on a busy machine better than wrk's rates; compare rows, not runs.
+With ``--database``, a tree whose cpu.py reads the PostgreSQL server's CPU too (249b11f on)
+counts both: the app's and the server's microseconds per request.
 """
 
 import argparse
@@ -52,9 +54,14 @@ CHANGES = {
     "4a96ece": ("introspection answered below Flask by the front", "introspection"),
     "0fb2732": ("introspection: token and throttle lock in one statement", "introspection"),
     "4dd9d60": ("/api/me body without a Response object", "me"),
+    "031b864": ("client credentials' token and event as one PostgreSQL statement (--database)",
+                "client_credentials"),
+    "0b5172f": ("refresh's and code's token and event as one PostgreSQL statement (--database)",
+                "refresh,code"),
 }
 
-_ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+$")
+#: cpu.py's row: endpoint, the app's CPU, its ratio, and with --database the server's CPU and a ratio.
+_ROW = re.compile(r"^(\w+)\s+(\d+)\s+[\d.]+(?:\s+(\d+)\s+[\d.]+)?$")
 
 
 def cpu_costs(tree: Path, only: str, n: int, database: str) -> dict[str, int]:
@@ -67,7 +74,8 @@ def cpu_costs(tree: Path, only: str, n: int, database: str) -> dict[str, int]:
         result = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         raise SystemExit(f"bench/cpu.py failed in {tree}: {result.stderr.strip().splitlines()[-1:]}")
-    return {m[1]: int(m[2]) for line in result.stdout.splitlines() if (m := _ROW.match(line.strip()))}
+    rows = (_ROW.match(line.strip()) for line in result.stdout.splitlines())
+    return {m[1]: int(m[2]) + int(m[3] or 0) for m in rows if m}
 
 
 def short(revision: str) -> str:
