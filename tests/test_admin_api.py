@@ -225,6 +225,11 @@ def test_clients_roles_and_groups(api, live_server, make_user):
     assert api.patch(f"/clients/{wiki['client_id']}", json={"allowed_groups": ["nobody"]}).status_code == 404
     assert api.delete(f"/clients/{wiki['client_id']}/roles/{role['id']}").status_code == 204
     assert api.get(f"/users/{alice.sub}/roles").json() == []
+    # The wiki's only group: deleting it would open the wiki to everyone.
+    in_use = api.delete(f"/groups/{group['id']}")
+    assert in_use.status_code == 409 and in_use.json()["errorCode"] == "group_in_use", in_use.text
+    assert "only group allowed to use Team Wiki" in in_use.json()["message"]
+    assert api.patch(f"/clients/{wiki['client_id']}", json={"allowed_groups": []}).status_code == 200
     assert api.delete(f"/groups/{group['id']}").status_code == 204
     assert api.delete(f"/clients/{wiki['client_id']}").status_code == 204
     assert api.get(f"/clients/{wiki['client_id']}").status_code == 404

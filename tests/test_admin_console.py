@@ -222,6 +222,14 @@ def test_roles_and_who_may_use_a_client_from_its_page(app, test_client, auth, ad
     assert "No person or group named &#39;ghost&#39;" in test_client.get(page_path).get_data(as_text=True)
     assert post(test_client, f"{page_path}/allowed-groups", page_path, groups=["editors"]).status_code == 302
     assert "Only members of editors may use Team Wiki." in test_client.get(page_path).get_data(as_text=True)
+    # editors is the wiki's only group: deleting it would open the wiki to everyone.
+    with app.app_context():
+        group_id = db.session.scalar(db.select(Group.id).where(Group.name == "editors"))
+    refused = post(test_client, f"/admin/groups/{group_id}/delete")
+    assert refused.status_code == 302 and refused.headers["Location"] == f"/admin/groups/{group_id}"
+    assert "editors is the only group allowed to use Team Wiki" in test_client.get(
+        f"/admin/groups/{group_id}").get_data(as_text=True)
+    assert count_rows(app, Group) == 1
     post(test_client, roles_path, page_path, action="delete", role=role_id)
     assert count_rows(app, ClientRole) == 0
 

@@ -195,3 +195,22 @@ def test_role_commands_refuse_bad_calls(runner, staff, wiki):
     assert "does not have the role editor" in cli(runner, "unassign-role", client.client_id, "editor",
                                                   "--group", "staff", ok=False).output
     assert "Give --group GROUP" in cli(runner, "limit-client", client.client_id, ok=False).output
+
+
+def test_deleting_the_last_group_a_client_is_limited_to_is_refused(test_client, runner, staff, make_client):
+    """A client limited to no group is open to everyone: deleting its only group would let in
+    everyone it kept out. Refused until the client allows another group, or everyone."""
+    password_only = {"grant_types": ["password"], "redirect_uris": [], "scope": "openid"}
+    client, secret = make_client(client_name="Payroll", **password_only)
+    other, _ = make_client(client_name="Wiki", **password_only)
+    cli(runner, "limit-client", client.client_id, "--group", "engineering")
+    cli(runner, "limit-client", other.client_id, "--group", "engineering", "--group", "staff")
+    refused = cli(runner, "delete-group", "engineering", ok=False)
+    assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1
+    assert f"engineering is the only group allowed to use Payroll ({client.client_id})" in refused.output
+    assert "Wiki" not in refused.output  # staff still limits it
+    bob = {"grant_type": "password", "username": "bob", "password": PASSWORD, "scope": "openid"}
+    assert test_client.post("/oauth/token", auth=(client.client_id, secret), data=bob).status_code == 400
+    cli(runner, "limit-client", client.client_id, "--group", "staff")
+    cli(runner, "delete-group", "engineering")
+    assert [g["name"] for g in json.loads(cli(runner, "list-groups", "--json").output)] == ["staff"]

@@ -60,7 +60,10 @@ def create_group_command(name, description):
 def delete_group_command(name):
     """Delete a group: its members leave it, and the roles it gave are taken back."""
     group = _group(name)
-    db.session.delete(group)
+    try:
+        groups.delete_group(group)
+    except groups.GroupStillNeeded as error:
+        raise click.ClickException(f"{error} (flask limit-client)") from None
     audit.record("group_deleted", group=name)
     db.session.commit()
     click.echo(f"Deleted group {name}.")

@@ -3,6 +3,7 @@
 from sqlalchemy import bindparam, delete, exists, func, or_, select
 
 from website.extensions import db
+from website.models.clients import OAuth2Client
 from website.models.groups import ClientAllowedGroup, ClientRole, Group, GroupMember, RoleAssignment
 from website.models.users import User
 from website.store.cache import ROLES, versioned_cache
@@ -137,6 +138,27 @@ def set_allowed_groups(client_id: str, groups: list[Group]) -> None:
     db.session.execute(delete(ClientAllowedGroup).where(ClientAllowedGroup.client_id == client_id))
     for group in groups:
         db.session.add(ClientAllowedGroup(client_id=client_id, group_id=group.id))
+
+
+class GroupStillNeeded(ValueError):
+    """The group is the only one some clients are limited to; the message names them."""
+
+
+def delete_group(group: Group) -> None:
+    """Delete the group (the caller audits and commits): its members leave it and the roles it
+    gave are taken back. Refused (GroupStillNeeded) while it is the only group a client is
+    limited to: a client limited to no group is open to everyone, so deleting its last group
+    would let in everyone it kept out."""
+    elsewhere = select(ClientAllowedGroup.client_id).where(ClientAllowedGroup.group_id != group.id)
+    only_this = select(ClientAllowedGroup.client_id).where(ClientAllowedGroup.group_id == group.id,
+                                                           ClientAllowedGroup.client_id.not_in(elsewhere))
+    clients = db.session.scalars(select(OAuth2Client).where(OAuth2Client.client_id.in_(only_this))
+                                 .order_by(OAuth2Client.client_name, OAuth2Client.client_id)).all()
+    if clients:
+        names = ", ".join(f"{client.client_name} ({client.client_id})" for client in clients)
+        raise GroupStillNeeded(f"{group.name} is the only group allowed to use {names}: deleting it would "
+                               "open that to everyone. Allow another group there, or everyone, first.")
+    db.session.delete(group)
 
 
 def groups_of(user: User) -> list[Group]:

@@ -465,8 +465,12 @@ def delete_group(group_id: int):
                                text="Its members leave it, the roles it gave are taken back, and apps limited"
                                     " to it are closed to its members.",
                                button="Delete group", back=url_for("admin.group_page", group_id=group.id))
+    try:
+        group_store.delete_group(group)
+    except group_store.GroupStillNeeded as error:
+        flash(str(error), "error")
+        return redirect(url_for("admin.group_page", group_id=group.id))
     audit_log.record("group_deleted", group=group.name, by=g.user.username)
-    db.session.delete(group)
     db.session.commit()
     flash(f"Group {group.name} deleted.")
     return redirect(url_for("admin.groups"))

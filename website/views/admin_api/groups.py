@@ -80,14 +80,19 @@ def update_group(group_id):
     return with_etag(group_shape(group))
 
 
-@operation("/groups/<group_id>", "DELETE", "delete:groups", "Delete a group; the roles it gave are taken back.",
+@operation("/groups/<group_id>", "DELETE", "delete:groups",
+           "Delete a group; the roles it gave are taken back (409 group_in_use while it is the only group"
+           " a client is limited to).",
            status=204)
 def delete_group(group_id):
     group = find_group(group_id)
     lock_row(Group.id, group.id)
     check_if_match(group_shape(group))
+    try:
+        store.delete_group(group)
+    except store.GroupStillNeeded as error:
+        raise ApiError(409, str(error), "group_in_use") from None
     audit.record("group_deleted", group=group.name, via="admin_api", by_client=caller())
-    db.session.delete(group)
     db.session.commit()
     return no_content()
 
