@@ -127,8 +127,9 @@ def test_linking_by_verified_email_needs_the_local_password(app, idp, runner, oi
     assert id_token_claims(idp, app_tokens(idp, oauth_client, secret, again)["id_token"])["sub"] == alice.sub
 
 
-def test_linking_with_the_password_also_needs_the_accounts_second_factor(app, idp, runner, oidc_upstream,
-                                                                        make_client, make_user):
+def held_for_the_second_factor(app, idp, runner, oidc_upstream, make_client, make_user):
+    """alice (with an authenticator) gives her password on the link page for ann's upstream
+    identity: (browser session, her authenticator, the app and its secret, alice)."""
     alice = make_user("alice", email="ann@example.com")
     update_rows(app, User, {"email_verified": True}, User.id == alice.id)
     browser = Browser(idp)
@@ -138,23 +139,54 @@ def test_linking_with_the_password_also_needs_the_accounts_second_factor(app, id
     oauth_client, secret = make_client(redirect_uris=[CALLBACK])
     session, page = sign_in(idp, oauth_client, Person("ann"))
     assert urlsplit(page.url).path == "/login/link"
-    # The password alone, as at the log-in page, only gets as far as the second factor: no
-    # link yet, and no session (someone with the password alone would otherwise link their
-    # own upstream account and sign in with it from then on).
     right = session.post(page.url, data={"csrf_token": csrf_token(page.text), "password": PASSWORD},
                          allow_redirects=False)
     assert right.status_code == 302 and right.headers["Location"] == "/login/second-factor"
-    assert count_rows(app, UpstreamIdentity) == 0
-    assert session.get(f"{idp}/account/", allow_redirects=False).status_code == 302
+    return session, authenticator, oauth_client, secret, alice
+
+
+def answer_second_factor(idp, session, authenticator):
     challenge = session.get(f"{idp}/login/second-factor")
     answer = {"csrf_token": csrf_token(challenge.text), "code": authenticator.code()}
     done = session.post(challenge.url, data=answer, allow_redirects=False)
     assert done.status_code == 302, done.text[:500]
-    callback = drive(session, urljoin(idp, done.headers["Location"]), Person("ann"), CALLBACK)
+    return urljoin(idp, done.headers["Location"])
+
+
+def test_linking_with_the_password_also_needs_the_accounts_second_factor(app, idp, runner, oidc_upstream,
+                                                                        make_client, make_user):
+    session, authenticator, oauth_client, secret, alice = held_for_the_second_factor(
+        app, idp, runner, oidc_upstream, make_client, make_user)
+    # The password alone, as at the log-in page, only gets as far as the second factor: no
+    # link yet, and no session (someone with the password alone would otherwise link their
+    # own upstream account and sign in with it from then on).
+    assert count_rows(app, UpstreamIdentity) == 0
+    assert session.get(f"{idp}/account/", allow_redirects=False).status_code == 302
+    callback = drive(session, answer_second_factor(idp, session, authenticator), Person("ann"), CALLBACK)
     claims = id_token_claims(idp, app_tokens(idp, oauth_client, secret, callback)["id_token"])
     assert claims["sub"] == alice.sub and {"fed", "pwd", "otp", "mfa"} <= set(claims["amr"])
     assert count_rows(app, UpstreamIdentity) == 1
     assert [e["proof"] for e in events(app, "upstream_linked")] == ["password"]
+
+
+def test_an_identity_linked_elsewhere_during_the_second_factor_is_not_linked_again(
+        app, idp, runner, oidc_upstream, make_client, make_user):
+    session, authenticator, _, _, alice = held_for_the_second_factor(
+        app, idp, runner, oidc_upstream, make_client, make_user)
+    bob = make_user("bob")
+    with app.app_context():  # meanwhile, ann's upstream identity was linked to bob
+        upstream = db.session.scalar(db.select(Upstream))
+        db.session.add(UpstreamIdentity(user_id=bob.id, upstream_id=upstream.id, subject="ann"))
+        db.session.commit()
+    # alice proved both factors: she is signed in (the app's consent page), without the link,
+    # and told so.
+    landing = session.get(answer_second_factor(idp, session, authenticator))
+    assert landing.status_code == 200 and "was not linked" in unescape(landing.text), landing.text[:2000]
+    assert session.get(f"{idp}/account/", allow_redirects=False).status_code == 200
+    with app.app_context():
+        identities = db.session.scalars(db.select(UpstreamIdentity)).all()
+        assert [(i.user_id, i.subject) for i in identities] == [(bob.id, "ann")]
+    assert events(app, "upstream_linked") == []
 
 
 @pytest.mark.parametrize("local_verified, upstream_verified", [(True, False), (False, True)])
